@@ -1,0 +1,466 @@
+//! One typed `Settings`, parsed once at start-up.
+//!
+//! Sources, strongest first: the process environment, a `.env` file in the working directory, the
+//! TOML file given with `--config`, then the defaults. Variable names are NextChat's where NextChat
+//! has one (`OPENROUTER_API_KEY`, `CODE`, `CUSTOM_MODELS`, …) so an existing NextChat deployment's
+//! environment works unchanged; Switchboard's own start with `SWITCHBOARD_`.
+//!
+//! Parsing is "parse, don't validate": every value that reaches the rest of the program is already
+//! checked, and every failure names the variable it came from ([`SettingsError`]).
+
+use std::collections::HashMap;
+use std::fmt;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::access::AccessCodes;
+use crate::provider::{ProviderConfig, ProviderId};
+use crate::secret::Secret;
+
+/// Every variable Switchboard reads, with its default, in the order `.env.template` documents them.
+/// The list is the single source for the TOML file's accepted keys and for the template test.
+pub const VARIABLES: &[(&str, &str)] = &[
+    ("OPENROUTER_API_KEY", ""),
+    ("OPENROUTER_URL", "https://openrouter.ai/api"),
+    ("OPENAI_API_KEY", ""),
+    ("BASE_URL", "https://api.openai.com"),
+    ("CODE", ""),
+    ("HIDE_USER_API_KEY", "false"),
+    ("CUSTOM_MODELS", ""),
+    ("DEFAULT_MODEL", ""),
+    ("VISION_MODELS", ""),
+    ("DISABLE_FAST_LINK", "false"),
+    ("ENABLE_BALANCE_QUERY", "false"),
+    ("SWITCHBOARD_ADDR", "127.0.0.1:3000"),
+    ("PORT", ""),
+    ("DATABASE_URL", "sqlite://switchboard.db"),
+    ("SWITCHBOARD_SITE_URL", ""),
+    ("SWITCHBOARD_APP_NAME", "Switchboard"),
+    ("SWITCHBOARD_MAX_BODY_BYTES", "1048576"),
+    ("SWITCHBOARD_CATALOG_REFRESH", "1h"),
+    ("SWITCHBOARD_UPSTREAM_FIRST_BYTE_TIMEOUT", "300s"),
+    ("SWITCHBOARD_UPSTREAM_IDLE_TIMEOUT", "300s"),
+    ("SWITCHBOARD_CORS_ORIGINS", ""),
+    ("SWITCHBOARD_METRICS", "code"),
+    ("SWITCHBOARD_TITLE_MODEL", ""),
+    ("SWITCHBOARD_COOKIE_SECRET", ""),
+];
+
+/// A setting that could not be used. The message always starts with the variable's name, so the one
+/// line printed at start-up tells the operator what to fix.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum SettingsError {
+    #[error("{var}: {problem}")]
+    Invalid { var: &'static str, problem: String },
+    #[error("--config {path}: {problem}")]
+    ConfigFile { path: PathBuf, problem: String },
+}
+
+impl SettingsError {
+    fn invalid(var: &'static str, problem: impl Into<String>) -> Self {
+        SettingsError::Invalid {
+            var,
+            problem: problem.into(),
+        }
+    }
+}
+
+/// Who may read `/metrics`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MetricsAccess {
+    Off,
+    Open,
+    /// Needs an access code when `CODE` is set; open otherwise.
+    Code,
+}
+
+/// Which cross-origin callers the API answers.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum CorsOrigins {
+    /// Same-origin only: no CORS headers at all.
+    #[default]
+    SameOrigin,
+    Any,
+    List(Vec<String>),
+}
+
+/// Everything Switchboard is configured with.
+#[derive(Clone)]
+pub struct Settings {
+    pub openrouter: ProviderConfig,
+    pub openai: ProviderConfig,
+    pub access_codes: AccessCodes,
+    pub hide_user_api_key: bool,
+    pub custom_models: String,
+    pub default_model: String,
+    pub vision_models: String,
+    pub disable_fast_link: bool,
+    pub enable_balance_query: bool,
+    pub addr: SocketAddr,
+    pub database_url: String,
+    pub site_url: Option<String>,
+    pub app_name: String,
+    pub max_body_bytes: usize,
+    pub catalog_refresh: Duration,
+    pub upstream_first_byte_timeout: Duration,
+    pub upstream_idle_timeout: Duration,
+    pub cors_origins: CorsOrigins,
+    pub metrics: MetricsAccess,
+    pub title_model: Option<String>,
+    /// Signs the browser's login cookie. Random per start when unset (logins then end on restart).
+    pub cookie_secret: Option<Secret>,
+}
+
+impl fmt::Debug for Settings {
+    // Written by hand so that no field that could hold a secret is ever formatted by accident.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Settings")
+            .field("openrouter", &self.openrouter)
+            .field("openai", &self.openai)
+            .field("access_codes", &self.access_codes)
+            .field("hide_user_api_key", &self.hide_user_api_key)
+            .field("custom_models", &self.custom_models)
+            .field("default_model", &self.default_model)
+            .field("addr", &self.addr)
+            .field("database_url", &"<redacted>")
+            .finish_non_exhaustive()
+    }
+}
+
+/// Where settings come from. Tests build one from a map; the binary uses [`Sources::from_process`].
+#[derive(Debug, Default, Clone)]
+pub struct Sources {
+    values: HashMap<String, String>,
+}
+
+impl Sources {
+    /// Sources from plain `NAME=value` pairs (strongest source only; for tests and embedding).
+    pub fn from_pairs<I, K, V>(pairs: I) -> Self
+    where
+        I: IntoIterator<Item = (K, V)>,
+        K: Into<String>,
+        V: Into<String>,
+    {
+        Sources {
+            values: pairs
+                .into_iter()
+                .map(|(k, v)| (k.into(), v.into()))
+                .collect(),
+        }
+    }
+
+    /// The process environment over `.env` in `dir` over the TOML `config` file.
+    pub fn from_process(dir: &Path, config: Option<&Path>) -> Result<Self, SettingsError> {
+        let mut values = match config {
+            Some(path) => read_toml(path)?,
+            None => HashMap::new(),
+        };
+        let dotenv = dir.join(".env");
+        if dotenv.is_file() {
+            let iter = dotenvy::from_path_iter(&dotenv).map_err(|e| SettingsError::ConfigFile {
+                path: dotenv.clone(),
+                problem: e.to_string(),
+            })?;
+            for item in iter {
+                let (k, v) = item.map_err(|e| SettingsError::ConfigFile {
+                    path: dotenv.clone(),
+                    problem: e.to_string(),
+                })?;
+                values.insert(k, v);
+            }
+        }
+        for (name, _) in VARIABLES {
+            if let Ok(v) = std::env::var(name) {
+                values.insert((*name).to_string(), v);
+            }
+        }
+        // RUST_LOG and the like are read by their own crates; only our names are kept here.
+        Ok(Sources { values })
+    }
+
+    fn get(&self, var: &str) -> Option<&str> {
+        self.values.get(var).map(String::as_str)
+    }
+
+    /// The value, trimmed, or `None` when unset or blank.
+    fn non_empty(&self, var: &str) -> Option<&str> {
+        self.get(var).map(str::trim).filter(|v| !v.is_empty())
+    }
+}
+
+fn read_toml(path: &Path) -> Result<HashMap<String, String>, SettingsError> {
+    let err = |problem: String| SettingsError::ConfigFile {
+        path: path.to_path_buf(),
+        problem,
+    };
+    let text = std::fs::read_to_string(path).map_err(|e| err(e.to_string()))?;
+    let table: toml::Table = text.parse().map_err(|e: toml::de::Error| err(e.to_string()))?;
+    let mut out = HashMap::new();
+    for (key, value) in table {
+        let name = key.to_ascii_uppercase();
+        if !VARIABLES.iter().any(|(v, _)| *v == name) {
+            return Err(err(format!("unknown key `{key}`")));
+        }
+        let text = match value {
+            toml::Value::String(s) => s,
+            toml::Value::Integer(i) => i.to_string(),
+            toml::Value::Float(f) => f.to_string(),
+            toml::Value::Boolean(b) => b.to_string(),
+            toml::Value::Array(items) => items
+                .iter()
+                .map(|i| match i {
+                    toml::Value::String(s) => Ok(s.clone()),
+                    other => Err(err(format!("`{key}`: list items must be strings, got {other}"))),
+                })
+                .collect::<Result<Vec<_>, _>>()?
+                .join(","),
+            other => return Err(err(format!("`{key}`: unsupported value {other}"))),
+        };
+        out.insert(name, text);
+    }
+    Ok(out)
+}
+
+impl Settings {
+    /// Parse every variable; the first invalid one stops with an error naming it.
+    pub fn load(src: &Sources) -> Result<Settings, SettingsError> {
+        let openrouter = ProviderConfig {
+            id: ProviderId::OpenRouter,
+            base_url: base_url(src, "OPENROUTER_URL", "https://openrouter.ai/api")?,
+            api_keys: key_list(src, "OPENROUTER_API_KEY"),
+            key_var: "OPENROUTER_API_KEY",
+        };
+        let openai = ProviderConfig {
+            id: ProviderId::OpenAi,
+            base_url: base_url(src, "BASE_URL", "https://api.openai.com")?,
+            api_keys: key_list(src, "OPENAI_API_KEY"),
+            key_var: "OPENAI_API_KEY",
+        };
+        let codes: Vec<String> = comma_list(src.get("CODE").unwrap_or(""));
+        let addr = match (src.non_empty("SWITCHBOARD_ADDR"), src.non_empty("PORT")) {
+            (Some(a), _) => a.parse::<SocketAddr>().map_err(|_| {
+                SettingsError::invalid(
+                    "SWITCHBOARD_ADDR",
+                    format!("`{a}` is not an address like 127.0.0.1:3000"),
+                )
+            })?,
+            (None, Some(p)) => {
+                let port = p.parse::<u16>().map_err(|_| {
+                    SettingsError::invalid("PORT", format!("`{p}` is not a port number (0-65535)"))
+                })?;
+                SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), port)
+            }
+            (None, None) => SocketAddr::from(([127, 0, 0, 1], 3000)),
+        };
+        let database_url = src
+            .non_empty("DATABASE_URL")
+            .unwrap_or("sqlite://switchboard.db")
+            .to_string();
+        if !(database_url.starts_with("sqlite:")
+            || database_url.starts_with("postgres://")
+            || database_url.starts_with("postgresql://"))
+        {
+            return Err(SettingsError::invalid(
+                "DATABASE_URL",
+                "must start with sqlite: or postgres://",
+            ));
+        }
+        let site_url = match src.non_empty("SWITCHBOARD_SITE_URL") {
+            Some(u) => Some(
+                url::Url::parse(u)
+                    .map_err(|e| {
+                        SettingsError::invalid("SWITCHBOARD_SITE_URL", format!("`{u}`: {e}"))
+                    })?
+                    .as_str()
+                    .trim_end_matches('/')
+                    .to_string(),
+            ),
+            None => None,
+        };
+        let cors_origins = match src.non_empty("SWITCHBOARD_CORS_ORIGINS") {
+            None => CorsOrigins::SameOrigin,
+            Some("*") => CorsOrigins::Any,
+            Some(list) => {
+                let origins = comma_list(list);
+                for o in &origins {
+                    let ok = url::Url::parse(o)
+                        .map(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some())
+                        .unwrap_or(false);
+                    if !ok {
+                        return Err(SettingsError::invalid(
+                            "SWITCHBOARD_CORS_ORIGINS",
+                            format!("`{o}` is not an origin like https://chat.example.com, or *"),
+                        ));
+                    }
+                }
+                CorsOrigins::List(
+                    origins
+                        .into_iter()
+                        .map(|o| o.trim_end_matches('/').to_string())
+                        .collect(),
+                )
+            }
+        };
+        let metrics = match src
+            .non_empty("SWITCHBOARD_METRICS")
+            .map(str::to_ascii_lowercase)
+            .as_deref()
+        {
+            None | Some("code") => MetricsAccess::Code,
+            Some("open") => MetricsAccess::Open,
+            Some("off") => MetricsAccess::Off,
+            Some(other) => {
+                return Err(SettingsError::invalid(
+                    "SWITCHBOARD_METRICS",
+                    format!("`{other}` is not one of off, open, code"),
+                ));
+            }
+        };
+        let max_body_bytes = match src.non_empty("SWITCHBOARD_MAX_BODY_BYTES") {
+            None => 1024 * 1024,
+            Some(v) => match v.parse::<usize>() {
+                Ok(n) if n >= 1024 => n,
+                _ => {
+                    return Err(SettingsError::invalid(
+                        "SWITCHBOARD_MAX_BODY_BYTES",
+                        format!("`{v}` is not a byte count of at least 1024"),
+                    ));
+                }
+            },
+        };
+        Ok(Settings {
+            openrouter,
+            openai,
+            access_codes: AccessCodes::new(&codes),
+            hide_user_api_key: flag(src, "HIDE_USER_API_KEY")?,
+            custom_models: src.get("CUSTOM_MODELS").unwrap_or("").trim().to_string(),
+            default_model: src.get("DEFAULT_MODEL").unwrap_or("").trim().to_string(),
+            vision_models: src.get("VISION_MODELS").unwrap_or("").trim().to_string(),
+            disable_fast_link: flag(src, "DISABLE_FAST_LINK")?,
+            enable_balance_query: flag(src, "ENABLE_BALANCE_QUERY")?,
+            addr,
+            database_url,
+            site_url,
+            app_name: src
+                .non_empty("SWITCHBOARD_APP_NAME")
+                .unwrap_or("Switchboard")
+                .to_string(),
+            max_body_bytes,
+            catalog_refresh: duration(src, "SWITCHBOARD_CATALOG_REFRESH", 3600)?,
+            upstream_first_byte_timeout: duration(
+                src,
+                "SWITCHBOARD_UPSTREAM_FIRST_BYTE_TIMEOUT",
+                300,
+            )?,
+            upstream_idle_timeout: duration(src, "SWITCHBOARD_UPSTREAM_IDLE_TIMEOUT", 300)?,
+            cors_origins,
+            metrics,
+            title_model: src.non_empty("SWITCHBOARD_TITLE_MODEL").map(str::to_string),
+            cookie_secret: src
+                .non_empty("SWITCHBOARD_COOKIE_SECRET")
+                .map(|s| Secret::new(s.to_string())),
+        })
+    }
+
+    /// The warning printed at start when anyone who reaches the address can spend the keys.
+    pub fn open_bind_warning(&self) -> Option<String> {
+        if self.access_codes.is_empty() && !self.addr.ip().is_loopback() {
+            Some(format!(
+                "listening on {} with no CODE set: anyone who can reach this address can spend \
+                 the configured API keys; set CODE to require an access code",
+                self.addr
+            ))
+        } else {
+            None
+        }
+    }
+}
+
+/// Split a comma list, trimming entries and dropping empty ones.
+pub fn comma_list(raw: &str) -> Vec<String> {
+    raw.split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
+fn key_list(src: &Sources, var: &'static str) -> Vec<Secret> {
+    comma_list(src.get(var).unwrap_or(""))
+        .into_iter()
+        .map(Secret::new)
+        .collect()
+}
+
+/// NextChat's URL normalisation: `https://` added when no scheme, trailing `/` removed.
+fn base_url(src: &Sources, var: &'static str, default: &str) -> Result<String, SettingsError> {
+    let raw = src.non_empty(var).unwrap_or(default);
+    let with_scheme = if raw.contains("://") {
+        raw.to_string()
+    } else {
+        format!("https://{raw}")
+    };
+    let parsed = url::Url::parse(&with_scheme)
+        .map_err(|e| SettingsError::invalid(var, format!("`{raw}` is not a URL: {e}")))?;
+    if !matches!(parsed.scheme(), "http" | "https") {
+        return Err(SettingsError::invalid(
+            var,
+            format!("`{raw}`: only http and https URLs are supported"),
+        ));
+    }
+    if parsed.host().is_none() {
+        return Err(SettingsError::invalid(var, format!("`{raw}` has no host")));
+    }
+    if parsed.query().is_some() || parsed.fragment().is_some() {
+        return Err(SettingsError::invalid(
+            var,
+            format!("`{raw}` must not have a query or fragment"),
+        ));
+    }
+    Ok(with_scheme.trim_end_matches('/').to_string())
+}
+
+fn flag(src: &Sources, var: &'static str) -> Result<bool, SettingsError> {
+    match src
+        .non_empty(var)
+        .map(str::to_ascii_lowercase)
+        .as_deref()
+    {
+        None | Some("0" | "false" | "no" | "off") => Ok(false),
+        Some("1" | "true" | "yes" | "on") => Ok(true),
+        Some(other) => Err(SettingsError::invalid(
+            var,
+            format!("`{other}` is not a boolean (use 1/0, true/false, yes/no, on/off)"),
+        )),
+    }
+}
+
+fn duration(src: &Sources, var: &'static str, default_secs: u64) -> Result<Duration, SettingsError> {
+    match src.non_empty(var) {
+        None => Ok(Duration::from_secs(default_secs)),
+        Some(v) => parse_duration(v).ok_or_else(|| {
+            SettingsError::invalid(
+                var,
+                format!("`{v}` is not a duration (e.g. 90, 90s, 500ms, 5m, 1h)"),
+            )
+        }),
+    }
+}
+
+/// `90` (seconds), `90s`, `500ms`, `5m`, `1h`. Zero is refused: every duration here is a timeout or
+/// an interval, where zero would mean "never wait" or "spin".
+pub fn parse_duration(v: &str) -> Option<Duration> {
+    let v = v.trim();
+    let split = v.find(|c: char| !c.is_ascii_digit()).unwrap_or(v.len());
+    let (num, unit) = v.split_at(split);
+    let n: u64 = num.parse().ok()?;
+    let d = match unit.trim() {
+        "" | "s" => Duration::from_secs(n),
+        "ms" => Duration::from_millis(n),
+        "m" => Duration::from_secs(n.checked_mul(60)?),
+        "h" => Duration::from_secs(n.checked_mul(3600)?),
+        _ => return None,
+    };
+    (!d.is_zero()).then_some(d)
+}
