@@ -61,6 +61,15 @@ impl AccessCodes {
         }
         bool::from(found).then_some(candidate)
     }
+
+    /// Whether `hash` is the hash of one of our codes (for signed session cookies), constant time.
+    pub fn contains_hash(&self, hash: &[u8; 32]) -> bool {
+        let mut found = subtle::Choice::from(0u8);
+        for h in &self.hashes {
+            found |= h.ct_eq(hash);
+        }
+        bool::from(found)
+    }
 }
 
 /// What the client presented, classified the way NextChat classifies it.

@@ -1,1 +1,150 @@
+//! Switchboard's HTTP application.
+//!
+//! [`app`] builds the whole router from an [`AppState`]; [`serve`] runs it on a listener until a
+//! shutdown signal. Tests start the same app on port 0 (see `tests/`), so what is tested is what
+//! runs.
+//!
+//! One module per feature, each exposing `routes()`: [`proxy`] (NextChat-compatible provider
+//! proxies), the gateway, the chat API, the UI. Cross-cutting concerns are tower layers here.
 
+pub mod auth;
+pub mod error;
+pub mod extract;
+pub mod metrics;
+pub mod models;
+pub mod proxy;
+pub mod relay;
+pub mod session;
+pub mod state;
+
+use std::future::Future;
+use std::net::SocketAddr;
+
+use axum::Router;
+use axum::extract::{ConnectInfo, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde_json::json;
+use switchboard_core::settings::{CorsOrigins, MetricsAccess};
+use tokio::net::TcpListener;
+use tower_http::cors::{AllowOrigin, CorsLayer};
+
+pub use error::ApiError;
+pub use state::AppState;
+
+/// The whole application.
+pub fn app(state: AppState) -> Router {
+    let router = Router::new()
+        .route("/healthz", get(healthz))
+        .route("/api/config", get(config).post(config))
+        .route("/api/login", post(session::login))
+        .route("/api/logout", post(session::logout))
+        .route("/metrics", get(metrics))
+        .merge(proxy::routes())
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed);
+    let router = match cors_layer(&state.settings().cors_origins) {
+        Some(cors) => router.layer(cors),
+        None => router,
+    };
+    router.with_state(state)
+}
+
+/// Run the app on `listener` until `shutdown` resolves, then finish in-flight requests.
+pub async fn serve(
+    state: AppState,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    use axum::serve::ListenerExt;
+    // Streams are many small writes: Nagle's algorithm would hold each delta back.
+    let listener = listener.tap_io(|tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
+    axum::serve(
+        listener,
+        app(state).into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
+}
+
+fn cors_layer(origins: &CorsOrigins) -> Option<CorsLayer> {
+    let allow = match origins {
+        CorsOrigins::SameOrigin => return None,
+        CorsOrigins::Any => AllowOrigin::any(),
+        CorsOrigins::List(list) => AllowOrigin::list(
+            list.iter()
+                .filter_map(|o| HeaderValue::from_str(o).ok())
+                .collect::<Vec<_>>(),
+        ),
+    };
+    Some(
+        CorsLayer::new()
+            .allow_origin(allow)
+            .allow_methods([Method::GET, Method::POST, Method::OPTIONS])
+            .allow_headers([
+                header::AUTHORIZATION,
+                header::CONTENT_TYPE,
+                header::ACCEPT,
+                "http-referer".parse().expect("static header name"),
+                "x-title".parse().expect("static header name"),
+            ])
+            .expose_headers([
+                "x-generation-id".parse().expect("static header name"),
+                header::RETRY_AFTER,
+            ]),
+    )
+}
+
+async fn healthz() -> impl IntoResponse {
+    axum::Json(json!({"status": "ok", "version": env!("CARGO_PKG_VERSION")}))
+}
+
+/// NextChat's `/api/config`, key for key, so NextChat clients can read it.
+async fn config(State(state): State<AppState>) -> impl IntoResponse {
+    let s = state.settings();
+    axum::Json(json!({
+        "needCode": state.policy().needs_code(),
+        "hideUserApiKey": s.hide_user_api_key,
+        "hideBalanceQuery": !s.enable_balance_query,
+        "disableFastLink": s.disable_fast_link,
+        "customModels": s.custom_models,
+        "defaultModel": s.default_model,
+        "visionModels": s.vision_models,
+    }))
+}
+
+async fn metrics(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    match state.settings().metrics {
+        MetricsAccess::Off => return Err(ApiError::not_found("metrics are off")),
+        MetricsAccess::Open => {}
+        MetricsAccess::Code => {
+            auth::admit(&state, &headers, peer.ip(), auth::CredentialStyle::Gateway)?;
+        }
+    }
+    Ok((
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; version=0.0.4"),
+        )],
+        state.metrics().render(),
+    )
+        .into_response())
+}
+
+async fn not_found() -> ApiError {
+    ApiError::not_found("no such route")
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method not allowed on this route",
+    )
+}

@@ -1,1 +1,116 @@
-fn main() {}
+//! `switchboard`: reads settings, builds the app, runs it. Everything else lives in the libraries.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use switchboard_core::{Settings, Sources};
+use switchboard_server::AppState;
+
+#[derive(Parser)]
+#[command(
+    name = "switchboard",
+    version,
+    about = "A private chat with every LLM, and an OpenAI-compatible gateway"
+)]
+struct Cli {
+    /// A TOML file with settings (keys as the environment variables); the environment wins.
+    #[arg(long, global = true, value_name = "FILE")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the web UI, the chat API, the proxy and the gateway (the default).
+    Serve,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging();
+    let settings = match load_settings(&cli) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            return ExitCode::from(2);
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: could not start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match cli.command.unwrap_or(Command::Serve) {
+        Command::Serve => match runtime.block_on(serve(settings)) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("error: {e:#}");
+                ExitCode::FAILURE
+            }
+        },
+    }
+}
+
+fn load_settings(cli: &Cli) -> anyhow::Result<Settings> {
+    let dir = std::env::current_dir().context("reading the working directory")?;
+    let sources = Sources::from_process(&dir, cli.config.as_deref())?;
+    Ok(Settings::load(&sources)?)
+}
+
+fn init_logging() {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+}
+
+async fn serve(settings: Settings) -> anyhow::Result<()> {
+    if let Some(warning) = settings.open_bind_warning() {
+        tracing::warn!("{warning}");
+    }
+    let addr = settings.addr;
+    let state = AppState::new(settings).context("building the application")?;
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("binding {addr} (SWITCHBOARD_ADDR)"))?;
+    let local = listener.local_addr()?;
+    // Tests and scripts wait for this exact line.
+    println!("listening on http://{local}");
+    tracing::info!(%local, "switchboard started");
+    switchboard_server::serve(state, listener, shutdown_signal()).await?;
+    tracing::info!("switchboard stopped");
+    Ok(())
+}
+
+/// Resolves on Ctrl-C or SIGTERM, so in-flight requests finish before exit.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+}

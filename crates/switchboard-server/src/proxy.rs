@@ -1,0 +1,142 @@
+//! `/api/openrouter/{*path}` and `/api/openai/{*path}`: NextChat's provider proxies, done right.
+//!
+//! Differences from NextChat's `app/api/openrouter.ts`, each deliberate: only the listed API paths
+//! are reachable (NextChat forwarded any subpath with the server's key); the body is read once and
+//! passed through untouched; a wrong access code is refused instead of falling through; an access
+//! code never leaves the server; errors are JSON with the upstream's status, never a 200.
+
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{ConnectInfo, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::any;
+use switchboard_core::provider::ProviderId;
+
+use crate::auth::{CredentialStyle, admit};
+use crate::error::ApiError;
+use crate::extract::read_body;
+use crate::relay::{UpstreamRequest, relay};
+use crate::state::AppState;
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/api/openrouter/{*path}", any(openrouter))
+        .route("/api/openai/{*path}", any(openai))
+}
+
+async fn openrouter(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let call = ProxyCall {
+        provider: ProviderId::OpenRouter,
+        prefix: "/api/openrouter/",
+        peer,
+        method,
+        uri,
+        headers,
+    };
+    proxy(&state, call, body).await
+}
+
+async fn openai(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let call = ProxyCall {
+        provider: ProviderId::OpenAi,
+        prefix: "/api/openai/",
+        peer,
+        method,
+        uri,
+        headers,
+    };
+    proxy(&state, call, body).await
+}
+
+struct ProxyCall {
+    provider: ProviderId,
+    prefix: &'static str,
+    peer: SocketAddr,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+}
+
+async fn proxy(state: &AppState, call: ProxyCall, body: Body) -> Result<Response, ApiError> {
+    let started = Instant::now();
+    if call.method == Method::OPTIONS {
+        // A same-origin preflight never needs auth; cross-origin ones are answered by the CORS layer.
+        let mut res = StatusCode::NO_CONTENT.into_response();
+        res.headers_mut().insert(
+            header::ALLOW,
+            HeaderValue::from_static("GET, POST, OPTIONS"),
+        );
+        return Ok(res);
+    }
+    if call.method != Method::GET && call.method != Method::POST {
+        return Err(ApiError::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            format!(
+                "method {} is not allowed here; use GET or POST",
+                call.method
+            ),
+        ));
+    }
+    let upstream = state
+        .upstream(&call.provider)
+        .ok_or_else(|| ApiError::not_found("unknown provider"))?;
+    // The raw (still percent-encoded) path must equal an allowed path exactly, so no `..`,
+    // `%2e%2e` or `%2f` trick can reach anything else.
+    let path = call.uri.path().strip_prefix(call.prefix).unwrap_or("");
+    if !upstream.config.allowed_paths().contains(&path) {
+        return Err(ApiError::not_found(format!(
+            "{}{path} is not a proxied API path",
+            call.prefix
+        )));
+    }
+    let principal = admit(
+        state,
+        &call.headers,
+        call.peer.ip(),
+        CredentialStyle::NextChat,
+    )?;
+    let key = principal.upstream_key(&upstream.config, &upstream.rotation)?;
+    let body = if call.method == Method::POST {
+        read_body(&call.headers, body, state.settings().max_body_bytes).await?
+    } else {
+        bytes::Bytes::new()
+    };
+    if call.method == Method::POST && path.ends_with("completions") {
+        crate::models::check_request_models(state, &call.provider, &body)?;
+    }
+    let mut url = format!("{}/{path}", upstream.config.base_url);
+    if let Some(q) = call.uri.query() {
+        url.push('?');
+        url.push_str(q);
+    }
+    relay(
+        state,
+        UpstreamRequest {
+            method: call.method,
+            url,
+            key,
+            client_headers: &call.headers,
+            body,
+        },
+        started,
+    )
+    .await
+}
