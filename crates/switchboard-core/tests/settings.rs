@@ -1,0 +1,197 @@
+//! Settings: every variable, its default, and an error naming the variable for every invalid value.
+
+use std::time::Duration;
+
+use switchboard_core::settings::{CorsOrigins, MetricsAccess, Settings, SettingsError, Sources};
+
+fn load(pairs: &[(&str, &str)]) -> Result<Settings, SettingsError> {
+    Settings::load(&Sources::from_pairs(pairs.iter().copied()))
+}
+
+#[test]
+fn defaults() {
+    let s = load(&[]).unwrap();
+    assert_eq!(s.openrouter.base_url, "https://openrouter.ai/api");
+    assert!(s.openrouter.api_keys.is_empty());
+    assert_eq!(s.openai.base_url, "https://api.openai.com");
+    assert!(s.access_codes.is_empty());
+    assert!(!s.hide_user_api_key);
+    assert_eq!(s.custom_models, "");
+    assert_eq!(s.addr.to_string(), "127.0.0.1:3000");
+    assert_eq!(s.database_url, "sqlite://switchboard.db");
+    assert_eq!(s.site_url, None);
+    assert_eq!(s.app_name, "Switchboard");
+    assert_eq!(s.max_body_bytes, 1024 * 1024);
+    assert_eq!(s.catalog_refresh, Duration::from_secs(3600));
+    assert_eq!(s.upstream_first_byte_timeout, Duration::from_secs(300));
+    assert_eq!(s.upstream_idle_timeout, Duration::from_secs(300));
+    assert_eq!(s.cors_origins, CorsOrigins::SameOrigin);
+    assert_eq!(s.metrics, MetricsAccess::Code);
+    assert_eq!(s.title_model, None);
+    assert!(s.open_bind_warning().is_none());
+}
+
+#[test]
+fn every_variable_is_read() {
+    let s = load(&[
+        ("OPENROUTER_API_KEY", " sk-or-a, ,sk-or-b "),
+        ("OPENROUTER_URL", "openrouter.example.com/api/"),
+        ("OPENAI_API_KEY", "sk-x"),
+        ("BASE_URL", "http://localhost:8000/"),
+        ("CODE", "one, two,,"),
+        ("HIDE_USER_API_KEY", "1"),
+        ("CUSTOM_MODELS", " -all,+x@OpenRouter "),
+        ("DEFAULT_MODEL", "x@OpenRouter"),
+        ("VISION_MODELS", "a,b"),
+        ("DISABLE_FAST_LINK", "true"),
+        ("ENABLE_BALANCE_QUERY", "yes"),
+        ("SWITCHBOARD_ADDR", "0.0.0.0:8080"),
+        ("DATABASE_URL", "postgres://u@h/db"),
+        ("SWITCHBOARD_SITE_URL", "https://chat.example.com/"),
+        ("SWITCHBOARD_APP_NAME", "My Chat"),
+        ("SWITCHBOARD_MAX_BODY_BYTES", "2048"),
+        ("SWITCHBOARD_CATALOG_REFRESH", "5m"),
+        ("SWITCHBOARD_UPSTREAM_FIRST_BYTE_TIMEOUT", "500ms"),
+        ("SWITCHBOARD_UPSTREAM_IDLE_TIMEOUT", "90"),
+        ("SWITCHBOARD_CORS_ORIGINS", "https://a.example, http://b.example:8080/"),
+        ("SWITCHBOARD_METRICS", "open"),
+        ("SWITCHBOARD_TITLE_MODEL", "openai/gpt-4o-mini"),
+        ("SWITCHBOARD_COOKIE_SECRET", "xyz"),
+    ])
+    .unwrap();
+    let keys: Vec<&str> = s.openrouter.api_keys.iter().map(|k| k.expose()).collect();
+    assert_eq!(keys, ["sk-or-a", "sk-or-b"]);
+    assert_eq!(s.openrouter.base_url, "https://openrouter.example.com/api");
+    assert_eq!(s.openai.api_keys.len(), 1);
+    assert_eq!(s.openai.base_url, "http://localhost:8000");
+    assert!(s.access_codes.check("one").is_some());
+    assert!(s.access_codes.check("two").is_some());
+    assert!(s.access_codes.check("").is_none());
+    assert!(s.hide_user_api_key);
+    assert_eq!(s.custom_models, "-all,+x@OpenRouter");
+    assert_eq!(s.default_model, "x@OpenRouter");
+    assert_eq!(s.vision_models, "a,b");
+    assert!(s.disable_fast_link && s.enable_balance_query);
+    assert_eq!(s.addr.to_string(), "0.0.0.0:8080");
+    assert_eq!(s.database_url, "postgres://u@h/db");
+    assert_eq!(s.site_url.as_deref(), Some("https://chat.example.com"));
+    assert_eq!(s.app_name, "My Chat");
+    assert_eq!(s.max_body_bytes, 2048);
+    assert_eq!(s.catalog_refresh, Duration::from_secs(300));
+    assert_eq!(s.upstream_first_byte_timeout, Duration::from_millis(500));
+    assert_eq!(s.upstream_idle_timeout, Duration::from_secs(90));
+    assert_eq!(
+        s.cors_origins,
+        CorsOrigins::List(vec![
+            "https://a.example".into(),
+            "http://b.example:8080".into()
+        ])
+    );
+    assert_eq!(s.metrics, MetricsAccess::Open);
+    assert_eq!(s.title_model.as_deref(), Some("openai/gpt-4o-mini"));
+    assert!(s.cookie_secret.is_some());
+    // Codes are set, so binding everywhere is fine.
+    assert!(s.open_bind_warning().is_none());
+}
+
+#[test]
+fn port_binds_all_interfaces_when_addr_unset() {
+    let s = load(&[("PORT", "8080")]).unwrap();
+    assert_eq!(s.addr.to_string(), "0.0.0.0:8080");
+    let w = s.open_bind_warning().expect("warns without CODE");
+    assert!(w.contains("CODE"), "{w}");
+    let s = load(&[("PORT", "8080"), ("SWITCHBOARD_ADDR", "127.0.0.1:9")]).unwrap();
+    assert_eq!(s.addr.to_string(), "127.0.0.1:9");
+}
+
+#[test]
+fn invalid_values_name_their_variable() {
+    let cases = [
+        ("OPENROUTER_URL", "ftp://x"),
+        ("OPENROUTER_URL", "http://"),
+        ("BASE_URL", "https://x/?q=1"),
+        ("HIDE_USER_API_KEY", "maybe"),
+        ("DISABLE_FAST_LINK", "2"),
+        ("ENABLE_BALANCE_QUERY", "nope"),
+        ("SWITCHBOARD_ADDR", "localhost"),
+        ("PORT", "99999"),
+        ("DATABASE_URL", "mysql://x"),
+        ("SWITCHBOARD_SITE_URL", "not a url"),
+        ("SWITCHBOARD_MAX_BODY_BYTES", "12"),
+        ("SWITCHBOARD_MAX_BODY_BYTES", "lots"),
+        ("SWITCHBOARD_CATALOG_REFRESH", "0"),
+        ("SWITCHBOARD_CATALOG_REFRESH", "1d"),
+        ("SWITCHBOARD_UPSTREAM_FIRST_BYTE_TIMEOUT", "-1"),
+        ("SWITCHBOARD_UPSTREAM_IDLE_TIMEOUT", "soon"),
+        ("SWITCHBOARD_CORS_ORIGINS", "example.com"),
+        ("SWITCHBOARD_METRICS", "maybe"),
+    ];
+    for (var, value) in cases {
+        let err = load(&[(var, value)]).expect_err(&format!("{var}={value} must fail"));
+        let msg = err.to_string();
+        assert!(msg.starts_with(&format!("{var}: ")), "{var}={value}: {msg}");
+        assert!(!msg.contains('\n'), "one line: {msg}");
+    }
+}
+
+#[test]
+fn toml_file_then_dotenv_then_environment() {
+    let dir = tempfile::tempdir().unwrap();
+    let toml = dir.path().join("switchboard.toml");
+    std::fs::write(
+        &toml,
+        "app_name = \"From TOML\"\nCODE = [\"a\", \"b\"]\nSWITCHBOARD_MAX_BODY_BYTES = 4096\nSWITCHBOARD_SITE_URL = \"https://toml.example\"\n",
+    )
+    .unwrap();
+    let src = Sources::from_process(dir.path(), Some(&toml));
+    // `app_name` is not a variable name: unknown keys are refused, naming the file.
+    let err = src.unwrap_err().to_string();
+    assert!(err.contains("switchboard.toml") && err.contains("app_name"), "{err}");
+
+    std::fs::write(
+        &toml,
+        "SWITCHBOARD_APP_NAME = \"From TOML\"\ncode = [\"a\", \"b\"]\nSWITCHBOARD_MAX_BODY_BYTES = 4096\nSWITCHBOARD_SITE_URL = \"https://toml.example\"\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join(".env"),
+        "SWITCHBOARD_MAX_BODY_BYTES=8192\nSWITCHBOARD_SITE_URL=https://dotenv.example\n",
+    )
+    .unwrap();
+    let s = Settings::load(&Sources::from_process(dir.path(), Some(&toml)).unwrap()).unwrap();
+    assert_eq!(s.app_name, "From TOML");
+    assert!(s.access_codes.check("b").is_some());
+    assert_eq!(s.max_body_bytes, 8192, ".env wins over the TOML file");
+    // The process environment wins over both; SWITCHBOARD_SITE_URL is set by no other test.
+    // SAFETY: this test is the only one in this binary touching this variable.
+    unsafe { std::env::set_var("SWITCHBOARD_SITE_URL", "https://env.example") };
+    let s = Settings::load(&Sources::from_process(dir.path(), Some(&toml)).unwrap()).unwrap();
+    unsafe { std::env::remove_var("SWITCHBOARD_SITE_URL") };
+    assert_eq!(s.site_url.as_deref(), Some("https://env.example"));
+}
+
+#[test]
+fn debug_output_never_shows_secrets() {
+    let s = load(&[
+        ("OPENROUTER_API_KEY", "sk-or-verysecret"),
+        ("CODE", "codesecret"),
+        ("DATABASE_URL", "postgres://user:dbsecret@h/db"),
+    ])
+    .unwrap();
+    let dbg = format!("{s:?}");
+    for secret in ["verysecret", "codesecret", "dbsecret"] {
+        assert!(!dbg.contains(secret), "{dbg}");
+    }
+}
+
+#[test]
+fn env_template_documents_every_variable_with_its_default() {
+    let template = include_str!("../../../.env.template");
+    for (var, default) in switchboard_core::settings::VARIABLES {
+        let line = format!("\n{var}={default}\n");
+        assert!(
+            template.contains(&line),
+            ".env.template lacks `{var}={default}`"
+        );
+    }
+}
