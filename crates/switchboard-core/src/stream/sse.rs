@@ -266,3 +266,163 @@ pub fn encode_data(payload: &str) -> String {
     out.push('\n');
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(data: &str) -> Result<SseFrame, SseError> {
+        Ok(SseFrame::Event(SseEvent {
+            data: data.to_owned(),
+            ..SseEvent::default()
+        }))
+    }
+
+    fn comment(text: &str) -> Result<SseFrame, SseError> {
+        Ok(SseFrame::Comment(text.to_owned()))
+    }
+
+    /// Feeds `chunks` one by one, then finishes.
+    fn decode(decoder: &mut SseDecoder, chunks: &[&[u8]]) -> Vec<Result<SseFrame, SseError>> {
+        let mut frames: Vec<_> = chunks.iter().flat_map(|c| decoder.feed(c)).collect();
+        frames.extend(decoder.finish());
+        frames
+    }
+
+    #[test]
+    fn lf_crlf_and_cr_line_endings_give_the_same_frames() {
+        let expected = vec![
+            comment("OPENROUTER PROCESSING"),
+            event("{}"),
+            event("[DONE]"),
+        ];
+        for newline in ["\n", "\r\n", "\r"] {
+            let body = [
+                ": OPENROUTER PROCESSING",
+                "",
+                "data: {}",
+                "",
+                "data: [DONE]",
+                "",
+                "",
+            ]
+            .join(newline);
+            let frames = decode(&mut SseDecoder::new(), &[body.as_bytes()]);
+            assert_eq!(frames, expected, "newline {newline:?}");
+        }
+    }
+
+    #[test]
+    fn crlf_split_between_chunks_is_one_line_end() {
+        let frames = decode(
+            &mut SseDecoder::new(),
+            &[b"data: a\r", b"\ndata: b\r", b"\n\r\n"],
+        );
+        assert_eq!(frames, vec![event("a\nb")]);
+    }
+
+    #[test]
+    fn empty_chunks_do_not_lose_a_pending_cr() {
+        let frames = decode(&mut SseDecoder::new(), &[b"data: a\r", b"", b"\n\n"]);
+        assert_eq!(frames, vec![event("a")]);
+    }
+
+    #[test]
+    fn multi_line_data_is_joined_with_newlines() {
+        let frames = decode(
+            &mut SseDecoder::new(),
+            &[b"data: one\ndata:two\ndata: \n\n"],
+        );
+        assert_eq!(frames, vec![event("one\ntwo\n")]);
+    }
+
+    #[test]
+    fn only_one_leading_space_is_stripped() {
+        let frames = decode(&mut SseDecoder::new(), &[b"data:  two spaces\n\n:  c\n"]);
+        assert_eq!(frames, vec![event(" two spaces"), comment(" c")]);
+    }
+
+    #[test]
+    fn event_and_id_fields_are_kept_and_retry_is_ignored() {
+        let frames = decode(
+            &mut SseDecoder::new(),
+            &[b"event: error\nid: 7\nretry: 10\ndata: x\n\nevent: lonely\n\ndata: y\n\n"],
+        );
+        let first = SseEvent {
+            event: Some("error".into()),
+            data: "x".into(),
+            id: Some("7".into()),
+        };
+        // An event without data is not dispatched, and its type does not leak into the next one.
+        assert_eq!(frames, vec![Ok(SseFrame::Event(first)), event("y")]);
+    }
+
+    #[test]
+    fn a_bom_is_stripped_even_when_split() {
+        let frames = decode(&mut SseDecoder::new(), &[b"\xEF", b"\xBB\xBFdata: x\n\n"]);
+        assert_eq!(frames, vec![event("x")]);
+    }
+
+    #[test]
+    fn utf8_split_across_chunks_survives() {
+        let body = "data: héllo 世界 🎉\n\n".as_bytes();
+        for cut in 0..=body.len() {
+            let frames = decode(&mut SseDecoder::new(), &[&body[..cut], &body[cut..]]);
+            assert_eq!(frames, vec![event("héllo 世界 🎉")], "cut at {cut}");
+        }
+    }
+
+    #[test]
+    fn finish_dispatches_a_trailing_event_without_blank_line() {
+        let frames = decode(&mut SseDecoder::new(), &[b"data: a\n\ndata: b"]);
+        assert_eq!(frames, vec![event("a"), event("b")]);
+    }
+
+    #[test]
+    fn an_over_long_line_is_dropped_with_an_error_and_decoding_goes_on() {
+        let mut decoder = SseDecoder::with_limit(16);
+        let frames = decode(
+            &mut decoder,
+            &[b"data: 0123456789", b"abcdef\n\ndata: ok\n\n"],
+        );
+        assert_eq!(
+            frames,
+            vec![Err(SseError::TooLong { limit: 16 }), event("ok")]
+        );
+        // In one piece too.
+        let frames = decode(
+            &mut SseDecoder::with_limit(16),
+            &[b"data: 0123456789abcdef\n\ndata: ok\n\n"],
+        );
+        assert_eq!(
+            frames,
+            vec![Err(SseError::TooLong { limit: 16 }), event("ok")]
+        );
+    }
+
+    #[test]
+    fn an_over_long_event_is_dropped_with_an_error() {
+        let frames = decode(
+            &mut SseDecoder::with_limit(12),
+            &[b"data: 12345\ndata: 12345\ndata: 12345\n\ndata: ok\n\n"],
+        );
+        assert_eq!(
+            frames,
+            vec![Err(SseError::TooLong { limit: 12 }), event("ok")]
+        );
+    }
+
+    #[test]
+    fn encode_data_round_trips_payloads_with_line_breaks() {
+        assert_eq!(encode_data("{}"), "data: {}\n\n");
+        assert_eq!(
+            encode_data("a\nb\r\nc\rd"),
+            "data: a\ndata: b\ndata: c\ndata: d\n\n"
+        );
+        let frames = decode(
+            &mut SseDecoder::new(),
+            &[encode_data("x\r\ny\n").as_bytes()],
+        );
+        assert_eq!(frames, vec![event("x\ny\n")]);
+    }
+}

@@ -109,3 +109,75 @@ impl ThinkSplitter {
         *self = ThinkSplitter::Inside(held);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Runs `deltas` through a splitter and coalesces the output into (reasoning, content).
+    fn split(deltas: &[&str]) -> (String, String, Vec<StreamEvent>) {
+        let mut splitter = ThinkSplitter::default();
+        let mut out = Vec::new();
+        for delta in deltas {
+            splitter.push((*delta).to_owned(), &mut out);
+        }
+        splitter.flush(&mut out);
+        let (mut reasoning, mut content) = (String::new(), String::new());
+        for event in &out {
+            match event {
+                StreamEvent::Reasoning(t) => reasoning.push_str(t),
+                StreamEvent::Content(t) => content.push_str(t),
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+        (reasoning, content, out)
+    }
+
+    #[test]
+    fn think_tags_split_at_every_position_still_split_reasoning_from_content() {
+        let text = "<think>plan é</think>answer";
+        for cut in (0..=text.len()).filter(|&c| text.is_char_boundary(c)) {
+            for cut2 in (cut..=text.len()).filter(|&c| text.is_char_boundary(c)) {
+                let deltas = [&text[..cut], &text[cut..cut2], &text[cut2..]];
+                let (reasoning, content, _) = split(&deltas);
+                assert_eq!((reasoning.as_str(), content.as_str()), ("plan é", "answer"));
+            }
+        }
+    }
+
+    #[test]
+    fn reasoning_is_streamed_before_the_closing_tag_arrives() {
+        let (_, _, events) = split(&["<think>one ", "two </th", "ink>three"]);
+        assert_eq!(
+            events,
+            vec![
+                StreamEvent::Reasoning("one ".into()),
+                StreamEvent::Reasoning("two ".into()),
+                StreamEvent::Content("three".into()),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_tag_later_in_the_answer_is_content() {
+        let (reasoning, content, _) = split(&["Use ", "<think>x</think> tags"]);
+        assert_eq!(reasoning, "");
+        assert_eq!(content, "Use <think>x</think> tags");
+    }
+
+    #[test]
+    fn leading_whitespace_before_the_tag_is_dropped_and_plain_whitespace_kept() {
+        assert_eq!(split(&["\n", "<think>r</think>c"]).1, "c");
+        assert_eq!(split(&["\n\n", "Of course"]).1, "\n\nOf course");
+        assert_eq!(split(&["<thi"]).1, "<thi");
+    }
+
+    #[test]
+    fn an_unterminated_think_is_all_reasoning() {
+        let (reasoning, content, _) = split(&["<think>cut off </thi"]);
+        assert_eq!(
+            (reasoning.as_str(), content.as_str()),
+            ("cut off </thi", "")
+        );
+    }
+}
