@@ -443,3 +443,6 @@ fn find_default(entries: &[ModelEntry], opts: &TableOptions) -> (Option<usize>, 
         .or_else(|| first(&|_| true));
     (fallback, !wanted.is_empty())
 }
+
+#[cfg(test)]
+mod tests;
