@@ -8,8 +8,8 @@
 //!
 //! 1. [`CatalogModel::parse_list`] decodes OpenRouter's `GET /v1/models` body (leniently: one bad
 //!    model is skipped, not the list).
-//! 2. [`CustomModelRules::parse`] parses `CUSTOM_MODELS` once at start-up (NextChat's syntax, with
-//!    its parsing bugs fixed; see [`rules`](self::CustomModelRules)).
+//! 2. [`CustomModelRules::parse`] parses `CUSTOM_MODELS` once at start-up: NextChat's syntax, with
+//!    its parsing bugs fixed (trimming, case-insensitive providers, errors for malformed entries).
 //! 3. [`ModelTable::build`] merges [`BUILTIN_MODELS`], the catalog and the rules into ordered
 //!    [`ModelEntry`]s with capabilities ([`Vendor`], vision, reasoning, tools, free) and picks the
 //!    default model (`DEFAULT_MODEL`).
