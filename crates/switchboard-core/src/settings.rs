@@ -15,6 +15,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::access::AccessCodes;
+use crate::catalog::{CustomModelRules, ModelRef};
 use crate::provider::{ProviderConfig, ProviderId};
 use crate::secret::Secret;
 
@@ -92,8 +93,12 @@ pub struct Settings {
     pub openai: ProviderConfig,
     pub access_codes: AccessCodes,
     pub hide_user_api_key: bool,
+    /// `CUSTOM_MODELS` as written (echoed by `/api/config`) and parsed.
     pub custom_models: String,
+    pub custom_model_rules: CustomModelRules,
+    /// `DEFAULT_MODEL` as written, and parsed when set.
     pub default_model: String,
+    pub default_model_ref: Option<ModelRef>,
     pub vision_models: String,
     pub disable_fast_link: bool,
     pub enable_balance_query: bool,
@@ -329,13 +334,29 @@ impl Settings {
                 }
             },
         };
+        let custom_models = src.get("CUSTOM_MODELS").unwrap_or("").trim().to_string();
+        let custom_model_rules = CustomModelRules::parse(&custom_models).map_err(|e| {
+            let msg = e.to_string();
+            let problem = msg.strip_prefix("CUSTOM_MODELS: ").unwrap_or(&msg).to_string();
+            SettingsError::invalid("CUSTOM_MODELS", problem)
+        })?;
+        let default_model = src.get("DEFAULT_MODEL").unwrap_or("").trim().to_string();
+        let default_model_ref = match default_model.as_str() {
+            "" => None,
+            raw => Some(
+                ModelRef::parse(raw)
+                    .map_err(|e| SettingsError::invalid("DEFAULT_MODEL", e.to_string()))?,
+            ),
+        };
         Ok(Settings {
             openrouter,
             openai,
             access_codes: AccessCodes::new(&codes),
             hide_user_api_key: flag(src, "HIDE_USER_API_KEY")?,
-            custom_models: src.get("CUSTOM_MODELS").unwrap_or("").trim().to_string(),
-            default_model: src.get("DEFAULT_MODEL").unwrap_or("").trim().to_string(),
+            custom_models,
+            custom_model_rules,
+            default_model,
+            default_model_ref,
             vision_models: src.get("VISION_MODELS").unwrap_or("").trim().to_string(),
             disable_fast_link: flag(src, "DISABLE_FAST_LINK")?,
             enable_balance_query: flag(src, "ENABLE_BALANCE_QUERY")?,
@@ -361,6 +382,22 @@ impl Settings {
                 .non_empty("SWITCHBOARD_COOKIE_SECRET")
                 .map(|s| Secret::new(s.to_string())),
         })
+    }
+
+    /// Where the last good OpenRouter catalog is cached: next to the SQLite database, or in the
+    /// working directory for PostgreSQL.
+    pub fn catalog_cache_path(&self) -> PathBuf {
+        let name = "openrouter-models.json";
+        let db_path = self
+            .database_url
+            .strip_prefix("sqlite://")
+            .or_else(|| self.database_url.strip_prefix("sqlite:"))
+            .map(|p| p.split('?').next().unwrap_or(p))
+            .filter(|p| !p.is_empty() && !p.starts_with(":memory:"));
+        match db_path.and_then(|p| Path::new(p).parent()) {
+            Some(dir) if !dir.as_os_str().is_empty() => dir.join(name),
+            _ => PathBuf::from(name),
+        }
     }
 
     /// The warning printed at start when anyone who reaches the address can spend the keys.

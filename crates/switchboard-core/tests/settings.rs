@@ -95,6 +95,26 @@ fn every_variable_is_read() {
 }
 
 #[test]
+fn malformed_custom_models_entry_is_named() {
+    let err = load(&[("CUSTOM_MODELS", "+ok, x@ ")]).unwrap_err().to_string();
+    assert!(err.starts_with("CUSTOM_MODELS: ") && err.contains("x@"), "{err}");
+}
+
+#[test]
+fn catalog_cache_lives_next_to_the_database() {
+    let s = load(&[("DATABASE_URL", "sqlite:///var/lib/sb/chats.db?mode=rwc")]).unwrap();
+    assert_eq!(
+        s.catalog_cache_path(),
+        std::path::Path::new("/var/lib/sb/openrouter-models.json")
+    );
+    let s = load(&[]).unwrap();
+    assert_eq!(
+        s.catalog_cache_path(),
+        std::path::Path::new("openrouter-models.json")
+    );
+}
+
+#[test]
 fn port_binds_all_interfaces_when_addr_unset() {
     let s = load(&[("PORT", "8080")]).unwrap();
     assert_eq!(s.addr.to_string(), "0.0.0.0:8080");
@@ -125,6 +145,10 @@ fn invalid_values_name_their_variable() {
         ("SWITCHBOARD_UPSTREAM_IDLE_TIMEOUT", "soon"),
         ("SWITCHBOARD_CORS_ORIGINS", "example.com"),
         ("SWITCHBOARD_METRICS", "maybe"),
+        ("CUSTOM_MODELS", "+gpt-4o,=Nameless"),
+        ("CUSTOM_MODELS", "qwen/qwen3-32b:free@"),
+        ("DEFAULT_MODEL", "gpt-4o@"),
+        ("DEFAULT_MODEL", "@OpenRouter"),
     ];
     for (var, value) in cases {
         let err = load(&[(var, value)]).expect_err(&format!("{var}={value} must fail"));

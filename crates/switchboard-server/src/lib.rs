@@ -8,8 +8,10 @@
 //! proxies), the gateway, the chat API, the UI. Cross-cutting concerns are tower layers here.
 
 pub mod auth;
+pub mod catalog;
 pub mod error;
 pub mod extract;
+pub mod gateway;
 pub mod metrics;
 pub mod models;
 pub mod proxy;
@@ -42,6 +44,8 @@ pub fn app(state: AppState) -> Router {
         .route("/api/logout", post(session::logout))
         .route("/metrics", get(metrics))
         .merge(proxy::routes())
+        .merge(gateway::routes())
+        .merge(models::routes())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed);
     let router = match cors_layer(&state.settings().cors_origins) {
@@ -49,6 +53,11 @@ pub fn app(state: AppState) -> Router {
         None => router,
     };
     router.with_state(state)
+}
+
+/// Start what runs beside the request handlers: the model catalog refresh.
+pub fn start_background_tasks(state: &AppState) {
+    state.catalog().spawn_refresh(state.http().clone());
 }
 
 /// Run the app on `listener` until `shutdown` resolves, then finish in-flight requests.

@@ -1,36 +1,148 @@
-//! Which models this server serves: the restriction check every entry point shares.
+//! `GET /api/models`, and the model restriction every entry point shares.
 
-use serde::Deserialize;
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, Query, State};
+use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+use switchboard_core::catalog::{ModelEntry, ModelQuery};
 use switchboard_core::provider::ProviderId;
 
+use crate::auth::{CredentialStyle, admit};
 use crate::error::ApiError;
 use crate::state::AppState;
+
+pub fn routes() -> Router<AppState> {
+    Router::new().route("/api/models", get(list_models))
+}
 
 /// The only fields of a completion request the restriction looks at; the body itself is forwarded
 /// untouched.
 #[derive(Deserialize)]
-struct RequestedModels {
-    model: Option<String>,
+pub struct RequestedModels {
+    pub model: Option<String>,
     #[serde(default)]
-    models: Vec<String>,
+    pub models: Vec<String>,
 }
 
-/// Refuse a completion request whose `model` or any `models[]` entry is not available (403), when
-/// `CUSTOM_MODELS` restricts the list.
+impl RequestedModels {
+    pub fn parse(body: &[u8]) -> Result<RequestedModels, ApiError> {
+        serde_json::from_slice(body)
+            .map_err(|e| ApiError::bad_request(format!("request body is not valid JSON: {e}")))
+    }
+}
+
+/// Refuse a completion request whose `model` or any `models[]` entry is not available on
+/// `provider` (403), when `CUSTOM_MODELS` restricts the list.
 pub fn check_request_models(
     state: &AppState,
     provider: &ProviderId,
     body: &[u8],
 ) -> Result<(), ApiError> {
-    if state.settings().custom_models.is_empty() {
+    if state.settings().custom_model_rules.is_empty() {
         return Ok(());
     }
-    let req: RequestedModels = serde_json::from_slice(body)
-        .map_err(|e| ApiError::bad_request(format!("request body is not valid JSON: {e}")))?;
+    let req = RequestedModels::parse(body)?;
     for m in req.model.iter().chain(req.models.iter()) {
         if !state.model_allowed(provider, m) {
             return Err(ApiError::model_not_available(m));
         }
     }
     Ok(())
+}
+
+#[derive(Deserialize, Default)]
+struct ModelsParams {
+    q: Option<String>,
+    #[serde(default)]
+    free: bool,
+    #[serde(default)]
+    vision: bool,
+    #[serde(default)]
+    reasoning: bool,
+    #[serde(default)]
+    all: bool,
+}
+
+#[derive(Serialize)]
+struct ModelsResponse<'a> {
+    default: Option<String>,
+    models: Vec<ModelJson<'a>>,
+}
+
+#[derive(Serialize)]
+pub struct ModelJson<'a> {
+    id: &'a str,
+    provider: &'a str,
+    display_name: &'a str,
+    available: bool,
+    is_default: bool,
+    vision: bool,
+    reasoning: bool,
+    tools: bool,
+    free: bool,
+    context_length: Option<u64>,
+    pricing: Option<PricingJson>,
+    vendor: &'static str,
+}
+
+#[derive(Serialize)]
+struct PricingJson {
+    prompt_per_mtok: f64,
+    completion_per_mtok: f64,
+}
+
+impl<'a> From<&'a ModelEntry> for ModelJson<'a> {
+    fn from(e: &'a ModelEntry) -> Self {
+        ModelJson {
+            id: &e.id,
+            provider: e.provider.as_str(),
+            display_name: &e.display_name,
+            available: e.available,
+            is_default: e.is_default,
+            vision: e.vision,
+            reasoning: e.reasoning,
+            tools: e.tools,
+            free: e.free,
+            context_length: e.context_length,
+            pricing: e.pricing.map(|p| PricingJson {
+                prompt_per_mtok: p.prompt_per_mtok(),
+                completion_per_mtok: p.completion_per_mtok(),
+            }),
+            vendor: e.vendor.slug(),
+        }
+    }
+}
+
+async fn list_models(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    params: Result<Query<ModelsParams>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response, ApiError> {
+    admit(&state, &headers, peer.ip(), CredentialStyle::NextChat)?;
+    let Query(params) =
+        params.map_err(|e| ApiError::bad_request(format!("bad query parameters: {e}")))?;
+    let table = state.catalog().table();
+    let query = ModelQuery {
+        q: params.q,
+        free: params.free,
+        vision: params.vision,
+        reasoning: params.reasoning,
+        include_unavailable: params.all,
+    };
+    let body = ModelsResponse {
+        default: table
+            .default_entry()
+            .map(|e| format!("{}@{}", e.id, e.provider.as_str())),
+        models: table
+            .query(&query)
+            .into_iter()
+            .map(ModelJson::from)
+            .collect(),
+    };
+    Ok(Json(body).into_response())
 }

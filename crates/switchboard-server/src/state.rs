@@ -7,6 +7,7 @@ use switchboard_core::Settings;
 use switchboard_core::access::{AccessPolicy, FailureThrottle};
 use switchboard_core::provider::{KeyRotation, ProviderConfig, ProviderId};
 
+use crate::catalog::ModelCatalog;
 use crate::metrics::Metrics;
 
 /// Wrong access codes allowed per client address and window before 429.
@@ -27,6 +28,7 @@ struct Inner {
     upstreams: Vec<Upstream>,
     metrics: Arc<Metrics>,
     cookie_key: Vec<u8>,
+    catalog: Arc<ModelCatalog>,
 }
 
 /// Shared state; cheap to clone.
@@ -63,6 +65,7 @@ impl AppState {
             upstreams,
             metrics: Arc::new(Metrics::default()),
             cookie_key,
+            catalog: Arc::new(ModelCatalog::new(&settings)),
             settings,
         })))
     }
@@ -95,16 +98,17 @@ impl AppState {
         self.0.upstreams.iter().find(|u| &u.config.id == id)
     }
 
+    pub fn catalog(&self) -> &Arc<ModelCatalog> {
+        &self.0.catalog
+    }
+
+    /// Whether `model` may be requested from `provider` (the `CUSTOM_MODELS` restriction).
+    pub fn model_allowed(&self, provider: &ProviderId, model: &str) -> bool {
+        self.0.catalog.table().is_allowed(model, Some(provider))
+    }
+
     /// Whether the OpenRouter provider can serve requests with the server's own key.
     pub fn openrouter_configured(&self) -> bool {
         self.0.settings.openrouter.has_server_key()
-    }
-}
-
-impl AppState {
-    /// Whether `model` may be used on `provider`.
-    pub fn model_allowed(&self, _provider: &ProviderId, _model: &str) -> bool {
-        // Replaced by the model table as soon as the catalog lands (same session).
-        true
     }
 }

@@ -81,6 +81,7 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
     }
     let addr = settings.addr;
     let state = AppState::new(settings).context("building the application")?;
+    switchboard_server::start_background_tasks(&state);
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .with_context(|| format!("binding {addr} (SWITCHBOARD_ADDR)"))?;

@@ -1,0 +1,123 @@
+//! The OpenAI-compatible gateway: `POST /v1/chat/completions` and `GET /v1/models`, for SDKs and
+//! tools that speak OpenAI's API.
+//!
+//! Routing: `model@Provider` picks the provider (the suffix is stripped before forwarding);
+//! otherwise the provider the model table lists the model under; otherwise OpenRouter. Streaming,
+//! cancellation, errors and the model restriction are the proxy's, through the same [`relay`].
+
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use axum::body::Body;
+use axum::extract::{ConnectInfo, State};
+use axum::http::{HeaderMap, Method};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use bytes::Bytes;
+use serde_json::json;
+use switchboard_core::catalog::ModelRef;
+use switchboard_core::provider::ProviderId;
+
+use crate::auth::{CredentialStyle, admit};
+use crate::error::ApiError;
+use crate::extract::read_body;
+use crate::models::RequestedModels;
+use crate::relay::{UpstreamRequest, relay};
+use crate::state::AppState;
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/v1/chat/completions", post(chat_completions))
+        .route("/v1/models", get(models))
+}
+
+async fn chat_completions(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let started = Instant::now();
+    let principal = admit(&state, &headers, peer.ip(), CredentialStyle::Gateway)?;
+    let body = read_body(&headers, body, state.settings().max_body_bytes).await?;
+    let requested = RequestedModels::parse(&body)?;
+    let raw_model = requested
+        .model
+        .as_deref()
+        .ok_or_else(|| ApiError::bad_request("`model` is required"))?;
+    let model_ref = ModelRef::parse(raw_model).map_err(|e| ApiError::bad_request(e.to_string()))?;
+    let table = state.catalog().table();
+    let provider = match &model_ref.provider {
+        Some(p) => p.clone(),
+        None => table
+            .resolve(&model_ref.model, None)
+            .map(|e| e.provider.clone())
+            .unwrap_or(ProviderId::OpenRouter),
+    };
+    let upstream = state.upstream(&provider).ok_or_else(|| {
+        ApiError::bad_request(format!(
+            "provider {} is not configured on this server",
+            provider.as_str()
+        ))
+    })?;
+    for m in std::iter::once(&model_ref.model).chain(requested.models.iter()) {
+        if !table.is_allowed(m, Some(&provider)) {
+            return Err(ApiError::model_not_available(m));
+        }
+    }
+    let key = principal.upstream_key(&upstream.config, &upstream.rotation)?;
+    // Only a `model@Provider` request is re-encoded; every other body goes up byte for byte.
+    let body = if model_ref.provider.is_some() {
+        strip_provider_suffix(&body, &model_ref.model)?
+    } else {
+        body
+    };
+    relay(
+        &state,
+        UpstreamRequest {
+            method: Method::POST,
+            url: format!("{}/v1/chat/completions", upstream.config.base_url),
+            key,
+            client_headers: &headers,
+            body,
+        },
+        started,
+    )
+    .await
+}
+
+fn strip_provider_suffix(body: &[u8], model: &str) -> Result<Bytes, ApiError> {
+    let mut value: serde_json::Value = serde_json::from_slice(body)
+        .map_err(|e| ApiError::bad_request(format!("request body is not valid JSON: {e}")))?;
+    value["model"] = serde_json::Value::String(model.to_string());
+    Ok(Bytes::from(
+        serde_json::to_vec(&value).map_err(|e| ApiError::internal(e.to_string()))?,
+    ))
+}
+
+/// OpenAI's list shape, with the models available on this server.
+async fn models(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    admit(&state, &headers, peer.ip(), CredentialStyle::Gateway)?;
+    let table = state.catalog().table();
+    let mut seen = std::collections::HashSet::new();
+    let data: Vec<_> = table
+        .entries()
+        .iter()
+        .filter(|e| e.available)
+        .map(|e| {
+            // An id offered by two providers is listed once plainly and then as `id@provider`.
+            let id = if seen.insert(e.id.as_str()) {
+                e.id.clone()
+            } else {
+                format!("{}@{}", e.id, e.provider.as_str())
+            };
+            json!({"id": id, "object": "model", "created": 0, "owned_by": e.vendor.slug()})
+        })
+        .collect();
+    Ok(Json(json!({"object": "list", "data": data})).into_response())
+}
