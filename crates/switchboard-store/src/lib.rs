@@ -1,1 +1,208 @@
-//! Storage.
+//! Switchboard's storage: workspaces, chats, messages and chat events, in SQLite or
+//! PostgreSQL.
+//!
+//! Conversations live on the server so every device sees the same chats; this crate is
+//! the only code that talks to the database. [`Store::connect`] picks the backend from
+//! `DATABASE_URL` — `sqlite://switchboard.db` (the default, created if missing),
+//! `sqlite::memory:`, or `postgres://…` / `postgresql://…` — and brings the schema up to
+//! date. Everything else is methods on [`Store`], each one statement or one transaction.
+//!
+//! # How data flows through it
+//!
+//! A user message is stored with [`Store::insert_message`] before any provider is called.
+//! The generation engine then inserts an empty `streaming` assistant message, and every
+//! ~250 ms calls [`Store::flush_generation`] with the full text so far plus the events it
+//! sent to browsers since the last flush; [`Store::finish_message`] closes the message.
+//! A browser that reconnects replays what it missed with [`Store::events_after`]. On
+//! start-up, [`Store::mark_streaming_interrupted`] closes messages whose generation died
+//! with the previous process.
+//!
+//! # Invariants
+//!
+//! - **Workspaces never see each other's chats.** Every chat and message query takes the
+//!   caller's workspace key and filters by it; another workspace's chat id behaves exactly
+//!   like an id that does not exist.
+//! - **A message's `seq` is assigned by the store** as one more than the chat's largest,
+//!   atomically on both backends, so concurrent inserts never collide.
+//! - **A message leaves `streaming` once.** Flushes and finishes only touch messages that
+//!   are still streaming, so a late flush cannot overwrite a finished message.
+//! - **Deleting a chat deletes its messages, events and search entries.**
+//!
+//! # SQLite under concurrency
+//!
+//! One server runs many generations at once, each flushing a few times a second. SQLite
+//! allows one writer at a time, so the store opens it in WAL mode (readers never block the
+//! writer), waits up to five seconds for the write lock (`busy_timeout`) rather than
+//! failing with "database is locked", starts write transactions with `BEGIN IMMEDIATE`
+//! (see [`db`]), and keeps the pool small.
+//!
+//! # Tests
+//!
+//! The integration tests run every check against a temporary SQLite file and a fresh
+//! PostgreSQL database. They read the admin URL from `SWITCHBOARD_TEST_POSTGRES_URL`
+//! (default `postgres://postgres@127.0.0.1:5432/postgres`), create a database
+//! `sb_<random>` per test and drop it afterwards. When PostgreSQL is unreachable those
+//! tests fail; set `SWITCHBOARD_SKIP_POSTGRES=1` to skip them instead.
+
+mod chats;
+mod db;
+mod error;
+mod generation;
+mod ids;
+mod messages;
+mod migrate;
+mod model;
+mod search;
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::postgres::PgPoolOptions;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+
+use crate::db::Db;
+
+pub use crate::error::StoreError;
+pub use crate::model::{
+    Chat, ChatPage, ChatPatch, ChatSettings, ChatSummary, GenerationFlush, Message, MessageFinish,
+    MessageStatus, NewEvent, NewMessage, Role, SearchHit, StoredEvent, Usage,
+};
+
+/// The `DATABASE_URL` used when none is configured.
+pub const DEFAULT_DATABASE_URL: &str = "sqlite://switchboard.db";
+
+/// How long a SQLite connection waits for another writer before giving up.
+const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// SQLite has one writer at a time, so more connections only add lock contention; a few
+/// extra serve concurrent reads.
+const SQLITE_MAX_CONNECTIONS: u32 = 8;
+
+const POSTGRES_MAX_CONNECTIONS: u32 = 16;
+
+/// Which database a [`Store`] talks to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// Handle to the database. Cheap to clone: clones share one connection pool.
+#[derive(Debug, Clone)]
+pub struct Store {
+    db: Db,
+}
+
+impl Store {
+    /// Opens the database named by `database_url` and applies pending migrations.
+    ///
+    /// A SQLite file is created if it does not exist.
+    pub async fn connect(database_url: &str) -> Result<Store, StoreError> {
+        let db = if database_url.starts_with("sqlite:") {
+            connect_sqlite(database_url).await?
+        } else if database_url.starts_with("postgres://")
+            || database_url.starts_with("postgresql://")
+        {
+            connect_postgres(database_url).await?
+        } else {
+            return Err(StoreError::UnsupportedUrl {
+                url: redact(database_url),
+            });
+        };
+        migrate::run(&db).await?;
+        Ok(Store { db })
+    }
+
+    pub fn backend(&self) -> Backend {
+        match self.db {
+            Db::Sqlite(_) => Backend::Sqlite,
+            Db::Postgres(_) => Backend::Postgres,
+        }
+    }
+
+    /// Closes every connection, waiting for checked-out ones to come back. Useful before
+    /// deleting a database file or dropping a test database.
+    pub async fn close(&self) {
+        match &self.db {
+            Db::Sqlite(pool) => pool.close().await,
+            Db::Postgres(pool) => pool.close().await,
+        }
+    }
+}
+
+async fn connect_sqlite(url: &str) -> Result<Db, StoreError> {
+    let connect_error = |source| StoreError::Connect {
+        url: redact(url),
+        source,
+    };
+    let in_memory = url.contains(":memory:") || url.contains("mode=memory");
+    let mut options = SqliteConnectOptions::from_str(url)
+        .map_err(connect_error)?
+        .create_if_missing(true)
+        .foreign_keys(true)
+        .busy_timeout(SQLITE_BUSY_TIMEOUT);
+    let pool_options = if in_memory {
+        // An in-memory database lives exactly as long as its connections, and each new
+        // connection would otherwise see an empty database: keep a single connection
+        // open for the life of the pool.
+        SqlitePoolOptions::new()
+            .max_connections(1)
+            .min_connections(1)
+            .idle_timeout(None)
+            .max_lifetime(None)
+    } else {
+        // WAL lets readers run while a generation writes; with WAL, NORMAL sync is still
+        // crash-safe (a power cut can lose the last commits, never corrupt the file).
+        options = options
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal);
+        SqlitePoolOptions::new().max_connections(SQLITE_MAX_CONNECTIONS)
+    };
+    let pool = pool_options
+        .connect_with(options)
+        .await
+        .map_err(connect_error)?;
+    Ok(Db::Sqlite(pool))
+}
+
+async fn connect_postgres(url: &str) -> Result<Db, StoreError> {
+    let pool = PgPoolOptions::new()
+        .max_connections(POSTGRES_MAX_CONNECTIONS)
+        .acquire_timeout(Duration::from_secs(10))
+        .connect(url)
+        .await
+        .map_err(|source| StoreError::Connect {
+            url: redact(url),
+            source,
+        })?;
+    Ok(Db::Postgres(pool))
+}
+
+/// The URL with its password replaced by `***`, fit for error messages and logs.
+fn redact(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let Some((userinfo, host)) = rest.rsplit_once('@') else {
+        return url.to_owned();
+    };
+    match userinfo.split_once(':') {
+        Some((user, _password)) => format!("{scheme}://{user}:***@{host}"),
+        None => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact;
+
+    #[test]
+    fn redact_hides_only_the_password() {
+        assert_eq!(
+            redact("postgres://sb:secret@db:5432/sb"),
+            "postgres://sb:***@db:5432/sb"
+        );
+        assert_eq!(redact("postgres://sb@db/sb"), "postgres://sb@db/sb");
+        assert_eq!(redact("sqlite://switchboard.db"), "sqlite://switchboard.db");
+    }
+}

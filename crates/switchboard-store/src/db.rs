@@ -1,0 +1,320 @@
+//! The thin layer that lets every query be written once for both backends.
+//!
+//! SQLite accepts PostgreSQL's `$1` placeholders, and the two schemas use the same column
+//! names and compatible types (TEXT, 64-bit integers, doubles), so almost every statement
+//! is one SQL string. What differs is only the Rust type of the pool, the transaction and
+//! the row. Rather than a generic `Database` bound on every function, this module hides
+//! those behind three small enums ([`Db`], [`Tx`], [`DbRow`]) and a statement value
+//! ([`Sql`]) that carries its arguments and a description used in error messages.
+//! Queries elsewhere in the crate never mention a backend unless the SQL itself must
+//! differ (full-text search).
+
+use sqlx::postgres::{PgPool, PgRow, Postgres};
+use sqlx::sqlite::{Sqlite, SqlitePool, SqliteRow};
+use sqlx::{Decode, Encode, Row, Transaction, Type};
+
+use crate::StoreError;
+
+/// One bound argument. The store only ever stores text, 64-bit integers and doubles.
+#[derive(Debug)]
+enum Arg {
+    Text(Option<String>),
+    Int(Option<i64>),
+    Real(Option<f64>),
+}
+
+/// A statement with its arguments, in placeholder order, and what it is for.
+#[derive(Debug)]
+pub(crate) struct Sql {
+    context: &'static str,
+    text: &'static str,
+    args: Vec<Arg>,
+}
+
+impl Sql {
+    /// `context` finishes the sentence "database error while trying to …".
+    pub(crate) fn new(context: &'static str, text: &'static str) -> Sql {
+        Sql {
+            context,
+            text,
+            args: Vec::new(),
+        }
+    }
+
+    pub(crate) fn text(mut self, value: impl Into<String>) -> Sql {
+        self.args.push(Arg::Text(Some(value.into())));
+        self
+    }
+
+    pub(crate) fn opt_text(mut self, value: Option<impl Into<String>>) -> Sql {
+        self.args.push(Arg::Text(value.map(Into::into)));
+        self
+    }
+
+    pub(crate) fn int(mut self, value: i64) -> Sql {
+        self.args.push(Arg::Int(Some(value)));
+        self
+    }
+
+    pub(crate) fn opt_int(mut self, value: Option<i64>) -> Sql {
+        self.args.push(Arg::Int(value));
+        self
+    }
+
+    pub(crate) fn opt_real(mut self, value: Option<f64>) -> Sql {
+        self.args.push(Arg::Real(value));
+        self
+    }
+
+    fn query<DB>(&self) -> sqlx::query::Query<'_, DB, <DB as sqlx::Database>::Arguments<'_>>
+    where
+        DB: sqlx::Database,
+        for<'q> Option<&'q str>: Encode<'q, DB> + Type<DB>,
+        for<'q> Option<i64>: Encode<'q, DB> + Type<DB>,
+        for<'q> Option<f64>: Encode<'q, DB> + Type<DB>,
+    {
+        let mut query = sqlx::query(self.text);
+        for arg in &self.args {
+            query = match arg {
+                Arg::Text(value) => query.bind(value.as_deref()),
+                Arg::Int(value) => query.bind(*value),
+                Arg::Real(value) => query.bind(*value),
+            };
+        }
+        query
+    }
+
+    fn error(&self) -> impl FnOnce(sqlx::Error) -> StoreError + use<> {
+        let context = self.context;
+        move |source| StoreError::Query { context, source }
+    }
+}
+
+/// A connection pool of either backend. Cloning shares the pool.
+#[derive(Clone, Debug)]
+pub(crate) enum Db {
+    Sqlite(SqlitePool),
+    Postgres(PgPool),
+}
+
+impl Db {
+    pub(crate) async fn fetch_all(&self, sql: Sql) -> Result<Vec<DbRow>, StoreError> {
+        match self {
+            Db::Sqlite(pool) => Ok(sql
+                .query::<Sqlite>()
+                .fetch_all(pool)
+                .await
+                .map_err(sql.error())?
+                .into_iter()
+                .map(DbRow::Sqlite)
+                .collect()),
+            Db::Postgres(pool) => Ok(sql
+                .query::<Postgres>()
+                .fetch_all(pool)
+                .await
+                .map_err(sql.error())?
+                .into_iter()
+                .map(DbRow::Postgres)
+                .collect()),
+        }
+    }
+
+    pub(crate) async fn fetch_optional(&self, sql: Sql) -> Result<Option<DbRow>, StoreError> {
+        match self {
+            Db::Sqlite(pool) => Ok(sql
+                .query::<Sqlite>()
+                .fetch_optional(pool)
+                .await
+                .map_err(sql.error())?
+                .map(DbRow::Sqlite)),
+            Db::Postgres(pool) => Ok(sql
+                .query::<Postgres>()
+                .fetch_optional(pool)
+                .await
+                .map_err(sql.error())?
+                .map(DbRow::Postgres)),
+        }
+    }
+
+    /// Runs a statement and returns the number of rows it changed.
+    pub(crate) async fn execute(&self, sql: Sql) -> Result<u64, StoreError> {
+        let result = match self {
+            Db::Sqlite(pool) => sql
+                .query::<Sqlite>()
+                .execute(pool)
+                .await
+                .map(|done| done.rows_affected()),
+            Db::Postgres(pool) => sql
+                .query::<Postgres>()
+                .execute(pool)
+                .await
+                .map(|done| done.rows_affected()),
+        };
+        result.map_err(sql.error())
+    }
+
+    /// Starts a write transaction.
+    ///
+    /// On SQLite this is `BEGIN IMMEDIATE`: a deferred transaction that reads first and
+    /// writes later can fail with SQLITE_BUSY at the write *without* waiting for the busy
+    /// timeout (upgrading a read lock would deadlock). Taking the write lock up front
+    /// makes concurrent writers queue on `busy_timeout` instead of failing.
+    pub(crate) async fn begin(&self, context: &'static str) -> Result<Tx, StoreError> {
+        let error = move |source| StoreError::Query { context, source };
+        match self {
+            Db::Sqlite(pool) => Ok(Tx::Sqlite(
+                pool.begin_with("BEGIN IMMEDIATE").await.map_err(error)?,
+            )),
+            Db::Postgres(pool) => Ok(Tx::Postgres(pool.begin().await.map_err(error)?)),
+        }
+    }
+}
+
+/// An open transaction of either backend. Dropping it without [`Tx::commit`] rolls back,
+/// so an early `return` or `?` inside a multi-statement operation leaves nothing behind.
+pub(crate) enum Tx {
+    Sqlite(Transaction<'static, Sqlite>),
+    Postgres(Transaction<'static, Postgres>),
+}
+
+impl Tx {
+    pub(crate) fn is_postgres(&self) -> bool {
+        matches!(self, Tx::Postgres(_))
+    }
+
+    pub(crate) async fn fetch_all(&mut self, sql: Sql) -> Result<Vec<DbRow>, StoreError> {
+        match self {
+            Tx::Sqlite(tx) => Ok(sql
+                .query::<Sqlite>()
+                .fetch_all(&mut **tx)
+                .await
+                .map_err(sql.error())?
+                .into_iter()
+                .map(DbRow::Sqlite)
+                .collect()),
+            Tx::Postgres(tx) => Ok(sql
+                .query::<Postgres>()
+                .fetch_all(&mut **tx)
+                .await
+                .map_err(sql.error())?
+                .into_iter()
+                .map(DbRow::Postgres)
+                .collect()),
+        }
+    }
+
+    pub(crate) async fn fetch_optional(&mut self, sql: Sql) -> Result<Option<DbRow>, StoreError> {
+        match self {
+            Tx::Sqlite(tx) => Ok(sql
+                .query::<Sqlite>()
+                .fetch_optional(&mut **tx)
+                .await
+                .map_err(sql.error())?
+                .map(DbRow::Sqlite)),
+            Tx::Postgres(tx) => Ok(sql
+                .query::<Postgres>()
+                .fetch_optional(&mut **tx)
+                .await
+                .map_err(sql.error())?
+                .map(DbRow::Postgres)),
+        }
+    }
+
+    /// Like [`Tx::fetch_optional`] for statements that always return a row (aggregates).
+    pub(crate) async fn fetch_one(&mut self, sql: Sql) -> Result<DbRow, StoreError> {
+        match self {
+            Tx::Sqlite(tx) => Ok(DbRow::Sqlite(
+                sql.query::<Sqlite>()
+                    .fetch_one(&mut **tx)
+                    .await
+                    .map_err(sql.error())?,
+            )),
+            Tx::Postgres(tx) => Ok(DbRow::Postgres(
+                sql.query::<Postgres>()
+                    .fetch_one(&mut **tx)
+                    .await
+                    .map_err(sql.error())?,
+            )),
+        }
+    }
+
+    pub(crate) async fn execute(&mut self, sql: Sql) -> Result<u64, StoreError> {
+        let result = match self {
+            Tx::Sqlite(tx) => sql
+                .query::<Sqlite>()
+                .execute(&mut **tx)
+                .await
+                .map(|done| done.rows_affected()),
+            Tx::Postgres(tx) => sql
+                .query::<Postgres>()
+                .execute(&mut **tx)
+                .await
+                .map(|done| done.rows_affected()),
+        };
+        result.map_err(sql.error())
+    }
+
+    /// Runs a multi-statement script without arguments (schema migrations).
+    pub(crate) async fn execute_script(&mut self, script: &'static str) -> Result<(), sqlx::Error> {
+        match self {
+            Tx::Sqlite(tx) => sqlx::raw_sql(script).execute(&mut **tx).await.map(drop),
+            Tx::Postgres(tx) => sqlx::raw_sql(script).execute(&mut **tx).await.map(drop),
+        }
+    }
+
+    pub(crate) async fn commit(self, context: &'static str) -> Result<(), StoreError> {
+        let result = match self {
+            Tx::Sqlite(tx) => tx.commit().await,
+            Tx::Postgres(tx) => tx.commit().await,
+        };
+        result.map_err(|source| StoreError::Query { context, source })
+    }
+}
+
+/// A result row of either backend.
+pub(crate) enum DbRow {
+    Sqlite(SqliteRow),
+    Postgres(PgRow),
+}
+
+impl DbRow {
+    /// Reads one column; `T` must decode on both backends (String, i64, f64 and their
+    /// `Option`s are what the schema uses).
+    pub(crate) fn get<T>(&self, column: &'static str) -> Result<T, StoreError>
+    where
+        T: for<'r> Decode<'r, Sqlite>
+            + Type<Sqlite>
+            + for<'r> Decode<'r, Postgres>
+            + Type<Postgres>,
+    {
+        let result = match self {
+            DbRow::Sqlite(row) => row.try_get(column),
+            DbRow::Postgres(row) => row.try_get(column),
+        };
+        result.map_err(|error| StoreError::Corrupt {
+            column,
+            detail: error.to_string(),
+        })
+    }
+
+    /// Reads a nullable TEXT column holding JSON.
+    pub(crate) fn get_json(
+        &self,
+        column: &'static str,
+    ) -> Result<Option<serde_json::Value>, StoreError> {
+        let Some(text) = self.get::<Option<String>>(column)? else {
+            return Ok(None);
+        };
+        serde_json::from_str(&text)
+            .map(Some)
+            .map_err(|error| StoreError::Corrupt {
+                column,
+                detail: error.to_string(),
+            })
+    }
+}
+
+/// Serialises an optional JSON value for a TEXT column.
+pub(crate) fn json_text(value: &Option<serde_json::Value>) -> Option<String> {
+    value.as_ref().map(|value| value.to_string())
+}

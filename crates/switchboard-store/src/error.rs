@@ -1,0 +1,49 @@
+//! The one error type of the store.
+//!
+//! Callers mostly log these and answer 500, so each variant carries enough context to be
+//! read alone in a log line: what the store was trying to do, and the underlying cause as
+//! `source()`. "Not found" is never an error: the API returns `Ok(None)` / `Ok(false)`.
+
+/// Everything that can go wrong talking to the database.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// `DATABASE_URL` names neither SQLite nor PostgreSQL.
+    #[error(
+        "unsupported DATABASE_URL {url:?}: expected sqlite://…, sqlite::memory:, postgres://… or postgresql://…"
+    )]
+    UnsupportedUrl { url: String },
+
+    /// The database could not be opened (bad URL, server down, unwritable file…).
+    #[error("could not connect to the database at {url}")]
+    Connect {
+        /// The URL with any password masked.
+        url: String,
+        #[source]
+        source: sqlx::Error,
+    },
+
+    /// A schema migration failed; the database is left at the previous version.
+    #[error("could not apply schema migration {version} ({name})")]
+    Migrate {
+        version: i64,
+        name: &'static str,
+        #[source]
+        source: sqlx::Error,
+    },
+
+    /// A statement failed. `context` says what the store was doing.
+    #[error("database error while trying to {context}")]
+    Query {
+        context: &'static str,
+        #[source]
+        source: sqlx::Error,
+    },
+
+    /// A stored value could not be read back (wrong type, bad JSON, unknown enum value).
+    /// Means the row was written by something other than this crate, or a bug.
+    #[error("stored column {column} holds an unreadable value: {detail}")]
+    Corrupt {
+        column: &'static str,
+        detail: String,
+    },
+}

@@ -1,0 +1,321 @@
+//! Messages of a chat: insert, read, page and delete.
+//!
+//! A message's position is its `seq`, assigned here as the chat's largest plus one. To
+//! make that safe under concurrency the insert first updates the chat row (bumping
+//! `updated_at`), inside the same transaction: on PostgreSQL that row lock serialises
+//! inserts into one chat, and on SQLite `BEGIN IMMEDIATE` already serialises all writers.
+//! The same update doubles as the workspace check.
+
+use crate::chats::bump_updated_at;
+use crate::db::{DbRow, Sql, Tx, json_text};
+use crate::ids::{new_message_id, now_ms};
+use crate::{Message, MessageStatus, NewMessage, Role, Store, StoreError, Usage};
+
+/// Column list for `message_from_row`; a macro so it can be spliced into SQL with
+/// `concat!`.
+macro_rules! message_columns {
+    () => {
+        "id, chat_id, seq, role, content, reasoning, reasoning_details, tool_calls, annotations, \
+         attachments, model, provider, generation_id, status, error_code, error_message, \
+         prompt_tokens, completion_tokens, reasoning_tokens, cached_tokens, cost, finish_reason, \
+         created_at, first_token_at, finished_at"
+    };
+}
+pub(crate) use message_columns;
+
+/// Restricts a message query on `chat_id = $1` to chats of workspace `$2`.
+macro_rules! in_workspace {
+    () => {
+        " AND EXISTS (SELECT 1 FROM chats WHERE chats.id = $1 AND chats.workspace = $2)"
+    };
+}
+
+pub(crate) fn message_from_row(row: &DbRow) -> Result<Message, StoreError> {
+    let role: String = row.get("role")?;
+    let status: String = row.get("status")?;
+    Ok(Message {
+        id: row.get("id")?,
+        chat_id: row.get("chat_id")?,
+        seq: row.get("seq")?,
+        role: Role::parse(&role).ok_or_else(|| StoreError::Corrupt {
+            column: "messages.role",
+            detail: format!("unknown role {role:?}"),
+        })?,
+        content: row.get("content")?,
+        reasoning: row.get("reasoning")?,
+        reasoning_details: row.get_json("reasoning_details")?,
+        tool_calls: row.get_json("tool_calls")?,
+        annotations: row.get_json("annotations")?,
+        attachments: row.get_json("attachments")?,
+        model: row.get("model")?,
+        provider: row.get("provider")?,
+        generation_id: row.get("generation_id")?,
+        status: MessageStatus::parse(&status).ok_or_else(|| StoreError::Corrupt {
+            column: "messages.status",
+            detail: format!("unknown status {status:?}"),
+        })?,
+        error_code: row.get("error_code")?,
+        error_message: row.get("error_message")?,
+        usage: Usage {
+            prompt_tokens: row.get("prompt_tokens")?,
+            completion_tokens: row.get("completion_tokens")?,
+            reasoning_tokens: row.get("reasoning_tokens")?,
+            cached_tokens: row.get("cached_tokens")?,
+            cost: row.get("cost")?,
+        },
+        finish_reason: row.get("finish_reason")?,
+        created_at: row.get("created_at")?,
+        first_token_at: row.get("first_token_at")?,
+        finished_at: row.get("finished_at")?,
+    })
+}
+
+/// The full message a [`NewMessage`] becomes at position `seq`.
+pub(crate) fn message_from_new(
+    chat_id: &str,
+    seq: i64,
+    new: &NewMessage,
+    default_created_at: i64,
+) -> Message {
+    Message {
+        id: new_message_id(),
+        chat_id: chat_id.to_owned(),
+        seq,
+        role: new.role,
+        content: new.content.clone(),
+        reasoning: new.reasoning.clone(),
+        reasoning_details: None,
+        tool_calls: None,
+        annotations: None,
+        attachments: new.attachments.clone(),
+        model: new.model.clone(),
+        provider: new.provider.clone(),
+        generation_id: None,
+        status: new.status,
+        error_code: None,
+        error_message: None,
+        usage: Usage::default(),
+        finish_reason: None,
+        created_at: new.created_at.unwrap_or(default_created_at),
+        first_token_at: None,
+        finished_at: None,
+    }
+}
+
+/// Writes every column of `message`; the one INSERT used by insert, fork and import.
+pub(crate) async fn insert_message_row(tx: &mut Tx, message: &Message) -> Result<(), StoreError> {
+    tx.execute(
+        Sql::new(
+            "insert a message",
+            concat!(
+                "INSERT INTO messages (",
+                message_columns!(),
+                ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, \
+                 $16, $17, $18, $19, $20, $21, $22, $23, $24, $25)"
+            ),
+        )
+        .text(&message.id)
+        .text(&message.chat_id)
+        .int(message.seq)
+        .text(message.role.as_str())
+        .text(&message.content)
+        .text(&message.reasoning)
+        .opt_text(json_text(&message.reasoning_details))
+        .opt_text(json_text(&message.tool_calls))
+        .opt_text(json_text(&message.annotations))
+        .opt_text(json_text(&message.attachments))
+        .opt_text(message.model.as_deref())
+        .opt_text(message.provider.as_deref())
+        .opt_text(message.generation_id.as_deref())
+        .text(message.status.as_str())
+        .opt_text(message.error_code.as_deref())
+        .opt_text(message.error_message.as_deref())
+        .opt_int(message.usage.prompt_tokens)
+        .opt_int(message.usage.completion_tokens)
+        .opt_int(message.usage.reasoning_tokens)
+        .opt_int(message.usage.cached_tokens)
+        .opt_real(message.usage.cost)
+        .opt_text(message.finish_reason.as_deref())
+        .int(message.created_at)
+        .opt_int(message.first_token_at)
+        .opt_int(message.finished_at),
+    )
+    .await?;
+    Ok(())
+}
+
+impl Store {
+    /// Appends a message to the chat and bumps the chat's `updated_at`. `None` if the chat
+    /// is not in `ws`.
+    pub async fn insert_message(
+        &self,
+        ws: &str,
+        chat_id: &str,
+        new: &NewMessage,
+    ) -> Result<Option<Message>, StoreError> {
+        let created_at = new.created_at.unwrap_or_else(now_ms);
+        let mut tx = self.db.begin("insert a message").await?;
+        // Locks the chat row until commit (see the module docs) and checks the workspace.
+        let chat = tx
+            .fetch_optional(
+                Sql::new(
+                    "lock the chat for a new message",
+                    concat!(
+                        "UPDATE chats SET ",
+                        bump_updated_at!("$3"),
+                        " WHERE id = $1 AND workspace = $2 RETURNING id"
+                    ),
+                )
+                .text(chat_id)
+                .text(ws)
+                .int(created_at),
+            )
+            .await?;
+        if chat.is_none() {
+            return Ok(None);
+        }
+        let seq: i64 = tx
+            .fetch_one(
+                Sql::new(
+                    "pick the next message seq",
+                    "SELECT COALESCE(MAX(seq), 0) + 1 AS next FROM messages WHERE chat_id = $1",
+                )
+                .text(chat_id),
+            )
+            .await?
+            .get("next")?;
+        let message = message_from_new(chat_id, seq, new, created_at);
+        insert_message_row(&mut tx, &message).await?;
+        tx.commit("insert a message").await?;
+        Ok(Some(message))
+    }
+
+    pub async fn get_message(
+        &self,
+        ws: &str,
+        chat_id: &str,
+        id: &str,
+    ) -> Result<Option<Message>, StoreError> {
+        let row = self
+            .db
+            .fetch_optional(
+                Sql::new(
+                    "read a message",
+                    concat!(
+                        "SELECT ",
+                        message_columns!(),
+                        " FROM messages WHERE chat_id = $1 AND id = $3",
+                        in_workspace!()
+                    ),
+                )
+                .text(chat_id)
+                .text(ws)
+                .text(id),
+            )
+            .await?;
+        row.as_ref().map(message_from_row).transpose()
+    }
+
+    /// All messages of the chat in `seq` order; empty if the chat is not in `ws`.
+    pub async fn list_messages(&self, ws: &str, chat_id: &str) -> Result<Vec<Message>, StoreError> {
+        let rows = self
+            .db
+            .fetch_all(
+                Sql::new(
+                    "list messages",
+                    concat!(
+                        "SELECT ",
+                        message_columns!(),
+                        " FROM messages WHERE chat_id = $1",
+                        in_workspace!(),
+                        " ORDER BY seq"
+                    ),
+                )
+                .text(chat_id)
+                .text(ws),
+            )
+            .await?;
+        rows.iter().map(message_from_row).collect()
+    }
+
+    /// The last `limit` messages before `before_seq` (or the chat's end), in ascending
+    /// `seq` order: a big chat is read backwards page by page from its newest message.
+    pub async fn list_messages_page(
+        &self,
+        ws: &str,
+        chat_id: &str,
+        before_seq: Option<i64>,
+        limit: u32,
+    ) -> Result<Vec<Message>, StoreError> {
+        let rows = self
+            .db
+            .fetch_all(
+                Sql::new(
+                    "list a page of messages",
+                    concat!(
+                        "SELECT * FROM (SELECT ",
+                        message_columns!(),
+                        " FROM messages WHERE chat_id = $1 AND seq < $3",
+                        in_workspace!(),
+                        " ORDER BY seq DESC LIMIT $4) AS page ORDER BY seq"
+                    ),
+                )
+                .text(chat_id)
+                .text(ws)
+                .int(before_seq.unwrap_or(i64::MAX))
+                .int(i64::from(limit)),
+            )
+            .await?;
+        rows.iter().map(message_from_row).collect()
+    }
+
+    /// `false` if no such message in a chat of `ws`. The chat's events are kept: they are
+    /// a log that resuming browsers read forward, and its seq must never go backwards.
+    pub async fn delete_message(
+        &self,
+        ws: &str,
+        chat_id: &str,
+        id: &str,
+    ) -> Result<bool, StoreError> {
+        let deleted = self
+            .db
+            .execute(
+                Sql::new(
+                    "delete a message",
+                    concat!(
+                        "DELETE FROM messages WHERE chat_id = $1 AND id = $3",
+                        in_workspace!()
+                    ),
+                )
+                .text(chat_id)
+                .text(ws)
+                .text(id),
+            )
+            .await?;
+        Ok(deleted > 0)
+    }
+
+    /// Deletes the message at `from_seq` and every later one (edit-and-resend,
+    /// regenerate). Returns how many were deleted.
+    pub async fn delete_messages_from(
+        &self,
+        ws: &str,
+        chat_id: &str,
+        from_seq: i64,
+    ) -> Result<u64, StoreError> {
+        self.db
+            .execute(
+                Sql::new(
+                    "delete messages from a seq on",
+                    concat!(
+                        "DELETE FROM messages WHERE chat_id = $1 AND seq >= $3",
+                        in_workspace!()
+                    ),
+                )
+                .text(chat_id)
+                .text(ws)
+                .int(from_seq),
+            )
+            .await
+    }
+}

@@ -1,0 +1,296 @@
+//! The values the store hands out and takes in.
+//!
+//! These are plain data with `Serialize` so the server can send them to browsers as they
+//! are. JSON columns (`reasoning_details`, `tool_calls`, `annotations`, `attachments`) are
+//! `serde_json::Value`: the store keeps them without interpreting them, because they are
+//! provider payloads that must go back to the provider unchanged.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// Per-chat generation settings, stored as one JSON column so that adding a setting never
+/// needs a migration. Unknown keys are ignored and missing keys read as `None`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ChatSettings {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub system_prompt: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub temperature: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub top_p: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_tokens: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reasoning_effort: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub history_length: Option<u32>,
+}
+
+/// A conversation. It belongs to exactly one workspace.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Chat {
+    pub id: String,
+    pub workspace: String,
+    pub title: String,
+    pub created_at: i64,
+    pub updated_at: i64,
+    pub settings: ChatSettings,
+    /// The chat this one was forked from, while that chat exists.
+    pub forked_from: Option<String>,
+}
+
+/// One line of the chat list.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ChatSummary {
+    pub id: String,
+    pub title: String,
+    pub updated_at: i64,
+    pub model: Option<String>,
+}
+
+/// Which page of the chat list to read: newest `updated_at` first.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+pub struct ChatPage {
+    pub limit: u32,
+    /// Keyset cursor: `(updated_at, id)` of the last chat of the previous page. Stable
+    /// while chats are being added, unlike an offset.
+    pub before: Option<(i64, String)>,
+}
+
+/// A partial update of a chat; `None` leaves the field as it is.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+pub struct ChatPatch {
+    pub title: Option<String>,
+    pub settings: Option<ChatSettings>,
+}
+
+/// Who wrote a message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    User,
+    Assistant,
+    System,
+    Tool,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::User => "user",
+            Role::Assistant => "assistant",
+            Role::System => "system",
+            Role::Tool => "tool",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Role> {
+        match text {
+            "user" => Some(Role::User),
+            "assistant" => Some(Role::Assistant),
+            "system" => Some(Role::System),
+            "tool" => Some(Role::Tool),
+            _ => None,
+        }
+    }
+}
+
+/// Where a message is in its life. A message is `streaming` while a generation writes to
+/// it and leaves that state exactly once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MessageStatus {
+    Streaming,
+    Complete,
+    /// The user stopped the generation; the text so far is kept.
+    Stopped,
+    Error,
+    /// The server stopped while the message was streaming; the text so far is kept.
+    Interrupted,
+}
+
+impl MessageStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MessageStatus::Streaming => "streaming",
+            MessageStatus::Complete => "complete",
+            MessageStatus::Stopped => "stopped",
+            MessageStatus::Error => "error",
+            MessageStatus::Interrupted => "interrupted",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<MessageStatus> {
+        match text {
+            "streaming" => Some(MessageStatus::Streaming),
+            "complete" => Some(MessageStatus::Complete),
+            "stopped" => Some(MessageStatus::Stopped),
+            "error" => Some(MessageStatus::Error),
+            "interrupted" => Some(MessageStatus::Interrupted),
+            _ => None,
+        }
+    }
+}
+
+/// Token accounting reported by the provider at the end of a generation.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Usage {
+    pub prompt_tokens: Option<i64>,
+    pub completion_tokens: Option<i64>,
+    pub reasoning_tokens: Option<i64>,
+    pub cached_tokens: Option<i64>,
+    /// In credits (USD), as reported by OpenRouter.
+    pub cost: Option<f64>,
+}
+
+/// A stored message.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Message {
+    pub id: String,
+    pub chat_id: String,
+    /// Position in the chat: strictly increasing, not necessarily contiguous.
+    pub seq: i64,
+    pub role: Role,
+    pub content: String,
+    pub reasoning: String,
+    pub reasoning_details: Option<Value>,
+    pub tool_calls: Option<Value>,
+    pub annotations: Option<Value>,
+    /// A JSON list of image data URLs or references.
+    pub attachments: Option<Value>,
+    pub model: Option<String>,
+    pub provider: Option<String>,
+    pub generation_id: Option<String>,
+    pub status: MessageStatus,
+    pub error_code: Option<String>,
+    pub error_message: Option<String>,
+    pub usage: Usage,
+    pub finish_reason: Option<String>,
+    pub created_at: i64,
+    pub first_token_at: Option<i64>,
+    pub finished_at: Option<i64>,
+}
+
+/// A message to add to a chat.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct NewMessage {
+    pub role: Role,
+    pub content: String,
+    #[serde(default)]
+    pub reasoning: String,
+    #[serde(default)]
+    pub attachments: Option<Value>,
+    #[serde(default)]
+    pub model: Option<String>,
+    #[serde(default)]
+    pub provider: Option<String>,
+    pub status: MessageStatus,
+    /// Defaults to now; set when importing old conversations.
+    #[serde(default)]
+    pub created_at: Option<i64>,
+}
+
+impl NewMessage {
+    /// A finished message with only a role and text, the common case.
+    pub fn new(role: Role, content: impl Into<String>) -> NewMessage {
+        NewMessage {
+            role,
+            content: content.into(),
+            reasoning: String::new(),
+            attachments: None,
+            model: None,
+            provider: None,
+            status: MessageStatus::Complete,
+            created_at: None,
+        }
+    }
+
+    /// An empty assistant message that a generation is about to fill.
+    pub fn streaming_reply(model: impl Into<String>) -> NewMessage {
+        NewMessage {
+            model: Some(model.into()),
+            status: MessageStatus::Streaming,
+            ..NewMessage::new(Role::Assistant, "")
+        }
+    }
+}
+
+/// One event for the resumable browser stream. `seq` is assigned by the caller, which keeps
+/// a per-chat counter starting from [`crate::Store::max_event_seq`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NewEvent {
+    pub seq: i64,
+    pub kind: String,
+    /// JSON text, stored and returned as is.
+    pub data: String,
+    pub created_at: i64,
+}
+
+/// An event as read back for a resuming browser.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct StoredEvent {
+    pub seq: i64,
+    pub message_id: String,
+    pub kind: String,
+    pub data: String,
+    pub created_at: i64,
+}
+
+/// A periodic checkpoint of a running generation. Text fields carry the full current
+/// text, not a delta, so a lost or repeated flush cannot corrupt the message. `None`
+/// fields leave the stored value as it is.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct GenerationFlush {
+    pub message_id: String,
+    pub content: String,
+    pub reasoning: String,
+    pub reasoning_details: Option<Value>,
+    pub tool_calls: Option<Value>,
+    pub annotations: Option<Value>,
+    /// Only the first value ever written is kept.
+    pub first_token_at: Option<i64>,
+    pub generation_id: Option<String>,
+    pub model: Option<String>,
+    pub provider: Option<String>,
+    /// Events for the message's chat, stored in the same transaction.
+    pub events: Vec<NewEvent>,
+}
+
+/// The end of a generation. Text fields carry the final full text; `None` fields leave
+/// the stored value (for example what the last flush wrote) as it is.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MessageFinish {
+    pub message_id: String,
+    pub status: MessageStatus,
+    pub content: String,
+    pub reasoning: String,
+    pub reasoning_details: Option<Value>,
+    pub tool_calls: Option<Value>,
+    pub annotations: Option<Value>,
+    pub usage: Usage,
+    pub finish_reason: Option<String>,
+    pub error_code: Option<String>,
+    pub error_message: Option<String>,
+    pub finished_at: i64,
+    pub generation_id: Option<String>,
+    pub provider: Option<String>,
+    pub model: Option<String>,
+    /// Events for the message's chat (typically the final `done`/`error`), stored in the
+    /// same transaction.
+    pub events: Vec<NewEvent>,
+}
+
+/// One full-text search result.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SearchHit {
+    pub chat_id: String,
+    pub chat_title: String,
+    pub message_id: String,
+    pub role: Role,
+    /// A short plain-text excerpt around the match, without markup.
+    pub snippet: String,
+    pub created_at: i64,
+}
