@@ -632,3 +632,31 @@ fn decode_body_sniffs_json_sse_and_neither() {
         ]
     ));
 }
+
+#[test]
+fn an_over_long_data_line_is_malformed_and_the_stream_goes_on() {
+    let long = chunk(json!({"content": "x".repeat(1000)}), None, None);
+    let short = chunk(json!({"content": "ok"}), None, None);
+    let body = format!("data: {long}\n\ndata: {short}\n\ndata: [DONE]\n\n");
+    let mut decoder = StreamDecoder::with_limit(short.to_string().len() + 100);
+    let mut events = decoder.feed(body.as_bytes());
+    events.extend(decoder.finish());
+    assert!(matches!(
+        events[0],
+        StreamEvent::Malformed(DecodeError::Sse(_))
+    ));
+    assert_eq!(content_text(&events), "ok");
+    assert!(decoder.saw_done());
+}
+
+#[test]
+fn bytes_after_the_end_are_ignored() {
+    let mut decoder = StreamDecoder::new();
+    let mut events = decoder.feed(b"data: [DONE]\n\n");
+    events.extend(
+        decoder
+            .feed(format!("data: {}\n\n", chunk(json!({"content": "x"}), None, None)).as_bytes()),
+    );
+    events.extend(decoder.finish());
+    assert_eq!(events, vec![StreamEvent::Done]);
+}
