@@ -200,7 +200,9 @@ fn read_toml(path: &Path) -> Result<HashMap<String, String>, SettingsError> {
         problem,
     };
     let text = std::fs::read_to_string(path).map_err(|e| err(e.to_string()))?;
-    let table: toml::Table = text.parse().map_err(|e: toml::de::Error| err(e.to_string()))?;
+    let table: toml::Table = text
+        .parse()
+        .map_err(|e: toml::de::Error| err(e.to_string()))?;
     let mut out = HashMap::new();
     for (key, value) in table {
         let name = key.to_ascii_uppercase();
@@ -216,7 +218,9 @@ fn read_toml(path: &Path) -> Result<HashMap<String, String>, SettingsError> {
                 .iter()
                 .map(|i| match i {
                     toml::Value::String(s) => Ok(s.clone()),
-                    other => Err(err(format!("`{key}`: list items must be strings, got {other}"))),
+                    other => Err(err(format!(
+                        "`{key}`: list items must be strings, got {other}"
+                    ))),
                 })
                 .collect::<Result<Vec<_>, _>>()?
                 .join(","),
@@ -337,7 +341,10 @@ impl Settings {
         let custom_models = src.get("CUSTOM_MODELS").unwrap_or("").trim().to_string();
         let custom_model_rules = CustomModelRules::parse(&custom_models).map_err(|e| {
             let msg = e.to_string();
-            let problem = msg.strip_prefix("CUSTOM_MODELS: ").unwrap_or(&msg).to_string();
+            let problem = msg
+                .strip_prefix("CUSTOM_MODELS: ")
+                .unwrap_or(&msg)
+                .to_string();
             SettingsError::invalid("CUSTOM_MODELS", problem)
         })?;
         let default_model = src.get("DEFAULT_MODEL").unwrap_or("").trim().to_string();
@@ -459,11 +466,7 @@ fn base_url(src: &Sources, var: &'static str, default: &str) -> Result<String, S
 }
 
 fn flag(src: &Sources, var: &'static str) -> Result<bool, SettingsError> {
-    match src
-        .non_empty(var)
-        .map(str::to_ascii_lowercase)
-        .as_deref()
-    {
+    match src.non_empty(var).map(str::to_ascii_lowercase).as_deref() {
         None | Some("0" | "false" | "no" | "off") => Ok(false),
         Some("1" | "true" | "yes" | "on") => Ok(true),
         Some(other) => Err(SettingsError::invalid(
@@ -473,7 +476,11 @@ fn flag(src: &Sources, var: &'static str) -> Result<bool, SettingsError> {
     }
 }
 
-fn duration(src: &Sources, var: &'static str, default_secs: u64) -> Result<Duration, SettingsError> {
+fn duration(
+    src: &Sources,
+    var: &'static str,
+    default_secs: u64,
+) -> Result<Duration, SettingsError> {
     match src.non_empty(var) {
         None => Ok(Duration::from_secs(default_secs)),
         Some(v) => parse_duration(v).ok_or_else(|| {

@@ -36,10 +36,10 @@ pub fn admit(
             Credential::from_gateway_authorization(header, &state.policy().codes)
         }
     };
-    if cred == Credential::None {
-        if let Some(principal) = crate::session::principal_from_cookie(state, headers) {
-            return Ok(principal);
-        }
+    if cred == Credential::None
+        && let Some(principal) = crate::session::principal_from_cookie(state, headers)
+    {
+        return Ok(principal);
     }
     match state.policy().admit(&cred) {
         Ok(p) => Ok(p),

@@ -1,0 +1,145 @@
+use serde_json::json;
+
+use crate::helpers::spawn_app;
+
+#[tokio::test]
+async fn healthz_reports_status_and_version() {
+    let app = spawn_app(&[]).await;
+    let (status, body) = app.get_json("/healthz").await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        body,
+        json!({"status": "ok", "version": env!("CARGO_PKG_VERSION")})
+    );
+}
+
+#[tokio::test]
+async fn config_has_nextchat_keys_and_defaults() {
+    let app = spawn_app(&[]).await;
+    for method in [reqwest::Method::GET, reqwest::Method::POST] {
+        let res = app
+            .http
+            .request(method, app.at("/api/config"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 200);
+        let body: serde_json::Value = res.json().await.unwrap();
+        assert_eq!(
+            body,
+            json!({"needCode": false, "hideUserApiKey": false, "hideBalanceQuery": true,
+                   "disableFastLink": false, "customModels": "", "defaultModel": "",
+                   "visionModels": ""})
+        );
+    }
+}
+
+#[tokio::test]
+async fn config_echoes_each_variable() {
+    let app = spawn_app(&[
+        ("CODE", "abc"),
+        ("HIDE_USER_API_KEY", "1"),
+        ("ENABLE_BALANCE_QUERY", "1"),
+        ("DISABLE_FAST_LINK", "1"),
+        ("CUSTOM_MODELS", "-all,+qwen/qwen3-32b:free@OpenRouter"),
+        ("DEFAULT_MODEL", "qwen/qwen3-32b:free@OpenRouter"),
+        ("VISION_MODELS", "my/vision-model"),
+    ])
+    .await;
+    let (_, body) = app.get_json("/api/config").await;
+    assert_eq!(
+        body,
+        json!({"needCode": true, "hideUserApiKey": true, "hideBalanceQuery": false,
+               "disableFastLink": true, "customModels": "-all,+qwen/qwen3-32b:free@OpenRouter",
+               "defaultModel": "qwen/qwen3-32b:free@OpenRouter", "visionModels": "my/vision-model"})
+    );
+}
+
+#[tokio::test]
+async fn unknown_routes_and_wrong_methods_answer_json() {
+    let app = spawn_app(&[]).await;
+    let (status, body) = app.get_json("/no/such/route").await;
+    assert_eq!(status, 404);
+    assert_eq!(body["error"]["code"], 404);
+    assert!(body["error"]["message"].is_string());
+
+    let res = app.http.delete(app.at("/healthz")).send().await.unwrap();
+    assert_eq!(res.status(), 405);
+    let body: serde_json::Value = res.json().await.unwrap();
+    assert_eq!(body["error"]["code"], 405);
+}
+
+#[tokio::test]
+async fn metrics_need_a_code_when_codes_are_set() {
+    let app = spawn_app(&[("CODE", "m3trics")]).await;
+    let res = app.http.get(app.at("/metrics")).send().await.unwrap();
+    assert_eq!(res.status(), 401);
+    let res = app
+        .http
+        .get(app.at("/metrics"))
+        .bearer_auth("nk-m3trics")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let text = res.text().await.unwrap();
+    assert!(text.contains("switchboard_proxy_overhead_seconds_count"));
+    assert!(text.contains("switchboard_in_flight_streams"));
+
+    let open = spawn_app(&[("SWITCHBOARD_METRICS", "off")]).await;
+    let res = open.http.get(open.at("/metrics")).send().await.unwrap();
+    assert_eq!(res.status(), 404);
+}
+
+#[tokio::test]
+async fn login_cookie_admits_the_browser() {
+    let app = spawn_app(&[("CODE", "c00kie")]).await;
+    let res = app
+        .http
+        .post(app.at("/api/login"))
+        .json(&json!({"code": "wrong"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 401);
+    let res = app
+        .http
+        .post(app.at("/api/login"))
+        .json(&json!({"code": "c00kie"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 204);
+    let cookie = res
+        .headers()
+        .get("set-cookie")
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .to_string();
+    assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Lax"));
+    assert!(
+        !cookie.contains("c00kie"),
+        "the cookie never holds the code"
+    );
+    let pair = cookie.split(';').next().unwrap().to_string();
+    let res = app
+        .http
+        .get(app.at("/api/models"))
+        .header("cookie", &pair)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    // A tampered cookie is worthless.
+    let flipped = if pair.ends_with('0') { '1' } else { '0' };
+    let tampered = format!("{}{flipped}", &pair[..pair.len() - 1]);
+    let res = app
+        .http
+        .get(app.at("/api/models"))
+        .header("cookie", tampered)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 401);
+}

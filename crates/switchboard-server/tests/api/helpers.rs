@@ -1,0 +1,123 @@
+//! `spawn_app`: the real application on port 0, pointed at an in-process `mock-openrouter`, with its
+//! own temporary database. Logs of every test go to one in-memory buffer, so a test can check that
+//! no secret ever reaches a log line.
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::sync::{Mutex, OnceLock};
+
+use mock_openrouter::{MockConfig, MockOpenRouter};
+use switchboard_core::{Settings, Sources};
+use switchboard_server::AppState;
+
+pub const SERVER_KEY: &str = "sk-or-server-key-1";
+
+pub struct TestApp {
+    pub url: String,
+    pub mock: MockOpenRouter,
+    pub http: reqwest::Client,
+    pub state: AppState,
+    _dir: tempfile::TempDir,
+    _server: tokio::task::JoinHandle<()>,
+}
+
+impl TestApp {
+    pub fn at(&self, path: &str) -> String {
+        format!("{}{path}", self.url)
+    }
+
+    pub async fn get_json(&self, path: &str) -> (u16, serde_json::Value) {
+        let res = self.http.get(self.at(path)).send().await.unwrap();
+        let status = res.status().as_u16();
+        (status, res.json().await.unwrap_or(serde_json::Value::Null))
+    }
+
+    /// Load the catalog from the mock now, instead of waiting for the background refresh.
+    pub async fn load_catalog(&self) {
+        self.state
+            .catalog()
+            .refresh(self.state.http())
+            .await
+            .expect("catalog loads from the mock");
+    }
+}
+
+/// Start the app with `env` over the test defaults. An empty value unsets a default.
+pub async fn spawn_app(env: &[(&str, &str)]) -> TestApp {
+    spawn_app_with_mock(MockConfig::default(), env).await
+}
+
+pub async fn spawn_app_with_mock(mock: MockConfig, env: &[(&str, &str)]) -> TestApp {
+    init_log_capture();
+    let mock = MockOpenRouter::start(mock).await.expect("mock starts");
+    let dir = tempfile::tempdir().unwrap();
+    let mut vars: HashMap<String, String> = HashMap::from([
+        ("OPENROUTER_URL".into(), mock.api_url()),
+        ("OPENROUTER_API_KEY".into(), SERVER_KEY.into()),
+        (
+            "DATABASE_URL".into(),
+            format!("sqlite://{}/switchboard.db", dir.path().display()),
+        ),
+        ("SWITCHBOARD_ADDR".into(), "127.0.0.1:0".into()),
+    ]);
+    for (k, v) in env {
+        vars.insert(k.to_string(), v.to_string());
+    }
+    let settings = Settings::load(&Sources::from_pairs(vars)).expect("valid test settings");
+    let state = AppState::new(settings).expect("state builds");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server_state = state.clone();
+    let server = tokio::spawn(async move {
+        switchboard_server::serve(server_state, listener, std::future::pending())
+            .await
+            .unwrap();
+    });
+    TestApp {
+        url: format!("http://{addr}"),
+        mock,
+        http: reqwest::Client::builder().no_proxy().build().unwrap(),
+        state,
+        _dir: dir,
+        _server: server,
+    }
+}
+
+static LOGS: OnceLock<Mutex<Vec<u8>>> = OnceLock::new();
+
+struct LogBuffer;
+
+impl Write for LogBuffer {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        LOGS.get()
+            .expect("initialised")
+            .lock()
+            .unwrap()
+            .extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Capture every log line of every crate at TRACE level, the most a user could turn on.
+fn init_log_capture() {
+    if LOGS.set(Mutex::new(Vec::new())).is_ok() {
+        tracing_subscriber::fmt()
+            .with_env_filter("trace")
+            .with_ansi(false)
+            .with_writer(|| LogBuffer)
+            .init();
+    }
+}
+
+/// Everything logged so far by any test in this binary.
+pub fn captured_logs() -> String {
+    String::from_utf8_lossy(&LOGS.get().expect("initialised").lock().unwrap()).into_owned()
+}
+
+/// Read an SSE response to the end, returning the raw bytes.
+pub async fn read_all(res: reqwest::Response) -> Vec<u8> {
+    res.bytes().await.unwrap().to_vec()
+}

@@ -1,0 +1,8 @@
+//! Integration tests: the real app on port 0 against `mock-openrouter`, over HTTP.
+
+mod basics;
+mod catalog;
+mod gateway;
+mod helpers;
+mod proxy;
+mod sdk;
