@@ -307,7 +307,10 @@ mod tests {
             coded.admit(&Credential::None),
             Err(AccessError::CodeRequired)
         );
-        assert_eq!(coded.admit(&cred("Bearer ")), Err(AccessError::CodeRequired));
+        assert_eq!(
+            coded.admit(&cred("Bearer ")),
+            Err(AccessError::CodeRequired)
+        );
         assert_eq!(
             hidden.admit(&cred("Bearer sk-or-mine")),
             Err(AccessError::OwnKeyNotAccepted)
@@ -346,7 +349,10 @@ mod tests {
             Credential::OwnKey(Secret::new("sk-or-1".into()))
         );
         assert_eq!(
-            Credential::from_gateway_authorization(Some("Bearer anything"), &AccessCodes::default()),
+            Credential::from_gateway_authorization(
+                Some("Bearer anything"),
+                &AccessCodes::default()
+            ),
             Credential::None
         );
     }

@@ -53,7 +53,10 @@ fn every_variable_is_read() {
         ("SWITCHBOARD_CATALOG_REFRESH", "5m"),
         ("SWITCHBOARD_UPSTREAM_FIRST_BYTE_TIMEOUT", "500ms"),
         ("SWITCHBOARD_UPSTREAM_IDLE_TIMEOUT", "90"),
-        ("SWITCHBOARD_CORS_ORIGINS", "https://a.example, http://b.example:8080/"),
+        (
+            "SWITCHBOARD_CORS_ORIGINS",
+            "https://a.example, http://b.example:8080/",
+        ),
         ("SWITCHBOARD_METRICS", "open"),
         ("SWITCHBOARD_TITLE_MODEL", "openai/gpt-4o-mini"),
         ("SWITCHBOARD_COOKIE_SECRET", "xyz"),
@@ -96,8 +99,13 @@ fn every_variable_is_read() {
 
 #[test]
 fn malformed_custom_models_entry_is_named() {
-    let err = load(&[("CUSTOM_MODELS", "+ok, x@ ")]).unwrap_err().to_string();
-    assert!(err.starts_with("CUSTOM_MODELS: ") && err.contains("x@"), "{err}");
+    let err = load(&[("CUSTOM_MODELS", "+ok, x@ ")])
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.starts_with("CUSTOM_MODELS: ") && err.contains("x@"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -170,7 +178,10 @@ fn toml_file_then_dotenv_then_environment() {
     let src = Sources::from_process(dir.path(), Some(&toml));
     // `app_name` is not a variable name: unknown keys are refused, naming the file.
     let err = src.unwrap_err().to_string();
-    assert!(err.contains("switchboard.toml") && err.contains("app_name"), "{err}");
+    assert!(
+        err.contains("switchboard.toml") && err.contains("app_name"),
+        "{err}"
+    );
 
     std::fs::write(
         &toml,
