@@ -11,6 +11,7 @@ pub mod auth;
 pub mod catalog;
 pub mod error;
 pub mod extract;
+pub mod markdown;
 pub mod gateway;
 pub mod metrics;
 pub mod models;
