@@ -1,0 +1,129 @@
+//! Test databases: one fresh database per test, on either backend.
+
+use rand::Rng;
+use sqlx::Connection;
+use sqlx::postgres::PgConnection;
+use switchboard_store::{NewEvent, NewMessage, Role, Store};
+use tempfile::TempDir;
+
+const DEFAULT_ADMIN_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
+
+/// A store on its own database, removed when this value is dropped (even when the test
+/// panics).
+pub struct TestDb {
+    pub store: Store,
+    _dir: Option<TempDir>,
+    postgres: Option<PgDatabase>,
+}
+
+struct PgDatabase {
+    admin_url: String,
+    name: String,
+}
+
+impl TestDb {
+    /// A store on a new SQLite file in a temporary directory.
+    pub async fn sqlite() -> TestDb {
+        let dir = tempfile::tempdir().expect("create a temporary directory");
+        let url = format!("sqlite://{}", dir.path().join("test.db").display());
+        let store = Store::connect(&url)
+            .await
+            .expect("open the SQLite test database");
+        TestDb {
+            store,
+            _dir: Some(dir),
+            postgres: None,
+        }
+    }
+
+    /// A store on a new PostgreSQL database `sb_<random>`; `None` only when
+    /// `SWITCHBOARD_SKIP_POSTGRES=1`. An unreachable server fails the test.
+    pub async fn postgres() -> Option<TestDb> {
+        if std::env::var("SWITCHBOARD_SKIP_POSTGRES").as_deref() == Ok("1") {
+            eprintln!("SWITCHBOARD_SKIP_POSTGRES=1: skipping a PostgreSQL test");
+            return None;
+        }
+        let admin_url = std::env::var("SWITCHBOARD_TEST_POSTGRES_URL")
+            .unwrap_or_else(|_| DEFAULT_ADMIN_URL.to_owned());
+        let name = format!("sb_{}", random_suffix());
+        let mut admin = PgConnection::connect(&admin_url)
+            .await
+            .unwrap_or_else(|error| {
+                panic!(
+                    "cannot reach PostgreSQL at {admin_url} ({error}); start it, point \
+                 SWITCHBOARD_TEST_POSTGRES_URL at it, or set SWITCHBOARD_SKIP_POSTGRES=1"
+                )
+            });
+        sqlx::query(&format!("CREATE DATABASE {name}"))
+            .execute(&mut admin)
+            .await
+            .expect("create the test database");
+        let _ = admin.close().await;
+        let database = PgDatabase { admin_url, name };
+        let store = Store::connect(&database.url())
+            .await
+            .expect("open the PostgreSQL test database");
+        Some(TestDb {
+            store,
+            _dir: None,
+            postgres: Some(database),
+        })
+    }
+}
+
+impl PgDatabase {
+    /// The admin URL with the database name replaced.
+    fn url(&self) -> String {
+        let (base, query) = match self.admin_url.split_once('?') {
+            Some((base, query)) => (base, format!("?{query}")),
+            None => (self.admin_url.as_str(), String::new()),
+        };
+        let (scheme, rest) = base.split_once("://").expect("admin URL has a scheme");
+        let authority = rest.split('/').next().unwrap_or(rest);
+        format!("{scheme}://{authority}/{}{query}", self.name)
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        let Some(database) = self.postgres.take() else {
+            return;
+        };
+        // Drop runs inside the test's runtime, which cannot be blocked on; a separate
+        // thread with its own runtime can. Best effort: a leftover database is harmless.
+        let cleanup = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("build a runtime");
+            runtime.block_on(async {
+                if let Ok(mut admin) = PgConnection::connect(&database.admin_url).await {
+                    let sql = format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", database.name);
+                    let _ = sqlx::query(&sql).execute(&mut admin).await;
+                    let _ = admin.close().await;
+                }
+            });
+        });
+        let _ = cleanup.join();
+    }
+}
+
+fn random_suffix() -> String {
+    let mut rng = rand::rng();
+    (0..16)
+        .map(|_| char::from(b"abcdefghijklmnopqrstuvwxyz0123456789"[rng.random_range(0..36)]))
+        .collect()
+}
+
+pub fn user(text: &str) -> NewMessage {
+    NewMessage::new(Role::User, text)
+}
+
+pub fn event(seq: i64, kind: &str) -> NewEvent {
+    NewEvent {
+        seq,
+        kind: kind.to_owned(),
+        data: format!(r#"{{"n":{seq}}}"#),
+        created_at: 1_000 + seq,
+    }
+}
