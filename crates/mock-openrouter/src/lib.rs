@@ -33,10 +33,16 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use axum::serve::ListenerExt as _;
+use axum::Router;
+use axum::body::Body;
 use bytes::Bytes;
+use hyper::Request;
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
 use tokio::net::TcpListener;
-use tokio::task::JoinHandle;
+use tokio::task::{JoinHandle, JoinSet};
+use tower::ServiceExt as _;
 
 pub use recording::{GenerationRecord, RecordedRequest};
 pub use scenarios::SCENARIO_MODELS;
@@ -93,16 +99,7 @@ impl MockOpenRouter {
             .await
             .with_context(|| format!("binding {addr}"))?;
         let addr = listener.local_addr().context("reading the bound address")?;
-        // Small SSE writes must leave at once, and benchmarks must not wait on Nagle.
-        let listener = listener.tap_io(|stream| {
-            let _ = stream.set_nodelay(true);
-        });
-        let router = app::router(state);
-        let task = tokio::spawn(async move {
-            if let Err(error) = axum::serve(listener, router).await {
-                eprintln!("mock-openrouter: server stopped: {error}");
-            }
-        });
+        let task = tokio::spawn(serve(listener, app::router(state)));
         Ok(MockOpenRouter {
             addr,
             recorder,
@@ -140,6 +137,45 @@ impl MockOpenRouter {
     /// Forgets all recorded requests and generations, like `DELETE /__mock/requests`.
     pub fn clear(&self) {
         self.recorder.clear();
+    }
+}
+
+/// Accepts connections and serves each in a task of its own `JoinSet`.
+///
+/// This is `axum::serve` minus one thing: there, connection tasks outlive the accept loop, so a
+/// dropped mock would keep answering on open keep-alive connections and finish its streams. Here
+/// aborting this task drops the `JoinSet`, which aborts every connection, so dropping the mock
+/// cuts streams mid-way exactly like an upstream that went away.
+async fn serve(listener: TcpListener, router: Router) {
+    let mut connections = JoinSet::new();
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let stream = match accepted {
+                    Ok((stream, _)) => stream,
+                    Err(error) => {
+                        // Usually out of file descriptors; back off instead of spinning.
+                        eprintln!("mock-openrouter: accept failed: {error}");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                };
+                // Small SSE writes must leave at once, and benchmarks must not wait on Nagle.
+                let _ = stream.set_nodelay(true);
+                let router = router.clone();
+                connections.spawn(async move {
+                    let service = hyper::service::service_fn(move |request: Request<Incoming>| {
+                        router.clone().oneshot(request.map(Body::new))
+                    });
+                    // Errors here are clients hanging up; nothing to report.
+                    let _ = auto::Builder::new(TokioExecutor::new())
+                        .serve_connection_with_upgrades(TokioIo::new(stream), service)
+                        .await;
+                });
+            }
+            // Reap finished connections so the set does not grow without bound.
+            Some(_) = connections.join_next(), if !connections.is_empty() => {}
+        }
     }
 }
 
