@@ -34,7 +34,7 @@
 //! allows one writer at a time, so the store opens it in WAL mode (readers never block the
 //! writer), waits up to five seconds for the write lock (`busy_timeout`) rather than
 //! failing with "database is locked", starts write transactions with `BEGIN IMMEDIATE`
-//! (see [`db`]), and keeps the pool small.
+//! (so queued writers wait instead of failing), and keeps the pool small.
 //!
 //! # Tests
 //!
