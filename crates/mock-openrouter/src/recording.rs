@@ -134,7 +134,7 @@ impl Generation {
     }
 }
 
-/// The shared logs. Cloning the handle is cheap; all clones see the same logs.
+/// The shared logs, held in an `Arc` by the server and by the [`crate::MockOpenRouter`] handle.
 #[derive(Default)]
 pub(crate) struct Recorder {
     requests: Mutex<VecDeque<RawRequest>>,
