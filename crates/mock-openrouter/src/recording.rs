@@ -15,13 +15,13 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use axum::http::{HeaderMap, Method};
 use bytes::Bytes;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// How many requests and generations are kept; older ones are dropped first.
 const MAX_KEPT: usize = 10_000;
 
 /// One request the mock received under `/api`, as returned by `GET /__mock/requests`.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RecordedRequest {
     pub method: String,
     pub path: String,
@@ -34,7 +34,7 @@ pub struct RecordedRequest {
 }
 
 /// One completion the mock served, as returned by `GET /__mock/generations`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct GenerationRecord {
     pub id: String,
     pub model: String,
