@@ -45,16 +45,25 @@ impl Fixture {
     }
 }
 
-/// Cuts after every "\n\n"; the pieces concatenate back to exactly `body`.
+/// Cuts after every blank line ("\n\n" or "\r\n\r\n"); the pieces concatenate back to exactly
+/// `body`.
 fn split_events(body: &Bytes) -> Vec<Bytes> {
     let mut pieces = Vec::new();
     let mut start = 0;
     let mut i = 0;
-    while i + 1 < body.len() {
-        if body[i] == b'\n' && body[i + 1] == b'\n' {
-            pieces.push(body.slice(start..i + 2));
-            start = i + 2;
-            i += 2;
+    while i < body.len() {
+        let rest = &body[i..];
+        let separator = if rest.starts_with(b"\n\n") {
+            2
+        } else if rest.starts_with(b"\r\n\r\n") {
+            4
+        } else {
+            0
+        };
+        if separator > 0 {
+            pieces.push(body.slice(start..i + separator));
+            start = i + separator;
+            i = start;
         } else {
             i += 1;
         }
