@@ -128,6 +128,35 @@ impl Store {
         tx.commit("finish a message").await
     }
 
+    /// Stores chat events that belong to no running generation (a deleted message, a new title).
+    /// `message_id` may be empty for chat-level events. Events of a chat that no longer exists
+    /// are dropped.
+    pub async fn append_chat_events(
+        &self,
+        chat_id: &str,
+        message_id: &str,
+        events: &[NewEvent],
+    ) -> Result<(), StoreError> {
+        let mut tx = self.db.begin("store chat events").await?;
+        for event in events {
+            tx.execute(
+                Sql::new(
+                    "store a chat event",
+                    "INSERT INTO chat_events (chat_id, seq, message_id, kind, data, created_at)
+                     SELECT id, $2, $3, $4, $5, $6 FROM chats WHERE id = $1",
+                )
+                .text(chat_id)
+                .int(event.seq)
+                .text(message_id)
+                .text(&event.kind)
+                .text(&event.data)
+                .int(event.created_at),
+            )
+            .await?;
+        }
+        tx.commit("store chat events").await
+    }
+
     /// Up to `limit` events of the chat with seq greater than `after_seq`, in seq order.
     /// Not workspace-scoped: the caller has already resolved the chat.
     pub async fn events_after(
