@@ -9,16 +9,18 @@
 
 pub mod auth;
 pub mod catalog;
+pub mod chats;
 pub mod error;
 pub mod extract;
-pub mod markdown;
 pub mod gateway;
+pub mod markdown;
 pub mod metrics;
 pub mod models;
 pub mod proxy;
 pub mod relay;
 pub mod session;
 pub mod state;
+pub mod ui;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -47,6 +49,8 @@ pub fn app(state: AppState) -> Router {
         .merge(proxy::routes())
         .merge(gateway::routes())
         .merge(models::routes())
+        .merge(ui::routes())
+        .merge(chats::routes())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed);
     let router = match cors_layer(&state.settings().cors_origins) {

@@ -8,6 +8,7 @@ use switchboard_core::access::{AccessPolicy, FailureThrottle};
 use switchboard_core::provider::{KeyRotation, ProviderConfig, ProviderId};
 
 use crate::catalog::ModelCatalog;
+use crate::chats::engine::ChatEngine;
 use crate::metrics::Metrics;
 
 /// Wrong access codes allowed per client address and window before 429.
@@ -29,6 +30,8 @@ struct Inner {
     metrics: Arc<Metrics>,
     cookie_key: Vec<u8>,
     catalog: Arc<ModelCatalog>,
+    store: switchboard_store::Store,
+    chats: ChatEngine,
 }
 
 /// Shared state; cheap to clone.
@@ -36,7 +39,17 @@ struct Inner {
 pub struct AppState(Arc<Inner>);
 
 impl AppState {
-    pub fn new(settings: Settings) -> anyhow::Result<AppState> {
+    /// Connect the database (creating and migrating it if needed), recover replies a previous
+    /// process left `streaming`, and build the shared state.
+    pub async fn new(settings: Settings) -> anyhow::Result<AppState> {
+        let store = switchboard_store::Store::connect(&settings.database_url).await?;
+        let interrupted = store.mark_streaming_interrupted().await?;
+        if interrupted > 0 {
+            tracing::warn!(
+                interrupted,
+                "replies left streaming by the previous process were marked interrupted"
+            );
+        }
         let http = reqwest::Client::builder()
             // The server's keys must go only where configured: never follow a redirect elsewhere.
             .redirect(reqwest::redirect::Policy::none())
@@ -66,6 +79,8 @@ impl AppState {
             metrics: Arc::new(Metrics::default()),
             cookie_key,
             catalog: Arc::new(ModelCatalog::new(&settings)),
+            store,
+            chats: ChatEngine::default(),
             settings,
         })))
     }
@@ -96,6 +111,14 @@ impl AppState {
 
     pub fn upstream(&self, id: &ProviderId) -> Option<&Upstream> {
         self.0.upstreams.iter().find(|u| &u.config.id == id)
+    }
+
+    pub fn store(&self) -> &switchboard_store::Store {
+        &self.0.store
+    }
+
+    pub fn chats(&self) -> &ChatEngine {
+        &self.0.chats
     }
 
     pub fn catalog(&self) -> &Arc<ModelCatalog> {

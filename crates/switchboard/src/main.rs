@@ -80,7 +80,9 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
         tracing::warn!("{warning}");
     }
     let addr = settings.addr;
-    let state = AppState::new(settings).context("building the application")?;
+    let state = AppState::new(settings)
+        .await
+        .context("starting the application")?;
     switchboard_server::start_background_tasks(&state);
     let listener = tokio::net::TcpListener::bind(addr)
         .await

@@ -64,7 +64,7 @@ pub async fn spawn_app_with_mock(mock: MockConfig, env: &[(&str, &str)]) -> Test
         vars.insert(k.to_string(), v.to_string());
     }
     let settings = Settings::load(&Sources::from_pairs(vars)).expect("valid test settings");
-    let state = AppState::new(settings).expect("state builds");
+    let state = AppState::new(settings).await.expect("state builds");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let server_state = state.clone();

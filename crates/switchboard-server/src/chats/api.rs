@@ -1,0 +1,799 @@
+//! The chat API's handlers: plain functions from a [`Caller`] and a request to JSON.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::body::Body;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use serde_json::{Value, json};
+use switchboard_core::catalog::ModelRef;
+use switchboard_core::provider::ProviderId;
+use switchboard_core::secret::Secret;
+use switchboard_store::{
+    Chat, ChatPage, ChatPatch, ChatSettings, Message, NewMessage, Role, StoreError,
+};
+
+use super::Caller;
+use super::context::{ModelLimits, build_request};
+use super::engine::emit_stored;
+use super::generate::Generation;
+use super::hub::ChatHub;
+use super::title::{DEFAULT_TITLE, TitleJob};
+use super::view::{ChatView, MessageView};
+use crate::error::ApiError;
+use crate::extract::read_body;
+use crate::state::AppState;
+
+/// Messages a chat page shows at first; older ones load on demand.
+const FIRST_PAGE: u32 = 50;
+const MAX_TITLE_CHARS: usize = 200;
+const MAX_MODEL_ID_CHARS: usize = 256;
+const REASONING_EFFORTS: &[&str] = &["none", "minimal", "low", "medium", "high", "xhigh"];
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        tracing::error!(error = %e, "storage error");
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the database is not available right now; nothing was changed",
+        )
+    }
+}
+
+fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return serde_json::from_slice(b"{}").map_err(|e| ApiError::bad_request(e.to_string()));
+    }
+    serde_json::from_slice(body)
+        .map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))
+}
+
+async fn json_body<T: DeserializeOwned>(
+    state: &AppState,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<T, ApiError> {
+    let bytes = read_body(headers, body, state.settings().max_body_bytes).await?;
+    parse_json(&bytes)
+}
+
+fn chat_not_found() -> ApiError {
+    ApiError::not_found("no such chat")
+}
+
+async fn load_chat(state: &AppState, caller: &Caller, id: &str) -> Result<Chat, ApiError> {
+    state
+        .store()
+        .get_chat(&caller.workspace, id)
+        .await?
+        .ok_or_else(chat_not_found)
+}
+
+/// Check settings a client sent: wrong types are refused by serde, values out of range here.
+/// (Sampling parameters are also clamped at send time, so old stored values never fail a send.)
+fn validate_settings(s: &ChatSettings) -> Result<(), ApiError> {
+    let range = |name: &str, v: Option<f64>, lo: f64, hi: f64| match v {
+        Some(x) if !(lo..=hi).contains(&x) || x.is_nan() => Err(ApiError::bad_request(format!(
+            "settings.{name} must be between {lo} and {hi}"
+        ))),
+        _ => Ok(()),
+    };
+    range("temperature", s.temperature, 0.0, 2.0)?;
+    range("top_p", s.top_p, 0.0, 1.0)?;
+    if s.max_tokens == Some(0) {
+        return Err(ApiError::bad_request(
+            "settings.max_tokens must be at least 1",
+        ));
+    }
+    if s.history_length == Some(0) {
+        return Err(ApiError::bad_request(
+            "settings.history_length must be at least 1",
+        ));
+    }
+    if let Some(e) = &s.reasoning_effort
+        && !REASONING_EFFORTS.contains(&e.as_str())
+    {
+        return Err(ApiError::bad_request(format!(
+            "settings.reasoning_effort must be one of {}",
+            REASONING_EFFORTS.join(", ")
+        )));
+    }
+    if s.model
+        .as_ref()
+        .is_some_and(|m| m.len() > MAX_MODEL_ID_CHARS)
+    {
+        return Err(ApiError::bad_request("settings.model is too long"));
+    }
+    Ok(())
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct NewChatRequest {
+    title: Option<String>,
+    #[serde(default)]
+    settings: ChatSettings,
+}
+
+pub async fn create_chat(
+    caller: Caller,
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let req: NewChatRequest = json_body(&state, &headers, body).await?;
+    validate_settings(&req.settings)?;
+    if let Some(model) = &req.settings.model {
+        resolve_model(&state, Some(model), &req.settings)?;
+    }
+    let title = clean_title(req.title.as_deref())?.unwrap_or_else(|| DEFAULT_TITLE.to_string());
+    let chat = state
+        .store()
+        .create_chat(&caller.workspace, &title, &req.settings)
+        .await?;
+    Ok((StatusCode::CREATED, Json(ChatView::header(&chat))).into_response())
+}
+
+fn clean_title(title: Option<&str>) -> Result<Option<String>, ApiError> {
+    match title.map(str::trim) {
+        None | Some("") => Ok(None),
+        Some(t) if t.chars().count() > MAX_TITLE_CHARS => Err(ApiError::bad_request(format!(
+            "title is longer than {MAX_TITLE_CHARS} characters"
+        ))),
+        Some(t) => Ok(Some(t.to_string())),
+    }
+}
+
+#[derive(Deserialize)]
+pub struct ListParams {
+    limit: Option<u32>,
+    before: Option<String>,
+}
+
+pub async fn list_chats(
+    caller: Caller,
+    State(state): State<AppState>,
+    params: Result<Query<ListParams>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response, ApiError> {
+    let Query(params) = params.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let limit = params.limit.unwrap_or(50).clamp(1, 200);
+    let before = match params.before.as_deref() {
+        None | Some("") => None,
+        Some(cursor) => {
+            let (at, id) = cursor
+                .split_once(':')
+                .and_then(|(at, id)| Some((at.parse::<i64>().ok()?, id.to_string())))
+                .ok_or_else(|| ApiError::bad_request("before must be a cursor from `next`"))?;
+            Some((at, id))
+        }
+    };
+    let chats = state
+        .store()
+        .list_chats(&caller.workspace, ChatPage { limit, before })
+        .await?;
+    let next = (chats.len() == limit as usize)
+        .then(|| chats.last().map(|c| format!("{}:{}", c.updated_at, c.id)))
+        .flatten();
+    Ok(Json(json!({"chats": chats, "next": next})).into_response())
+}
+
+pub async fn get_chat(
+    caller: Caller,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let chat = load_chat(&state, &caller, &id).await?;
+    Ok(Json(chat_view(&state, &caller, chat).await?).into_response())
+}
+
+/// The chat with its latest messages, consistent with `last_event_id`: resuming the event
+/// stream from there neither skips nor repeats a change.
+pub async fn chat_view(
+    state: &AppState,
+    caller: &Caller,
+    chat: Chat,
+) -> Result<ChatView, ApiError> {
+    let hub = state.chats().hub(state, &chat.id).await?;
+    let snapshot = hub.snapshot();
+    let mut messages = state
+        .store()
+        .list_messages_page(&caller.workspace, &chat.id, None, FIRST_PAGE + 1)
+        .await?;
+    let has_more = messages.len() > FIRST_PAGE as usize;
+    if has_more {
+        messages.remove(0);
+    }
+    Ok(ChatView {
+        messages: messages
+            .iter()
+            .map(|m| MessageView::with_live(m, snapshot.live.get(&m.id)))
+            .collect(),
+        has_more,
+        last_event_id: snapshot.last_seq,
+        generating: snapshot.running,
+        id: chat.id,
+        title: chat.title,
+        created_at: chat.created_at,
+        updated_at: chat.updated_at,
+        settings: chat.settings,
+        forked_from: chat.forked_from,
+    })
+}
+
+#[derive(Deserialize)]
+pub struct PageParams {
+    before_seq: Option<i64>,
+    limit: Option<u32>,
+}
+
+pub async fn list_messages(
+    caller: Caller,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    params: Result<Query<PageParams>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response, ApiError> {
+    let Query(params) = params.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let chat = load_chat(&state, &caller, &id).await?;
+    let limit = params.limit.unwrap_or(FIRST_PAGE).clamp(1, 500);
+    let hub = state.chats().hub(&state, &chat.id).await?;
+    let snapshot = hub.snapshot();
+    let mut messages = state
+        .store()
+        .list_messages_page(&caller.workspace, &chat.id, params.before_seq, limit + 1)
+        .await?;
+    let has_more = messages.len() > limit as usize;
+    if has_more {
+        messages.remove(0);
+    }
+    let views: Vec<MessageView> = messages
+        .iter()
+        .map(|m| MessageView::with_live(m, snapshot.live.get(&m.id)))
+        .collect();
+    Ok(Json(json!({"messages": views, "has_more": has_more})).into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PatchRequest {
+    title: Option<String>,
+    settings: Option<ChatSettings>,
+}
+
+pub async fn patch_chat(
+    caller: Caller,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let req: PatchRequest = json_body(&state, &headers, body).await?;
+    if let Some(s) = &req.settings {
+        validate_settings(s)?;
+        if let Some(model) = &s.model {
+            resolve_model(&state, Some(model), s)?;
+        }
+    }
+    let patch = ChatPatch {
+        title: clean_title(req.title.as_deref())?,
+        settings: req.settings,
+    };
+    let chat = state
+        .store()
+        .update_chat(&caller.workspace, &id, &patch)
+        .await?
+        .ok_or_else(chat_not_found)?;
+    let hub = state.chats().hub(&state, &chat.id).await?;
+    let data = json!({"id": chat.id, "title": chat.title, "settings": chat.settings}).to_string();
+    emit_stored(&state, &hub, &chat.id, "chat", "", data).await;
+    Ok(Json(ChatView::header(&chat)).into_response())
+}
+
+pub async fn delete_chat(
+    caller: Caller,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    let chat = load_chat(&state, &caller, &id).await?;
+    let hub = state.chats().hub(&state, &chat.id).await?;
+    hub.stop();
+    if !state.store().delete_chat(&caller.workspace, &id).await? {
+        return Err(chat_not_found());
+    }
+    state.chats().remove(&id);
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SendRequest {
+    content: String,
+    model: Option<String>,
+    #[serde(default)]
+    images: Vec<String>,
+    reasoning: Option<ReasoningRequest>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReasoningRequest {
+    effort: String,
+}
+
+pub async fn post_message(
+    caller: Caller,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let req: SendRequest = json_body(&state, &headers, body).await?;
+    if req.content.trim().is_empty() && req.images.is_empty() {
+        return Err(ApiError::bad_request("content must not be empty"));
+    }
+    for (i, image) in req.images.iter().enumerate() {
+        if !is_image_data_url(image) {
+            return Err(ApiError::bad_request(format!(
+                "images[{i}] must be a data:image/(png|jpeg|gif|webp);base64,… URL"
+            )));
+        }
+    }
+    let effort = match req.reasoning {
+        Some(r) if REASONING_EFFORTS.contains(&r.effort.as_str()) => Some(r.effort),
+        Some(_) => {
+            return Err(ApiError::bad_request(format!(
+                "reasoning.effort must be one of {}",
+                REASONING_EFFORTS.join(", ")
+            )));
+        }
+        None => None,
+    };
+    let chat = load_chat(&state, &caller, &id).await?;
+    let user = UserTurn {
+        content: req.content,
+        images: req.images,
+    };
+    let (user_id, assistant_id) = start_reply(
+        &state,
+        &caller,
+        &chat,
+        Some(user),
+        req.model.as_deref(),
+        effort,
+    )
+    .await?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(json!({"user_message_id": user_id, "assistant_message_id": assistant_id})),
+    )
+        .into_response())
+}
+
+fn is_image_data_url(s: &str) -> bool {
+    ["png", "jpeg", "jpg", "gif", "webp"]
+        .iter()
+        .any(|t| s.starts_with(&format!("data:image/{t};base64,")))
+}
+
+pub struct UserTurn {
+    content: String,
+    images: Vec<String>,
+}
+
+/// Where a reply goes and with what.
+pub struct Target {
+    pub model: String,
+    pub provider: ProviderId,
+    pub limits: ModelLimits,
+}
+
+/// The model a reply uses: the request's, else the chat's, else the server's default; refused
+/// with 400 when this server does not offer it.
+pub fn resolve_model(
+    state: &AppState,
+    requested: Option<&str>,
+    settings: &ChatSettings,
+) -> Result<Target, ApiError> {
+    let table = state.catalog().table();
+    let raw = match requested.or(settings.model.as_deref()) {
+        Some(m) => m.to_string(),
+        None => table
+            .default_entry()
+            .map(|e| format!("{}@{}", e.id, e.provider.as_str()))
+            .ok_or_else(|| ApiError::bad_request("no model is available on this server"))?,
+    };
+    if raw.len() > MAX_MODEL_ID_CHARS {
+        return Err(ApiError::bad_request("model id is too long"));
+    }
+    let r = ModelRef::parse(&raw).map_err(|e| ApiError::bad_request(e.to_string()))?;
+    let provider = match r.provider {
+        Some(p) => p,
+        None => table
+            .resolve(&r.model, None)
+            .map(|e| e.provider.clone())
+            .unwrap_or(ProviderId::OpenRouter),
+    };
+    if !table.is_allowed(&r.model, Some(&provider)) {
+        return Err(ApiError::bad_request(format!(
+            "model {} is not available on this server",
+            r.model
+        )));
+    }
+    if state.upstream(&provider).is_none() {
+        return Err(ApiError::bad_request(format!(
+            "provider {} is not configured on this server",
+            provider.as_str()
+        )));
+    }
+    let entry = table.resolve(&r.model, Some(&provider));
+    Ok(Target {
+        limits: ModelLimits {
+            context_length: entry.and_then(|e| e.context_length),
+            vision: entry.is_some_and(|e| e.vision),
+        },
+        model: r.model,
+        provider,
+    })
+}
+
+/// Store the user's turn (if any) and a `streaming` assistant message, then start the
+/// generation. The user's message is stored before the provider is called.
+async fn start_reply(
+    state: &AppState,
+    caller: &Caller,
+    chat: &Chat,
+    user: Option<UserTurn>,
+    requested_model: Option<&str>,
+    effort: Option<String>,
+) -> Result<(Option<String>, String), ApiError> {
+    let target = resolve_model(state, requested_model, &chat.settings)?;
+    if let Some(u) = &user
+        && !u.images.is_empty()
+        && !target.limits.vision
+    {
+        return Err(ApiError::bad_request(format!(
+            "model {} cannot see images; pick a vision model or remove the images",
+            target.model
+        )));
+    }
+    let upstream = state
+        .upstream(&target.provider)
+        .ok_or_else(|| ApiError::bad_request("provider not configured"))?;
+    let key: Secret = caller
+        .principal
+        .upstream_key(&upstream.config, &upstream.rotation)?
+        .clone();
+    let upstream_url = format!("{}/v1/chat/completions", upstream.config.base_url);
+
+    let hub = state.chats().hub(state, &chat.id).await?;
+    let Some(stop) = hub.start(RESERVED) else {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "a reply is being generated in this chat; stop it first",
+        ));
+    };
+    let started = insert_turn(state, caller, chat, &hub, user, &target).await;
+    let (user_msg, assistant, pending) = match started {
+        Ok(v) => v,
+        Err(e) => {
+            hub.finished(RESERVED);
+            return Err(e);
+        }
+    };
+    hub.rename_running(RESERVED, &assistant.id);
+
+    let history = state
+        .store()
+        .list_messages_page(
+            &caller.workspace,
+            &chat.id,
+            Some(assistant.seq),
+            chat.settings
+                .history_length
+                .unwrap_or(super::context::DEFAULT_HISTORY_LENGTH)
+                .clamp(1, 500),
+        )
+        .await;
+    let history = match history {
+        Ok(h) => h,
+        Err(e) => {
+            hub.finished(&assistant.id);
+            return Err(e.into());
+        }
+    };
+    let body = build_request(
+        &target.model,
+        &chat.settings,
+        &history,
+        &target.limits,
+        effort.as_deref(),
+    );
+    let first_user_message = history
+        .iter()
+        .find(|m| m.role == Role::User)
+        .map(|m| m.content.clone());
+    let title = match (chat.title == DEFAULT_TITLE, first_user_message) {
+        (true, Some(first_user_message)) => Some(TitleJob {
+            chat_id: chat.id.clone(),
+            upstream_url: upstream_url.clone(),
+            key: key.clone(),
+            model: state
+                .settings()
+                .title_model
+                .clone()
+                .unwrap_or_else(|| target.model.clone()),
+            first_user_message,
+        }),
+        _ => None,
+    };
+    let assistant_id = assistant.id.clone();
+    Generation {
+        state: state.clone(),
+        hub,
+        message: assistant,
+        upstream_url,
+        key,
+        body: Bytes::from(body.to_string()),
+        pending,
+        stop,
+        title,
+    }
+    .spawn();
+    Ok((user_msg.map(|m| m.id), assistant_id))
+}
+
+/// The placeholder id a chat is claimed under until its assistant message exists.
+const RESERVED: &str = "(starting)";
+
+type Turn = (Option<Message>, Message, Vec<Arc<super::hub::Event>>);
+
+async fn insert_turn(
+    state: &AppState,
+    caller: &Caller,
+    chat: &Chat,
+    hub: &Arc<ChatHub>,
+    user: Option<UserTurn>,
+    target: &Target,
+) -> Result<Turn, ApiError> {
+    let mut pending = Vec::new();
+    let user_msg = match user {
+        Some(u) => {
+            let mut new = NewMessage::new(Role::User, u.content);
+            if !u.images.is_empty() {
+                new.attachments = Some(json!(u.images));
+            }
+            let m = state
+                .store()
+                .insert_message(&caller.workspace, &chat.id, &new)
+                .await?
+                .ok_or_else(chat_not_found)?;
+            pending.push(hub.emit("message", &m.id, |_| {
+                json!({"message": MessageView::new(&m)}).to_string()
+            }));
+            Some(m)
+        }
+        None => None,
+    };
+    let mut reply = NewMessage::streaming_reply(target.model.clone());
+    reply.provider = Some(target.provider.as_str().to_string());
+    let assistant = state
+        .store()
+        .insert_message(&caller.workspace, &chat.id, &reply)
+        .await?
+        .ok_or_else(chat_not_found)?;
+    pending.push(hub.emit("message", &assistant.id, |_| {
+        json!({"message": MessageView::new(&assistant)}).to_string()
+    }));
+    Ok((user_msg, assistant, pending))
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RegenerateRequest {
+    model: Option<String>,
+}
+
+pub async fn regenerate(
+    caller: Caller,
+    State(state): State<AppState>,
+    Path((id, message_id)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let req: RegenerateRequest = json_body(&state, &headers, body).await?;
+    let chat = load_chat(&state, &caller, &id).await?;
+    let msg = state
+        .store()
+        .get_message(&caller.workspace, &id, &message_id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("no such message"))?;
+    // Regenerating a user message means: answer it again.
+    let from_seq = match msg.role {
+        Role::Assistant => msg.seq,
+        _ => msg.seq + 1,
+    };
+    truncate_from(&state, &caller, &chat, from_seq).await?;
+    let (_, assistant_id) =
+        start_reply(&state, &caller, &chat, None, req.model.as_deref(), None).await?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(json!({"assistant_message_id": assistant_id})),
+    )
+        .into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EditRequest {
+    content: String,
+    model: Option<String>,
+}
+
+pub async fn edit_message(
+    caller: Caller,
+    State(state): State<AppState>,
+    Path((id, message_id)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let req: EditRequest = json_body(&state, &headers, body).await?;
+    if req.content.trim().is_empty() {
+        return Err(ApiError::bad_request("content must not be empty"));
+    }
+    let chat = load_chat(&state, &caller, &id).await?;
+    let msg = state
+        .store()
+        .get_message(&caller.workspace, &id, &message_id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("no such message"))?;
+    if msg.role != Role::User {
+        return Err(ApiError::bad_request(
+            "only your own messages can be edited",
+        ));
+    }
+    // Check the model before anything is deleted.
+    resolve_model(&state, req.model.as_deref(), &chat.settings)?;
+    let images: Vec<String> = msg
+        .attachments
+        .as_ref()
+        .and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(|v| v.as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default();
+    truncate_from(&state, &caller, &chat, msg.seq).await?;
+    let user = UserTurn {
+        content: req.content,
+        images,
+    };
+    let (user_id, assistant_id) = start_reply(
+        &state,
+        &caller,
+        &chat,
+        Some(user),
+        req.model.as_deref(),
+        None,
+    )
+    .await?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(json!({"user_message_id": user_id, "assistant_message_id": assistant_id})),
+    )
+        .into_response())
+}
+
+/// Delete messages from `from_seq` on (refused while a reply is generating).
+async fn truncate_from(
+    state: &AppState,
+    caller: &Caller,
+    chat: &Chat,
+    from_seq: i64,
+) -> Result<(), ApiError> {
+    let hub = state.chats().hub(state, &chat.id).await?;
+    if hub.running().is_some() {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "a reply is being generated in this chat; stop it first",
+        ));
+    }
+    let doomed: Vec<String> = state
+        .store()
+        .list_messages(&caller.workspace, &chat.id)
+        .await?
+        .into_iter()
+        .filter(|m| m.seq >= from_seq)
+        .map(|m| m.id)
+        .collect();
+    if doomed.is_empty() {
+        return Ok(());
+    }
+    state
+        .store()
+        .delete_messages_from(&caller.workspace, &chat.id, from_seq)
+        .await?;
+    let data = json!({"message_ids": doomed}).to_string();
+    emit_stored(state, &hub, &chat.id, "deleted", "", data).await;
+    Ok(())
+}
+
+pub async fn delete_message(
+    caller: Caller,
+    State(state): State<AppState>,
+    Path((id, message_id)): Path<(String, String)>,
+) -> Result<StatusCode, ApiError> {
+    let chat = load_chat(&state, &caller, &id).await?;
+    let hub = state.chats().hub(&state, &chat.id).await?;
+    if hub.running().as_deref() == Some(message_id.as_str()) {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "this reply is being generated; stop it first",
+        ));
+    }
+    if !state
+        .store()
+        .delete_message(&caller.workspace, &id, &message_id)
+        .await?
+    {
+        return Err(ApiError::not_found("no such message"));
+    }
+    let data = json!({"message_ids": [message_id]}).to_string();
+    emit_stored(&state, &hub, &chat.id, "deleted", "", data).await;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+pub async fn stop(
+    caller: Caller,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    let chat = load_chat(&state, &caller, &id).await?;
+    state.chats().hub(&state, &chat.id).await?.stop();
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ForkRequest {
+    message_id: String,
+}
+
+pub async fn fork(
+    caller: Caller,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let req: ForkRequest = json_body(&state, &headers, body).await?;
+    let chat = state
+        .store()
+        .fork_chat(&caller.workspace, &id, &req.message_id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("no such chat or message"))?;
+    Ok((StatusCode::CREATED, Json(ChatView::header(&chat))).into_response())
+}
+
+#[derive(Deserialize)]
+pub struct SearchParams {
+    q: Option<String>,
+}
+
+pub async fn search(
+    caller: Caller,
+    State(state): State<AppState>,
+    params: Result<Query<SearchParams>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response, ApiError> {
+    let Query(params) = params.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let q = params.q.unwrap_or_default();
+    if q.len() > 1000 {
+        return Err(ApiError::bad_request("q is longer than 1000 bytes"));
+    }
+    let results = state.store().search(&caller.workspace, &q, 50).await?;
+    Ok(Json(json!({"results": results})).into_response())
+}

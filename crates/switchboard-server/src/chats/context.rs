@@ -1,0 +1,256 @@
+//! What is sent upstream for a reply: the chat's system prompt, then the latest messages that fit
+//! the chat's history length and the model's context window, with images only for models that can
+//! see them and previous reasoning handed back for providers that need it.
+
+use serde_json::{Value, json};
+use switchboard_store::{ChatSettings, Message, MessageStatus, Role};
+
+/// Messages sent when the chat does not say.
+pub const DEFAULT_HISTORY_LENGTH: u32 = 32;
+/// Tokens reserved for the reply when the chat sets no `max_tokens`.
+const DEFAULT_REPLY_BUDGET: u64 = 4096;
+
+/// What the model can take.
+pub struct ModelLimits {
+    pub context_length: Option<u64>,
+    pub vision: bool,
+}
+
+/// A deliberately rough token estimate (≈ 3.5 characters per token): it only decides how much
+/// history to drop, where erring towards less is harmless.
+fn estimate_tokens(text: &str) -> u64 {
+    (text.chars().count() as u64 * 2).div_ceil(7) + 4
+}
+
+/// Parameters clamped into the ranges providers accept; the chat API never fails a send on them.
+pub fn clamp_settings(s: &ChatSettings) -> (Option<f64>, Option<f64>, Option<u32>) {
+    (
+        s.temperature.map(|t| t.clamp(0.0, 2.0)),
+        s.top_p.map(|p| p.clamp(0.0, 1.0)),
+        s.max_tokens.map(|m| m.clamp(1, 1_000_000)),
+    )
+}
+
+/// The body of the upstream `chat/completions` request.
+pub fn build_request(
+    model: &str,
+    settings: &ChatSettings,
+    history: &[Message],
+    limits: &ModelLimits,
+    reasoning_effort: Option<&str>,
+) -> Value {
+    let (temperature, top_p, max_tokens) = clamp_settings(settings);
+    let history_length = settings
+        .history_length
+        .unwrap_or(DEFAULT_HISTORY_LENGTH)
+        .max(1) as usize;
+    let budget = limits.context_length.map(|c| {
+        c.saturating_sub(u64::from(max_tokens.unwrap_or(0)).max(DEFAULT_REPLY_BUDGET.min(c / 4)))
+    });
+
+    let mut picked: Vec<Value> = Vec::new();
+    let mut used = settings
+        .system_prompt
+        .as_deref()
+        .map(estimate_tokens)
+        .unwrap_or(0);
+    for m in history.iter().rev() {
+        if picked.len() >= history_length {
+            break;
+        }
+        let Some(msg) = upstream_message(m, limits.vision) else {
+            continue;
+        };
+        let cost = estimate_tokens(&m.content) + estimate_tokens(&m.reasoning) / 4;
+        // Always keep the newest message, even if it alone overflows: the provider says so then.
+        if !picked.is_empty() && budget.is_some_and(|b| used + cost > b) {
+            break;
+        }
+        used += cost;
+        picked.push(msg);
+    }
+    picked.reverse();
+    let mut messages = Vec::with_capacity(picked.len() + 1);
+    if let Some(system) = settings
+        .system_prompt
+        .as_deref()
+        .filter(|s| !s.trim().is_empty())
+    {
+        messages.push(json!({"role": "system", "content": system}));
+    }
+    messages.extend(picked);
+
+    let mut body = json!({
+        "model": model,
+        "messages": messages,
+        "stream": true,
+        "usage": {"include": true},
+    });
+    if let Some(t) = temperature {
+        body["temperature"] = json!(t);
+    }
+    if let Some(p) = top_p {
+        body["top_p"] = json!(p);
+    }
+    if let Some(m) = max_tokens {
+        body["max_tokens"] = json!(m);
+    }
+    if let Some(effort) = reasoning_effort.or(settings.reasoning_effort.as_deref()) {
+        body["reasoning"] = json!({"effort": effort});
+    }
+    body
+}
+
+fn upstream_message(m: &Message, vision: bool) -> Option<Value> {
+    match m.role {
+        Role::User => {
+            let images: Vec<&str> = m
+                .attachments
+                .as_ref()
+                .and_then(Value::as_array)
+                .map(|a| a.iter().filter_map(Value::as_str).collect())
+                .unwrap_or_default();
+            if images.is_empty() || !vision {
+                let mut text = m.content.clone();
+                if !images.is_empty() {
+                    text.push_str("\n[image omitted: this model cannot see images]");
+                }
+                return Some(json!({"role": "user", "content": text}));
+            }
+            let mut parts = vec![json!({"type": "text", "text": m.content})];
+            parts.extend(
+                images
+                    .iter()
+                    .map(|url| json!({"type": "image_url", "image_url": {"url": url}})),
+            );
+            Some(json!({"role": "user", "content": parts}))
+        }
+        Role::Assistant => {
+            // A reply that failed before saying anything teaches the model nothing.
+            if m.content.is_empty() && m.tool_calls.is_none() {
+                return None;
+            }
+            if m.status == MessageStatus::Streaming {
+                return None;
+            }
+            let mut msg = json!({"role": "assistant", "content": m.content});
+            // Providers that sign their reasoning (Anthropic, Gemini, OpenAI's encrypted
+            // reasoning) need it back verbatim to continue the conversation.
+            if let Some(details) = m.reasoning_details.as_ref().filter(|d| !d.is_null()) {
+                msg["reasoning_details"] = details.clone();
+            }
+            Some(msg)
+        }
+        Role::System => Some(json!({"role": "system", "content": m.content})),
+        Role::Tool => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn msg(role: Role, content: &str) -> Message {
+        Message {
+            id: format!("m_{content}"),
+            chat_id: "c".into(),
+            seq: 0,
+            role,
+            content: content.into(),
+            reasoning: String::new(),
+            reasoning_details: None,
+            tool_calls: None,
+            annotations: None,
+            attachments: None,
+            model: None,
+            provider: None,
+            generation_id: None,
+            status: MessageStatus::Complete,
+            error_code: None,
+            error_message: None,
+            usage: Default::default(),
+            finish_reason: None,
+            created_at: 0,
+            first_token_at: None,
+            finished_at: None,
+        }
+    }
+
+    #[test]
+    fn system_prompt_then_latest_messages_within_history_length() {
+        let settings = ChatSettings {
+            system_prompt: Some("Be brief.".into()),
+            history_length: Some(2),
+            temperature: Some(9.0),
+            top_p: Some(-1.0),
+            ..Default::default()
+        };
+        let history = [
+            msg(Role::User, "one"),
+            msg(Role::Assistant, "two"),
+            msg(Role::User, "three"),
+        ];
+        let limits = ModelLimits {
+            context_length: None,
+            vision: false,
+        };
+        let body = build_request("m", &settings, &history, &limits, Some("high"));
+        let contents: Vec<&str> = body["messages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["content"].as_str().unwrap())
+            .collect();
+        assert_eq!(contents, ["Be brief.", "two", "three"]);
+        assert_eq!(body["temperature"], 2.0);
+        assert_eq!(body["top_p"], 0.0);
+        assert_eq!(body["reasoning"]["effort"], "high");
+        assert_eq!(body["stream"], true);
+    }
+
+    #[test]
+    fn context_window_drops_oldest_but_keeps_newest() {
+        let history = [
+            msg(Role::User, &"a".repeat(7000)),
+            msg(Role::Assistant, "ok"),
+            msg(Role::User, "last"),
+        ];
+        let limits = ModelLimits {
+            context_length: Some(1000),
+            vision: false,
+        };
+        let body = build_request("m", &ChatSettings::default(), &history, &limits, None);
+        let n = body["messages"].as_array().unwrap().len();
+        assert_eq!(n, 2, "{body}");
+    }
+
+    #[test]
+    fn images_only_for_vision_models_and_reasoning_details_go_back() {
+        let mut user = msg(Role::User, "look");
+        user.attachments = Some(json!(["data:image/png;base64,AAAA"]));
+        let mut reply = msg(Role::Assistant, "seen");
+        reply.reasoning_details = Some(json!([{"type": "reasoning.text", "signature": "s"}]));
+        let history = [user, reply];
+        let vision = ModelLimits {
+            context_length: None,
+            vision: true,
+        };
+        let body = build_request("m", &ChatSettings::default(), &history, &vision, None);
+        assert_eq!(body["messages"][0]["content"][1]["type"], "image_url");
+        assert_eq!(
+            body["messages"][1]["reasoning_details"][0]["signature"],
+            "s"
+        );
+        let blind = ModelLimits {
+            context_length: None,
+            vision: false,
+        };
+        let body = build_request("m", &ChatSettings::default(), &history, &blind, None);
+        assert!(
+            body["messages"][0]["content"]
+                .as_str()
+                .unwrap()
+                .contains("image omitted")
+        );
+    }
+}

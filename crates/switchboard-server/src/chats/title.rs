@@ -1,0 +1,109 @@
+//! Naming a chat after its first reply, with `SWITCHBOARD_TITLE_MODEL` or the chat's own model —
+//! never a hard-wired OpenAI model (NextChat's bug: titles failed for everyone without OpenAI).
+//! A failure leaves the default title.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::json;
+use switchboard_core::secret::Secret;
+use switchboard_core::stream::{StreamEvent, decode_json_body};
+
+use super::engine::emit_stored;
+use super::hub::ChatHub;
+use crate::state::AppState;
+
+/// The title a chat has until it is named.
+pub const DEFAULT_TITLE: &str = "New chat";
+const MAX_TITLE_CHARS: usize = 60;
+
+pub struct TitleJob {
+    pub chat_id: String,
+    pub upstream_url: String,
+    pub key: Secret,
+    pub model: String,
+    pub first_user_message: String,
+}
+
+impl TitleJob {
+    pub async fn run(self, state: &AppState, hub: &Arc<ChatHub>, reply: &str) {
+        let clip = |s: &str| s.chars().take(2000).collect::<String>();
+        let body = json!({
+            "model": self.model,
+            "stream": false,
+            "max_tokens": 32,
+            "messages": [
+                {"role": "system", "content": "Name this conversation in at most six words. Answer with the title only, no quotes."},
+                {"role": "assistant", "content": clip(reply)},
+                {"role": "user", "content": clip(&self.first_user_message)},
+            ],
+        });
+        let resp = state
+            .http()
+            .post(&self.upstream_url)
+            .header("authorization", format!("Bearer {}", self.key.expose()))
+            .header("x-title", state.settings().app_name.as_str())
+            .timeout(Duration::from_secs(60))
+            .json(&body)
+            .send()
+            .await;
+        let bytes = match resp {
+            Ok(r) if r.status().is_success() => r.bytes().await.unwrap_or_default(),
+            Ok(r) => {
+                tracing::debug!(status = %r.status(), "title request refused; keeping the default title");
+                return;
+            }
+            Err(_) => return,
+        };
+        let text: String = decode_json_body(&bytes)
+            .into_iter()
+            .filter_map(|e| match e {
+                StreamEvent::Content(t) => Some(t),
+                _ => None,
+            })
+            .collect();
+        let Some(title) = clean_title(&text) else {
+            return;
+        };
+        match state
+            .store()
+            .set_title_if_default(&self.chat_id, DEFAULT_TITLE, &title)
+            .await
+        {
+            Ok(true) => {
+                let data = json!({"id": self.chat_id, "title": title}).to_string();
+                emit_stored(state, hub, &self.chat_id, "chat", "", data).await;
+            }
+            Ok(false) => {}
+            Err(e) => tracing::warn!(error = %e, "could not save a chat title"),
+        }
+    }
+}
+
+/// First line, without quotes or a trailing period, at most 60 characters.
+pub fn clean_title(raw: &str) -> Option<String> {
+    let line = raw.lines().map(str::trim).find(|l| !l.is_empty())?;
+    let line = line
+        .trim_start_matches(['#', '*', ' '])
+        .trim_matches(['"', '\'', '“', '”', '*', ' '])
+        .trim_end_matches('.');
+    let title: String = line.chars().take(MAX_TITLE_CHARS).collect();
+    let title = title.trim().to_string();
+    (!title.is_empty()).then_some(title)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::clean_title;
+
+    #[test]
+    fn titles_are_cleaned() {
+        assert_eq!(
+            clean_title("\n\"Rust async basics.\"\nmore").as_deref(),
+            Some("Rust async basics")
+        );
+        assert_eq!(clean_title("## **Title**").as_deref(), Some("Title"));
+        assert_eq!(clean_title("   \n  "), None);
+        assert_eq!(clean_title(&"x".repeat(100)).unwrap().len(), 60);
+    }
+}

@@ -1,0 +1,130 @@
+//! The JSON the chat API and the event stream send for messages and chats.
+
+use serde::Serialize;
+use serde_json::Value;
+use switchboard_store::{Chat, Message, MessageStatus, Role};
+
+use super::hub::LiveMessage;
+use crate::markdown;
+
+#[derive(Serialize, Clone)]
+pub struct ErrorView {
+    pub code: Option<Value>,
+    pub message: String,
+}
+
+#[derive(Serialize, Clone)]
+pub struct UsageView {
+    pub prompt_tokens: Option<i64>,
+    pub completion_tokens: Option<i64>,
+    pub reasoning_tokens: Option<i64>,
+    pub cached_tokens: Option<i64>,
+    pub cost: Option<f64>,
+}
+
+/// A message as browsers and API clients see it.
+#[derive(Serialize, Clone)]
+pub struct MessageView {
+    pub id: String,
+    pub seq: i64,
+    pub role: Role,
+    pub content: String,
+    /// `content` rendered from markdown and sanitized, for display.
+    pub html: String,
+    pub reasoning: String,
+    pub model: Option<String>,
+    pub provider: Option<String>,
+    pub status: MessageStatus,
+    pub error: Option<ErrorView>,
+    pub usage: Option<UsageView>,
+    pub tool_calls: Option<Value>,
+    pub annotations: Option<Value>,
+    pub attachments: Option<Value>,
+    pub finish_reason: Option<String>,
+    pub created_at: i64,
+    pub first_token_at: Option<i64>,
+    pub finished_at: Option<i64>,
+}
+
+impl MessageView {
+    pub fn new(m: &Message) -> MessageView {
+        let u = &m.usage;
+        let usage =
+            (u.prompt_tokens.is_some() || u.completion_tokens.is_some() || u.cost.is_some())
+                .then_some(UsageView {
+                    prompt_tokens: u.prompt_tokens,
+                    completion_tokens: u.completion_tokens,
+                    reasoning_tokens: u.reasoning_tokens,
+                    cached_tokens: u.cached_tokens,
+                    cost: u.cost,
+                });
+        let error = m.error_message.as_ref().map(|message| ErrorView {
+            code: m.error_code.as_ref().map(|c| match c.parse::<i64>() {
+                Ok(n) => Value::from(n),
+                Err(_) => Value::from(c.clone()),
+            }),
+            message: message.clone(),
+        });
+        MessageView {
+            id: m.id.clone(),
+            seq: m.seq,
+            role: m.role,
+            html: markdown::render(&m.content),
+            content: m.content.clone(),
+            reasoning: m.reasoning.clone(),
+            model: m.model.clone(),
+            provider: m.provider.clone(),
+            status: m.status,
+            error,
+            usage,
+            tool_calls: m.tool_calls.clone(),
+            annotations: m.annotations.clone(),
+            attachments: m.attachments.clone(),
+            finish_reason: m.finish_reason.clone(),
+            created_at: m.created_at,
+            first_token_at: m.first_token_at,
+            finished_at: m.finished_at,
+        }
+    }
+
+    /// The stored message with a streaming message's live text laid over it.
+    pub fn with_live(m: &Message, live: Option<&LiveMessage>) -> MessageView {
+        let mut view = MessageView::new(m);
+        if let Some(live) = live {
+            view.content = live.content.clone();
+            view.html = markdown::render(&live.content);
+            view.reasoning = live.reasoning.clone();
+            view.tool_calls = live.tool_calls_json();
+            view.annotations = live.annotations_json();
+        }
+        view
+    }
+}
+
+#[derive(Serialize)]
+pub struct ChatView {
+    pub id: String,
+    pub title: String,
+    pub created_at: i64,
+    pub updated_at: i64,
+    pub settings: switchboard_store::ChatSettings,
+    pub forked_from: Option<String>,
+    pub messages: Vec<MessageView>,
+    pub has_more: bool,
+    pub last_event_id: i64,
+    /// The assistant message being generated now, if any.
+    pub generating: Option<String>,
+}
+
+impl ChatView {
+    pub fn header(chat: &Chat) -> Value {
+        serde_json::json!({
+            "id": chat.id,
+            "title": chat.title,
+            "created_at": chat.created_at,
+            "updated_at": chat.updated_at,
+            "settings": chat.settings,
+            "forked_from": chat.forked_from,
+        })
+    }
+}
