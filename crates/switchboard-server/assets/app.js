@@ -1,0 +1,725 @@
+// Switchboard's one browser script. The server renders pages; this module adds what needs a
+// script: the chat's event stream (fetch + a small SSE parser, so an own key can go in the
+// Authorization header), the composer, message actions, the model picker, dialogs and the drawer.
+// Data comes from the page's <script type="application/json" id="sb-data"> block.
+
+const $ = (s, r = document) => r.querySelector(s);
+const $$ = (s, r = document) => [...r.querySelectorAll(s)];
+const DATA = JSON.parse($('#sb-data').textContent);
+const CFG = DATA.config || {};
+const t = (k, vars = {}) => Object.entries(vars).reduce((s, [n, v]) => s.replace(`{${n}}`, v), DATA.i18n[k] ?? k);
+const ls = {
+  get: (k, d = '') => { try { return localStorage.getItem('sb_' + k) ?? d; } catch { return d; } },
+  set: (k, v) => { try { v === '' || v == null ? localStorage.removeItem('sb_' + k) : localStorage.setItem('sb_' + k, v); } catch {} },
+};
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+const VENDORS = 'openai anthropic google gemma mistral xai meta deepseek qwen moonshot openrouter cohere nvidia microsoft amazon zhipu minimax mock other'.split(' ');
+const SVGNS = 'http://www.w3.org/2000/svg';
+
+/** Build an element: h('p', {class: 'x'}, 'text', child). Text is never parsed as HTML. */
+function h(tag, attrs = {}, ...kids) {
+  const el = tag === 'svg' || tag === 'use' ? document.createElementNS(SVGNS, tag) : document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) {
+    if (v === false || v == null) continue;
+    if (k.startsWith('on')) el.addEventListener(k.slice(2), v);
+    else el.setAttribute(k, v === true ? '' : v);
+  }
+  for (const c of kids.flat()) if (c != null && c !== false) el.append(c);
+  return el;
+}
+const icon = (name, cls = 'i') => h('svg', { class: cls, 'aria-hidden': 'true' }, h('use', { href: `${DATA.icons}#${name}` }));
+
+function authHeaders(extra = {}) {
+  const key = CFG.hideUserApiKey ? '' : ls.get('key');
+  if (key) {
+    extra.Authorization = 'Bearer ' + key;
+    const ep = ls.get('endpoint');
+    if (ep) extra['X-Switchboard-Endpoint'] = ep;
+  }
+  return extra;
+}
+
+async function api(method, url, body) {
+  const opts = { method, headers: authHeaders(body === undefined ? {} : { 'Content-Type': 'application/json' }) };
+  if (body !== undefined) opts.body = typeof body === 'string' ? body : JSON.stringify(body);
+  const r = await fetch(url, opts);
+  if (!r.ok) {
+    let msg = r.statusText;
+    try { msg = (await r.json()).error.message || msg; } catch {}
+    throw Object.assign(new Error(msg), { status: r.status });
+  }
+  return r.status === 204 ? null : r.json();
+}
+
+function setCookie(name, value) {
+  document.cookie = `${name}=${encodeURIComponent(value)}; Path=/; Max-Age=31536000; SameSite=Lax`;
+}
+
+function applyTheme() {
+  const theme = ls.get('theme') || document.documentElement.dataset.theme || 'system';
+  document.documentElement.dataset.theme = theme;
+}
+
+function download(name, type, text) {
+  const a = h('a', { href: URL.createObjectURL(new Blob([text], { type })), download: name });
+  document.body.append(a);
+  a.click();
+  setTimeout(() => { URL.revokeObjectURL(a.href); a.remove(); }, 1000);
+}
+
+async function copyText(text) {
+  try { await navigator.clipboard.writeText(text); return; } catch {}
+  const ta = h('textarea', {}, text);
+  document.body.append(ta);
+  ta.select();
+  document.execCommand('copy');
+  ta.remove();
+}
+
+// ---------------------------------------------------------------- login page
+function initLogin() {
+  const form = $('#login-form');
+  form.addEventListener('submit', async (e) => {
+    e.preventDefault();
+    try {
+      await api('POST', '/api/login', { code: $('#login-code').value });
+      location.reload();
+    } catch {
+      $('#login-error').hidden = false;
+      $('#login-code').select();
+    }
+  });
+}
+
+// ---------------------------------------------------------------- chat page state
+const chat = DATA.chat;
+const msgs = new Map();
+let lastEvent = 0;
+let models = null; // the /api/models list, fetched once
+let defaultModel = '';
+let images = [];
+const log = $('#log');
+
+const isStreaming = () => [...msgs.values()].some((m) => m.status === 'streaming');
+const currentModel = () => chat.settings?.model || defaultModel;
+
+function thinkLabel(m) {
+  if (m.status === 'streaming' && !m.content) return t('thinking');
+  let ms = m._thinkMs;
+  if (ms == null) {
+    const end = m.first_token_at ?? m.finished_at;
+    if (end != null && m.created_at) ms = Math.max(0, end - m.created_at);
+  }
+  return ms == null ? t('thinking_done') : t('thought_for', { s: (ms / 1000).toFixed(1) });
+}
+
+function meta(m) {
+  if (m.role === 'user') return '';
+  const parts = [];
+  if (m.model) parts.push(m.model);
+  const u = m.usage;
+  if (u && u.prompt_tokens != null && u.completion_tokens != null) parts.push(t('tokens', { n: `${u.prompt_tokens} + ${u.completion_tokens}` }));
+  if (u && u.cost != null) parts.push('$' + Number(u.cost).toFixed(4));
+  return parts.join(' · ');
+}
+
+function prettyArgs(a) {
+  if (a == null) return '';
+  try { return JSON.stringify(typeof a === 'string' ? JSON.parse(a) : a, null, 2); } catch { return String(a); }
+}
+
+const actBtn = (act, label, name) => h('button', { type: 'button', class: 'icon-btn', 'data-act': act, 'aria-label': label, title: label }, icon(name));
+
+/** One message, the same markup as templates/message.html. */
+function renderMessage(m) {
+  const streaming = m.status === 'streaming';
+  const user = m.role === 'user';
+  const el = h('article', { class: `msg ${m.role}`, id: `m-${m.id}`, 'data-id': m.id, 'data-seq': m.seq, 'data-status': m.status, 'aria-label': user ? t('you') : t('assistant') });
+  if (m.reasoning) {
+    const open = streaming && !m.content;
+    el.append(h('details', { class: 'thinking', open }, h('summary', {}, thinkLabel(m)), h('div', { class: 'thinking-body' }, m.reasoning)));
+  }
+  const imgs = (m.attachments || []).filter((s) => typeof s === 'string' && /^data:image\/(png|jpeg|jpg|gif|webp);base64,/.test(s));
+  if (imgs.length) el.append(h('div', { class: 'images' }, imgs.map((src) => h('img', { src, alt: t('image') }))));
+  for (const c of m.tool_calls || []) {
+    const f = c.function || {};
+    el.append(h('details', { class: 'tool' }, h('summary', {}, t('tool_call') + ' ', h('code', {}, c.name ?? f.name ?? '?')), h('pre', {}, prettyArgs(c.arguments ?? f.arguments))));
+  }
+  const body = h('div', { class: 'body md' });
+  if (streaming || m.html == null) body.append(h('p', { class: 'plain' }, m.content));
+  else body.innerHTML = m.html; // rendered and sanitized by the server
+  el.append(body);
+  const cites = (m.annotations || []).map((a) => a.url_citation || a).filter((c) => /^https?:\/\//.test(c.url || ''));
+  if (cites.length) el.append(h('ol', { class: 'citations', 'aria-label': t('sources') }, cites.map((c) => h('li', {}, h('a', { href: c.url, target: '_blank', rel: 'noopener noreferrer nofollow' }, c.title || c.url)))));
+  if (m.error) {
+    const msg = m.error.code != null ? `${m.error.message} (${m.error.code})` : m.error.message;
+    el.append(h('div', { class: 'msg-error', role: 'alert' }, h('span', {}, msg), ' ', h('button', { type: 'button', class: 'btn', 'data-act': 'retry' }, t('retry'))));
+  }
+  el.append(h('footer', { class: 'msg-foot' }, h('span', { class: 'meta' }, meta(m)), h('span', { class: 'acts' },
+    actBtn('copy', t('copy'), 'copy'),
+    user ? actBtn('edit', t('edit'), 'edit') : actBtn('retry', t('regenerate'), 'redo'),
+    actBtn('fork', t('fork'), 'fork'),
+    actBtn('delete', t('delete'), 'trash'))));
+  localize(el);
+  return el;
+}
+
+function localize(root) {
+  for (const b of $$('.copy-code', root)) { b.textContent = t('copy'); b.setAttribute('aria-label', t('copy')); }
+}
+
+function nearBottom() {
+  const s = $('#messages');
+  return s.scrollHeight - s.scrollTop - s.clientHeight < 80;
+}
+function toBottom() { const s = $('#messages'); s.scrollTop = s.scrollHeight; }
+
+/** Insert or replace a message in seq order. */
+function upsert(m) {
+  const old = msgs.get(m.id);
+  if (old && old._thinkMs != null && m._thinkMs == null) m._thinkMs = old._thinkMs;
+  msgs.set(m.id, m);
+  const stick = nearBottom();
+  const el = renderMessage(m);
+  const existing = document.getElementById(`m-${m.id}`);
+  if (existing) existing.replaceWith(el);
+  else {
+    const after = $$('article.msg', log).find((a) => Number(a.dataset.seq) > m.seq);
+    log.insertBefore(el, after || null);
+  }
+  $('#empty').hidden = msgs.size > 0;
+  updateBusy();
+  if (stick) toBottom();
+}
+
+function updateBusy() {
+  const busy = isStreaming();
+  $('#send').hidden = busy;
+  $('#stop').hidden = !busy;
+}
+
+// ---------------------------------------------------------------- event stream
+const handlers = {
+  message: (d) => upsert(d.message),
+  done: (d) => upsert(d.message),
+  delta: (d) => {
+    const m = msgs.get(d.message_id);
+    if (!m) return;
+    const now = Date.now();
+    if (d.reasoning) { m.reasoning = (m.reasoning || '') + d.reasoning; m._thinkStart ??= now; }
+    if (d.content) {
+      if (!m.content && m._thinkStart != null && m._thinkMs == null) m._thinkMs = now - m._thinkStart;
+      m.content = (m.content || '') + d.content;
+    }
+    const el = document.getElementById(`m-${m.id}`);
+    const details = el && $('.thinking', el);
+    if (!el || (m.reasoning && !details)) return upsert(m);
+    const stick = nearBottom();
+    if (d.reasoning) $('.thinking-body', el).textContent = m.reasoning;
+    if (d.content) {
+      $('.plain', el).textContent = m.content;
+      if (details && details.open && !details.dataset.touched) details.open = false;
+      if (details) $('summary', details).textContent = thinkLabel(m);
+    }
+    if (stick) toBottom();
+  },
+  tool_calls: (d) => { const m = msgs.get(d.message_id); if (m) { m.tool_calls = d.tool_calls; upsert(m); } },
+  annotations: (d) => { const m = msgs.get(d.message_id); if (m) { m.annotations = d.annotations; upsert(m); } },
+  deleted: (d) => {
+    for (const id of d.message_ids || []) { msgs.delete(id); document.getElementById(`m-${id}`)?.remove(); }
+    $('#empty').hidden = msgs.size > 0;
+    updateBusy();
+  },
+  chat: (d) => {
+    if (d.title != null) setTitle(d.title);
+    if (d.settings) { chat.settings = d.settings; showModel(); }
+  },
+};
+
+function dispatch(ev) {
+  if (ev.id != null) {
+    const id = Number(ev.id);
+    if (id <= lastEvent) return; // already seen (a resume may repeat the edge)
+    lastEvent = id;
+  }
+  let data;
+  try { data = JSON.parse(ev.data.join('\n')); } catch { return; }
+  handlers[ev.event || 'message']?.(data);
+}
+
+async function subscribe() {
+  let backoff = 500;
+  for (;;) {
+    try {
+      const r = await fetch(`/api/chats/${encodeURIComponent(chat.id)}/events?after=${lastEvent}`, { headers: authHeaders({ Accept: 'text/event-stream' }) });
+      if (r.status === 404 || r.status === 401) return;
+      if (!r.ok) throw new Error(String(r.status));
+      backoff = 500;
+      const reader = r.body.pipeThrough(new TextDecoderStream()).getReader();
+      let buf = '';
+      let ev = { data: [] };
+      for (;;) {
+        const { value, done } = await reader.read();
+        if (done) break;
+        buf += value;
+        let i;
+        while ((i = buf.indexOf('\n')) >= 0) {
+          let line = buf.slice(0, i);
+          buf = buf.slice(i + 1);
+          if (line.endsWith('\r')) line = line.slice(0, -1);
+          if (line === '') { if (ev.data.length) dispatch(ev); ev = { data: [] }; continue; }
+          if (line[0] === ':') continue;
+          const c = line.indexOf(':');
+          const field = c < 0 ? line : line.slice(0, c);
+          let v = c < 0 ? '' : line.slice(c + 1);
+          if (v[0] === ' ') v = v.slice(1);
+          if (field === 'data') ev.data.push(v);
+          else if (field === 'event') ev.event = v;
+          else if (field === 'id') ev.id = v;
+        }
+      }
+    } catch {}
+    await sleep(backoff);
+    backoff = Math.min(backoff * 2, 5000);
+  }
+}
+
+// ---------------------------------------------------------------- messages: actions, history
+function note(text) {
+  const n = $('#composer-note');
+  n.textContent = text || '';
+  n.hidden = !text;
+}
+
+async function act(name, m) {
+  const base = `/api/chats/${encodeURIComponent(chat.id)}`;
+  try {
+    if (name === 'copy') await copyText(m.content);
+    else if (name === 'retry') {
+      // On a user message, regenerate the reply after it; on an assistant message, that one.
+      await api('POST', `${base}/messages/${m.id}/regenerate`);
+    } else if (name === 'edit') {
+      const text = prompt(t('edit_prompt'), m.content);
+      if (text != null && text.trim()) await api('POST', `${base}/messages/${m.id}/edit`, { content: text });
+    } else if (name === 'fork') {
+      const r = await api('POST', `${base}/fork`, { message_id: m.id });
+      location.href = `/chats/${r.id}`;
+    } else if (name === 'delete') {
+      if (confirm(t('confirm_delete_message'))) {
+        await api('DELETE', `${base}/messages/${m.id}`);
+        handlers.deleted({ message_ids: [m.id] });
+      }
+    }
+  } catch (e) { note(t('error_generic', { message: e.message })); }
+}
+
+let loadingOlder = false;
+async function loadOlder() {
+  if (loadingOlder || $('#older').hidden) return;
+  loadingOlder = true;
+  try {
+    const first = Math.min(...[...msgs.values()].map((m) => m.seq));
+    const r = await api('GET', `/api/chats/${encodeURIComponent(chat.id)}/messages?before_seq=${first}&limit=50`);
+    const s = $('#messages');
+    const fromBottom = s.scrollHeight - s.scrollTop;
+    const frag = document.createDocumentFragment();
+    for (const m of r.messages) { msgs.set(m.id, m); frag.append(renderMessage(m)); }
+    log.prepend(frag);
+    s.scrollTop = s.scrollHeight - fromBottom;
+    $('#older').hidden = !r.has_more;
+  } catch (e) { note(t('error_generic', { message: e.message })); }
+  loadingOlder = false;
+}
+
+// ---------------------------------------------------------------- composer
+const input = () => $('#input');
+const draftKey = () => 'draft_' + chat.id;
+
+function grow() { const i = input(); i.style.height = 'auto'; i.style.height = Math.min(i.scrollHeight + 2, innerHeight * 0.4) + 'px'; }
+
+async function send() {
+  const text = input().value.trim();
+  if ((!text && !images.length) || isStreaming()) return;
+  const body = { content: text };
+  if (chat.settings?.model) body.model = chat.settings.model;
+  if (images.length) body.images = images.slice();
+  if (chat.settings?.reasoning_effort) body.reasoning = { effort: chat.settings.reasoning_effort };
+  $('#send').disabled = true;
+  try {
+    await api('POST', `/api/chats/${encodeURIComponent(chat.id)}/messages`, body);
+    input().value = '';
+    images = [];
+    renderAttachments();
+    ls.set(draftKey(), '');
+    note('');
+    grow();
+  } catch (e) { note(e.message); }
+  $('#send').disabled = false;
+}
+
+function renderAttachments() {
+  $('#attachments').replaceChildren(...images.map((src, i) => h('figure', {}, h('img', { src, alt: t('image') }),
+    h('button', { type: 'button', 'aria-label': t('remove_image'), onclick: () => { images.splice(i, 1); renderAttachments(); } }, '×'))));
+}
+
+async function addImages(files) {
+  files = [...files].filter((f) => /^image\/(png|jpeg|gif|webp)$/.test(f.type));
+  if (!files.length) return;
+  await loadModels();
+  const id = currentModel();
+  const entry = models.find((m) => m.id === id);
+  if (entry && !entry.vision) { note(t('cannot_see_images', { model: id })); return; }
+  for (const f of files) {
+    images.push(await new Promise((res) => { const r = new FileReader(); r.onload = () => res(r.result); r.readAsDataURL(f); }));
+  }
+  note('');
+  renderAttachments();
+}
+
+const BUILTIN_TEMPLATES = '/translate = Translate the following text into English:\\n\\n\n/summarize = Summarize the following in a few bullet points:\\n\\n\n/explain = Explain this code step by step:\\n\\n\n/proofread = Proofread and correct the following text, keeping its meaning:\\n\\n';
+function templates() {
+  return ls.get('templates', BUILTIN_TEMPLATES).split('\n').map((l) => l.match(/^\/?([^\s=]+)\s*=\s*(.*)$/)).filter(Boolean)
+    .map(([, name, text]) => ({ name, text: text.replace(/\\n/g, '\n') }));
+}
+let tplActive = 0;
+function tplMenu() {
+  const menu = $('#template-menu');
+  const v = input().value;
+  const m = v.match(/^\/(\S*)$/);
+  const list = m ? templates().filter((x) => x.name.toLowerCase().startsWith(m[1].toLowerCase())) : [];
+  menu.hidden = !list.length;
+  if (!list.length) return [];
+  tplActive = Math.min(tplActive, list.length - 1);
+  menu.replaceChildren(...list.map((x, i) => h('li', { role: 'option', id: `tpl-${i}`, 'aria-selected': String(i === tplActive), onmousedown: (e) => { e.preventDefault(); useTemplate(x); } },
+    h('strong', {}, '/' + x.name), ' ', h('span', { class: 'muted' }, x.text.slice(0, 60)))));
+  input().setAttribute('aria-activedescendant', `tpl-${tplActive}`);
+  return list;
+}
+function useTemplate(x) {
+  input().value = x.text;
+  $('#template-menu').hidden = true;
+  input().removeAttribute('aria-activedescendant');
+  input().focus();
+  grow();
+}
+
+function initComposer() {
+  const i = input();
+  i.value = ls.get(draftKey());
+  grow();
+  $('#composer').addEventListener('submit', (e) => { e.preventDefault(); send(); });
+  $('#stop').addEventListener('click', () => api('POST', `/api/chats/${encodeURIComponent(chat.id)}/stop`).catch((e) => note(e.message)));
+  i.addEventListener('input', () => { ls.set(draftKey(), i.value); grow(); tplActive = 0; tplMenu(); });
+  i.addEventListener('keydown', (e) => {
+    if (!$('#template-menu').hidden) {
+      const list = tplMenu();
+      if (e.key === 'ArrowDown' || e.key === 'ArrowUp') { e.preventDefault(); tplActive = (tplActive + (e.key === 'ArrowDown' ? 1 : -1) + list.length) % list.length; tplMenu(); return; }
+      if (e.key === 'Enter' || e.key === 'Tab') { e.preventDefault(); useTemplate(list[tplActive]); return; }
+      if (e.key === 'Escape') { $('#template-menu').hidden = true; return; }
+    }
+    if (e.key !== 'Enter' || e.shiftKey || e.isComposing) return;
+    const mod = e.ctrlKey || e.metaKey;
+    if (mod || ls.get('sendkey', 'enter') === 'enter') { e.preventDefault(); send(); }
+  });
+  i.addEventListener('paste', (e) => {
+    const files = [...(e.clipboardData?.items || [])].filter((it) => it.kind === 'file').map((it) => it.getAsFile()).filter(Boolean);
+    if (files.length) { e.preventDefault(); addImages(files); }
+  });
+  const main = $('#main');
+  main.addEventListener('dragover', (e) => { if (e.dataTransfer?.types.includes('Files')) e.preventDefault(); });
+  main.addEventListener('drop', (e) => { if (e.dataTransfer?.files.length) { e.preventDefault(); addImages(e.dataTransfer.files); } });
+  $('#image-input').addEventListener('change', (e) => { addImages(e.target.files); e.target.value = ''; });
+}
+
+// ---------------------------------------------------------------- model picker
+async function loadModels() {
+  if (models) return models;
+  try {
+    const r = await api('GET', '/api/models');
+    models = r.models.filter((m) => m.available);
+    defaultModel = (r.default || '').replace(/@[^@/]*$/, '');
+  } catch { models = []; }
+  return models;
+}
+
+function showModel() {
+  $('#model-name').textContent = chat.settings?.model || (defaultModel ? defaultModel : t('default_model'));
+}
+
+const money = (v) => (v === 0 ? '0' : v < 0.01 ? v.toFixed(4) : v < 1 ? v.toFixed(3) : v.toFixed(2));
+let pickActive = 0;
+let pickList = [];
+function renderPicker() {
+  const words = $('#picker-q').value.toLowerCase().split(/\s+/).filter(Boolean);
+  const free = $('#f-free').checked, vision = $('#f-vision').checked, reasoning = $('#f-reasoning').checked;
+  pickList = models.filter((m) => {
+    if ((free && !m.free) || (vision && !m.vision) || (reasoning && !m.reasoning)) return false;
+    const hay = `${m.id} ${m.display_name} ${m.free ? 'free' : ''}`.toLowerCase();
+    return words.every((w) => hay.includes(w));
+  });
+  pickActive = Math.min(pickActive, Math.max(0, pickList.length - 1));
+  const shown = pickList.slice(0, 200);
+  $('#picker-list').replaceChildren(...shown.map((m, i) => {
+    const facts = [];
+    if (m.pricing) facts.push(m.free ? t('free') : `$${money(m.pricing.prompt_per_mtok)}/$${money(m.pricing.completion_per_mtok)} /1M`);
+    else if (m.free) facts.push(t('free'));
+    if (m.context_length) facts.push(t('context', { n: m.context_length >= 1000 ? Math.round(m.context_length / 1000) + 'K' : m.context_length }));
+    const vendor = VENDORS.includes(m.vendor) ? m.vendor : 'other';
+    return h('li', { role: 'option', id: `opt-${i}`, 'data-id': m.id, 'aria-selected': String(i === pickActive), onclick: () => pick(m) },
+      icon(`v-${vendor}`, 'vb'),
+      h('span', { class: 'name' }, m.display_name || m.id, m.is_default ? h('span', { class: 'badge def' }, t('default_badge')) : null,
+        m.vision ? h('span', { class: 'badge' }, t('vision')) : null, m.reasoning ? h('span', { class: 'badge' }, t('reasoning')) : null),
+      h('span', { class: 'facts' }, facts[0] || ''),
+      h('span', { class: 'id' }, m.id),
+      h('span', { class: 'facts' }, facts[1] || ''));
+  }));
+  $('#picker-q').setAttribute('aria-activedescendant', pickList.length ? `opt-${pickActive}` : '');
+  $('#picker-count').textContent = pickList.length ? t('models_count', { n: pickList.length }) : t('no_results');
+  $(`#opt-${pickActive}`)?.scrollIntoView({ block: 'nearest' });
+}
+
+async function pick(m) {
+  $('#picker').close();
+  await saveSettings({ ...chat.settings, model: m.id });
+}
+
+async function saveSettings(settings) {
+  for (const k of Object.keys(settings)) if (settings[k] === '' || settings[k] == null || Number.isNaN(settings[k])) delete settings[k];
+  try {
+    const r = await api('PATCH', `/api/chats/${encodeURIComponent(chat.id)}`, { settings });
+    chat.settings = r?.settings || settings;
+  } catch (e) { note(t('error_generic', { message: e.message })); }
+  showModel();
+}
+
+function initPicker() {
+  const dlg = $('#picker');
+  $('#model-btn').addEventListener('click', async () => {
+    dlg.showModal();
+    $('#picker-q').value = '';
+    $('#picker-count').textContent = t('loading');
+    await loadModels();
+    pickActive = Math.max(0, models.findIndex((m) => m.id === currentModel()));
+    renderPicker();
+    $('#picker-q').focus();
+  });
+  $('#picker-q').addEventListener('input', () => { pickActive = 0; renderPicker(); });
+  for (const f of ['#f-free', '#f-vision', '#f-reasoning']) $(f).addEventListener('change', () => { pickActive = 0; renderPicker(); });
+  $('#picker-q').addEventListener('keydown', (e) => {
+    const n = Math.min(pickList.length, 200);
+    if (e.key === 'ArrowDown' || e.key === 'ArrowUp') {
+      e.preventDefault();
+      if (n) { pickActive = (pickActive + (e.key === 'ArrowDown' ? 1 : -1) + n) % n; renderPicker(); }
+    } else if (e.key === 'Enter') {
+      e.preventDefault();
+      if (pickList[pickActive]) pick(pickList[pickActive]);
+    }
+  });
+}
+
+// ---------------------------------------------------------------- dialogs
+function initChatSettings() {
+  const dlg = $('#chat-settings');
+  const form = $('#cs-form');
+  $('#chat-settings-btn').addEventListener('click', () => {
+    const s = chat.settings || {};
+    for (const el of form.elements) if (el.name) el.value = s[el.name] ?? '';
+    dlg.showModal();
+  });
+  form.addEventListener('submit', () => {
+    const s = { ...chat.settings };
+    for (const el of form.elements) {
+      if (!el.name) continue;
+      s[el.name] = el.type === 'number' ? (el.value === '' ? null : Number(el.value)) : el.value;
+    }
+    saveSettings(s);
+  });
+  $('#export-md').addEventListener('click', () => exportChat('md'));
+  $('#export-json').addEventListener('click', () => exportChat('json'));
+}
+
+async function exportChat(kind) {
+  try {
+    const base = `/api/chats/${encodeURIComponent(chat.id)}`;
+    const full = await api('GET', base);
+    let all = full.messages;
+    let more = full.has_more;
+    while (more && all.length) {
+      const r = await api('GET', `${base}/messages?before_seq=${all[0].seq}&limit=200`);
+      all = r.messages.concat(all);
+      more = r.has_more && r.messages.length > 0;
+    }
+    full.messages = all;
+    full.has_more = false;
+    const name = (full.title || 'chat').replace(/[^\p{L}\p{N}]+/gu, '-').slice(0, 60);
+    if (kind === 'json') return download(`${name}.json`, 'application/json', JSON.stringify(full, null, 2));
+    const md = [`# ${full.title || t('new_chat')}`, ''];
+    for (const m of all) md.push(`## ${m.role === 'user' ? t('you') : t('assistant')}${m.model ? ` (${m.model})` : ''}`, '', m.content, '');
+    download(`${name}.md`, 'text/markdown', md.join('\n'));
+  } catch (e) { note(t('error_generic', { message: e.message })); }
+}
+
+function initSettings() {
+  const dlg = $('#settings');
+  const lang = $('#st-lang');
+  lang.replaceChildren(...DATA.languages.map((l) => h('option', { value: l.tag, selected: l.tag === DATA.lang }, l.name)));
+  $('#st-code').hidden = !CFG.needCode;
+  $('#st-key').hidden = !!CFG.hideUserApiKey;
+  $('#st-balance').hidden = !!CFG.hideBalanceQuery;
+  $('#open-settings').addEventListener('click', () => {
+    $('#st-theme').value = document.documentElement.dataset.theme || 'system';
+    $('#st-send').value = ls.get('sendkey', 'enter');
+    $('#st-apikey').value = ls.get('key');
+    $('#st-endpoint').value = ls.get('endpoint');
+    $('#st-templates').value = ls.get('templates', BUILTIN_TEMPLATES);
+    dlg.showModal();
+  });
+  $('#st-save').addEventListener('click', () => {
+    const theme = $('#st-theme').value;
+    ls.set('theme', theme);
+    setCookie('sb_theme', theme);
+    applyTheme();
+    ls.set('sendkey', $('#st-send').value);
+    if (!CFG.hideUserApiKey) { ls.set('key', $('#st-apikey').value.trim()); ls.set('endpoint', $('#st-endpoint').value.trim()); }
+    ls.set('templates', $('#st-templates').value);
+    dlg.close();
+    if (lang.value !== DATA.lang) { setCookie('sb_lang', lang.value); location.reload(); }
+  });
+  $('#st-login').addEventListener('click', async () => {
+    try { await api('POST', '/api/login', { code: $('#st-code-input').value }); location.reload(); } catch { note(t('login_wrong')); dlg.close(); }
+  });
+  $('#st-logout').addEventListener('click', async () => { await api('POST', '/api/logout').catch(() => {}); location.reload(); });
+  $('#st-balance-btn').addEventListener('click', async () => {
+    const out = $('#st-balance-out');
+    out.textContent = t('loading');
+    try {
+      const c = (await api('GET', '/api/openrouter/v1/credits')).data || {};
+      const total = Number(c.total_credits ?? 0), used = Number(c.total_usage ?? 0);
+      out.textContent = t('balance_fmt', { total: '$' + money(total), used: '$' + money(used), left: '$' + money(total - used) });
+      const k = (await api('GET', '/api/openrouter/v1/key').catch(() => null))?.data;
+      if (k && k.limit != null) out.textContent += ` · ${k.label || ''} ${money(Number(k.usage || 0))}/${money(Number(k.limit))}`;
+    } catch (e) { out.textContent = t('error_generic', { message: e.message }); }
+  });
+  $('#st-import').addEventListener('change', async (e) => {
+    const f = e.target.files[0];
+    if (!f) return;
+    const out = $('#st-import-out');
+    try {
+      const r = await api('POST', '/api/import/nextchat', await f.text());
+      out.textContent = t('imported', { n: r.imported });
+      setTimeout(() => location.reload(), 800);
+    } catch (err) { out.textContent = t('error_generic', { message: err.message }); }
+  });
+}
+
+// ---------------------------------------------------------------- sidebar and drawer
+function setTitle(title) {
+  if (title === DATA.defaultTitle) title = '';
+  const shown = title || t('new_chat');
+  chat.title = title;
+  $('#chat-title').textContent = shown;
+  document.title = `${shown} · Switchboard`;
+  const a = $(`#chat-list li[data-id="${CSS.escape(chat.id)}"] a`);
+  if (a) a.textContent = shown;
+  else $('#chat-list').prepend(chatItem({ id: chat.id, title }));
+}
+
+function chatItem(c) {
+  if (c.title === DATA.defaultTitle) c.title = '';
+  return h('li', { 'data-id': c.id }, h('a', { href: `/chats/${c.id}`, 'aria-current': c.id === chat.id ? 'page' : null }, c.title || t('new_chat')),
+    actBtn('rename', t('rename'), 'edit'), actBtn('delete-chat', t('delete'), 'trash'));
+}
+
+function setDrawer(open) {
+  $('#app').classList.toggle('drawer-open', open);
+  $('#scrim').hidden = !open;
+  $('#open-drawer').setAttribute('aria-expanded', String(open));
+  if (open) $('#new-chat').focus();
+}
+
+function initSidebar() {
+  $('#new-chat').addEventListener('click', async () => {
+    try { const c = await api('POST', '/api/chats', {}); location.href = `/chats/${c.id}`; } catch (e) { note(e.message); }
+  });
+  $('#chat-list').addEventListener('click', async (e) => {
+    const b = e.target.closest('button[data-act]');
+    if (!b) return;
+    const li = b.closest('li');
+    const id = li.dataset.id;
+    try {
+      if (b.dataset.act === 'rename') {
+        const title = prompt(t('rename_prompt'), li.querySelector('a').textContent);
+        if (title == null) return;
+        await api('PATCH', `/api/chats/${encodeURIComponent(id)}`, { title });
+        li.querySelector('a').textContent = title || t('new_chat');
+        if (id === chat.id) setTitle(title);
+      } else if (confirm(t('confirm_delete_chat'))) {
+        await api('DELETE', `/api/chats/${encodeURIComponent(id)}`);
+        if (id === chat.id) location.href = '/';
+        else li.remove();
+      }
+    } catch (err) { note(t('error_generic', { message: err.message })); }
+  });
+  let timer;
+  $('#search').addEventListener('input', (e) => {
+    clearTimeout(timer);
+    const q = e.target.value.trim();
+    timer = setTimeout(async () => {
+      const res = $('#search-results');
+      $('#chat-list').hidden = !!q;
+      res.hidden = !q;
+      if (!q) return;
+      try {
+        const r = await api('GET', `/api/search?q=${encodeURIComponent(q)}`);
+        res.replaceChildren(...(r.results.length ? r.results.map((x) => h('li', {}, h('a', { href: `/chats/${x.chat_id}#m-${x.message_id}` }, x.chat_title || t('new_chat'), h('small', {}, x.snippet))))
+          : [h('li', { class: 'muted' }, t('no_results'))]));
+      } catch (err) { res.replaceChildren(h('li', { class: 'error' }, err.message)); }
+    }, 250);
+  });
+  $('#open-drawer').addEventListener('click', () => setDrawer(true));
+  $('#close-drawer').addEventListener('click', () => { setDrawer(false); $('#open-drawer').focus(); });
+  $('#scrim').addEventListener('click', () => setDrawer(false));
+  document.addEventListener('keydown', (e) => { if (e.key === 'Escape' && $('#app').classList.contains('drawer-open')) { setDrawer(false); $('#open-drawer').focus(); } });
+}
+
+// ---------------------------------------------------------------- start
+function initChat() {
+  for (const m of chat.messages || []) msgs.set(m.id, m);
+  lastEvent = chat.last_event_id || 0;
+  localize(log);
+  log.addEventListener('click', async (e) => {
+    const copy = e.target.closest('.copy-code');
+    if (copy) {
+      await copyText($('pre code', copy.closest('.code'))?.textContent || '');
+      copy.textContent = t('copied');
+      setTimeout(() => { copy.textContent = t('copy'); }, 1200);
+      return;
+    }
+    const b = e.target.closest('button[data-act]');
+    const m = b && msgs.get(b.closest('article')?.dataset.id);
+    if (m) act(b.dataset.act, m);
+  });
+  log.addEventListener('toggle', (e) => { if (e.target.classList?.contains('thinking')) e.target.dataset.touched = '1'; }, true);
+  // Older messages: a button, and automatically when it scrolls into view.
+  $('#load-older').addEventListener('click', loadOlder);
+  new IntersectionObserver((es) => { if (es.some((x) => x.isIntersecting)) loadOlder(); }, { root: $('#messages') }).observe($('#older'));
+  for (const d of $$('dialog')) {
+    d.addEventListener('click', (e) => { if (e.target === d || e.target.closest('[data-close]')) d.close(); });
+  }
+  initComposer();
+  initPicker();
+  initChatSettings();
+  initSettings();
+  initSidebar();
+  updateBusy();
+  showModel();
+  if (location.hash.startsWith('#m-')) document.getElementById(location.hash.slice(1))?.scrollIntoView();
+  else toBottom();
+  loadModels().then(showModel);
+  subscribe();
+  input().focus();
+}
+
+applyTheme();
+if ($('#login-form')) initLogin();
+else if (chat) initChat();

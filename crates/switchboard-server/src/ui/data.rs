@@ -1,0 +1,90 @@
+//! Where pages get their chats: the chat API's own functions, so a page shows exactly what
+//! `GET /api/chats/{id}` would return (including a reply streaming right now, with the
+//! `last_event_id` to resume from).
+
+use switchboard_core::access::Principal;
+use switchboard_store::{ChatPage, ChatSettings};
+
+use super::view::{ChatJson, ChatLine};
+use crate::chats::Caller;
+use crate::chats::api::chat_view;
+use crate::chats::title::DEFAULT_TITLE;
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// How many chats the sidebar shows before the user searches.
+const SIDEBAR_CHATS: u32 = 100;
+
+fn caller(principal: Principal) -> Caller {
+    let workspace = principal.workspace();
+    Caller {
+        principal,
+        workspace,
+    }
+}
+
+/// The id of the workspace's most recently updated chat, creating one if there is none.
+pub async fn latest_or_new_chat(
+    state: &AppState,
+    principal: Principal,
+) -> Result<String, ApiError> {
+    let ws = principal.workspace();
+    let latest = state
+        .store()
+        .list_chats(
+            &ws,
+            ChatPage {
+                limit: 1,
+                before: None,
+            },
+        )
+        .await?;
+    if let Some(c) = latest.into_iter().next() {
+        return Ok(c.id);
+    }
+    let chat = state
+        .store()
+        .create_chat(&ws, DEFAULT_TITLE, &ChatSettings::default())
+        .await?;
+    Ok(chat.id)
+}
+
+/// A chat with its last page of messages, as `GET /api/chats/{id}` returns it.
+pub async fn chat(
+    state: &AppState,
+    principal: Principal,
+    id: &str,
+) -> Result<Option<ChatJson>, ApiError> {
+    let caller = caller(principal);
+    let Some(chat) = state.store().get_chat(&caller.workspace, id).await? else {
+        return Ok(None);
+    };
+    let view = chat_view(state, &caller, chat).await?;
+    let json = serde_json::to_value(&view)
+        .and_then(serde_json::from_value)
+        .map_err(|e| ApiError::internal(format!("chat view: {e}")))?;
+    Ok(Some(json))
+}
+
+/// The first page of the sidebar.
+pub async fn chat_list(state: &AppState, principal: &Principal) -> Result<Vec<ChatLine>, ApiError> {
+    let chats = state
+        .store()
+        .list_chats(
+            &principal.workspace(),
+            ChatPage {
+                limit: SIDEBAR_CHATS,
+                before: None,
+            },
+        )
+        .await?;
+    Ok(chats
+        .into_iter()
+        .map(|c| ChatLine {
+            id: c.id,
+            title: c.title,
+            updated_at: c.updated_at,
+            model: c.model,
+        })
+        .collect())
+}

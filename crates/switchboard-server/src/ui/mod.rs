@@ -1,0 +1,223 @@
+//! The web UI: server-rendered pages (askama templates in `templates/`), one hand-written ES module
+//! and one stylesheet (`assets/`), all embedded in the binary.
+//!
+//! Routes: `/` (opens the latest chat, or a new one), `/chats/{id}` (a chat), `/assets/{name}`.
+//! A page is rendered from the same JSON the chat API returns, with the last 50 messages in the
+//! HTML; `app.js` then subscribes to the chat's event stream from the page's `last_event_id`, so a
+//! reply that is streaming when the page loads continues where it is.
+//!
+//! Invariant: *pages run no script but `app.js`*. Every HTML response carries a strict
+//! Content-Security-Policy; templates have no inline script or style attributes, and data for the
+//! script travels in `<script type="application/json">` blocks (never executed). Message HTML is
+//! rendered and sanitized by [`crate::markdown`].
+//!
+//! When the server needs an access code and the browser has no valid login cookie, pages render a
+//! login form instead (it POSTs `/api/login`, then reloads).
+
+pub mod assets;
+mod data;
+pub mod i18n;
+pub mod view;
+
+use std::net::SocketAddr;
+
+use askama::Template;
+use axum::Router;
+use axum::extract::{ConnectInfo, Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::routing::get;
+use serde_json::json;
+
+use switchboard_core::access::Principal;
+
+use crate::auth::{CredentialStyle, admit};
+use crate::chats::title::DEFAULT_TITLE;
+use crate::error::ApiError;
+use crate::state::AppState;
+use i18n::Catalog;
+use view::{ChatJson, ChatLine, MessageCard, script_json};
+
+/// The Content-Security-Policy of every page.
+pub const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; \
+     img-src 'self' data: blob:; connect-src 'self'; object-src 'none'; base-uri 'none'; \
+     frame-ancestors 'none'; form-action 'self'";
+
+/// The cookie the settings dialog sets for the theme, so the first paint has the right colours.
+pub const THEME_COOKIE: &str = "sb_theme";
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/", get(home))
+        .route("/chats/{id}", get(chat_page))
+        .route("/assets/{name}", get(assets::serve))
+}
+
+/// What every page shares: language, theme, asset URLs.
+pub struct Chrome {
+    pub tr: &'static Catalog,
+    pub theme: &'static str,
+    pub css: String,
+    pub js: String,
+    pub icons: String,
+    pub favicon: String,
+}
+
+impl Chrome {
+    fn new(headers: &HeaderMap) -> Chrome {
+        let theme = match i18n::read_cookie(headers, THEME_COOKIE) {
+            Some("light") => "light",
+            Some("dark") => "dark",
+            _ => "system",
+        };
+        Chrome {
+            tr: i18n::negotiate(headers),
+            theme,
+            css: assets::url("app.css"),
+            js: assets::url("app.js"),
+            icons: assets::url("icons.svg"),
+            favicon: assets::url("favicon.svg"),
+        }
+    }
+
+    /// The JSON every page gives the script: strings, config, languages.
+    fn data(&self, state: &AppState) -> serde_json::Value {
+        let s = state.settings();
+        json!({
+            "lang": self.tr.tag,
+            "i18n": self.tr.json(),
+            "icons": self.icons,
+            "defaultTitle": DEFAULT_TITLE,
+            "languages": i18n::all().iter().map(|c| json!({"tag": c.tag, "name": c.name})).collect::<Vec<_>>(),
+            "config": {
+                "needCode": state.policy().needs_code(),
+                "hideUserApiKey": s.hide_user_api_key,
+                "hideBalanceQuery": !s.enable_balance_query,
+            },
+        })
+    }
+}
+
+#[derive(Template)]
+#[template(path = "login.html")]
+struct LoginPage<'a> {
+    c: &'a Chrome,
+    data: String,
+}
+
+#[derive(Template)]
+#[template(path = "chat.html")]
+struct ChatPage<'a> {
+    c: &'a Chrome,
+    chat: &'a ChatJson,
+    messages: Vec<MessageCard>,
+    chats: &'a [ChatLine],
+    data: String,
+}
+
+/// An HTML response with the page security headers.
+fn page(status: StatusCode, html: String) -> Response {
+    let mut res = (status, Html(html)).into_response();
+    let h = res.headers_mut();
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(CSP),
+    );
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    res
+}
+
+fn render(t: &impl Template) -> Result<String, ApiError> {
+    t.render()
+        .map_err(|e| ApiError::internal(format!("rendering a page: {e}")))
+}
+
+/// Admit the request, or answer with the login page when a code is needed.
+fn admit_page(
+    state: &AppState,
+    headers: &HeaderMap,
+    peer: SocketAddr,
+    chrome: &Chrome,
+) -> Result<Result<Principal, Response>, ApiError> {
+    match admit(state, headers, peer.ip(), CredentialStyle::NextChat) {
+        Ok(p) => Ok(Ok(p)),
+        Err(e) if e.status == StatusCode::UNAUTHORIZED => {
+            let html = render(&LoginPage {
+                c: chrome,
+                data: script_json(&chrome.data(state)),
+            })?;
+            Ok(Err(page(StatusCode::UNAUTHORIZED, html)))
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// `GET /`: the latest chat, or a new one when there is none.
+async fn home(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let chrome = Chrome::new(&headers);
+    let principal = match admit_page(&state, &headers, peer, &chrome)? {
+        Ok(p) => p,
+        Err(login) => return Ok(login),
+    };
+    let id = data::latest_or_new_chat(&state, principal).await?;
+    Ok(Redirect::to(&format!("/chats/{id}")).into_response())
+}
+
+/// `GET /chats/{id}`.
+async fn chat_page(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let chrome = Chrome::new(&headers);
+    let principal = match admit_page(&state, &headers, peer, &chrome)? {
+        Ok(p) => p,
+        Err(login) => return Ok(login),
+    };
+    let chats = data::chat_list(&state, &principal).await?;
+    let Some(mut chat) = data::chat(&state, principal, &id).await? else {
+        // Another device deleted it, or it belongs to another workspace: go to the latest chat.
+        return Ok(Redirect::to("/").into_response());
+    };
+    // The store's placeholder title shows as "New chat" in the page's language.
+    if chat.title == DEFAULT_TITLE {
+        chat.title.clear();
+    }
+    let chats: Vec<ChatLine> = chats
+        .into_iter()
+        .map(|mut c| {
+            if c.title == DEFAULT_TITLE {
+                c.title.clear();
+            }
+            c
+        })
+        .collect();
+    let messages = chat
+        .messages
+        .iter()
+        .map(|m| MessageCard::new(m, chrome.tr))
+        .collect();
+    let mut data = chrome.data(&state);
+    data["chat"] = serde_json::to_value(&chat).unwrap_or_default();
+    let html = render(&ChatPage {
+        c: &chrome,
+        chat: &chat,
+        messages,
+        chats: &chats,
+        data: script_json(&data),
+    })?;
+    Ok(page(StatusCode::OK, html))
+}

@@ -1,0 +1,279 @@
+//! What the page templates show, computed from the chat API's JSON shapes.
+//!
+//! The page is rendered from the same JSON the API sends (`GET /api/chats/{id}`), deserialized
+//! into [`ChatJson`]; so the server-rendered page and what `app.js` renders from the API and the
+//! event stream come from one shape. [`MessageCard`] is one message as the template draws it —
+//! `app.js` builds the same markup in `renderMessage`.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::i18n::Catalog;
+
+/// A chat as `GET /api/chats/{id}` returns it.
+#[derive(Debug, Clone, Deserialize, Serialize, Default)]
+pub struct ChatJson {
+    pub id: String,
+    #[serde(default)]
+    pub title: String,
+    #[serde(default)]
+    pub settings: Value,
+    #[serde(default)]
+    pub messages: Vec<MessageJson>,
+    #[serde(default)]
+    pub has_more: bool,
+    #[serde(default)]
+    pub last_event_id: i64,
+}
+
+/// A message as the chat API returns it.
+#[derive(Debug, Clone, Deserialize, Serialize, Default)]
+pub struct MessageJson {
+    pub id: String,
+    #[serde(default)]
+    pub seq: i64,
+    pub role: String,
+    #[serde(default)]
+    pub content: String,
+    #[serde(default, skip_serializing)]
+    pub html: String,
+    #[serde(default)]
+    pub reasoning: String,
+    #[serde(default)]
+    pub model: Option<String>,
+    #[serde(default)]
+    pub provider: Option<String>,
+    #[serde(default)]
+    pub status: String,
+    #[serde(default)]
+    pub error: Option<ErrorJson>,
+    #[serde(default)]
+    pub usage: Option<UsageJson>,
+    #[serde(default)]
+    pub tool_calls: Option<Value>,
+    #[serde(default)]
+    pub annotations: Option<Value>,
+    #[serde(default)]
+    pub attachments: Option<Value>,
+    #[serde(default)]
+    pub created_at: i64,
+    #[serde(default)]
+    pub first_token_at: Option<i64>,
+    #[serde(default)]
+    pub finished_at: Option<i64>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, Default)]
+pub struct ErrorJson {
+    #[serde(default)]
+    pub code: Option<Value>,
+    #[serde(default)]
+    pub message: String,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, Default)]
+pub struct UsageJson {
+    #[serde(default)]
+    pub prompt_tokens: Option<i64>,
+    #[serde(default)]
+    pub completion_tokens: Option<i64>,
+    #[serde(default)]
+    pub reasoning_tokens: Option<i64>,
+    #[serde(default)]
+    pub cost: Option<f64>,
+}
+
+/// One line of the sidebar.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+pub struct ChatLine {
+    pub id: String,
+    pub title: String,
+    #[serde(default)]
+    pub updated_at: i64,
+    #[serde(default)]
+    pub model: Option<String>,
+}
+
+/// A tool call as shown: name and pretty-printed arguments.
+pub struct ToolCard {
+    pub name: String,
+    pub arguments: String,
+}
+
+/// A web citation.
+pub struct Citation {
+    pub url: String,
+    pub title: String,
+}
+
+/// One message, ready for the template.
+pub struct MessageCard {
+    pub id: String,
+    pub seq: i64,
+    pub role: String,
+    pub status: String,
+    pub streaming: bool,
+    /// Sanitized HTML, or `None` while streaming (then `content` is shown as escaped text).
+    pub html: Option<String>,
+    pub content: String,
+    pub reasoning: String,
+    pub thinking_open: bool,
+    pub thinking_label: String,
+    pub tools: Vec<ToolCard>,
+    pub citations: Vec<Citation>,
+    pub images: Vec<String>,
+    pub meta: String,
+    pub error: Option<String>,
+}
+
+impl MessageCard {
+    pub fn new(m: &MessageJson, tr: &Catalog) -> MessageCard {
+        let streaming = m.status == "streaming";
+        let thinking_open = streaming && m.content.is_empty();
+        let thinking_label = if thinking_open {
+            tr.get("thinking").to_string()
+        } else {
+            match thought_ms(m) {
+                Some(ms) => tr.fmt("thought_for", "s", &format!("{:.1}", ms as f64 / 1000.0)),
+                None => tr.get("thinking_done").to_string(),
+            }
+        };
+        MessageCard {
+            id: m.id.clone(),
+            seq: m.seq,
+            role: m.role.clone(),
+            status: m.status.clone(),
+            streaming,
+            html: (!streaming).then(|| m.html.clone()),
+            content: m.content.clone(),
+            reasoning: m.reasoning.clone(),
+            thinking_open,
+            thinking_label,
+            tools: tools(m.tool_calls.as_ref()),
+            citations: citations(m.annotations.as_ref()),
+            images: images(m.attachments.as_ref()),
+            meta: meta(m, tr),
+            error: m.error.as_ref().map(|e| match &e.code {
+                Some(code) => format!("{} ({code})", e.message),
+                None => e.message.clone(),
+            }),
+        }
+    }
+
+    pub fn is_user(&self) -> bool {
+        self.role == "user"
+    }
+}
+
+/// How long the model thought: from the start to its first answer token, or start to finish.
+fn thought_ms(m: &MessageJson) -> Option<i64> {
+    let end = m.first_token_at.or(m.finished_at)?;
+    Some((end - m.created_at).max(0))
+}
+
+fn tools(calls: Option<&Value>) -> Vec<ToolCard> {
+    let Some(Value::Array(calls)) = calls else {
+        return Vec::new();
+    };
+    calls
+        .iter()
+        .map(|c| {
+            let f = c.get("function");
+            let name = c
+                .get("name")
+                .or_else(|| f.and_then(|f| f.get("name")))
+                .and_then(Value::as_str)
+                .unwrap_or("?");
+            let args = c
+                .get("arguments")
+                .or_else(|| f.and_then(|f| f.get("arguments")))
+                .cloned()
+                .unwrap_or(Value::Null);
+            ToolCard {
+                name: name.to_string(),
+                arguments: pretty_arguments(&args),
+            }
+        })
+        .collect()
+}
+
+/// Arguments arrive as a JSON string; show them as indented JSON when they parse.
+fn pretty_arguments(args: &Value) -> String {
+    let parsed = match args {
+        Value::String(s) => serde_json::from_str::<Value>(s).ok(),
+        Value::Null => return String::new(),
+        other => Some(other.clone()),
+    };
+    match parsed {
+        Some(v) => serde_json::to_string_pretty(&v).unwrap_or_default(),
+        None => args.as_str().unwrap_or_default().to_string(),
+    }
+}
+
+fn citations(annotations: Option<&Value>) -> Vec<Citation> {
+    let Some(Value::Array(list)) = annotations else {
+        return Vec::new();
+    };
+    list.iter()
+        .filter_map(|a| {
+            let c = a.get("url_citation").unwrap_or(a);
+            let url = c.get("url")?.as_str()?;
+            if !(url.starts_with("https://") || url.starts_with("http://")) {
+                return None;
+            }
+            let title = c.get("title").and_then(Value::as_str).unwrap_or(url);
+            Some(Citation {
+                url: url.to_string(),
+                title: if title.is_empty() { url } else { title }.to_string(),
+            })
+        })
+        .collect()
+}
+
+/// Image attachments the page may show: raster data URLs only.
+fn images(attachments: Option<&Value>) -> Vec<String> {
+    let Some(Value::Array(list)) = attachments else {
+        return Vec::new();
+    };
+    list.iter()
+        .filter_map(Value::as_str)
+        .filter(|s| is_safe_image(s))
+        .map(str::to_string)
+        .collect()
+}
+
+pub fn is_safe_image(url: &str) -> bool {
+    ["png", "jpeg", "jpg", "gif", "webp"]
+        .iter()
+        .any(|t| url.starts_with(&format!("data:image/{t};base64,")))
+}
+
+/// "model · 12 + 34 tokens · $0.0012".
+fn meta(m: &MessageJson, tr: &Catalog) -> String {
+    if m.role == "user" {
+        return String::new();
+    }
+    let mut parts = Vec::new();
+    if let Some(model) = &m.model {
+        parts.push(model.clone());
+    }
+    if let Some(u) = &m.usage {
+        if let (Some(p), Some(c)) = (u.prompt_tokens, u.completion_tokens) {
+            parts.push(tr.fmt("tokens", "n", &format!("{p} + {c}")));
+        }
+        if let Some(cost) = u.cost {
+            parts.push(format!("${cost:.4}"));
+        }
+    }
+    parts.join(" · ")
+}
+
+/// JSON for a `<script type="application/json">` block: `<` is escaped so no `</script>` or
+/// `<!--` in the data can end the block.
+pub fn script_json(value: &impl Serialize) -> String {
+    serde_json::to_string(value)
+        .unwrap_or_else(|_| "null".into())
+        .replace('<', "\\u003c")
+        .replace('>', "\\u003e")
+        .replace('&', "\\u0026")
+}
