@@ -451,6 +451,22 @@ async fn start_reply(
     effort: Option<String>,
 ) -> Result<(Option<String>, String), ApiError> {
     let target = resolve_model(state, requested_model, &chat.settings)?;
+    if requested_model.is_some() && chat.settings.model.as_deref() != requested_model {
+        // The model a message was sent with becomes the chat's: regenerate and the next
+        // message use it, on every device.
+        let settings = ChatSettings {
+            model: requested_model.map(str::to_string),
+            ..chat.settings.clone()
+        };
+        let patch = ChatPatch {
+            title: None,
+            settings: Some(settings),
+        };
+        state
+            .store()
+            .update_chat(&caller.workspace, &chat.id, &patch)
+            .await?;
+    }
     if let Some(u) = &user
         && !u.images.is_empty()
         && !target.limits.vision

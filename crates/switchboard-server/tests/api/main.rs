@@ -2,6 +2,7 @@
 
 mod basics;
 mod catalog;
+mod chats;
 mod gateway;
 mod helpers;
 mod proxy;

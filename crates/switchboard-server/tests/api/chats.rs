@@ -1,0 +1,736 @@
+//! The chat engine end to end: generations stored before and after the provider is called,
+//! errors that keep partial text, stop, resumable events, workspaces, import.
+
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use crate::helpers::{TestApp, spawn_app};
+
+pub async fn create_chat(app: &TestApp, auth: Option<&str>) -> String {
+    let mut req = app.http.post(app.at("/api/chats")).json(&json!({}));
+    if let Some(a) = auth {
+        req = req.header("authorization", a);
+    }
+    let res = req.send().await.unwrap();
+    assert_eq!(res.status(), 201);
+    res.json::<Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+pub async fn send(app: &TestApp, chat: &str, body: Value) -> (u16, Value) {
+    let res = app
+        .http
+        .post(app.at(&format!("/api/chats/{chat}/messages")))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    let status = res.status().as_u16();
+    (status, res.json().await.unwrap_or(Value::Null))
+}
+
+/// Poll until no reply is generating; returns the chat.
+pub async fn settled(app: &TestApp, chat: &str) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let (status, body) = app.get_json(&format!("/api/chats/{chat}")).await;
+        assert_eq!(status, 200, "{body}");
+        let streaming = body["messages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|m| m["status"] == "streaming");
+        if body["generating"].is_null() && !streaming {
+            return body;
+        }
+        assert!(Instant::now() < deadline, "never settled: {body}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+fn last(chat: &Value) -> &Value {
+    chat["messages"].as_array().unwrap().last().unwrap()
+}
+
+/// Read `GET /api/chats/{id}/events` from `after` until an event of `until` kind arrives.
+pub async fn events_until(
+    app: &TestApp,
+    chat: &str,
+    after: i64,
+    until: &str,
+) -> Vec<(i64, String, Value)> {
+    let mut res = app
+        .http
+        .get(app.at(&format!("/api/chats/{chat}/events?after={after}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.headers()["content-type"], "text/event-stream");
+    let mut buf = String::new();
+    let mut out = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let chunk = tokio::time::timeout(Duration::from_secs(20), res.chunk())
+            .await
+            .expect("events keep coming")
+            .unwrap()
+            .expect("stream open");
+        buf.push_str(&String::from_utf8_lossy(&chunk));
+        while let Some(end) = buf.find("\n\n") {
+            let frame: String = buf.drain(..end + 2).collect();
+            let (mut id, mut kind, mut data) = (None, None, None);
+            for line in frame.lines() {
+                if let Some(v) = line.strip_prefix("id: ") {
+                    id = v.parse::<i64>().ok();
+                } else if let Some(v) = line.strip_prefix("event: ") {
+                    kind = Some(v.to_string());
+                } else if let Some(v) = line.strip_prefix("data: ") {
+                    data = Some(serde_json::from_str::<Value>(v).unwrap());
+                }
+            }
+            if let (Some(id), Some(kind), Some(data)) = (id, kind, data) {
+                let done = kind == until;
+                out.push((id, kind, data));
+                if done {
+                    return out;
+                }
+            }
+        }
+        assert!(Instant::now() < deadline);
+    }
+}
+
+#[tokio::test]
+async fn reasoning_reply_is_streamed_and_stored() {
+    let app = spawn_app(&[]).await;
+    let chat = create_chat(&app, None).await;
+    let (status, ids) = send(
+        &app,
+        &chat,
+        json!({"content": "hi", "model": "mock/reasoning"}),
+    )
+    .await;
+    assert_eq!(status, 202, "{ids}");
+    let events = events_until(&app, &chat, 0, "done").await;
+    let body = settled(&app, &chat).await;
+    let msgs = body["messages"].as_array().unwrap();
+    assert_eq!(msgs.len(), 2);
+    assert_eq!(msgs[0]["id"], ids["user_message_id"]);
+    assert_eq!(msgs[0]["content"], "hi");
+    let reply = &msgs[1];
+    assert_eq!(reply["id"], ids["assistant_message_id"]);
+    assert_eq!(reply["status"], "complete");
+    assert!(!reply["content"].as_str().unwrap().is_empty());
+    assert!(!reply["reasoning"].as_str().unwrap().is_empty());
+    assert!(reply["usage"]["reasoning_tokens"].as_i64().unwrap() > 0);
+    assert!(reply["usage"]["cost"].as_f64().unwrap() > 0.0);
+    assert!(reply["first_token_at"].is_i64());
+    assert_eq!(reply["finish_reason"], "stop");
+    // The events rebuild exactly the stored reply, in order, with increasing ids.
+    let ids: Vec<i64> = events.iter().map(|e| e.0).collect();
+    assert!(ids.windows(2).all(|w| w[1] == w[0] + 1), "{ids:?}");
+    let (mut content, mut reasoning) = (String::new(), String::new());
+    for (_, kind, data) in &events {
+        if kind == "delta" {
+            content.push_str(data["content"].as_str().unwrap_or(""));
+            reasoning.push_str(data["reasoning"].as_str().unwrap_or(""));
+        }
+    }
+    assert_eq!(content, reply["content"]);
+    assert_eq!(reasoning, reply["reasoning"]);
+    assert_eq!(events.last().unwrap().2["message"]["status"], "complete");
+}
+
+#[tokio::test]
+async fn tool_calls_and_citations_are_kept() {
+    let app = spawn_app(&[]).await;
+    let chat = create_chat(&app, None).await;
+    send(
+        &app,
+        &chat,
+        json!({"content": "weather?", "model": "mock/tools"}),
+    )
+    .await;
+    let body = settled(&app, &chat).await;
+    let call = &last(&body)["tool_calls"][0];
+    assert_eq!(call["name"], "get_weather");
+    let args: Value = serde_json::from_str(call["arguments"].as_str().unwrap()).unwrap();
+    assert_eq!(args["city"], "Paris");
+    assert_eq!(last(&body)["finish_reason"], "tool_calls");
+
+    let chat = create_chat(&app, None).await;
+    send(
+        &app,
+        &chat,
+        json!({"content": "news?", "model": "mock/web"}),
+    )
+    .await;
+    let body = settled(&app, &chat).await;
+    let citations = last(&body)["annotations"].as_array().unwrap();
+    assert_eq!(citations.len(), 2);
+    assert_eq!(citations[0]["type"], "url_citation");
+    assert!(citations[0]["url"].as_str().unwrap().starts_with("http"));
+}
+
+#[tokio::test]
+async fn provider_refusals_are_stored_with_their_message() {
+    let app = spawn_app(&[]).await;
+    for code in [402, 429, 500, 502, 503] {
+        let chat = create_chat(&app, None).await;
+        let (status, _) = send(
+            &app,
+            &chat,
+            json!({"content": "x", "model": format!("mock/status-{code}")}),
+        )
+        .await;
+        assert_eq!(status, 202);
+        let body = settled(&app, &chat).await;
+        let reply = last(&body);
+        assert_eq!(reply["status"], "error", "{code}");
+        assert_eq!(reply["error"]["code"], code, "{reply}");
+        assert!(!reply["error"]["message"].as_str().unwrap().is_empty());
+        // The user's message was stored before the provider was called, and stays.
+        assert_eq!(body["messages"][0]["content"], "x");
+    }
+    let chat = create_chat(&app, None).await;
+    send(
+        &app,
+        &chat,
+        json!({"content": "x", "model": "mock/status-402"}),
+    )
+    .await;
+    let body = settled(&app, &chat).await;
+    assert!(
+        last(&body)["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("credits")
+    );
+}
+
+#[tokio::test]
+async fn midstream_errors_keep_the_partial_reply() {
+    let app = spawn_app(&[]).await;
+    for model in ["mock/error-midstream", "mock/error-on-usage"] {
+        let chat = create_chat(&app, None).await;
+        send(&app, &chat, json!({"content": "x", "model": model})).await;
+        let body = settled(&app, &chat).await;
+        let reply = last(&body);
+        assert_eq!(reply["status"], "error", "{model}: {reply}");
+        assert!(
+            !reply["content"].as_str().unwrap().is_empty(),
+            "{model}: partial text kept"
+        );
+        assert!(reply["error"]["message"].is_string());
+    }
+}
+
+#[tokio::test]
+async fn stop_drops_the_upstream_and_keeps_the_text() {
+    let app = spawn_app(&[]).await;
+    let chat = create_chat(&app, None).await;
+    send(&app, &chat, json!({"content": "x", "model": "mock/slow"})).await;
+    // Wait until some text has streamed.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (_, body) = app.get_json(&format!("/api/chats/{chat}")).await;
+        if !last(&body)["content"].as_str().unwrap().is_empty() {
+            assert_eq!(body["generating"], last(&body)["id"]);
+            break;
+        }
+        assert!(Instant::now() < deadline);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // A second send while generating is refused.
+    let (status, _) = send(&app, &chat, json!({"content": "again"})).await;
+    assert_eq!(status, 409);
+    let res = app
+        .http
+        .post(app.at(&format!("/api/chats/{chat}/stop")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 204);
+    let body = settled(&app, &chat).await;
+    assert_eq!(last(&body)["status"], "stopped");
+    assert!(!last(&body)["content"].as_str().unwrap().is_empty());
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while !app.mock.generations().iter().any(|g| g.cancelled) {
+        assert!(
+            Instant::now() < deadline,
+            "the upstream request was not dropped"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+#[tokio::test]
+async fn events_resume_from_any_id_without_gap_or_duplicate() {
+    let app = spawn_app(&[]).await;
+    let chat = create_chat(&app, None).await;
+    send(&app, &chat, json!({"content": "one", "model": "mock/long"})).await;
+    let all = events_until(&app, &chat, 0, "done").await;
+    assert!(all.len() > 20, "{}", all.len());
+    settled(&app, &chat).await;
+    for cut in [1, 2, all.len() as i64 / 2, all.len() as i64 - 1] {
+        let after = all[cut as usize - 1].0;
+        let rest = events_until(&app, &chat, after, "done").await;
+        assert_eq!(rest.len(), all.len() - cut as usize, "after {after}");
+        assert_eq!(rest[0].0, after + 1);
+        assert_eq!(
+            rest.iter().map(|e| &e.2).collect::<Vec<_>>(),
+            all[cut as usize..].iter().map(|e| &e.2).collect::<Vec<_>>()
+        );
+    }
+    // Last-Event-ID works like ?after=.
+    let mut res = app
+        .http
+        .get(app.at(&format!("/api/chats/{chat}/events")))
+        .header("last-event-id", (all.len() as i64 - 1).to_string())
+        .send()
+        .await
+        .unwrap();
+    let mut text = String::new();
+    while !text.contains("event: done") {
+        text.push_str(&String::from_utf8_lossy(
+            &res.chunk().await.unwrap().unwrap(),
+        ));
+    }
+    assert!(text.contains(&format!("id: {}\n", all.last().unwrap().0)));
+}
+
+#[tokio::test]
+async fn a_reload_mid_stream_continues_where_it_is() {
+    let app = spawn_app(&[]).await;
+    let chat = create_chat(&app, None).await;
+    send(&app, &chat, json!({"content": "x", "model": "mock/slow"})).await;
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    // "Reload": the page state, then events after its last_event_id.
+    let (_, page) = app.get_json(&format!("/api/chats/{chat}")).await;
+    let text_then = last(&page)["content"].as_str().unwrap().to_string();
+    assert!(!text_then.is_empty());
+    let after = page["last_event_id"].as_i64().unwrap();
+    let mut res = app
+        .http
+        .get(app.at(&format!("/api/chats/{chat}/events?after={after}")))
+        .send()
+        .await
+        .unwrap();
+    let mut more = String::new();
+    let mut buf = String::new();
+    while more.len() < 10 {
+        buf.push_str(&String::from_utf8_lossy(
+            &res.chunk().await.unwrap().unwrap(),
+        ));
+        while let Some(end) = buf.find("\n\n") {
+            let frame: String = buf.drain(..end + 2).collect();
+            if let Some(data) = frame.lines().find_map(|l| l.strip_prefix("data: ")) {
+                let v: Value = serde_json::from_str(data).unwrap();
+                more.push_str(v["content"].as_str().unwrap_or(""));
+            }
+        }
+    }
+    app.http
+        .post(app.at(&format!("/api/chats/{chat}/stop")))
+        .send()
+        .await
+        .unwrap();
+    let body = settled(&app, &chat).await;
+    let final_text = last(&body)["content"].as_str().unwrap();
+    assert!(
+        final_text.starts_with(&format!("{text_then}{more}")),
+        "page text + later deltas = stored text, with no gap or repeat"
+    );
+}
+
+#[tokio::test]
+async fn refused_models_and_bad_input_store_nothing() {
+    let app = spawn_app(&[("CUSTOM_MODELS", "-all,+mock/echo@OpenRouter,+mock/tools")]).await;
+    app.load_catalog().await;
+    let chat = create_chat(&app, None).await;
+    let (status, body) = send(
+        &app,
+        &chat,
+        json!({"content": "x", "model": "mock/reasoning"}),
+    )
+    .await;
+    assert_eq!(status, 400);
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("mock/reasoning")
+    );
+    let (status, body) = send(
+        &app,
+        &chat,
+        json!({"content": "x", "model": "mock/tools", "images": ["data:image/png;base64,iVBORw0KGgo="]}),
+    )
+    .await;
+    assert_eq!(status, 400);
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("mock/tools cannot see images")
+    );
+    for bad in [
+        json!({"content": ""}),
+        json!({"content": 5}),
+        json!({"nope": 1}),
+        json!({"content": "x", "images": ["http://example.com/a.png"]}),
+        json!({"content": "x", "reasoning": {"effort": "extreme"}}),
+    ] {
+        let (status, body) = send(&app, &chat, bad.clone()).await;
+        assert_eq!(status, 400, "{bad}");
+        assert_eq!(body["error"]["code"], 400);
+    }
+    let (_, body) = app.get_json(&format!("/api/chats/{chat}")).await;
+    assert!(body["messages"].as_array().unwrap().is_empty());
+    let (status, _) = app.get_json("/api/chats/c_doesnotexist").await;
+    assert_eq!(status, 404);
+}
+
+#[tokio::test]
+async fn vision_models_take_images() {
+    let app = spawn_app(&[]).await;
+    app.load_catalog().await;
+    let chat = create_chat(&app, None).await;
+    let png = "data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg==";
+    let (status, _) = send(
+        &app,
+        &chat,
+        json!({"content": "what is this", "model": "mock/vision", "images": [png]}),
+    )
+    .await;
+    assert_eq!(status, 202);
+    let body = settled(&app, &chat).await;
+    assert!(
+        last(&body)["content"].as_str().unwrap().contains("1 image"),
+        "{body}"
+    );
+    assert_eq!(body["messages"][0]["attachments"][0], png);
+}
+
+#[tokio::test]
+async fn workspaces_never_see_each_others_chats() {
+    let app = spawn_app(&[("CODE", "alice,bob")]).await;
+    let chat = create_chat(&app, Some("Bearer nk-alice")).await;
+    let get = |auth: &'static str| {
+        app.http
+            .get(app.at(&format!("/api/chats/{chat}")))
+            .header("authorization", auth)
+            .send()
+    };
+    assert_eq!(get("Bearer nk-alice").await.unwrap().status(), 200);
+    assert_eq!(get("Bearer nk-bob").await.unwrap().status(), 404);
+    assert_eq!(get("Bearer sk-or-own-key").await.unwrap().status(), 404);
+    let list: Value = app
+        .http
+        .get(app.at("/api/chats"))
+        .header("authorization", "Bearer nk-bob")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(list["chats"].as_array().unwrap().is_empty());
+    let res = app.http.get(app.at("/api/chats")).send().await.unwrap();
+    assert_eq!(res.status(), 401);
+}
+
+#[tokio::test]
+async fn title_comes_from_the_chats_own_model() {
+    let app = spawn_app(&[]).await;
+    let chat = create_chat(&app, None).await;
+    send(
+        &app,
+        &chat,
+        json!({"content": "Tell me about otters", "model": "mock/echo"}),
+    )
+    .await;
+    settled(&app, &chat).await;
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let (_, body) = app.get_json(&format!("/api/chats/{chat}")).await;
+        if body["title"] != "New chat" {
+            // mock/echo answers the title request with its last user message.
+            assert_eq!(body["title"], "Tell me about otters");
+            break;
+        }
+        assert!(Instant::now() < deadline, "no title");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let titled = app
+        .mock
+        .requests()
+        .iter()
+        .filter(|r| r.body["stream"] == false)
+        .map(|r| r.body["model"].clone())
+        .collect::<Vec<_>>();
+    assert_eq!(titled, [json!("mock/echo")], "no hard-wired title model");
+}
+
+#[tokio::test]
+async fn regenerate_edit_delete_and_fork() {
+    let app = spawn_app(&[]).await;
+    let chat = create_chat(&app, None).await;
+    send(
+        &app,
+        &chat,
+        json!({"content": "first", "model": "mock/echo"}),
+    )
+    .await;
+    let body = settled(&app, &chat).await;
+    let reply_id = last(&body)["id"].as_str().unwrap().to_string();
+    let user_id = body["messages"][0]["id"].as_str().unwrap().to_string();
+
+    let res = app
+        .http
+        .post(app.at(&format!("/api/chats/{chat}/messages/{reply_id}/regenerate")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 202);
+    let body = settled(&app, &chat).await;
+    assert_eq!(body["messages"].as_array().unwrap().len(), 2);
+    assert_ne!(last(&body)["id"], reply_id.as_str());
+    assert_eq!(last(&body)["content"], "first");
+
+    let res = app
+        .http
+        .post(app.at(&format!("/api/chats/{chat}/messages/{user_id}/edit")))
+        .json(&json!({"content": "second"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 202);
+    let body = settled(&app, &chat).await;
+    let contents: Vec<&str> = body["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["content"].as_str().unwrap())
+        .collect();
+    assert_eq!(contents, ["second", "second"]);
+
+    let first = body["messages"][0]["id"].as_str().unwrap().to_string();
+    let res = app
+        .http
+        .post(app.at(&format!("/api/chats/{chat}/fork")))
+        .json(&json!({"message_id": first}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201);
+    let fork: Value = res.json().await.unwrap();
+    let (_, forked) = app
+        .get_json(&format!("/api/chats/{}", fork["id"].as_str().unwrap()))
+        .await;
+    assert_eq!(forked["messages"].as_array().unwrap().len(), 1);
+
+    let reply = last(&body)["id"].as_str().unwrap().to_string();
+    let res = app
+        .http
+        .delete(app.at(&format!("/api/chats/{chat}/messages/{reply}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 204);
+    let (_, body) = app.get_json(&format!("/api/chats/{chat}")).await;
+    assert_eq!(body["messages"].as_array().unwrap().len(), 1);
+    let res = app
+        .http
+        .delete(app.at(&format!("/api/chats/{chat}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 204);
+    let (status, _) = app.get_json(&format!("/api/chats/{chat}")).await;
+    assert_eq!(status, 404);
+}
+
+#[tokio::test]
+async fn search_finds_messages_in_the_workspace() {
+    let app = spawn_app(&[]).await;
+    let chat = create_chat(&app, None).await;
+    send(
+        &app,
+        &chat,
+        json!({"content": "the zanzibar archipelago", "model": "mock/echo"}),
+    )
+    .await;
+    settled(&app, &chat).await;
+    let (status, body) = app.get_json("/api/search?q=zanzib").await;
+    assert_eq!(status, 200);
+    let results = body["results"].as_array().unwrap();
+    assert!(!results.is_empty());
+    assert_eq!(results[0]["chat_id"], chat.as_str());
+    let (status, _) = app.get_json("/api/search?q=%22%28*").await;
+    assert_eq!(status, 200);
+}
+
+#[tokio::test]
+async fn patch_settings_are_validated_and_saved() {
+    let app = spawn_app(&[]).await;
+    let chat = create_chat(&app, None).await;
+    let patch = |body: Value| {
+        app.http
+            .patch(app.at(&format!("/api/chats/{chat}")))
+            .json(&body)
+            .send()
+    };
+    let res = patch(json!({"title": "Mine", "settings": {"model": "mock/echo", "system_prompt": "Be terse.", "temperature": 0.3, "top_p": 0.9, "max_tokens": 100, "reasoning_effort": "low", "history_length": 4}})).await.unwrap();
+    assert_eq!(res.status(), 200);
+    for bad in [
+        json!({"settings": {"temperature": 3}}),
+        json!({"settings": {"top_p": 2}}),
+        json!({"settings": {"temperature": "hot"}}),
+        json!({"settings": {"reasoning_effort": "max"}}),
+        json!({"title": "x".repeat(300)}),
+    ] {
+        assert_eq!(patch(bad.clone()).await.unwrap().status(), 400, "{bad}");
+    }
+    send(&app, &chat, json!({"content": "hello"})).await;
+    settled(&app, &chat).await;
+    let sent = app
+        .mock
+        .requests()
+        .into_iter()
+        .find(|r| r.body["stream"] == true)
+        .unwrap();
+    assert_eq!(sent.body["model"], "mock/echo");
+    assert_eq!(
+        sent.body["messages"][0],
+        json!({"role": "system", "content": "Be terse."})
+    );
+    assert_eq!(sent.body["temperature"], 0.3);
+    assert_eq!(sent.body["max_tokens"], 100);
+    assert_eq!(sent.body["reasoning"]["effort"], "low");
+}
+
+#[tokio::test]
+async fn many_concurrent_generations_lose_nothing() {
+    let app = spawn_app(&[]).await;
+    let mut chats = Vec::new();
+    for _ in 0..100 {
+        chats.push(create_chat(&app, None).await);
+    }
+    let sends = chats.iter().enumerate().map(|(i, chat)| {
+        let app = &app;
+        async move {
+            let (status, _) = send(
+                app,
+                chat,
+                json!({"content": format!("message {i}"), "model": "mock/echo"}),
+            )
+            .await;
+            assert_eq!(status, 202);
+        }
+    });
+    futures_util::future::join_all(sends).await;
+    for (i, chat) in chats.iter().enumerate() {
+        let body = settled(&app, chat).await;
+        assert_eq!(last(&body)["status"], "complete");
+        assert_eq!(last(&body)["content"], format!("message {i}"));
+    }
+}
+
+#[tokio::test]
+async fn nextchat_backup_imports_sessions_and_masks() {
+    let app = spawn_app(&[]).await;
+    let backup = json!({
+        "chat-next-web-store": {
+            "currentSessionIndex": 0,
+            "sessions": [
+                {
+                    "id": "s1", "topic": "Otters", "memoryPrompt": "",
+                    "lastUpdate": 1732521600000_i64,
+                    "messages": [
+                        {"id": "a", "date": "11/25/2024, 10:00:00 AM", "role": "user", "content": "Do otters hold hands?"},
+                        {"id": "b", "date": "11/25/2024, 10:00:05 AM", "role": "assistant", "content": "Yes, while sleeping.", "model": "gpt-4o"},
+                        {"id": "c", "role": "user", "content": [{"type": "text", "text": "Look"}, {"type": "image_url", "image_url": {"url": "data:image/png;base64,AAAA"}}]}
+                    ],
+                    "mask": {"id": "m", "name": "Zoologist", "avatar": "1f98b",
+                        "context": [{"id": "x", "role": "system", "content": "You are a zoologist."}],
+                        "modelConfig": {"model": "openai/gpt-4o", "temperature": 0.5, "top_p": 1, "max_tokens": 4000, "historyMessageCount": 4, "providerName": "OpenRouter"}}
+                },
+                {"id": "s2", "topic": "", "messages": [], "mask": {"context": []}}
+            ]
+        },
+        "mask-store": {"masks": {}},
+        "app-config": {"theme": "auto"}
+    });
+    let res = app
+        .http
+        .post(app.at("/api/import/nextchat"))
+        .json(&backup)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201);
+    let out: Value = res.json().await.unwrap();
+    assert_eq!(out["imported"], 1, "empty sessions are skipped");
+    let id = out["chat_ids"][0].as_str().unwrap();
+    let (_, chat) = app.get_json(&format!("/api/chats/{id}")).await;
+    assert_eq!(chat["title"], "Otters");
+    assert_eq!(chat["settings"]["system_prompt"], "You are a zoologist.");
+    assert_eq!(chat["settings"]["model"], "openai/gpt-4o");
+    assert_eq!(chat["settings"]["history_length"], 4);
+    let msgs = chat["messages"].as_array().unwrap();
+    assert_eq!(msgs.len(), 3);
+    assert_eq!(msgs[1]["content"], "Yes, while sleeping.");
+    assert_eq!(msgs[2]["attachments"][0], "data:image/png;base64,AAAA");
+    let res = app
+        .http
+        .post(app.at("/api/import/nextchat"))
+        .json(&json!({"x": 1}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 400);
+}
+
+#[tokio::test]
+async fn cross_site_cookie_writes_are_refused() {
+    let app = spawn_app(&[("CODE", "c")]).await;
+    let res = app
+        .http
+        .post(app.at("/api/login"))
+        .json(&json!({"code": "c"}))
+        .send()
+        .await
+        .unwrap();
+    let cookie = res.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_string();
+    let res = app
+        .http
+        .post(app.at("/api/chats"))
+        .header("cookie", &cookie)
+        .header("origin", "https://evil.example")
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 403);
+    let res = app
+        .http
+        .post(app.at("/api/chats"))
+        .header("cookie", &cookie)
+        .header("origin", app.url.clone())
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201);
+}
