@@ -734,3 +734,26 @@ async fn cross_site_cookie_writes_are_refused() {
         .unwrap();
     assert_eq!(res.status(), 201);
 }
+
+#[tokio::test]
+async fn generations_work_on_postgresql_too() {
+    let Some(url) = crate::helpers::fresh_postgres_database().await else {
+        return;
+    };
+    let app = spawn_app(&[("DATABASE_URL", &url)]).await;
+    let chat = create_chat(&app, None).await;
+    send(
+        &app,
+        &chat,
+        json!({"content": "hi", "model": "mock/reasoning"}),
+    )
+    .await;
+    let all = events_until(&app, &chat, 0, "done").await;
+    let body = settled(&app, &chat).await;
+    assert_eq!(last(&body)["status"], "complete");
+    assert!(!last(&body)["reasoning"].as_str().unwrap().is_empty());
+    let rest = events_until(&app, &chat, 3, "done").await;
+    assert_eq!(rest.len(), all.len() - 3);
+    let (_, found) = app.get_json("/api/search?q=hi").await;
+    assert!(!found["results"].as_array().unwrap().is_empty());
+}

@@ -121,3 +121,33 @@ pub fn captured_logs() -> String {
 pub async fn read_all(res: reqwest::Response) -> Vec<u8> {
     res.bytes().await.unwrap().to_vec()
 }
+
+/// A fresh PostgreSQL database for one test (`SWITCHBOARD_TEST_POSTGRES_URL` names the admin
+/// connection). `None` only when `SWITCHBOARD_SKIP_POSTGRES=1`; otherwise a missing server fails.
+pub async fn fresh_postgres_database() -> Option<String> {
+    if std::env::var("SWITCHBOARD_SKIP_POSTGRES").as_deref() == Ok("1") {
+        eprintln!("SWITCHBOARD_SKIP_POSTGRES=1: skipped");
+        return None;
+    }
+    let admin = std::env::var("SWITCHBOARD_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
+    let pool = sqlx::PgPool::connect(&admin)
+        .await
+        .unwrap_or_else(|e| panic!("PostgreSQL at {admin} is required: {e}"));
+    let name = format!("sb_server_{}", rand_suffix());
+    sqlx::query(&format!("CREATE DATABASE {name}"))
+        .execute(&pool)
+        .await
+        .unwrap();
+    let base = admin.rsplit_once('/').map(|(b, _)| b).unwrap_or(&admin);
+    Some(format!("{base}/{name}"))
+}
+
+fn rand_suffix() -> String {
+    use std::time::{SystemTime, UNIX_EPOCH};
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    format!("{}_{}", std::process::id(), nanos % 1_000_000_000)
+}

@@ -1,0 +1,147 @@
+//! The real `switchboard` binary as a process: start-up, settings errors, shutdown, and a crash
+//! in the middle of a reply.
+
+mod util;
+
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use util::Switchboard;
+
+#[test]
+fn version_flag_prints_the_version() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_switchboard"))
+        .arg("--version")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        format!("switchboard {}", env!("CARGO_PKG_VERSION"))
+    );
+}
+
+#[test]
+fn an_invalid_setting_stops_start_up_with_one_line_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_switchboard"))
+        .current_dir(dir.path())
+        .env("SWITCHBOARD_MAX_BODY_BYTES", "tiny")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert_eq!(lines.len(), 1, "{stderr}");
+    assert!(lines[0].contains("SWITCHBOARD_MAX_BODY_BYTES"), "{stderr}");
+
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_switchboard"))
+        .current_dir(dir.path())
+        .env("CUSTOM_MODELS", "+ok,=broken")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("CUSTOM_MODELS"));
+}
+
+#[tokio::test]
+async fn starts_with_no_set_up_and_answers_healthz() {
+    let sb = Switchboard::start(&[]).await;
+    let body: Value = reqwest::get(format!("{}/healthz", sb.url))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(body["status"], "ok");
+    // The default database file was created in the working directory.
+    assert!(sb.dir.path().join("switchboard.db").is_file());
+}
+
+#[tokio::test]
+async fn warns_when_open_to_the_network_without_codes() {
+    let mut sb = Switchboard::start(&[("SWITCHBOARD_ADDR", "0.0.0.0:0")]).await;
+    let logs = sb.stop_and_logs();
+    assert!(logs.contains("anyone who can reach"), "{logs}");
+}
+
+#[tokio::test]
+async fn sigterm_shuts_down_gracefully() {
+    let mut sb = Switchboard::start(&[]).await;
+    sb.signal("TERM");
+    let status = sb
+        .wait(Duration::from_secs(10))
+        .expect("exits after SIGTERM");
+    assert!(status.success(), "{status:?}");
+}
+
+#[tokio::test]
+async fn a_crash_mid_reply_leaves_it_interrupted_with_its_text() {
+    let mock = mock_openrouter::MockOpenRouter::start(Default::default())
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let env = [("OPENROUTER_URL", mock.api_url())];
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let mut sb = Switchboard::start_in(dir.path(), &env).await;
+    let http = reqwest::Client::new();
+    let chat: Value = http
+        .post(format!("{}/api/chats", sb.url))
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let chat = chat["id"].as_str().unwrap().to_string();
+    let res = http
+        .post(format!("{}/api/chats/{chat}/messages", sb.url))
+        .json(&json!({"content": "take your time", "model": "mock/slow"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 202);
+    // Wait until some of the reply has been checkpointed, then kill -9.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let before = loop {
+        let body: Value = http
+            .get(format!("{}/api/chats/{chat}", sb.url))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let text = body["messages"][1]["content"]
+            .as_str()
+            .unwrap_or("")
+            .to_string();
+        if text.len() > 20 {
+            break text;
+        }
+        assert!(Instant::now() < deadline);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    sb.signal("KILL");
+    sb.wait(Duration::from_secs(5)).expect("killed");
+
+    let sb = Switchboard::start_in(dir.path(), &env).await;
+    let body: Value = http
+        .get(format!("{}/api/chats/{chat}", sb.url))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let reply = &body["messages"][1];
+    assert_eq!(reply["status"], "interrupted");
+    let after = reply["content"].as_str().unwrap();
+    assert!(
+        after.starts_with(&before) && after.len() > before.len(),
+        "the text received before the crash is kept: {before:?} → {after:?}"
+    );
+    assert_eq!(body["messages"][0]["content"], "take your time");
+}

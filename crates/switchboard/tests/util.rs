@@ -1,0 +1,104 @@
+//! A tiny harness around the `switchboard` binary, in the spirit of ripgrep's `tests/util.rs`:
+//! start it in a temporary directory with some environment, wait for its `listening on` line,
+//! talk HTTP, stop it.
+
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Read};
+use std::path::Path;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+pub struct Switchboard {
+    pub url: String,
+    pub dir: tempfile::TempDir,
+    child: Child,
+}
+
+impl Switchboard {
+    /// Start in a fresh temporary directory.
+    pub async fn start(env: &[(&str, &str)]) -> Switchboard {
+        let dir = tempfile::tempdir().unwrap();
+        let mut sb = Self::spawn(dir.path(), env).await;
+        sb.dir = dir;
+        sb
+    }
+
+    /// Start in `dir` (e.g. to restart on the same database).
+    pub async fn start_in(dir: &Path, env: &[(&str, &str)]) -> Switchboard {
+        Self::spawn(dir, env).await
+    }
+
+    async fn spawn(dir: &Path, env: &[(&str, &str)]) -> Switchboard {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_switchboard"));
+        cmd.arg("serve")
+            .current_dir(dir)
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("SWITCHBOARD_ADDR", "127.0.0.1:0")
+            .env("OPENROUTER_URL", "http://127.0.0.1:9/api")
+            .env("OPENROUTER_API_KEY", "sk-or-process-test")
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().expect("switchboard starts");
+        let stdout = child.stdout.take().unwrap();
+        let line = tokio::task::spawn_blocking(move || {
+            let mut line = String::new();
+            BufReader::new(stdout).read_line(&mut line).unwrap();
+            line
+        })
+        .await
+        .unwrap();
+        let url = line
+            .trim()
+            .strip_prefix("listening on ")
+            .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+            .replace("0.0.0.0", "127.0.0.1");
+        Switchboard {
+            url,
+            dir: tempfile::tempdir().unwrap(),
+            child,
+        }
+    }
+
+    pub fn signal(&self, name: &str) {
+        let status = Command::new("kill")
+            .args([format!("-{name}"), self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
+    pub fn wait(&mut self, limit: Duration) -> Option<ExitStatus> {
+        let deadline = Instant::now() + limit;
+        while Instant::now() < deadline {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+
+    /// Stop (SIGTERM) and return everything it logged.
+    pub fn stop_and_logs(&mut self) -> String {
+        self.signal("TERM");
+        self.wait(Duration::from_secs(10));
+        let mut logs = String::new();
+        if let Some(mut err) = self.child.stderr.take() {
+            err.read_to_string(&mut logs).unwrap();
+        }
+        logs
+    }
+}
+
+impl Drop for Switchboard {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
