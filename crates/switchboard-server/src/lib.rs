@@ -17,6 +17,7 @@ pub mod markdown;
 pub mod metrics;
 pub mod models;
 pub mod proxy;
+pub mod redact;
 pub mod relay;
 pub mod session;
 pub mod state;

@@ -7,6 +7,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use switchboard_core::{Settings, Sources};
 use switchboard_server::AppState;
+use switchboard_server::redact::Redactor;
 
 #[derive(Parser)]
 #[command(
@@ -30,7 +31,6 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging();
     let settings = match load_settings(&cli) {
         Ok(s) => s,
         Err(e) => {
@@ -38,6 +38,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    init_logging(Redactor::for_settings(&settings));
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -65,14 +66,43 @@ fn load_settings(cli: &Cli) -> anyhow::Result<Settings> {
     Ok(Settings::load(&sources)?)
 }
 
-fn init_logging() {
+/// Logs go to stderr through the redactor, so even a secret that slipped into a log line (a
+/// dependency's debug output, say) is masked before it is written.
+fn init_logging(redactor: Redactor) {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(RedactingStderr(std::sync::Arc::new(redactor)))
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
+}
+
+#[derive(Clone)]
+struct RedactingStderr(std::sync::Arc<Redactor>);
+
+/// One formatted event per `write` (tracing-subscriber formats into a buffer first), so each
+/// write is scrubbed whole.
+struct RedactingWriter(std::sync::Arc<Redactor>);
+
+impl std::io::Write for RedactingWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let text = String::from_utf8_lossy(buf);
+        std::io::stderr().write_all(self.0.scrub(&text).as_bytes())?;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        std::io::stderr().flush()
+    }
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for RedactingStderr {
+    type Writer = RedactingWriter;
+
+    fn make_writer(&'a self) -> Self::Writer {
+        RedactingWriter(self.0.clone())
+    }
 }
 
 async fn serve(settings: Settings) -> anyhow::Result<()> {

@@ -145,3 +145,72 @@ async fn a_crash_mid_reply_leaves_it_interrupted_with_its_text() {
     );
     assert_eq!(body["messages"][0]["content"], "take your time");
 }
+
+/// A whole session with known secrets at the most verbose log level: no log line may contain
+/// any of them.
+#[tokio::test]
+async fn no_secret_in_any_log_line_of_a_whole_session() {
+    let mock = mock_openrouter::MockOpenRouter::start(Default::default())
+        .await
+        .unwrap();
+    let url = mock.api_url();
+    let mut sb = Switchboard::start(&[
+        ("OPENROUTER_URL", url.as_str()),
+        ("OPENROUTER_API_KEY", "sk-or-SERVERKEY-1111"),
+        ("CODE", "CODE-SECRET-2222"),
+        ("RUST_LOG", "trace"),
+    ])
+    .await;
+    let http = reqwest::Client::new();
+    let login = http
+        .post(format!("{}/api/login", sb.url))
+        .json(&json!({"code": "CODE-SECRET-2222"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(login.status(), 204);
+    for auth in [
+        "Bearer nk-CODE-SECRET-2222",
+        "Bearer nk-WRONG-SECRET-3333",
+        "Bearer sk-or-OWNKEY-4444",
+    ] {
+        http.post(format!("{}/api/openrouter/v1/chat/completions", sb.url))
+            .header("authorization", auth)
+            .json(&json!({"model": "mock/echo", "stream": true, "messages": [{"role": "user", "content": "x"}]}))
+            .send()
+            .await
+            .unwrap()
+            .bytes()
+            .await
+            .unwrap();
+    }
+    http.post(format!("{}/v1/chat/completions", sb.url))
+        .header("authorization", "Bearer CODE-SECRET-2222")
+        .json(&json!({"model": "mock/echo", "messages": [{"role": "user", "content": "x"}]}))
+        .send()
+        .await
+        .unwrap();
+    let chat: Value = http
+        .post(format!("{}/api/chats", sb.url))
+        .header("authorization", "Bearer nk-CODE-SECRET-2222")
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    http.post(format!("{}/api/chats/{}/messages", sb.url, chat["id"].as_str().unwrap()))
+        .header("authorization", "Bearer nk-CODE-SECRET-2222")
+        .json(&json!({"content": "hello", "model": "mock/echo"}))
+        .send()
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let logs = sb.stop_and_logs();
+    assert!(logs.lines().count() > 20, "trace logging is on: {logs}");
+    for secret in ["SERVERKEY-1111", "CODE-SECRET-2222", "WRONG-SECRET-3333", "OWNKEY-4444"] {
+        let hit = logs.lines().find(|l| l.contains(secret));
+        assert!(hit.is_none(), "secret in a log line: {hit:?}");
+    }
+}
