@@ -20,6 +20,7 @@ pub mod proxy;
 pub mod redact;
 pub mod relay;
 pub mod session;
+pub mod ssrf;
 pub mod state;
 pub mod ui;
 

@@ -11,6 +11,7 @@ use bytes::Bytes;
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
+use switchboard_core::access::Principal;
 use switchboard_core::catalog::ModelRef;
 use switchboard_core::provider::ProviderId;
 use switchboard_core::secret::Secret;
@@ -361,6 +362,7 @@ pub async fn post_message(
         &state,
         &caller,
         &chat,
+        &headers,
         Some(user),
         req.model.as_deref(),
         effort,
@@ -446,6 +448,7 @@ async fn start_reply(
     state: &AppState,
     caller: &Caller,
     chat: &Chat,
+    headers: &HeaderMap,
     user: Option<UserTurn>,
     requested_model: Option<&str>,
     effort: Option<String>,
@@ -483,7 +486,11 @@ async fn start_reply(
         .principal
         .upstream_key(&upstream.config, &upstream.rotation)?
         .clone();
-    let upstream_url = format!("{}/v1/chat/completions", upstream.config.base_url);
+    let (http, base_url) = match user_endpoint(caller, headers).await? {
+        Some(vetted) => (vetted.client, vetted.base_url),
+        None => (state.http().clone(), upstream.config.base_url.clone()),
+    };
+    let upstream_url = format!("{base_url}/v1/chat/completions");
 
     let hub = state.chats().hub(state, &chat.id).await?;
     let Some(stop) = hub.start(RESERVED) else {
@@ -536,6 +543,7 @@ async fn start_reply(
         (true, Some(first_user_message)) => Some(TitleJob {
             chat_id: chat.id.clone(),
             upstream_url: upstream_url.clone(),
+            http: http.clone(),
             key: key.clone(),
             model: state
                 .settings()
@@ -552,6 +560,7 @@ async fn start_reply(
         hub,
         message: assistant,
         upstream_url,
+        http,
         key,
         body: Bytes::from(body.to_string()),
         pending,
@@ -560,6 +569,27 @@ async fn start_reply(
     }
     .spawn();
     Ok((user_msg.map(|m| m.id), assistant_id))
+}
+
+/// A user-set endpoint from the browser, vetted; only with the user's own key, so the server's
+/// keys never travel to a URL a client chose.
+async fn user_endpoint(
+    caller: &Caller,
+    headers: &HeaderMap,
+) -> Result<Option<crate::ssrf::VettedEndpoint>, ApiError> {
+    let Some(raw) = headers
+        .get(crate::ssrf::ENDPOINT_HEADER)
+        .map(|v| v.to_str().unwrap_or(""))
+        .filter(|v| !v.trim().is_empty())
+    else {
+        return Ok(None);
+    };
+    if !matches!(caller.principal, Principal::OwnKey { .. }) {
+        return Err(ApiError::bad_request(
+            "a custom endpoint can only be used with your own API key",
+        ));
+    }
+    crate::ssrf::vet_endpoint(raw).await.map(Some)
 }
 
 /// The placeholder id a chat is claimed under until its assistant message exists.
@@ -633,8 +663,16 @@ pub async fn regenerate(
         _ => msg.seq + 1,
     };
     truncate_from(&state, &caller, &chat, from_seq).await?;
-    let (_, assistant_id) =
-        start_reply(&state, &caller, &chat, None, req.model.as_deref(), None).await?;
+    let (_, assistant_id) = start_reply(
+        &state,
+        &caller,
+        &chat,
+        &headers,
+        None,
+        req.model.as_deref(),
+        None,
+    )
+    .await?;
     Ok((
         StatusCode::ACCEPTED,
         Json(json!({"assistant_message_id": assistant_id})),
@@ -692,6 +730,7 @@ pub async fn edit_message(
         &state,
         &caller,
         &chat,
+        &headers,
         Some(user),
         req.model.as_deref(),
         None,

@@ -35,6 +35,8 @@ pub struct Generation {
     /// The assistant message as inserted (`streaming`, empty).
     pub message: Message,
     pub upstream_url: String,
+    /// The client for the configured provider, or one pinned to a vetted user endpoint.
+    pub http: reqwest::Client,
     /// The key for this request only: the server's, or the user's own, never stored.
     pub key: Secret,
     pub body: Bytes,
@@ -81,8 +83,7 @@ impl Generation {
     async fn stream(&mut self, facts: &mut Facts) -> Outcome {
         let settings = self.state.settings();
         let mut req = self
-            .state
-            .http()
+            .http
             .post(&self.upstream_url)
             .header("authorization", format!("Bearer {}", self.key.expose()))
             .header("content-type", "application/json")

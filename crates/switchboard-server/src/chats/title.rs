@@ -20,6 +20,7 @@ const MAX_TITLE_CHARS: usize = 60;
 pub struct TitleJob {
     pub chat_id: String,
     pub upstream_url: String,
+    pub http: reqwest::Client,
     pub key: Secret,
     pub model: String,
     pub first_user_message: String,
@@ -38,8 +39,8 @@ impl TitleJob {
                 {"role": "user", "content": clip(&self.first_user_message)},
             ],
         });
-        let resp = state
-            .http()
+        let resp = self
+            .http
             .post(&self.upstream_url)
             .header("authorization", format!("Bearer {}", self.key.expose()))
             .header("x-title", state.settings().app_name.as_str())

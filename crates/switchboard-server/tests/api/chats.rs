@@ -757,3 +757,66 @@ async fn generations_work_on_postgresql_too() {
     let (_, found) = app.get_json("/api/search?q=hi").await;
     assert!(!found["results"].as_array().unwrap().is_empty());
 }
+
+#[tokio::test]
+async fn user_endpoints_are_vetted_and_need_an_own_key() {
+    let app = spawn_app(&[("CODE", "team")]).await;
+    let own = "Bearer sk-or-my-own-key";
+    let chat = create_chat(&app, Some(own)).await;
+    let post = |auth: &'static str, endpoint: String, chat: String| {
+        app.http
+            .post(app.at(&format!("/api/chats/{chat}/messages")))
+            .header("authorization", auth)
+            .header("x-switchboard-endpoint", endpoint)
+            .json(&json!({"content": "x", "model": "mock/echo"}))
+            .send()
+    };
+    // The mock itself is on loopback: exactly what a hostile endpoint would point at.
+    for endpoint in [
+        app.mock.api_url(),
+        "http://169.254.169.254/latest".to_string(),
+        "http://localhost:1/api".to_string(),
+        "file:///etc/passwd".to_string(),
+    ] {
+        let res = post(own, endpoint.clone(), chat.clone()).await.unwrap();
+        assert_eq!(res.status(), 400, "{endpoint}");
+        let body: Value = res.json().await.unwrap();
+        assert!(
+            body["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("endpoint refused")
+        );
+    }
+    let team_chat = create_chat(&app, Some("Bearer nk-team")).await;
+    let res = post(
+        "Bearer nk-team",
+        "https://93.184.216.34/api".into(),
+        team_chat.clone(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        res.status(),
+        400,
+        "the server's key never goes to a user endpoint"
+    );
+    let body: Value = res.json().await.unwrap();
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("own API key")
+    );
+    // Nothing was stored, nothing was sent.
+    assert!(app.mock.requests().is_empty());
+    let res = app
+        .http
+        .get(app.at(&format!("/api/chats/{chat}")))
+        .header("authorization", own)
+        .send()
+        .await
+        .unwrap();
+    let body: Value = res.json().await.unwrap();
+    assert!(body["messages"].as_array().unwrap().is_empty());
+}
