@@ -1,7 +1,5 @@
 //! Table-driven tests of building, resolving and querying the model table.
 
-use std::time::{Duration, Instant};
-
 use super::*;
 
 const OR: ProviderId = ProviderId::OpenRouter;
@@ -779,18 +777,12 @@ fn query_of_500_models_is_well_under_a_millisecond() {
             ..Default::default()
         },
     ];
-    let runs = 50;
-    let started = Instant::now();
-    for _ in 0..runs {
-        for q in &queries {
-            std::hint::black_box(t.query(q));
-        }
-    }
-    let per_query = started.elapsed() / (runs * queries.len() as u32);
-    // Well under 1 ms even in an unoptimised test build on a busy machine.
-    assert!(
-        per_query < Duration::from_millis(1),
-        "{per_query:?} per query"
+    // Speed is measured by the bench harness (`/api/models` phase), never asserted in a test;
+    // here only that the queries over 500 models answer right.
+    assert_eq!(
+        t.query(&queries[0]).len(),
+        t.entries().iter().filter(|e| e.available).count()
     );
     assert_eq!(t.query(&queries[1]).len(), 1);
+    assert!(t.query(&queries[2]).iter().all(|e| e.vision));
 }
