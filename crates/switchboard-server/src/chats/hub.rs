@@ -286,6 +286,27 @@ mod tests {
         assert_eq!(sub.memory_from, 52);
     }
 
+    #[tokio::test]
+    async fn a_lagging_subscriber_catches_up_from_the_ring() {
+        let hub = ChatHub::new(0);
+        let mut sub = hub.subscribe(0);
+        for i in 0..(BROADCAST_CAPACITY + 100) {
+            hub.emit("delta", "m", |_| format!("{i}"));
+        }
+        // The bounded broadcast dropped this slow subscriber instead of waiting for it…
+        assert!(matches!(
+            sub.receiver.recv().await,
+            Err(broadcast::error::RecvError::Lagged(_))
+        ));
+        // …and it resubscribes from the last seq it saw, losing nothing.
+        let again = hub.subscribe(0);
+        let seqs: Vec<i64> = again.backlog.iter().map(|e| e.seq).collect();
+        assert_eq!(
+            seqs,
+            (1..=(BROADCAST_CAPACITY as i64 + 100)).collect::<Vec<_>>()
+        );
+    }
+
     #[test]
     fn snapshot_matches_seq() {
         let hub = ChatHub::new(0);

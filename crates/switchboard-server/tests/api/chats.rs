@@ -820,3 +820,26 @@ async fn user_endpoints_are_vetted_and_need_an_own_key() {
     let body: Value = res.json().await.unwrap();
     assert!(body["messages"].as_array().unwrap().is_empty());
 }
+
+#[tokio::test]
+async fn many_subscribers_see_the_same_events() {
+    let app = spawn_app(&[]).await;
+    let chat = create_chat(&app, None).await;
+    let watchers: Vec<_> = (0..5)
+        .map(|_| {
+            let app = &app;
+            let chat = chat.clone();
+            async move { events_until(app, &chat, 0, "done").await }
+        })
+        .collect();
+    let sender = async {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        send(&app, &chat, json!({"content": "hi", "model": "mock/long"})).await
+    };
+    let (seen, (status, _)) = tokio::join!(futures_util::future::join_all(watchers), sender);
+    assert_eq!(status, 202);
+    assert!(seen[0].len() > 10);
+    for other in &seen[1..] {
+        assert_eq!(other, &seen[0]);
+    }
+}
