@@ -54,7 +54,11 @@ pub fn app(state: AppState) -> Router {
         .merge(ui::routes())
         .merge(chats::routes())
         .fallback(not_found)
-        .method_not_allowed_fallback(method_not_allowed);
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            count_requests,
+        ));
     let router = match cors_layer(&state.settings().cors_origins) {
         Some(cors) => router.layer(cors),
         None => router,
@@ -112,6 +116,24 @@ fn cors_layer(origins: &CorsOrigins) -> Option<CorsLayer> {
                 header::RETRY_AFTER,
             ]),
     )
+}
+
+/// Counts every answered request by route template and status, for `/metrics`.
+async fn count_requests(
+    State(state): State<AppState>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let route = req
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map(|p| p.as_str().to_string());
+    let res = next.run(req).await;
+    state.metrics().count_request(
+        route.as_deref().unwrap_or("unmatched"),
+        res.status().as_u16(),
+    );
+    res
 }
 
 async fn healthz() -> impl IntoResponse {

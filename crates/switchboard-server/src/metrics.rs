@@ -59,7 +59,8 @@ impl Histogram {
 
 /// The server's metrics.
 pub struct Metrics {
-    requests: Mutex<HashMap<(&'static str, u16), u64>>,
+    /// route template → status → count. Two levels so a lookup by `&str` allocates nothing.
+    requests: Mutex<HashMap<String, HashMap<u16, u64>>>,
     upstream_latency: Histogram,
     overhead: Histogram,
     in_flight_streams: AtomicI64,
@@ -77,9 +78,13 @@ impl Default for Metrics {
 }
 
 impl Metrics {
-    pub fn count_request(&self, route: &'static str, status: u16) {
+    pub fn count_request(&self, route: &str, status: u16) {
         let mut map = self.requests.lock().unwrap_or_else(|e| e.into_inner());
-        *map.entry((route, status)).or_insert(0) += 1;
+        let by_status = match map.get_mut(route) {
+            Some(m) => m,
+            None => map.entry(route.to_string()).or_default(),
+        };
+        *by_status.entry(status).or_insert(0) += 1;
     }
 
     /// Time from sending the request upstream to its first response byte.
@@ -109,15 +114,15 @@ impl Metrics {
             "# HELP switchboard_requests_total Requests answered, by route and status.\n\
              # TYPE switchboard_requests_total counter\n",
         );
-        let mut rows: Vec<_> = self
+        let mut rows: Vec<(String, u16, u64)> = self
             .requests
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .iter()
-            .map(|(k, v)| (*k, *v))
+            .flat_map(|(route, m)| m.iter().map(move |(s, n)| (route.clone(), *s, *n)))
             .collect();
         rows.sort();
-        for ((route, status), n) in rows {
+        for (route, status, n) in rows {
             let _ = writeln!(
                 out,
                 "switchboard_requests_total{{route=\"{route}\",status=\"{status}\"}} {n}"

@@ -85,6 +85,11 @@ async fn metrics_need_a_code_when_codes_are_set() {
     let text = res.text().await.unwrap();
     assert!(text.contains("switchboard_proxy_overhead_seconds_count"));
     assert!(text.contains("switchboard_in_flight_streams"));
+    // The unauthenticated attempt above was counted, by route template and status.
+    assert!(
+        text.contains("switchboard_requests_total{route=\"/metrics\",status=\"401\"} 1"),
+        "{text}"
+    );
 
     let open = spawn_app(&[("SWITCHBOARD_METRICS", "off")]).await;
     let res = open.http.get(open.at("/metrics")).send().await.unwrap();
