@@ -1,0 +1,177 @@
+// The web UI in a real browser: each test starts its own mock upstream, switchboard and chromium.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { copyFileSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { setup, openChat, send, shot, SHOTS, REPO } from '../harness.js';
+
+const PNG = 'iVBORw0KGgoAAAANSUhEUgAAAAIAAAACCAIAAAD91JpzAAAAFklEQVR4nGP8z8DAwMDAxMDAwMDAAAANHQEDasKb6QAAAABJRU5ErkJggg==';
+
+test('a reply streams in, with a Thinking block that collapses to its duration', async (t) => {
+  const s = await setup(t);
+  await openChat(s, 'mock/reasoning');
+  await send(s.page, 'What is the answer?');
+  await s.page.waitForSelector('.msg.user >> text=What is the answer?');
+  await s.page.waitForSelector('.msg.assistant[data-status=streaming]');
+  await s.page.waitForSelector('.msg.assistant details.thinking');
+  const done = await s.page.waitForSelector('.msg.assistant[data-status=complete]', { timeout: 15000 });
+  assert.match(await done.$eval('.body', (e) => e.textContent), /42/);
+  assert.match(await done.$eval('details.thinking summary', (e) => e.textContent), /Thought for [\d.]+ s/);
+  assert.equal(await done.$eval('details.thinking', (e) => e.open), false);
+  assert.match(await done.$eval('.meta', (e) => e.textContent), /mock\/reasoning · \d+ \+ \d+ tokens · \$/);
+  await done.$eval('details.thinking', (e) => { e.open = true; });
+  await s.page.evaluate(() => { document.activeElement.blur(); });
+  await shot(s.page, 'chat-reasoning-light');
+  const png = join(SHOTS, 'chat-reasoning-light.png');
+  if (statSync(png).size < 300 * 1024) copyFileSync(png, join(REPO, 'docs', 'screenshot-chat.png'));
+  assert.deepEqual(s.errors, []);
+});
+
+test('a reload mid-stream shows the text so far and continues', async (t) => {
+  const s = await setup(t);
+  await openChat(s, 'mock/slow');
+  await send(s.page, 'Tell me a long story');
+  await s.page.waitForFunction(() => (document.querySelector('.msg.assistant .plain')?.textContent || '').length > 10);
+  await s.page.reload();
+  const before = await s.page.$eval('.msg.assistant[data-status=streaming] .plain', (e) => e.textContent.length);
+  assert.ok(before > 10, 'the server rendered the text so far');
+  await s.page.waitForFunction((n) => document.querySelector('.msg.assistant .plain').textContent.length > n + 5, before);
+  await shot(s.page, 'chat-streaming-after-reload');
+  await s.page.click('#stop');
+  await s.page.waitForSelector('.msg.assistant[data-status=stopped]');
+  assert.ok(await s.page.isVisible('#send'));
+});
+
+test('the model picker finds qwen/qwen3-32b:free by "qwen3 32b free" and saves it with the chat', async (t) => {
+  const s = await setup(t);
+  const chat = await openChat(s, null);
+  await s.page.click('#model-btn');
+  await s.page.fill('#picker-q', 'qwen3 32b free');
+  await s.page.waitForSelector('#picker-list li[data-id="qwen/qwen3-32b:free"]');
+  const first = await s.page.$eval('#picker-list li[aria-selected=true]', (e) => e.dataset.id);
+  assert.equal(first, 'qwen/qwen3-32b:free');
+  await shot(s.page, 'picker');
+  await s.page.press('#picker-q', 'Enter');
+  await s.page.waitForFunction(() => document.querySelector('#model-name').textContent === 'qwen/qwen3-32b:free');
+  const saved = await s.api('GET', `/api/chats/${chat.id}`);
+  assert.equal(saved.settings.model, 'qwen/qwen3-32b:free');
+  // Arrow keys move the selection; filters narrow the list.
+  await s.page.click('#model-btn');
+  await s.page.fill('#picker-q', 'mock');
+  await s.page.press('#picker-q', 'ArrowDown');
+  assert.equal(await s.page.$eval('#picker-list li[aria-selected=true]', (e) => e.id), 'opt-1');
+  await s.page.check('#f-vision');
+  const ids = await s.page.$$eval('#picker-list li', (els) => els.map((e) => e.dataset.id));
+  assert.ok(ids.includes('mock/vision') && !ids.includes('mock/slow'), ids.join(','));
+});
+
+test('the UI speaks 中文 and Dansk', async (t) => {
+  const s = await setup(t);
+  await openChat(s, null);
+  assert.equal(await s.page.getAttribute('html', 'lang'), 'en');
+  for (const [tag, word] of [['zh-CN', '新对话'], ['da', 'Ny samtale']]) {
+    await s.page.click('#open-settings');
+    await s.page.selectOption('#st-lang', tag);
+    await Promise.all([s.page.waitForNavigation(), s.page.click('#st-save')]);
+    assert.equal(await s.page.getAttribute('html', 'lang'), tag);
+    assert.match(await s.page.textContent('#new-chat'), new RegExp(word));
+    await shot(s.page, `lang-${tag}`);
+  }
+  assert.match(await s.page.getAttribute('#input', 'placeholder'), /Skriv en besked/);
+});
+
+test('Accept-Language picks the language when no cookie is set', async (t) => {
+  const s = await setup(t, { locale: 'zh-CN' });
+  await openChat(s, null);
+  assert.equal(await s.page.getAttribute('html', 'lang'), 'zh-CN');
+});
+
+test('a pasted image goes to a vision model; other models say they cannot see', async (t) => {
+  const s = await setup(t);
+  await openChat(s, 'mock/vision');
+  const paste = (b64) => s.page.evaluate((b64) => {
+    const bytes = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
+    const dt = new DataTransfer();
+    dt.items.add(new File([bytes], 'dot.png', { type: 'image/png' }));
+    document.querySelector('#input').dispatchEvent(new ClipboardEvent('paste', { clipboardData: dt, bubbles: true, cancelable: true }));
+  }, b64);
+  await paste(PNG);
+  await s.page.waitForSelector('#attachments img');
+  await send(s.page, 'What do you see?');
+  await s.page.waitForSelector('.msg.user .images img');
+  const reply = await s.page.waitForSelector('.msg.assistant[data-status=complete]', { timeout: 15000 });
+  assert.match(await reply.textContent(), /I see 1 image/);
+  await shot(s.page, 'vision');
+  await openChat(s, 'mock/reasoning');
+  await paste(PNG);
+  await s.page.waitForSelector('#composer-note:not([hidden])');
+  assert.match(await s.page.textContent('#composer-note'), /mock\/reasoning cannot see images/);
+  assert.equal(await s.page.$$eval('#attachments img', (e) => e.length), 0);
+});
+
+test('script in model output never runs', async (t) => {
+  const s = await setup(t);
+  await openChat(s, 'mock/echo');
+  const payloads = ['<script>window.__xss=1</script>', '<img src=x onerror="window.__xss=1">', '[x](javascript:window.__xss=1)'];
+  for (const [i, p] of payloads.entries()) {
+    await send(s.page, p);
+    await s.page.waitForFunction((n) => document.querySelectorAll('.msg.assistant[data-status=complete]').length >= n, i + 1, { timeout: 15000 });
+  }
+  await s.page.$$eval('.msg a', (as) => as.forEach((a) => a.click()));
+  assert.equal(await s.page.evaluate(() => window.__xss), undefined);
+  assert.equal(await s.page.$$eval('.msg script, .msg img[onerror], .msg [onerror]', (e) => e.length), 0);
+  const texts = await s.page.$$eval('.msg.assistant .body', (els) => els.map((e) => e.textContent));
+  assert.ok(texts.some((x) => x.includes('<script>window.__xss=1</script>')), texts.join('|'));
+  // Reloaded, the server-rendered page is just as inert.
+  await s.page.reload();
+  await s.page.waitForSelector('.msg.assistant');
+  assert.equal(await s.page.evaluate(() => window.__xss), undefined);
+  assert.equal(await s.page.$$eval('.msg img[onerror]', (e) => e.length), 0);
+  await shot(s.page, 'xss-inert');
+});
+
+test('at 390 px the sidebar is a drawer opened by the menu button', async (t) => {
+  const s = await setup(t, { viewport: { width: 390, height: 844 } });
+  await openChat(s, null, 'Drawer test');
+  assert.equal(await s.page.isVisible('#sidebar'), false);
+  assert.ok(await s.page.isVisible('#open-drawer'));
+  await shot(s.page, 'narrow-closed');
+  await s.page.click('#open-drawer');
+  await s.page.waitForSelector('#sidebar', { state: 'visible' });
+  assert.equal(await s.page.getAttribute('#open-drawer', 'aria-expanded'), 'true');
+  await s.page.waitForTimeout(300);
+  await shot(s.page, 'narrow-drawer-open');
+  await s.page.keyboard.press('Escape');
+  await s.page.waitForSelector('#sidebar', { state: 'hidden' });
+});
+
+test('an access-code server asks for the code, then works', async (t) => {
+  const s = await setup(t, { env: { CODE: 'letmein' } });
+  await s.page.goto(s.base + '/');
+  await s.page.waitForSelector('#login-code');
+  await shot(s.page, 'login');
+  await s.page.fill('#login-code', 'wrong');
+  await s.page.press('#login-code', 'Enter');
+  await s.page.waitForSelector('#login-error', { state: 'visible' });
+  await s.page.fill('#login-code', 'letmein');
+  await Promise.all([s.page.waitForNavigation(), s.page.press('#login-code', 'Enter')]);
+  await s.page.waitForSelector('#input');
+  await send(s.page, 'hello after login');
+  await s.page.waitForSelector('.msg.assistant[data-status=complete]', { timeout: 15000 });
+});
+
+test('provider errors show in the message with a retry; tools and citations are shown', async (t) => {
+  const s = await setup(t);
+  await openChat(s, 'mock/status-402');
+  await send(s.page, 'hi');
+  const err = await s.page.waitForSelector('.msg.assistant .msg-error', { timeout: 15000 });
+  assert.match(await err.textContent(), /402|credit/i);
+  assert.ok(await err.$('button[data-act=retry]'));
+  await openChat(s, 'mock/tools');
+  await send(s.page, 'weather?');
+  await s.page.waitForSelector('.msg.assistant details.tool code', { timeout: 15000 });
+  await openChat(s, 'mock/web');
+  await send(s.page, 'news?');
+  await s.page.waitForSelector('.msg.assistant .citations a[target=_blank]', { timeout: 15000 });
+  await shot(s.page, 'citations');
+});
