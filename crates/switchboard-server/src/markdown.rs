@@ -239,7 +239,7 @@ fn sanitizer() -> ammonia::Builder<'static> {
         .url_schemes(HashSet::from(["http", "https", "mailto"]))
         .link_rel(Some("noopener noreferrer nofollow"))
         .set_tag_attribute_value("a", "target", "_blank")
-        .attribute_filter(|element, attribute, value| filter_attribute(element, attribute, value));
+        .attribute_filter(filter_attribute);
     b
 }
 

@@ -123,7 +123,7 @@ fn asset_urls(html: &str) -> Vec<String> {
         .map(|(i, _)| {
             let rest = &html[i..];
             let end = rest
-                .find(|c: char| matches!(c, '"' | '\'' | '#' | ' ' | '>' | '\\'))
+                .find(['"', '\'', '#', ' ', '>', '\\'])
                 .unwrap_or(rest.len());
             rest[..end].to_string()
         })

@@ -213,6 +213,6 @@ mod tests {
     #[test]
     fn fmt_fills_a_placeholder() {
         let en = catalog("en").unwrap();
-        assert!(en.fmt("no_vision", "model", "x/y").contains("x/y"));
+        assert!(en.fmt("cannot_see_images", "model", "x/y").contains("x/y"));
     }
 }
