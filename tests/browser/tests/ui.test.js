@@ -175,3 +175,25 @@ test('provider errors show in the message with a retry; tools and citations are 
   await s.page.waitForSelector('.msg.assistant .citations a[target=_blank]', { timeout: 15000 });
   await shot(s.page, 'citations');
 });
+
+test('a NextChat backup imports from settings; a long chat opens at its end and loads earlier messages on scroll', async (t) => {
+  const s = await setup(t);
+  await openChat(s, null);
+  const messages = [];
+  for (let i = 1; i <= 240; i++) messages.push({ role: i % 2 ? 'user' : 'assistant', content: `message number ${i}`, date: new Date(1700000000000 + i * 1000).toISOString() });
+  const backup = { 'chat-next-web-store': { sessions: [{ topic: 'Long imported chat', messages, lastUpdate: Date.now() }] } };
+  await s.page.click('#open-settings');
+  await s.page.setInputFiles('#st-import', { name: 'backup.json', mimeType: 'application/json', buffer: Buffer.from(JSON.stringify(backup)) });
+  await s.page.waitForSelector('#st-import-out >> text=1');
+  await s.page.waitForSelector('#chat-list a >> text=Long imported chat');
+  await Promise.all([s.page.waitForNavigation(), s.page.click('#chat-list a >> text=Long imported chat')]);
+  assert.equal(await s.page.$$eval('article.msg', (e) => e.length), 50);
+  assert.match(await s.page.textContent('article.msg:last-of-type'), /message number 240/);
+  await s.page.$eval('#messages', (e) => { e.scrollTop = 0; });
+  await s.page.waitForFunction(() => document.querySelectorAll('article.msg').length >= 100);
+  const seqs = await s.page.$$eval('article.msg', (els) => els.map((e) => Number(e.dataset.seq)));
+  assert.deepEqual(seqs, [...seqs].sort((a, b) => a - b), 'messages stay in order');
+  // Search finds a message in it.
+  await s.page.fill('#search', 'number 17');
+  await s.page.waitForSelector('#search-results a >> text=Long imported chat');
+});
