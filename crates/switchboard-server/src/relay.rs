@@ -132,7 +132,35 @@ struct BodyState {
     idle: Duration,
     is_sse: bool,
     done: bool,
+    /// The last bytes relayed, to tell whether the stream stopped between two SSE events.
+    tail: Vec<u8>,
     _guard: StreamGuard,
+}
+
+impl BodyState {
+    fn relayed(&mut self, chunk: &Bytes) {
+        self.tail
+            .extend_from_slice(&chunk[chunk.len().saturating_sub(4)..]);
+        let excess = self.tail.len().saturating_sub(4);
+        self.tail.drain(..excess);
+    }
+
+    /// The error chunk to end the stream with. An upstream that broke off inside an event gets
+    /// that event ended first, so the error chunk is not glued onto a half line.
+    fn error_chunk(&self, code: u16, message: &str) -> Bytes {
+        let t = &self.tail[..];
+        let between_events = t.is_empty()
+            || t.ends_with(b"\n\n")
+            || t.ends_with(b"\r\n\r\n")
+            || t.ends_with(b"\r\r");
+        let chunk = sse_error_chunk(code, message);
+        if between_events {
+            return chunk;
+        }
+        let mut ended = b"\n\n".to_vec();
+        ended.extend_from_slice(&chunk);
+        Bytes::from(ended)
+    }
 }
 
 fn relay_body(
@@ -148,37 +176,37 @@ fn relay_body(
         first,
         idle,
         is_sse,
+        tail: Vec::new(),
         _guard: guard,
     };
     Body::from_stream(stream::unfold(state, |mut st| async move {
         if let Some(first) = st.first.take() {
+            st.relayed(&first);
             return Some((Ok(first), st));
         }
         if st.done {
             return None;
         }
         match tokio::time::timeout(st.idle, st.resp.chunk()).await {
-            Ok(Ok(Some(chunk))) => Some((Ok(chunk), st)),
+            Ok(Ok(Some(chunk))) => {
+                st.relayed(&chunk);
+                Some((Ok(chunk), st))
+            }
             Ok(Ok(None)) => None,
             Ok(Err(e)) => {
                 st.done = true;
                 if st.is_sse {
-                    Some((
-                        Ok(sse_error_chunk(
-                            502,
-                            "upstream connection failed mid-stream",
-                        )),
-                        st,
-                    ))
+                    let chunk = st.error_chunk(502, "upstream connection failed mid-stream");
+                    Some((Ok(chunk), st))
                 } else {
                     Some((Err(std::io::Error::other(e.without_url())), st))
                 }
             }
             Err(_) => {
                 st.done = true;
-                let msg = format!("upstream sent nothing for {} s", st.idle.as_secs());
+                let msg = format!("upstream sent nothing for {}", human(st.idle));
                 if st.is_sse {
-                    Some((Ok(sse_error_chunk(504, &msg)), st))
+                    Some((Ok(st.error_chunk(504, &msg)), st))
                 } else {
                     Some((Err(std::io::Error::other(msg)), st))
                 }
@@ -211,7 +239,16 @@ fn upstream_unreachable(e: &reqwest::Error) -> ApiError {
 
 fn first_byte_timeout_error(t: Duration) -> ApiError {
     ApiError::gateway_timeout(format!(
-        "upstream sent no response within {} s (SWITCHBOARD_UPSTREAM_FIRST_BYTE_TIMEOUT)",
-        t.as_secs()
+        "upstream sent no response within {} (SWITCHBOARD_UPSTREAM_FIRST_BYTE_TIMEOUT)",
+        human(t)
     ))
+}
+
+/// `30 s`, or `300 ms` for a timeout under a second or not whole seconds (never "0 s").
+fn human(d: Duration) -> String {
+    if d.subsec_millis() == 0 && d.as_secs() > 0 {
+        format!("{} s", d.as_secs())
+    } else {
+        format!("{} ms", d.as_millis())
+    }
 }
