@@ -14,7 +14,8 @@ use bytes::Bytes;
 use serde_json::{Value, json};
 use switchboard_core::secret::Secret;
 use switchboard_core::stream::{
-    Annotation, ErrorCode, StreamDecoder, StreamEvent, decode_json_body, merge_reasoning_details,
+    Annotation, ErrorCode, StreamDecoder, StreamEvent, decode_body, decode_json_body,
+    merge_reasoning_details,
 };
 use switchboard_store::{GenerationFlush, Message, MessageFinish, MessageStatus, NewEvent, Usage};
 use tokio::sync::Notify;
@@ -69,6 +70,18 @@ struct Facts {
     first_token_at: Option<i64>,
 }
 
+impl Facts {
+    /// Whether the provider has told us nothing at all: no text, metadata, finish, usage or error.
+    fn said_nothing(&self) -> bool {
+        self.first_token_at.is_none()
+            && self.generation_id.is_none()
+            && self.model.is_none()
+            && self.finish_reason.is_none()
+            && self.usage.is_none()
+            && self.error.is_none()
+    }
+}
+
 impl Generation {
     pub fn spawn(self) {
         tokio::spawn(self.run());
@@ -117,22 +130,38 @@ impl Generation {
         }
 
         let mut decoder = StreamDecoder::new();
+        // The start of the body, for an answer that turns out not to be an event stream.
+        let mut head = Vec::new();
         let mut ticker = tokio::time::interval(CHECKPOINT_EVERY);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         ticker.tick().await;
+        // A deadline rather than a timeout per poll: the checkpoint ticker wakes this loop every
+        // 250 ms, and a fresh timeout each time would never expire.
+        let mut silent_until = tokio::time::Instant::now() + idle;
         let outcome = loop {
             tokio::select! {
                 biased;
                 _ = stop.notified() => break Outcome::Stopped,
-                chunk = tokio::time::timeout(idle, resp.chunk()) => match chunk {
+                chunk = tokio::time::timeout_at(silent_until, resp.chunk()) => match chunk {
                     Err(_) => break failed(504, "the provider went silent mid-reply"),
                     Ok(Err(_)) => break failed(502, "the connection to the provider broke mid-reply"),
                     Ok(Ok(None)) => {
                         let events = decoder.finish();
                         self.apply(events, facts);
+                        if !decoder.saw_done() && facts.said_nothing() {
+                            // Not an event stream: a JSON completion, a 200 carrying an error
+                            // body, or an HTML page.
+                            self.apply(decode_body(&head), facts);
+                            if facts.said_nothing() {
+                                break failed(502, "the provider's answer was not a completion");
+                            }
+                        }
                         break Outcome::Complete;
                     }
                     Ok(Ok(Some(bytes))) => {
+                        silent_until = tokio::time::Instant::now() + idle;
+                        let room = MAX_ERROR_BODY.saturating_sub(head.len()).min(bytes.len());
+                        head.extend_from_slice(&bytes[..room]);
                         let events = decoder.feed(&bytes);
                         self.apply(events, facts);
                     }
