@@ -1,8 +1,11 @@
 //! Integration tests: the real app on port 0 against `mock-openrouter`, over HTTP.
 
+mod bad_input;
 mod basics;
 mod catalog;
 mod chats;
+mod fault_proxy;
+mod faults;
 mod gateway;
 mod helpers;
 mod proxy;
