@@ -70,7 +70,7 @@ struct Args {
     /// Concurrent stream counts, comma-separated (default 512,2000,10000; quick 128).
     #[arg(long, value_delimiter = ',')]
     streams: Option<Vec<usize>>,
-    /// Seconds of steady state after the first burst of streams (default 8, quick 3).
+    /// Seconds of steady state after the first burst of streams (default 8, quick 2).
     #[arg(long)]
     steady_secs: Option<f64>,
     /// Concurrent generations through the chat engine (default 128, quick 8; 0 skips).
@@ -124,7 +124,7 @@ impl Plan {
                 }
             }),
             steady: Duration::from_secs_f64(args.steady_secs.unwrap_or(if quick {
-                3.0
+                2.0
             } else {
                 8.0
             })),
