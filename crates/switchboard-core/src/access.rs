@@ -136,9 +136,21 @@ pub enum Principal {
     Code { code_hash: [u8; 32] },
     /// Brought their own provider key, which is forwarded instead of the server's.
     OwnKey { key: Secret },
+    /// The web UI's user, known by their login cookie (or as anonymous), who also brought their
+    /// own provider key: chats stay in `base`'s workspace, the user's key pays upstream.
+    WithOwnKey { base: Box<Principal>, key: Secret },
 }
 
 impl Principal {
+    /// Whether requests go upstream with the user's own key (which may then go to a user-set
+    /// endpoint; the server's keys never do).
+    pub fn has_own_key(&self) -> bool {
+        matches!(
+            self,
+            Principal::OwnKey { .. } | Principal::WithOwnKey { .. }
+        )
+    }
+
     /// The workspace this principal's chats live in: `default`, or a hash — never the code or key.
     pub fn workspace(&self) -> String {
         match self {
@@ -147,6 +159,7 @@ impl Principal {
             Principal::OwnKey { key } => {
                 format!("key-{}", hex::encode(&sha256(key.expose())[..16]))
             }
+            Principal::WithOwnKey { base, .. } => base.workspace(),
         }
     }
 
@@ -157,7 +170,7 @@ impl Principal {
         rotation: &KeyRotation,
     ) -> Result<&'a Secret, AccessError> {
         match self {
-            Principal::OwnKey { key } => Ok(key),
+            Principal::OwnKey { key } | Principal::WithOwnKey { key, .. } => Ok(key),
             _ => rotation
                 .pick(&provider.api_keys)
                 .ok_or(AccessError::NoServerKey {

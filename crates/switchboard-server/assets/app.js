@@ -1,6 +1,6 @@
 // Switchboard's one browser script. The server renders pages; this module adds what needs a
-// script: the chat's event stream (fetch + a small SSE parser, so an own key can go in the
-// Authorization header), the composer, message actions, the model picker, dialogs and the drawer.
+// script: the chat's event stream (fetch + a small SSE parser, so an own key can go in a
+// request header), the composer, message actions, the model picker, dialogs and the drawer.
 // Data comes from the page's <script type="application/json" id="sb-data"> block.
 
 const $ = (s, r = document) => r.querySelector(s);
@@ -32,7 +32,7 @@ const icon = (name, cls = 'i') => h('svg', { class: cls, 'aria-hidden': 'true' }
 function authHeaders(extra = {}) {
   const key = CFG.hideUserApiKey ? '' : ls.get('key');
   if (key) {
-    extra.Authorization = 'Bearer ' + key;
+    extra['X-Switchboard-User-Key'] = key;
     const ep = ls.get('endpoint');
     if (ep) extra['X-Switchboard-Endpoint'] = ep;
   }

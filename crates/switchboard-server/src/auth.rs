@@ -11,6 +11,40 @@ use switchboard_core::access::{AccessError, Credential, Principal};
 use crate::error::ApiError;
 use crate::state::AppState;
 
+/// The web UI's header for the user's own provider key. Unlike `Authorization`, it does not
+/// change who the user is: chats stay in the workspace of the login cookie (or the anonymous
+/// one), which is what the server-rendered pages show; the key only pays upstream.
+pub const USER_KEY_HEADER: &str = "x-switchboard-user-key";
+
+/// No `Authorization` header: the browser's login cookie, or anonymous; plus the user's own key
+/// when the UI sends one.
+fn admit_browser(state: &AppState, headers: &HeaderMap) -> Result<Principal, ApiError> {
+    let user_key = headers
+        .get(USER_KEY_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+        .filter(|k| !k.is_empty());
+    let base = match crate::session::principal_from_cookie(state, headers) {
+        Some(p) => Ok(p),
+        None => state.policy().admit(&Credential::None),
+    };
+    match (base, user_key) {
+        (_, Some(_)) if state.policy().hide_user_api_key => {
+            Err(AccessError::OwnKeyNotAccepted.into())
+        }
+        (Ok(base), Some(key)) => Ok(Principal::WithOwnKey {
+            base: Box::new(base),
+            key: switchboard_core::Secret::new(key.to_string()),
+        }),
+        (Ok(base), None) => Ok(base),
+        // A code is needed and there is no cookie: the key alone admits, as in NextChat.
+        (Err(_), Some(key)) => Ok(Principal::OwnKey {
+            key: switchboard_core::Secret::new(key.to_string()),
+        }),
+        (Err(e), None) => Err(e.into()),
+    }
+}
+
 /// How an entry point's clients present credentials.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CredentialStyle {
@@ -36,10 +70,8 @@ pub fn admit(
             Credential::from_gateway_authorization(header, &state.policy().codes)
         }
     };
-    if cred == Credential::None
-        && let Some(principal) = crate::session::principal_from_cookie(state, headers)
-    {
-        return Ok(principal);
+    if cred == Credential::None {
+        return admit_browser(state, headers);
     }
     match state.policy().admit(&cred) {
         Ok(p) => Ok(p),

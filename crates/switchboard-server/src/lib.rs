@@ -110,6 +110,8 @@ fn cors_layer(origins: &CorsOrigins) -> Option<CorsLayer> {
                 header::ACCEPT,
                 "http-referer".parse().expect("static header name"),
                 "x-title".parse().expect("static header name"),
+                auth::USER_KEY_HEADER.parse().expect("static header name"),
+                ssrf::ENDPOINT_HEADER.parse().expect("static header name"),
             ])
             .expose_headers([
                 "x-generation-id".parse().expect("static header name"),

@@ -11,7 +11,6 @@ use bytes::Bytes;
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
-use switchboard_core::access::Principal;
 use switchboard_core::catalog::ModelRef;
 use switchboard_core::provider::ProviderId;
 use switchboard_core::secret::Secret;
@@ -584,7 +583,7 @@ async fn user_endpoint(
     else {
         return Ok(None);
     };
-    if !matches!(caller.principal, Principal::OwnKey { .. }) {
+    if !caller.principal.has_own_key() {
         return Err(ApiError::bad_request(
             "a custom endpoint can only be used with your own API key",
         ));

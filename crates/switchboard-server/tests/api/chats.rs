@@ -843,3 +843,36 @@ async fn many_subscribers_see_the_same_events() {
         assert_eq!(other, &seen[0]);
     }
 }
+
+#[tokio::test]
+async fn the_web_uis_own_key_pays_but_keeps_the_pages_workspace() {
+    let app = spawn_app(&[]).await;
+    let chat = create_chat(&app, None).await;
+    let res = app
+        .http
+        .post(app.at(&format!("/api/chats/{chat}/messages")))
+        .header("x-switchboard-user-key", "sk-or-browser-key")
+        .json(&json!({"content": "mine", "model": "mock/echo"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 202, "same workspace as the page (default)");
+    settled(&app, &chat).await;
+    let sent = app
+        .mock
+        .requests()
+        .into_iter()
+        .find(|r| r.body["stream"] == true)
+        .unwrap();
+    assert_eq!(sent.headers["authorization"], "Bearer sk-or-browser-key");
+
+    let hidden = spawn_app(&[("HIDE_USER_API_KEY", "1")]).await;
+    let res = hidden
+        .http
+        .get(hidden.at("/api/chats"))
+        .header("x-switchboard-user-key", "sk-or-browser-key")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 401);
+}
