@@ -200,16 +200,25 @@ async fn no_secret_in_any_log_line_of_a_whole_session() {
         .json()
         .await
         .unwrap();
-    http.post(format!("{}/api/chats/{}/messages", sb.url, chat["id"].as_str().unwrap()))
-        .header("authorization", "Bearer nk-CODE-SECRET-2222")
-        .json(&json!({"content": "hello", "model": "mock/echo"}))
-        .send()
-        .await
-        .unwrap();
+    http.post(format!(
+        "{}/api/chats/{}/messages",
+        sb.url,
+        chat["id"].as_str().unwrap()
+    ))
+    .header("authorization", "Bearer nk-CODE-SECRET-2222")
+    .json(&json!({"content": "hello", "model": "mock/echo"}))
+    .send()
+    .await
+    .unwrap();
     tokio::time::sleep(Duration::from_millis(500)).await;
     let logs = sb.stop_and_logs();
     assert!(logs.lines().count() > 20, "trace logging is on: {logs}");
-    for secret in ["SERVERKEY-1111", "CODE-SECRET-2222", "WRONG-SECRET-3333", "OWNKEY-4444"] {
+    for secret in [
+        "SERVERKEY-1111",
+        "CODE-SECRET-2222",
+        "WRONG-SECRET-3333",
+        "OWNKEY-4444",
+    ] {
         let hit = logs.lines().find(|l| l.contains(secret));
         assert!(hit.is_none(), "secret in a log line: {hit:?}");
     }
