@@ -80,7 +80,8 @@ fn scrub_shapes(text: &str) -> Option<String> {
         }
         let end = rest.find(|c| !is_token_char(c)).unwrap_or(rest.len());
         let token = &rest[..end];
-        let secret_shaped = (token.starts_with("sk-") || token.starts_with("nk-")) && token.len() > 6;
+        let secret_shaped =
+            (token.starts_with("sk-") || token.starts_with("nk-")) && token.len() > 6;
         if after_bearer || secret_shaped {
             out.push_str(MASK);
             changed = true;
@@ -102,7 +103,10 @@ mod tests {
         let r = Redactor::default().with_secrets(["my-plain-secret-key".to_string()]);
         let cases = [
             ("key=my-plain-secret-key end", "key=<redacted> end"),
-            ("authorization: Bearer abc.def-123", "authorization: Bearer <redacted>"),
+            (
+                "authorization: Bearer abc.def-123",
+                "authorization: Bearer <redacted>",
+            ),
             ("used sk-or-v1-0123456789abcdef!", "used <redacted>!"),
             ("code nk-letmein123 wrong", "code <redacted> wrong"),
             ("\"Bearer\":\"tok\"", "\"Bearer\":\"<redacted>\""),
