@@ -55,6 +55,8 @@ pub fn app(state: AppState) -> Router {
         .merge(chats::routes())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
+        .layer(axum::middleware::from_fn(json_errors))
+        .layer(axum::middleware::from_fn(limit_header_size))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             count_requests,
@@ -118,6 +120,56 @@ fn cors_layer(origins: &CorsOrigins) -> Option<CorsLayer> {
                 header::RETRY_AFTER,
             ]),
     )
+}
+
+/// Request headers above this total are refused with 431.
+pub const MAX_HEADER_BYTES: usize = 64 * 1024;
+
+/// 431 JSON for requests whose headers add up to more than [`MAX_HEADER_BYTES`]. (Beyond hyper's
+/// own read buffer, ~400 KB, hyper refuses the request before it gets here.)
+async fn limit_header_size(req: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let total: usize = req
+        .headers()
+        .iter()
+        .map(|(k, v)| k.as_str().len() + v.len() + 4)
+        .sum();
+    if total > MAX_HEADER_BYTES {
+        return ApiError::new(
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            format!("request headers add up to {total} bytes; the limit is {MAX_HEADER_BYTES}"),
+        )
+        .into_response();
+    }
+    next.run(req).await
+}
+
+/// Every error body in the project has one shape: turn the plain-text rejections of axum's
+/// extractors (a malformed path parameter, a body over an extractor's own limit, …) into it.
+async fn json_errors(req: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let res = next.run(req).await;
+    let status = res.status();
+    let plain = res
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_none_or(|ct| ct.starts_with("text/plain"));
+    if !(status.is_client_error() || status.is_server_error()) || !plain {
+        return res;
+    }
+    let retry_after = res.headers().get(header::RETRY_AFTER).cloned();
+    let body = axum::body::to_bytes(res.into_body(), 4096)
+        .await
+        .unwrap_or_default();
+    let text = String::from_utf8_lossy(&body);
+    let message = match text.trim() {
+        "" => status.canonical_reason().unwrap_or("error").to_string(),
+        t => t.to_string(),
+    };
+    let mut res = ApiError::new(status, message).into_response();
+    if let Some(v) = retry_after {
+        res.headers_mut().insert(header::RETRY_AFTER, v);
+    }
+    res
 }
 
 /// Counts every answered request by route template and status, for `/metrics`.
