@@ -85,6 +85,8 @@ fn validate_settings(s: &ChatSettings) -> Result<(), ApiError> {
     };
     range("temperature", s.temperature, 0.0, 2.0)?;
     range("top_p", s.top_p, 0.0, 1.0)?;
+    range("frequency_penalty", s.frequency_penalty, -2.0, 2.0)?;
+    range("presence_penalty", s.presence_penalty, -2.0, 2.0)?;
     if s.max_tokens == Some(0) {
         return Err(ApiError::bad_request(
             "settings.max_tokens must be at least 1",
@@ -116,8 +118,41 @@ fn validate_settings(s: &ChatSettings) -> Result<(), ApiError> {
 #[serde(deny_unknown_fields)]
 pub struct NewChatRequest {
     title: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "strict_settings")]
     settings: ChatSettings,
+}
+
+/// The settings a client may send; anything else is refused rather than silently dropped.
+const SETTINGS_KEYS: &[&str] = &[
+    "model",
+    "system_prompt",
+    "temperature",
+    "top_p",
+    "max_tokens",
+    "reasoning_effort",
+    "history_length",
+    "frequency_penalty",
+    "presence_penalty",
+];
+
+fn strict_settings<'de, D: serde::Deserializer<'de>>(d: D) -> Result<ChatSettings, D::Error> {
+    use serde::de::Error;
+    let value = Value::deserialize(d)?;
+    if let Some(map) = value.as_object()
+        && let Some(unknown) = map.keys().find(|k| !SETTINGS_KEYS.contains(&k.as_str()))
+    {
+        return Err(D::Error::custom(format!(
+            "unknown setting `{unknown}`; known: {}",
+            SETTINGS_KEYS.join(", ")
+        )));
+    }
+    serde_json::from_value(value).map_err(D::Error::custom)
+}
+
+fn strict_settings_opt<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Option<ChatSettings>, D::Error> {
+    strict_settings(d).map(Some)
 }
 
 pub async fn create_chat(
@@ -261,6 +296,7 @@ pub async fn list_messages(
 #[serde(deny_unknown_fields)]
 pub struct PatchRequest {
     title: Option<String>,
+    #[serde(default, deserialize_with = "strict_settings_opt")]
     settings: Option<ChatSettings>,
 }
 

@@ -95,6 +95,14 @@ pub fn build_request(
     if let Some(m) = max_tokens {
         body["max_tokens"] = json!(m);
     }
+    for (name, value) in [
+        ("frequency_penalty", settings.frequency_penalty),
+        ("presence_penalty", settings.presence_penalty),
+    ] {
+        if let Some(v) = value {
+            body[name] = json!(v.clamp(-2.0, 2.0));
+        }
+    }
     if let Some(effort) = reasoning_effort.or(settings.reasoning_effort.as_deref()) {
         body["reasoning"] = json!({"effort": effort});
     }

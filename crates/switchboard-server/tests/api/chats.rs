@@ -592,6 +592,9 @@ async fn patch_settings_are_validated_and_saved() {
         json!({"settings": {"top_p": 2}}),
         json!({"settings": {"temperature": "hot"}}),
         json!({"settings": {"reasoning_effort": "max"}}),
+        json!({"settings": {"presence_penalty": 2.5}}),
+        json!({"settings": {"frequency_penalty": -3}}),
+        json!({"settings": {"no_such_setting": 1}}),
         json!({"title": "x".repeat(300)}),
     ] {
         assert_eq!(patch(bad.clone()).await.unwrap().status(), 400, "{bad}");

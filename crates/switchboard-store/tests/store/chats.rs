@@ -28,6 +28,8 @@ fn settings() -> ChatSettings {
         max_tokens: Some(4096),
         reasoning_effort: Some("high".into()),
         history_length: Some(12),
+        frequency_penalty: Some(0.5),
+        presence_penalty: Some(-0.5),
     }
 }
 
