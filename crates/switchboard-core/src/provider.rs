@@ -108,7 +108,7 @@ pub struct KeyRotation {
 }
 
 impl KeyRotation {
-    pub fn pick<'a>(&self, keys: &'a [Secret]) -> Option<&'a Secret> {
+    pub fn pick<'a, T>(&self, keys: &'a [T]) -> Option<&'a T> {
         if keys.is_empty() {
             return None;
         }

@@ -66,7 +66,7 @@ async fn chat_completions(
             return Err(ApiError::model_not_available(m));
         }
     }
-    let key = principal.upstream_key(&upstream.config, &upstream.rotation)?;
+    let authorization = upstream.authorization(&principal)?;
     // Only a `model@Provider` request is re-encoded; every other body goes up byte for byte.
     let body = if model_ref.provider.is_some() {
         strip_provider_suffix(&body, &model_ref.model)?
@@ -78,7 +78,7 @@ async fn chat_completions(
         UpstreamRequest {
             method: Method::POST,
             url: format!("{}/v1/chat/completions", upstream.config.base_url),
-            key,
+            authorization,
             client_headers: &headers,
             body,
         },

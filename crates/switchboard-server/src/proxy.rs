@@ -113,7 +113,7 @@ async fn proxy(state: &AppState, call: ProxyCall, body: Body) -> Result<Response
         call.peer.ip(),
         CredentialStyle::NextChat,
     )?;
-    let key = principal.upstream_key(&upstream.config, &upstream.rotation)?;
+    let authorization = upstream.authorization(&principal)?;
     let body = if call.method == Method::POST {
         read_body(&call.headers, body, state.settings().max_body_bytes).await?
     } else {
@@ -132,7 +132,7 @@ async fn proxy(state: &AppState, call: ProxyCall, body: Body) -> Result<Response
         UpstreamRequest {
             method: call.method,
             url,
-            key,
+            authorization,
             client_headers: &call.headers,
             body,
         },

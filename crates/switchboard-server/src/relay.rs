@@ -13,22 +13,52 @@
 use std::time::{Duration, Instant};
 
 use axum::body::Body;
-use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, header};
 use axum::response::Response;
 use bytes::Bytes;
 use futures_util::stream;
-use switchboard_core::secret::Secret;
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
 
 use crate::error::ApiError;
 use crate::metrics::StreamGuard;
 use crate::state::AppState;
+
+/// The relay's HTTP client: hyper's pooled client used directly (no per-request middleware
+/// layers), TCP_NODELAY, rustls for https, never following redirects (hyper does not).
+pub type RelayClient = Client<hyper_rustls::HttpsConnector<HttpConnector>, Full<Bytes>>;
+
+/// Idle upstream connections kept per host; above the number of concurrent streams we expect to
+/// relay, so a burst does not reconnect.
+const POOL_MAX_IDLE_PER_HOST: usize = 4096;
+
+pub fn relay_client() -> anyhow::Result<RelayClient> {
+    let mut http = HttpConnector::new();
+    http.set_nodelay(true);
+    http.set_connect_timeout(Some(Duration::from_secs(10)));
+    http.enforce_http(false);
+    let https = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_provider_and_webpki_roots(rustls::crypto::ring::default_provider())?
+        .https_or_http()
+        .enable_http1()
+        .wrap_connector(http);
+    Ok(Client::builder(TokioExecutor::new())
+        .pool_idle_timeout(Duration::from_secs(90))
+        .pool_max_idle_per_host(POOL_MAX_IDLE_PER_HOST)
+        .pool_timer(TokioTimer::new())
+        .build(https))
+}
 
 /// One request to send upstream.
 pub struct UpstreamRequest<'a> {
     pub method: Method,
     /// The full upstream URL, built from the provider's configured base URL only.
     pub url: String,
-    pub key: &'a Secret,
+    /// `Bearer <key>`: the user's own key or one of the server's.
+    pub authorization: HeaderValue,
     pub client_headers: &'a HeaderMap,
     pub body: Bytes,
 }
@@ -52,51 +82,57 @@ pub async fn relay(
     started: Instant,
 ) -> Result<Response, ApiError> {
     let settings = state.settings();
-    let mut builder = state.http().request(req.method.clone(), &req.url).header(
-        header::AUTHORIZATION,
-        format!("Bearer {}", req.key.expose()),
-    );
+    let uri: hyper::Uri = req
+        .url
+        .parse()
+        .map_err(|_| ApiError::bad_request("the request path cannot be sent upstream"))?;
+    let mut upstream = hyper::Request::new(Full::new(req.body));
+    *upstream.method_mut() = req.method;
+    *upstream.uri_mut() = uri;
+    let h = upstream.headers_mut();
+    h.insert(header::AUTHORIZATION, req.authorization);
     for name in [header::CONTENT_TYPE, header::ACCEPT] {
         if let Some(v) = req.client_headers.get(&name) {
-            builder = builder.header(name, v);
+            h.insert(name, v.clone());
         }
     }
     // Attribution: the client's own values win over the server's.
     match req.client_headers.get(HTTP_REFERER) {
-        Some(v) => builder = builder.header(HTTP_REFERER, v),
+        Some(v) => {
+            h.insert(HTTP_REFERER, v.clone());
+        }
         None => {
-            if let Some(site) = &settings.site_url {
-                builder = builder.header(HTTP_REFERER, site.as_str());
+            if let Some(site) = state.site_url_header() {
+                h.insert(HTTP_REFERER, site.clone());
             }
         }
     }
-    builder = match req.client_headers.get(X_TITLE) {
-        Some(v) => builder.header(X_TITLE, v),
-        None => builder.header(X_TITLE, settings.app_name.as_str()),
+    match req.client_headers.get(X_TITLE) {
+        Some(v) => h.insert(X_TITLE, v.clone()),
+        None => h.insert(X_TITLE, state.app_name_header().clone()),
     };
-    if req.method == Method::POST {
-        builder = builder.body(req.body);
-    }
 
     let first_byte_timeout = settings.upstream_first_byte_timeout;
     let sent_at = Instant::now();
-    let mut resp = match tokio::time::timeout(first_byte_timeout, builder.send()).await {
+    let send = state.relay_client().request(upstream);
+    let resp = match tokio::time::timeout(first_byte_timeout, send).await {
         Ok(Ok(r)) => r,
-        Ok(Err(e)) => return Err(upstream_unreachable(&e)),
+        Ok(Err(e)) => return Err(upstream_unreachable(e.is_connect())),
         Err(_) => return Err(first_byte_timeout_error(first_byte_timeout)),
     };
+    let (parts, mut body) = resp.into_parts();
     let remaining = first_byte_timeout.saturating_sub(sent_at.elapsed());
-    let first = match tokio::time::timeout(remaining, resp.chunk()).await {
+    let first = match tokio::time::timeout(remaining, next_data(&mut body)).await {
         Ok(Ok(chunk)) => chunk,
-        Ok(Err(e)) => return Err(upstream_unreachable(&e)),
+        Ok(Err(_)) => return Err(upstream_unreachable(false)),
         Err(_) => return Err(first_byte_timeout_error(first_byte_timeout)),
     };
     let upstream_wait = sent_at.elapsed();
     state.metrics().observe_upstream(upstream_wait);
 
-    let status = StatusCode::from_u16(resp.status().as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
+    let status = parts.status;
     let mut headers = HeaderMap::new();
-    for (name, value) in resp.headers() {
+    for (name, value) in &parts.headers {
         if passes_back(name) {
             headers.append(name.clone(), value.clone());
         }
@@ -111,7 +147,7 @@ pub async fn relay(
     }
 
     let body = relay_body(
-        resp,
+        body,
         first,
         settings.upstream_idle_timeout,
         is_sse,
@@ -126,8 +162,18 @@ pub async fn relay(
     Ok(response)
 }
 
+/// The next chunk of body bytes, skipping trailers; `None` at the end.
+async fn next_data(body: &mut Incoming) -> Result<Option<Bytes>, hyper::Error> {
+    while let Some(frame) = body.frame().await {
+        if let Ok(data) = frame?.into_data() {
+            return Ok(Some(data));
+        }
+    }
+    Ok(None)
+}
+
 struct BodyState {
-    resp: reqwest::Response,
+    body: Incoming,
     first: Option<Bytes>,
     idle: Duration,
     is_sse: bool,
@@ -164,7 +210,7 @@ impl BodyState {
 }
 
 fn relay_body(
-    resp: reqwest::Response,
+    body: Incoming,
     first: Option<Bytes>,
     idle: Duration,
     is_sse: bool,
@@ -172,7 +218,7 @@ fn relay_body(
 ) -> Body {
     let state = BodyState {
         done: first.is_none(),
-        resp,
+        body,
         first,
         idle,
         is_sse,
@@ -187,7 +233,7 @@ fn relay_body(
         if st.done {
             return None;
         }
-        match tokio::time::timeout(st.idle, st.resp.chunk()).await {
+        match tokio::time::timeout(st.idle, next_data(&mut st.body)).await {
             Ok(Ok(Some(chunk))) => {
                 st.relayed(&chunk);
                 Some((Ok(chunk), st))
@@ -199,7 +245,7 @@ fn relay_body(
                     let chunk = st.error_chunk(502, "upstream connection failed mid-stream");
                     Some((Ok(chunk), st))
                 } else {
-                    Some((Err(std::io::Error::other(e.without_url())), st))
+                    Some((Err(std::io::Error::other(e)), st))
                 }
             }
             Err(_) => {
@@ -225,12 +271,9 @@ pub fn sse_error_chunk(code: u16, message: &str) -> Bytes {
     Bytes::from(format!("data: {chunk}\n\n"))
 }
 
-fn upstream_unreachable(e: &reqwest::Error) -> ApiError {
-    // The URL is the configured provider's; the key travels in a header and never appears here.
-    let kind = if e.is_connect() {
+fn upstream_unreachable(connect: bool) -> ApiError {
+    let kind = if connect {
         "could not connect"
-    } else if e.is_timeout() {
-        "timed out"
     } else {
         "request failed"
     };

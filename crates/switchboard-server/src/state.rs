@@ -4,12 +4,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use switchboard_core::Settings;
-use switchboard_core::access::{AccessPolicy, FailureThrottle};
+use switchboard_core::access::{AccessError, AccessPolicy, FailureThrottle};
 use switchboard_core::provider::{KeyRotation, ProviderConfig, ProviderId};
 
 use crate::catalog::ModelCatalog;
 use crate::chats::engine::ChatEngine;
+use crate::error::ApiError;
 use crate::metrics::Metrics;
+use crate::relay::RelayClient;
 
 /// Wrong access codes allowed per client address and window before 429.
 const WRONG_CODE_LIMIT: u32 = 10;
@@ -19,6 +21,53 @@ const WRONG_CODE_WINDOW: Duration = Duration::from_secs(60);
 pub struct Upstream {
     pub config: ProviderConfig,
     pub rotation: KeyRotation,
+    /// `Bearer <key>` for each server key, built once and marked sensitive, so the hot path
+    /// formats nothing and no header dump ever shows the key.
+    server_auth: Vec<axum::http::HeaderValue>,
+}
+
+impl Upstream {
+    fn new(config: ProviderConfig) -> Upstream {
+        let server_auth = config
+            .api_keys
+            .iter()
+            .filter_map(|k| bearer(k.expose()))
+            .collect();
+        Upstream {
+            config,
+            rotation: KeyRotation::default(),
+            server_auth,
+        }
+    }
+
+    /// The `Authorization` value to send upstream for `principal`: their own key, or the next
+    /// of the server's keys.
+    pub fn authorization(
+        &self,
+        principal: &switchboard_core::access::Principal,
+    ) -> Result<axum::http::HeaderValue, ApiError> {
+        if principal.has_own_key() {
+            let key = principal.upstream_key(&self.config, &self.rotation)?;
+            return bearer(key.expose()).ok_or_else(|| {
+                ApiError::bad_request("the API key contains characters that cannot be sent")
+            });
+        }
+        self.rotation
+            .pick(&self.server_auth)
+            .cloned()
+            .ok_or_else(|| {
+                AccessError::NoServerKey {
+                    var: self.config.key_var,
+                }
+                .into()
+            })
+    }
+}
+
+fn bearer(key: &str) -> Option<axum::http::HeaderValue> {
+    let mut v = axum::http::HeaderValue::from_str(&format!("Bearer {key}")).ok()?;
+    v.set_sensitive(true);
+    Some(v)
 }
 
 struct Inner {
@@ -26,6 +75,9 @@ struct Inner {
     policy: AccessPolicy,
     throttle: FailureThrottle,
     http: reqwest::Client,
+    relay: RelayClient,
+    site_url_header: Option<axum::http::HeaderValue>,
+    app_name_header: axum::http::HeaderValue,
     upstreams: Vec<Upstream>,
     metrics: Arc<Metrics>,
     cookie_key: Vec<u8>,
@@ -65,13 +117,17 @@ impl AppState {
         };
         let upstreams = [settings.openrouter.clone(), settings.openai.clone()]
             .into_iter()
-            .map(|config| Upstream {
-                config,
-                rotation: KeyRotation::default(),
-            })
+            .map(Upstream::new)
             .collect();
         let cookie_key = crate::session::cookie_key(settings.cookie_secret.as_ref());
         Ok(AppState(Arc::new(Inner {
+            relay: crate::relay::relay_client()?,
+            site_url_header: settings
+                .site_url
+                .as_deref()
+                .and_then(|u| axum::http::HeaderValue::from_str(u).ok()),
+            app_name_header: axum::http::HeaderValue::from_str(&settings.app_name)
+                .unwrap_or_else(|_| axum::http::HeaderValue::from_static("Switchboard")),
             policy,
             throttle: FailureThrottle::new(WRONG_CODE_LIMIT, WRONG_CODE_WINDOW),
             http,
@@ -99,6 +155,21 @@ impl AppState {
 
     pub fn http(&self) -> &reqwest::Client {
         &self.0.http
+    }
+
+    /// `SWITCHBOARD_SITE_URL` as a header value, for `HTTP-Referer`.
+    pub fn site_url_header(&self) -> Option<&axum::http::HeaderValue> {
+        self.0.site_url_header.as_ref()
+    }
+
+    /// `SWITCHBOARD_APP_NAME` as a header value, for `X-Title`.
+    pub fn app_name_header(&self) -> &axum::http::HeaderValue {
+        &self.0.app_name_header
+    }
+
+    /// The pooled client the proxy and the gateway relay through.
+    pub fn relay_client(&self) -> &RelayClient {
+        &self.0.relay
     }
 
     pub fn metrics(&self) -> &Arc<Metrics> {
