@@ -141,6 +141,6 @@ mod tests {
         let rot = KeyRotation::default();
         let picked: Vec<&str> = (0..6).map(|_| rot.pick(&keys).unwrap().expose()).collect();
         assert_eq!(picked, ["a", "b", "c", "a", "b", "c"]);
-        assert!(rot.pick(&[]).is_none());
+        assert!(rot.pick::<Secret>(&[]).is_none());
     }
 }
