@@ -33,7 +33,7 @@ pub type RelayClient = Client<hyper_rustls::HttpsConnector<HttpConnector>, Full<
 
 /// Idle upstream connections kept per host; above the number of concurrent streams we expect to
 /// relay, so a burst does not reconnect.
-const POOL_MAX_IDLE_PER_HOST: usize = 4096;
+const POOL_MAX_IDLE_PER_HOST: usize = 1024;
 
 pub fn relay_client() -> anyhow::Result<RelayClient> {
     let mut http = HttpConnector::new();
