@@ -58,7 +58,8 @@ pub fn uses_cookie(headers: &HeaderMap) -> bool {
     headers.get(header::AUTHORIZATION).is_none() && cookie(headers, COOKIE_NAME).is_some()
 }
 
-fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+/// A cookie's value by name.
+pub fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers
         .get_all(header::COOKIE)
         .iter()

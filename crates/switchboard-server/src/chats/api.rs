@@ -403,11 +403,16 @@ pub async fn post_message(
         effort,
     )
     .await?;
-    Ok((
+    Ok(accepted(user_id, assistant_id))
+}
+
+/// 202: the turn is stored and the reply is being generated.
+fn accepted(user_id: Option<String>, assistant_id: String) -> Response {
+    (
         StatusCode::ACCEPTED,
         Json(json!({"user_message_id": user_id, "assistant_message_id": assistant_id})),
     )
-        .into_response())
+        .into_response()
 }
 
 fn is_image_data_url(s: &str) -> bool {
@@ -771,11 +776,7 @@ pub async fn edit_message(
         None,
     )
     .await?;
-    Ok((
-        StatusCode::ACCEPTED,
-        Json(json!({"user_message_id": user_id, "assistant_message_id": assistant_id})),
-    )
-        .into_response())
+    Ok(accepted(user_id, assistant_id))
 }
 
 /// Delete messages from `from_seq` on (refused while a reply is generating).

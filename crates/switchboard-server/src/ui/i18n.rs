@@ -75,7 +75,7 @@ pub fn all() -> &'static [Catalog] {
 
 /// The language for this request: the `sb_lang` cookie, else `Accept-Language`, else English.
 pub fn negotiate(headers: &HeaderMap) -> &'static Catalog {
-    if let Some(c) = cookie(headers, LANG_COOKIE).and_then(catalog) {
+    if let Some(c) = read_cookie(headers, LANG_COOKIE).and_then(catalog) {
         return c;
     }
     let accept = headers
@@ -119,20 +119,9 @@ fn best_match(tag: &str) -> Option<&'static Catalog> {
     })
 }
 
-fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|kv| kv.trim().split_once('='))
-        .find(|(k, _)| *k == name)
-        .map(|(_, v)| v)
-}
-
 /// A cookie's value by name (the theme cookie, the language cookie).
 pub fn read_cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
-    cookie(headers, name)
+    crate::session::cookie(headers, name)
 }
 
 #[cfg(test)]
