@@ -13,6 +13,8 @@ use sqlx::postgres::{PgPool, PgRow, Postgres};
 use sqlx::sqlite::{Sqlite, SqlitePool, SqliteRow};
 use sqlx::{Decode, Encode, Row, Transaction, Type};
 
+use std::sync::atomic::{AtomicI64, Ordering};
+
 use crate::StoreError;
 
 /// One bound argument. The store only ever stores text, 64-bit integers and doubles.
@@ -86,8 +88,44 @@ impl Sql {
 
     fn error(&self) -> impl FnOnce(sqlx::Error) -> StoreError + use<> {
         let context = self.context;
-        move |source| StoreError::Query { context, source }
+        move |source| query_error(context, source)
     }
+}
+
+/// When a storage-level failure (I/O error, read-only or full disk, lost connection) was last
+/// seen, in ms since the Unix epoch; 0 for never.
+static LAST_STORAGE_FAILURE_MS: AtomicI64 = AtomicI64::new(0);
+
+/// The error for a failed statement, noting storage-level failures so that connections which
+/// lived through one are recycled ([`lived_through_a_storage_failure`]): SQLite latches some
+/// errors (a failed WAL write leaves a connection "read-only") until the connection is reopened.
+pub(crate) fn query_error(context: &'static str, source: sqlx::Error) -> StoreError {
+    if is_storage_failure(&source) {
+        LAST_STORAGE_FAILURE_MS.store(crate::ids::now_ms(), Ordering::Relaxed);
+    }
+    StoreError::Query { context, source }
+}
+
+fn is_storage_failure(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::Io(_) | sqlx::Error::Protocol(_) => true,
+        sqlx::Error::Database(db) => {
+            // SQLite's primary result codes: IOERR, READONLY, FULL, CORRUPT, CANTOPEN.
+            let code = db.code().and_then(|c| c.parse::<i32>().ok());
+            code.is_some_and(|c| matches!(c & 0xff, 8 | 10 | 11 | 13 | 14))
+        }
+        _ => false,
+    }
+}
+
+/// Whether a pooled connection of this age was open when a storage failure happened.
+pub(crate) fn lived_through_a_storage_failure(age: std::time::Duration) -> bool {
+    let last = LAST_STORAGE_FAILURE_MS.load(Ordering::Relaxed);
+    if last == 0 {
+        return false;
+    }
+    let since = crate::ids::now_ms().saturating_sub(last).max(0) as u128;
+    age.as_millis() >= since
 }
 
 /// A connection pool of either backend. Cloning shares the pool.
@@ -160,7 +198,7 @@ impl Db {
     /// timeout (upgrading a read lock would deadlock). Taking the write lock up front
     /// makes concurrent writers queue on `busy_timeout` instead of failing.
     pub(crate) async fn begin(&self, context: &'static str) -> Result<Tx, StoreError> {
-        let error = move |source| StoreError::Query { context, source };
+        let error = move |source| query_error(context, source);
         match self {
             Db::Sqlite(pool) => Ok(Tx::Sqlite(
                 pool.begin_with("BEGIN IMMEDIATE").await.map_err(error)?,
@@ -267,7 +305,7 @@ impl Tx {
             Tx::Sqlite(tx) => tx.commit().await,
             Tx::Postgres(tx) => tx.commit().await,
         };
-        result.map_err(|source| StoreError::Query { context, source })
+        result.map_err(|source| query_error(context, source))
     }
 }
 

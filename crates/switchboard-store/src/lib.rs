@@ -68,6 +68,14 @@ pub use crate::model::{
     MessageStatus, NewEvent, NewMessage, Role, SearchHit, StoredEvent, Usage,
 };
 
+/// Whether a pooled connection may be handed out again. A transaction whose `COMMIT` failed
+/// (a disk I/O error, a full disk) can leave the driver believing the connection is still inside
+/// it, and SQLite latches some failures into the connection; such connections are closed instead
+/// of reused (and new ones opened), so the store recovers as soon as the disk does.
+fn reusable<C: sqlx::Connection>(conn: &C, meta: sqlx::pool::PoolConnectionMetadata) -> bool {
+    !conn.is_in_transaction() && !db::lived_through_a_storage_failure(meta.age)
+}
+
 /// The `DATABASE_URL` used when none is configured.
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://switchboard.db";
 
@@ -159,6 +167,7 @@ async fn connect_sqlite(url: &str) -> Result<Db, StoreError> {
         SqlitePoolOptions::new().max_connections(SQLITE_MAX_CONNECTIONS)
     };
     let pool = pool_options
+        .before_acquire(|conn, meta| Box::pin(async move { Ok(reusable(&*conn, meta)) }))
         .connect_with(options)
         .await
         .map_err(connect_error)?;
@@ -167,6 +176,7 @@ async fn connect_sqlite(url: &str) -> Result<Db, StoreError> {
 
 async fn connect_postgres(url: &str) -> Result<Db, StoreError> {
     let pool = PgPoolOptions::new()
+        .before_acquire(|conn, meta| Box::pin(async move { Ok(reusable(&*conn, meta)) }))
         .max_connections(POSTGRES_MAX_CONNECTIONS)
         .acquire_timeout(Duration::from_secs(10))
         .connect(url)

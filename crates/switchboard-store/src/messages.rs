@@ -153,7 +153,24 @@ impl Store {
         chat_id: &str,
         new: &NewMessage,
     ) -> Result<Option<Message>, StoreError> {
-        let created_at = new.created_at.unwrap_or_else(now_ms);
+        Ok(self
+            .insert_messages(ws, chat_id, std::slice::from_ref(new))
+            .await?
+            .map(|mut v| v.remove(0)))
+    }
+
+    /// Appends several messages (a user's turn and the reply that will answer it) in one
+    /// transaction: either all are stored or none. `None` if the chat is not in `ws`.
+    pub async fn insert_messages(
+        &self,
+        ws: &str,
+        chat_id: &str,
+        news: &[NewMessage],
+    ) -> Result<Option<Vec<Message>>, StoreError> {
+        let created_at = news
+            .first()
+            .and_then(|n| n.created_at)
+            .unwrap_or_else(now_ms);
         let mut tx = self.db.begin("insert a message").await?;
         // Locks the chat row until commit (see the module docs) and checks the workspace.
         let chat = tx
@@ -174,7 +191,7 @@ impl Store {
         if chat.is_none() {
             return Ok(None);
         }
-        let seq: i64 = tx
+        let first_seq: i64 = tx
             .fetch_one(
                 Sql::new(
                     "pick the next message seq",
@@ -184,10 +201,15 @@ impl Store {
             )
             .await?
             .get("next")?;
-        let message = message_from_new(chat_id, seq, new, created_at);
-        insert_message_row(&mut tx, &message).await?;
+        let mut stored = Vec::with_capacity(news.len());
+        for (i, new) in news.iter().enumerate() {
+            let at = new.created_at.unwrap_or(created_at);
+            let message = message_from_new(chat_id, first_seq + i as i64, new, at);
+            insert_message_row(&mut tx, &message).await?;
+            stored.push(message);
+        }
         tx.commit("insert a message").await?;
-        Ok(Some(message))
+        Ok(Some(stored))
     }
 
     pub async fn get_message(

@@ -37,7 +37,8 @@ const REASONING_EFFORTS: &[&str] = &["none", "minimal", "low", "medium", "high",
 
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
-        tracing::error!(error = %e, "storage error");
+        let cause = std::error::Error::source(&e).map(ToString::to_string);
+        tracing::error!(error = %e, cause = cause.as_deref().unwrap_or(""), "storage error");
         ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "the database is not available right now; nothing was changed",
@@ -645,35 +646,31 @@ async fn insert_turn(
     user: Option<UserTurn>,
     target: &Target,
 ) -> Result<Turn, ApiError> {
-    let mut pending = Vec::new();
-    let user_msg = match user {
-        Some(u) => {
-            let mut new = NewMessage::new(Role::User, u.content);
-            if !u.images.is_empty() {
-                new.attachments = Some(json!(u.images));
-            }
-            let m = state
-                .store()
-                .insert_message(&caller.workspace, &chat.id, &new)
-                .await?
-                .ok_or_else(chat_not_found)?;
-            pending.push(hub.emit("message", &m.id, |_| {
-                json!({"message": MessageView::new(&m)}).to_string()
-            }));
-            Some(m)
+    // The user's turn and the empty reply are stored together: a failed write leaves neither.
+    let mut news = Vec::with_capacity(2);
+    if let Some(u) = user {
+        let mut new = NewMessage::new(Role::User, u.content);
+        if !u.images.is_empty() {
+            new.attachments = Some(json!(u.images));
         }
-        None => None,
-    };
+        news.push(new);
+    }
     let mut reply = NewMessage::streaming_reply(target.model.clone());
     reply.provider = Some(target.provider.as_str().to_string());
-    let assistant = state
+    news.push(reply);
+    let mut stored = state
         .store()
-        .insert_message(&caller.workspace, &chat.id, &reply)
+        .insert_messages(&caller.workspace, &chat.id, &news)
         .await?
         .ok_or_else(chat_not_found)?;
-    pending.push(hub.emit("message", &assistant.id, |_| {
-        json!({"message": MessageView::new(&assistant)}).to_string()
-    }));
+    let assistant = stored.pop().expect("the reply was inserted");
+    let user_msg = stored.pop();
+    let mut pending = Vec::new();
+    for m in user_msg.iter().chain(std::iter::once(&assistant)) {
+        pending.push(hub.emit("message", &m.id, |_| {
+            json!({"message": MessageView::new(m)}).to_string()
+        }));
+    }
     Ok((user_msg, assistant, pending))
 }
 

@@ -698,3 +698,116 @@ async fn a_failed_checkpoint_keeps_its_events_and_the_reply_finishes_after_the_l
         .collect();
     assert_eq!(text, words);
 }
+
+/// Makes files immutable (`chattr +i`, which binds even root) until dropped.
+struct Immutable(Vec<PathBuf>);
+
+impl Immutable {
+    /// `None` where the filesystem or the user cannot set the attribute (then the test skips,
+    /// except in CI, where the machine is known to support it).
+    fn set(paths: Vec<PathBuf>) -> Option<Immutable> {
+        let ok = std::process::Command::new("chattr")
+            .arg("+i")
+            .args(&paths)
+            .status()
+            .is_ok_and(|s| s.success());
+        if !ok {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "CI runs as root on ext4, where chattr +i works"
+            );
+            eprintln!("chattr +i is not available here: skipped");
+            return None;
+        }
+        Some(Immutable(paths))
+    }
+}
+
+impl Drop for Immutable {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("chattr")
+            .arg("-i")
+            .args(&self.0)
+            .status();
+    }
+}
+
+#[tokio::test]
+async fn a_read_only_database_is_503_json_reads_still_work_and_writes_resume() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("ro.db");
+    let url = format!("sqlite://{}", db.display());
+    let app = spawn_app(&[("DATABASE_URL", &url)]).await;
+    let (_, reply) = reply_to(&app, "mock/echo").await;
+    assert_eq!(reply["status"], "complete");
+    let chat = reply["chat_id"].as_str().map(str::to_string);
+    let chat = match chat {
+        Some(c) => c,
+        None => {
+            let list: Value = client()
+                .get(app.at("/api/chats"))
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            list["chats"][0]["id"].as_str().unwrap().to_string()
+        }
+    };
+    let files: Vec<PathBuf> = ["ro.db", "ro.db-wal"]
+        .iter()
+        .map(|f| dir.path().join(f))
+        .filter(|p| p.exists())
+        .collect();
+    let Some(guard) = Immutable::set(files) else {
+        return;
+    };
+
+    // Writes are refused with the JSON error, and nothing is half-written.
+    let res = client()
+        .post(app.at(&format!("/api/chats/{chat}/messages")))
+        .json(&json!({"content": "while read-only", "model": "mock/echo"}))
+        .send()
+        .await
+        .unwrap();
+    let (status, message) = json_error(res).await;
+    assert_eq!(status, 503);
+    assert!(message.contains("database"), "{message}");
+    let res = client()
+        .post(app.at("/api/chats"))
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(json_error(res).await.0, 503);
+    // Reads still answer.
+    let (status, body) = app.get_json(&format!("/api/chats/{chat}")).await;
+    assert_eq!(status, 200);
+    assert_eq!(body["messages"].as_array().unwrap().len(), 2);
+
+    drop(guard);
+    // Writable again: the store recycles the connections that lived through the failure, so
+    // writes resume (a connection opened while the file was read-only may fail one more time),
+    // and a refused send stored nothing — no user message without its reply.
+    let mut accepted = false;
+    for _ in 0..20 {
+        let res = client()
+            .post(app.at(&format!("/api/chats/{chat}/messages")))
+            .json(&json!({"content": "after", "model": "mock/echo"}))
+            .send()
+            .await
+            .unwrap();
+        if res.status() == 202 {
+            accepted = true;
+            break;
+        }
+        assert_eq!(res.status(), 503);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(accepted, "writes resume once the disk is writable");
+    let body = settled(&app, &chat).await;
+    let msgs = body["messages"].as_array().unwrap();
+    assert_eq!(msgs.len(), 4, "{body}");
+    assert_eq!(msgs[3]["status"], "complete");
+}
