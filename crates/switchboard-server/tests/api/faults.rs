@@ -811,3 +811,94 @@ async fn a_read_only_database_is_503_json_reads_still_work_and_writes_resume() {
     assert_eq!(msgs.len(), 4, "{body}");
     assert_eq!(msgs[3]["status"], "complete");
 }
+
+/// A small tmpfs of its own, unmounted when dropped.
+struct SmallDisk(PathBuf);
+
+impl SmallDisk {
+    /// `None` where mounting is not permitted (not root, or a sandbox without mount).
+    fn mount(dir: &std::path::Path, size: &str) -> Option<SmallDisk> {
+        let ok = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir)
+            .status()
+            .is_ok_and(|s| s.success());
+        if !ok {
+            eprintln!("cannot mount a tmpfs here: skipped");
+            return None;
+        }
+        Some(SmallDisk(dir.to_path_buf()))
+    }
+
+    /// Write zeros until the filesystem is full; returns the filler file.
+    fn fill(&self) -> PathBuf {
+        use std::io::Write;
+        let path = self.0.join("filler");
+        let mut f = std::fs::File::create(&path).unwrap();
+        let block = vec![0u8; 4096];
+        while f.write_all(&block).is_ok() {}
+        let _ = f.sync_all();
+        path
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(&self.0)
+            .status();
+    }
+}
+
+#[tokio::test]
+async fn a_full_disk_is_503_json_and_writes_resume_when_space_returns() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(disk) = SmallDisk::mount(dir.path(), "4m") else {
+        return;
+    };
+    let url = format!("sqlite://{}", dir.path().join("full.db").display());
+    let app = spawn_app(&[("DATABASE_URL", &url)]).await;
+    let chat = titled_chat(&app).await;
+    send_message(&app, &chat, "mock/echo", "before").await;
+    settled(&app, &chat).await;
+
+    let filler = disk.fill();
+    // Big enough that it cannot fit in whatever pages are left.
+    let big = "x".repeat(256 * 1024);
+    let res = client()
+        .post(app.at(&format!("/api/chats/{chat}/messages")))
+        .json(&json!({"content": big, "model": "mock/echo"}))
+        .send()
+        .await
+        .unwrap();
+    let (status, message) = json_error(res).await;
+    assert_eq!(status, 503);
+    assert!(message.contains("database"), "{message}");
+    let (status, body) = app.get_json(&format!("/api/chats/{chat}")).await;
+    assert_eq!(status, 200, "reads still work on a full disk");
+    assert_eq!(body["messages"].as_array().unwrap().len(), 2);
+
+    std::fs::remove_file(filler).unwrap();
+    let mut accepted = false;
+    for _ in 0..20 {
+        let res = client()
+            .post(app.at(&format!("/api/chats/{chat}/messages")))
+            .json(&json!({"content": "after", "model": "mock/echo"}))
+            .send()
+            .await
+            .unwrap();
+        if res.status() == 202 {
+            accepted = true;
+            break;
+        }
+        assert_eq!(res.status(), 503);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(accepted, "writes resume once there is space again");
+    let body = settled(&app, &chat).await;
+    let msgs = body["messages"].as_array().unwrap();
+    assert_eq!(msgs.len(), 4, "the refused turn stored nothing: {body}");
+    assert_eq!(msgs[3]["status"], "complete");
+    drop(app);
+}
