@@ -699,6 +699,24 @@ async fn a_failed_checkpoint_keeps_its_events_and_the_reply_finishes_after_the_l
     assert_eq!(text, words);
 }
 
+/// Send until the database takes writes again (503 meanwhile); false if it never does.
+async fn send_once_writable(app: &TestApp, chat: &str) -> bool {
+    for _ in 0..20 {
+        let res = client()
+            .post(app.at(&format!("/api/chats/{chat}/messages")))
+            .json(&json!({"content": "after", "model": "mock/echo"}))
+            .send()
+            .await
+            .unwrap();
+        if res.status() == 202 {
+            return true;
+        }
+        assert_eq!(res.status(), 503);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    false
+}
+
 /// Makes files immutable (`chattr +i`, which binds even root) until dropped.
 struct Immutable(Vec<PathBuf>);
 
@@ -790,22 +808,10 @@ async fn a_read_only_database_is_503_json_reads_still_work_and_writes_resume() {
     // Writable again: the store recycles the connections that lived through the failure, so
     // writes resume (a connection opened while the file was read-only may fail one more time),
     // and a refused send stored nothing — no user message without its reply.
-    let mut accepted = false;
-    for _ in 0..20 {
-        let res = client()
-            .post(app.at(&format!("/api/chats/{chat}/messages")))
-            .json(&json!({"content": "after", "model": "mock/echo"}))
-            .send()
-            .await
-            .unwrap();
-        if res.status() == 202 {
-            accepted = true;
-            break;
-        }
-        assert_eq!(res.status(), 503);
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert!(accepted, "writes resume once the disk is writable");
+    assert!(
+        send_once_writable(&app, &chat).await,
+        "writes resume once the disk is writable"
+    );
     let body = settled(&app, &chat).await;
     let msgs = body["messages"].as_array().unwrap();
     assert_eq!(msgs.len(), 4, "{body}");
@@ -880,22 +886,10 @@ async fn a_full_disk_is_503_json_and_writes_resume_when_space_returns() {
     assert_eq!(body["messages"].as_array().unwrap().len(), 2);
 
     std::fs::remove_file(filler).unwrap();
-    let mut accepted = false;
-    for _ in 0..20 {
-        let res = client()
-            .post(app.at(&format!("/api/chats/{chat}/messages")))
-            .json(&json!({"content": "after", "model": "mock/echo"}))
-            .send()
-            .await
-            .unwrap();
-        if res.status() == 202 {
-            accepted = true;
-            break;
-        }
-        assert_eq!(res.status(), 503);
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert!(accepted, "writes resume once there is space again");
+    assert!(
+        send_once_writable(&app, &chat).await,
+        "writes resume once there is space again"
+    );
     let body = settled(&app, &chat).await;
     let msgs = body["messages"].as_array().unwrap();
     assert_eq!(msgs.len(), 4, "the refused turn stored nothing: {body}");
