@@ -73,7 +73,16 @@ pub fn admit(
     if cred == Credential::None {
         return admit_browser(state, headers);
     }
-    match state.policy().admit(&cred) {
+    admit_credential(state, &cred, client_ip)
+}
+
+/// Apply the policy to one credential, throttling wrong codes per client address.
+pub fn admit_credential(
+    state: &AppState,
+    cred: &Credential,
+    client_ip: IpAddr,
+) -> Result<Principal, ApiError> {
+    match state.policy().admit(cred) {
         Ok(p) => Ok(p),
         Err(AccessError::WrongCode) => {
             let now = Instant::now();

@@ -24,46 +24,39 @@ use crate::state::AppState;
 
 pub fn routes() -> Router<AppState> {
     Router::new()
-        .route("/api/openrouter/{*path}", any(openrouter))
-        .route("/api/openai/{*path}", any(openai))
+        .route(
+            "/api/openrouter/{*path}",
+            provider_proxy(ProviderId::OpenRouter, "/api/openrouter/"),
+        )
+        .route(
+            "/api/openai/{*path}",
+            provider_proxy(ProviderId::OpenAi, "/api/openai/"),
+        )
 }
 
-async fn openrouter(
-    State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Body,
-) -> Result<Response, ApiError> {
-    let call = ProxyCall {
-        provider: ProviderId::OpenRouter,
-        prefix: "/api/openrouter/",
-        peer,
-        method,
-        uri,
-        headers,
-    };
-    proxy(&state, call, body).await
-}
-
-async fn openai(
-    State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Body,
-) -> Result<Response, ApiError> {
-    let call = ProxyCall {
-        provider: ProviderId::OpenAi,
-        prefix: "/api/openai/",
-        peer,
-        method,
-        uri,
-        headers,
-    };
-    proxy(&state, call, body).await
+/// The route of one provider's proxy: every provider is the same machinery with its own data.
+fn provider_proxy(
+    provider: ProviderId,
+    prefix: &'static str,
+) -> axum::routing::MethodRouter<AppState> {
+    any(
+        move |State(state): State<AppState>,
+              ConnectInfo(peer): ConnectInfo<SocketAddr>,
+              method: Method,
+              uri: Uri,
+              headers: HeaderMap,
+              body: Body| async move {
+            let call = ProxyCall {
+                provider,
+                prefix,
+                peer,
+                method,
+                uri,
+                headers,
+            };
+            proxy(&state, call, body).await
+        },
+    )
 }
 
 struct ProxyCall {

@@ -13,7 +13,7 @@ use axum::response::{IntoResponse, Response};
 use hmac::{Hmac, Mac};
 use serde::Deserialize;
 use sha2::Sha256;
-use switchboard_core::access::Principal;
+use switchboard_core::access::{Credential, Principal};
 use switchboard_core::secret::Secret;
 
 use crate::error::ApiError;
@@ -90,20 +90,10 @@ pub async fn login(
     }
     let code = req.code.trim();
     let code = code.strip_prefix("nk-").unwrap_or(code);
-    let mut fake = HeaderMap::new();
-    let bearer = format!("Bearer nk-{code}");
-    fake.insert(
-        header::AUTHORIZATION,
-        HeaderValue::from_str(&bearer).map_err(|_| ApiError::bad_request("invalid code"))?,
-    );
-    let principal = crate::auth::admit(
-        &state,
-        &fake,
-        peer.ip(),
-        crate::auth::CredentialStyle::NextChat,
-    )?;
+    let credential = Credential::AccessCode(Secret::new(code.to_string()));
+    let principal = crate::auth::admit_credential(&state, &credential, peer.ip())?;
     let Principal::Code { code_hash } = principal else {
-        // admit() with an nk- credential on a coded server yields a code principal or an error.
+        // An access code on a server that needs one admits as that code, or not at all.
         return Err(ApiError::internal("unexpected principal"));
     };
     let secure = is_https(&state, &headers);

@@ -200,9 +200,4 @@ impl AppState {
     pub fn model_allowed(&self, provider: &ProviderId, model: &str) -> bool {
         self.0.catalog.table().is_allowed(model, Some(provider))
     }
-
-    /// Whether the OpenRouter provider can serve requests with the server's own key.
-    pub fn openrouter_configured(&self) -> bool {
-        self.0.settings.openrouter.has_server_key()
-    }
 }

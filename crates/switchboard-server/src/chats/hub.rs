@@ -253,10 +253,6 @@ impl ChatHub {
             None => false,
         }
     }
-
-    pub fn subscriber_count(&self) -> usize {
-        self.tx.receiver_count()
-    }
 }
 
 pub fn now_ms() -> i64 {
