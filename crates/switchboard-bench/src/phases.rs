@@ -50,8 +50,11 @@ pub struct Latency {
     pub errors: u64,
 }
 
-/// Concurrency 1, `n` requests per target, interleaved round-robin across targets so that noise
-/// from other work on the machine hits all of them alike. Every sample is kept (exact percentiles).
+/// Concurrency 1, `n` requests per target, interleaved across targets so that noise from other
+/// work on the machine hits all of them alike. Each round visits the targets in a fresh random
+/// order: in a fixed order a target always follows the same neighbour, and whether the previous
+/// request left the gateway's threads (and the VM's vCPUs) awake or asleep moved a target's
+/// figures by tens of microseconds. Every sample is kept (exact percentiles).
 pub async fn latency(targets: &[Target], body: &Bytes, n: usize, warmup: usize) -> Vec<Latency> {
     let mut conns: Vec<Option<Conn>> = Vec::new();
     for t in targets {
@@ -59,8 +62,14 @@ pub async fn latency(targets: &[Target], body: &Bytes, n: usize, warmup: usize) 
     }
     let mut samples: Vec<Vec<u64>> = targets.iter().map(|_| Vec::with_capacity(n)).collect();
     let mut errors = vec![0u64; targets.len()];
+    let mut order: Vec<usize> = (0..targets.len()).collect();
+    let mut rng = XorShift::new(0x5eed_1a7e);
     for i in 0..warmup + n {
-        for (j, target) in targets.iter().enumerate() {
+        for k in (1..order.len()).rev() {
+            order.swap(k, rng.below(k as u64 + 1) as usize);
+        }
+        for &j in &order {
+            let target = &targets[j];
             if conns[j].is_none() {
                 conns[j] = connect(target.addr).await.ok();
             }

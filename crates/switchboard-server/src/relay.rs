@@ -10,18 +10,22 @@
 //! carries an error. Once the stream has started, silence longer than
 //! `SWITCHBOARD_UPSTREAM_IDLE_TIMEOUT` ends it with an OpenRouter-shaped error chunk.
 
+use std::future::Future;
+use std::io;
+use std::pin::Pin;
+use std::task::{Context, Poll, ready};
 use std::time::{Duration, Instant};
 
 use axum::body::Body;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, header};
 use axum::response::Response;
 use bytes::Bytes;
-use futures_util::stream;
 use http_body_util::{BodyExt, Full};
-use hyper::body::Incoming;
+use hyper::body::{Frame, Incoming, SizeHint};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
+use tokio::time::Sleep;
 
 use crate::error::ApiError;
 use crate::metrics::StreamGuard;
@@ -146,14 +150,14 @@ pub async fn relay(
         headers.insert("x-accel-buffering", HeaderValue::from_static("no"));
     }
 
-    let body = relay_body(
+    let body = RelayBody::new(
         body,
         first,
         settings.upstream_idle_timeout,
         is_sse,
         state.metrics().stream_guard(),
     );
-    let mut response = Response::new(body);
+    let mut response = Response::new(Body::new(body));
     *response.status_mut() = status;
     *response.headers_mut() = headers;
     state
@@ -172,29 +176,65 @@ async fn next_data(body: &mut Incoming) -> Result<Option<Bytes>, hyper::Error> {
     Ok(None)
 }
 
-struct BodyState {
+/// The response body: upstream's bytes as they arrive, with the idle timeout and the mid-stream
+/// error chunk. A hand-written [`hyper::body::Body`] rather than a stream adapter so that
+/// - the upstream's exact length passes through: a non-streamed answer goes back with
+///   `Content-Length` instead of being re-framed as chunked;
+/// - the idle timer is one [`Sleep`] per response, moved only when it fires early, instead of a
+///   timer registered and cancelled for every SSE delta.
+struct RelayBody {
     body: Incoming,
     first: Option<Bytes>,
     idle: Duration,
+    /// Armed on the first wait; its deadline may be stale (earlier data moved the real one on).
+    timer: Option<Pin<Box<Sleep>>>,
+    last_data: tokio::time::Instant,
     is_sse: bool,
     done: bool,
     /// The last bytes relayed, to tell whether the stream stopped between two SSE events.
-    tail: Vec<u8>,
+    tail: [u8; 4],
+    tail_len: usize,
     _guard: StreamGuard,
 }
 
-impl BodyState {
+impl RelayBody {
+    fn new(
+        body: Incoming,
+        first: Option<Bytes>,
+        idle: Duration,
+        is_sse: bool,
+        guard: StreamGuard,
+    ) -> RelayBody {
+        RelayBody {
+            done: first.is_none(),
+            body,
+            first,
+            idle,
+            timer: None,
+            last_data: tokio::time::Instant::now(),
+            is_sse,
+            tail: [0; 4],
+            tail_len: 0,
+            _guard: guard,
+        }
+    }
+
     fn relayed(&mut self, chunk: &Bytes) {
-        self.tail
-            .extend_from_slice(&chunk[chunk.len().saturating_sub(4)..]);
-        let excess = self.tail.len().saturating_sub(4);
-        self.tail.drain(..excess);
+        for &b in &chunk[chunk.len().saturating_sub(4)..] {
+            if self.tail_len == 4 {
+                self.tail.copy_within(1.., 0);
+                self.tail[3] = b;
+            } else {
+                self.tail[self.tail_len] = b;
+                self.tail_len += 1;
+            }
+        }
     }
 
     /// The error chunk to end the stream with. An upstream that broke off inside an event gets
     /// that event ended first, so the error chunk is not glued onto a half line.
     fn error_chunk(&self, code: u16, message: &str) -> Bytes {
-        let t = &self.tail[..];
+        let t = &self.tail[..self.tail_len];
         let between_events = t.is_empty()
             || t.ends_with(b"\n\n")
             || t.ends_with(b"\r\n\r\n")
@@ -207,58 +247,104 @@ impl BodyState {
         ended.extend_from_slice(&chunk);
         Bytes::from(ended)
     }
+
+    /// The stream ended badly: an SSE client gets an error event it can show, anyone else a
+    /// broken body (hyper then aborts the response instead of ending it cleanly).
+    fn fail(
+        &mut self,
+        code: u16,
+        message: String,
+    ) -> Poll<Option<Result<Frame<Bytes>, io::Error>>> {
+        self.done = true;
+        if self.is_sse {
+            Poll::Ready(Some(Ok(Frame::data(self.error_chunk(code, &message)))))
+        } else {
+            Poll::Ready(Some(Err(io::Error::other(message))))
+        }
+    }
+
+    /// Ready when upstream has been silent for longer than `idle`.
+    fn poll_idle(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        let deadline = self.last_data + self.idle;
+        let timer = self
+            .timer
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
+        loop {
+            ready!(timer.as_mut().poll(cx));
+            if timer.deadline() >= deadline {
+                return Poll::Ready(());
+            }
+            // Data came since the timer was set: move it to the real deadline and wait again.
+            timer.as_mut().reset(deadline);
+        }
+    }
 }
 
-fn relay_body(
-    body: Incoming,
-    first: Option<Bytes>,
-    idle: Duration,
-    is_sse: bool,
-    guard: StreamGuard,
-) -> Body {
-    let state = BodyState {
-        done: first.is_none(),
-        body,
-        first,
-        idle,
-        is_sse,
-        tail: Vec::new(),
-        _guard: guard,
-    };
-    Body::from_stream(stream::unfold(state, |mut st| async move {
-        if let Some(first) = st.first.take() {
-            st.relayed(&first);
-            return Some((Ok(first), st));
+impl hyper::body::Body for RelayBody {
+    type Data = Bytes;
+    type Error = io::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, io::Error>>> {
+        let this = self.get_mut();
+        if let Some(first) = this.first.take() {
+            this.relayed(&first);
+            return Poll::Ready(Some(Ok(Frame::data(first))));
         }
-        if st.done {
-            return None;
+        if this.done {
+            return Poll::Ready(None);
         }
-        match tokio::time::timeout(st.idle, next_data(&mut st.body)).await {
-            Ok(Ok(Some(chunk))) => {
-                st.relayed(&chunk);
-                Some((Ok(chunk), st))
+        loop {
+            match Pin::new(&mut this.body).poll_frame(cx) {
+                Poll::Ready(Some(Ok(frame))) => {
+                    // Trailers are not relayed.
+                    if let Ok(data) = frame.into_data() {
+                        this.last_data = tokio::time::Instant::now();
+                        this.relayed(&data);
+                        return Poll::Ready(Some(Ok(Frame::data(data))));
+                    }
+                }
+                Poll::Ready(Some(Err(_))) => {
+                    return this.fail(502, "upstream connection failed mid-stream".into());
+                }
+                Poll::Ready(None) => {
+                    this.done = true;
+                    return Poll::Ready(None);
+                }
+                Poll::Pending => break,
             }
-            Ok(Ok(None)) => None,
-            Ok(Err(e)) => {
-                st.done = true;
-                if st.is_sse {
-                    let chunk = st.error_chunk(502, "upstream connection failed mid-stream");
-                    Some((Ok(chunk), st))
-                } else {
-                    Some((Err(std::io::Error::other(e)), st))
+        }
+        ready!(this.poll_idle(cx));
+        let message = format!("upstream sent nothing for {}", human(this.idle));
+        this.fail(504, message)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.first.is_none() && (self.done || self.body.is_end_stream())
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        // An SSE stream may still get an error chunk appended, so its length is never promised.
+        if self.is_sse || self.done {
+            return SizeHint::default();
+        }
+        let mut hint = self.body.size_hint();
+        if let Some(first) = &self.first {
+            let n = first.len() as u64;
+            match hint.exact() {
+                Some(exact) => hint.set_exact(exact + n),
+                None => {
+                    hint.set_lower(hint.lower() + n);
+                    if let Some(upper) = hint.upper() {
+                        hint.set_upper(upper + n);
+                    }
                 }
             }
-            Err(_) => {
-                st.done = true;
-                let msg = format!("upstream sent nothing for {}", human(st.idle));
-                if st.is_sse {
-                    Some((Ok(st.error_chunk(504, &msg)), st))
-                } else {
-                    Some((Err(std::io::Error::other(msg)), st))
-                }
-            }
         }
-    }))
+        hint
+    }
 }
 
 /// An error after the stream started, in OpenRouter's documented mid-stream shape.

@@ -480,6 +480,47 @@ async fn stalled_upstream_is_504_before_the_stream_starts() {
 }
 
 #[tokio::test]
+async fn a_stream_longer_than_the_idle_timeout_is_not_cut_while_data_flows() {
+    // mock/slow sends a delta every 200 ms for longer than the 300 ms idle limit: the limit is on
+    // silence, not on the stream's length.
+    let app = spawn_app(&[("SWITCHBOARD_UPSTREAM_IDLE_TIMEOUT", "300ms")]).await;
+    let started = std::time::Instant::now();
+    let res = post_chat(
+        &app,
+        None,
+        &json!({"model": "mock/slow", "stream": true, "messages": []}),
+    )
+    .await;
+    assert_eq!(res.status(), 200);
+    let mut res = res;
+    let mut text = String::new();
+    while !text.contains("tick 4.") {
+        let chunk = res.chunk().await.unwrap().expect("the stream went on");
+        text.push_str(&String::from_utf8_lossy(&chunk));
+        assert!(!text.contains("\"error\""), "{text}");
+    }
+    // Five deltas 200 ms apart: well past the 300 ms limit in all, never silent for that long.
+    assert!(started.elapsed() > std::time::Duration::from_millis(800));
+}
+
+#[tokio::test]
+async fn a_non_streamed_answer_keeps_its_length() {
+    let app = spawn_app(&[]).await;
+    let res = post_chat(&app, None, &echo_body()).await;
+    assert_eq!(res.status(), 200);
+    assert!(res.headers().get("transfer-encoding").is_none());
+    let length: usize = res.headers()["content-length"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let body = read_all(res).await;
+    assert_eq!(body.len(), length);
+    let value: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(value["choices"][0]["message"]["content"], "ping");
+}
+
+#[tokio::test]
 async fn idle_stream_ends_with_an_error_chunk() {
     let app = spawn_app(&[("SWITCHBOARD_UPSTREAM_IDLE_TIMEOUT", "300ms")]).await;
     let res = post_chat(
