@@ -55,12 +55,7 @@ pub fn app(state: AppState) -> Router {
         .merge(chats::routes())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
-        .layer(axum::middleware::from_fn(json_errors))
-        .layer(axum::middleware::from_fn(limit_header_size))
-        .layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            count_requests,
-        ));
+        .layer(axum::middleware::from_fn_with_state(state.clone(), edge));
     let router = match cors_layer(&state.settings().cors_origins) {
         Some(cors) => router.layer(cors),
         None => router,
@@ -125,28 +120,47 @@ fn cors_layer(origins: &CorsOrigins) -> Option<CorsLayer> {
 /// Request headers above this total are refused with 431.
 pub const MAX_HEADER_BYTES: usize = 64 * 1024;
 
-/// 431 JSON for requests whose headers add up to more than [`MAX_HEADER_BYTES`]. (Beyond hyper's
-/// own read buffer, ~400 KB, hyper refuses the request before it gets here.)
-async fn limit_header_size(req: axum::extract::Request, next: axum::middleware::Next) -> Response {
-    let total: usize = req
-        .headers()
+/// What every request passes through, in one layer (each extra `from_fn` layer costs a boxed
+/// future and a service clone per request): refuse oversized headers, give plain-text
+/// rejections the JSON error shape, count the answer for `/metrics`.
+async fn edge(
+    State(state): State<AppState>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let route = req
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .cloned();
+    let res = match oversized_headers(req.headers()) {
+        Some(refusal) => refusal.into_response(),
+        None => json_errors(next.run(req).await).await,
+    };
+    state.metrics().count_request(
+        route.as_ref().map_or("unmatched", |p| p.as_str()),
+        res.status().as_u16(),
+    );
+    res
+}
+
+/// 431 for requests whose headers add up to more than [`MAX_HEADER_BYTES`]. (Beyond hyper's own
+/// read buffer, ~400 KB, hyper refuses the request before it gets here.)
+fn oversized_headers(headers: &HeaderMap) -> Option<ApiError> {
+    let total: usize = headers
         .iter()
         .map(|(k, v)| k.as_str().len() + v.len() + 4)
         .sum();
-    if total > MAX_HEADER_BYTES {
-        return ApiError::new(
+    (total > MAX_HEADER_BYTES).then(|| {
+        ApiError::new(
             StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             format!("request headers add up to {total} bytes; the limit is {MAX_HEADER_BYTES}"),
         )
-        .into_response();
-    }
-    next.run(req).await
+    })
 }
 
 /// Every error body in the project has one shape: turn the plain-text rejections of axum's
 /// extractors (a malformed path parameter, a body over an extractor's own limit, …) into it.
-async fn json_errors(req: axum::extract::Request, next: axum::middleware::Next) -> Response {
-    let res = next.run(req).await;
+async fn json_errors(res: Response) -> Response {
     let status = res.status();
     let plain = res
         .headers()
@@ -169,24 +183,6 @@ async fn json_errors(req: axum::extract::Request, next: axum::middleware::Next) 
     if let Some(v) = retry_after {
         res.headers_mut().insert(header::RETRY_AFTER, v);
     }
-    res
-}
-
-/// Counts every answered request by route template and status, for `/metrics`.
-async fn count_requests(
-    State(state): State<AppState>,
-    req: axum::extract::Request,
-    next: axum::middleware::Next,
-) -> Response {
-    let route = req
-        .extensions()
-        .get::<axum::extract::MatchedPath>()
-        .map(|p| p.as_str().to_string());
-    let res = next.run(req).await;
-    state.metrics().count_request(
-        route.as_deref().unwrap_or("unmatched"),
-        res.status().as_u16(),
-    );
     res
 }
 
