@@ -95,9 +95,7 @@ impl MockOpenRouter {
             recorder: Arc::clone(&recorder),
         };
 
-        let listener = TcpListener::bind(addr)
-            .await
-            .with_context(|| format!("binding {addr}"))?;
+        let listener = bind(addr).with_context(|| format!("binding {addr}"))?;
         let addr = listener.local_addr().context("reading the bound address")?;
         let task = tokio::spawn(serve(listener, app::router(state)));
         Ok(MockOpenRouter {
@@ -146,6 +144,20 @@ impl MockOpenRouter {
 /// dropped mock would keep answering on open keep-alive connections and finish its streams. Here
 /// aborting this task drops the `JoinSet`, which aborts every connection, so dropping the mock
 /// cuts streams mid-way exactly like an upstream that went away.
+/// Like a real provider's front end, queue a burst of connections rather than drop them: the
+/// default backlog (128) made a gateway's 512 simultaneous upstream connects wait a second for
+/// SYN-ACK retransmission.
+fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(4096)
+}
+
 async fn serve(listener: TcpListener, router: Router) {
     let mut connections = JoinSet::new();
     loop {

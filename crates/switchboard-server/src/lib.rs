@@ -68,6 +68,23 @@ pub fn start_background_tasks(state: &AppState) {
     state.catalog().spawn_refresh(state.http().clone());
 }
 
+/// Connections the kernel queues for `accept` (capped by `net.core.somaxconn`).
+const LISTEN_BACKLOG: u32 = 4096;
+
+/// Bind the listening socket. The backlog is set explicitly: the default one (128 here) overflowed
+/// when a few hundred clients connected at once, and the kernel then dropped the handshakes it
+/// could not queue, so those clients waited a full second for SYN-ACK retransmission.
+pub fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(LISTEN_BACKLOG)
+}
+
 /// Run the app on `listener` until `shutdown` resolves, then finish in-flight requests.
 pub async fn serve(
     state: AppState,

@@ -120,8 +120,7 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
         .await
         .context("starting the application")?;
     switchboard_server::start_background_tasks(&state);
-    let listener = tokio::net::TcpListener::bind(addr)
-        .await
+    let listener = switchboard_server::bind(addr)
         .with_context(|| format!("binding {addr} (SWITCHBOARD_ADDR)"))?;
     let local = listener.local_addr()?;
     let shutdown = shutdown_signal()?;
