@@ -456,3 +456,143 @@ pub fn table(r: &Results) -> String {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::Startup;
+    use crate::phases::{Latency, Load};
+
+    fn latency(p50_us: u64, p99_us: u64, p999_us: u64) -> Latency {
+        Latency {
+            p50: p50_us * 1_000,
+            p99: p99_us * 1_000,
+            p999: p999_us * 1_000,
+            samples: 5_000,
+            errors: 0,
+        }
+    }
+
+    fn load(concurrency: usize, rps: f64, cpu: f64) -> Option<Load> {
+        Some(Load {
+            concurrency,
+            requests: 1_000,
+            rps,
+            cpu_us_per_req: Some(cpu),
+            ..Load::default()
+        })
+    }
+
+    fn streams(k: usize, stalls: u64, steady_p99_us: u64, rss_mb: u64) -> Option<Streams> {
+        Some(Streams {
+            k,
+            stalls,
+            ttfb_steady_p99: steady_p99_us * 1_000,
+            peak_rss: Some(rss_mb << 20),
+            ..Streams::default()
+        })
+    }
+
+    /// Columns: direct, proxy, gateway, one peer. Every figure differs per column, so a key read
+    /// from the wrong column fails.
+    fn results() -> Results {
+        let targets = ["mock direct", "sb proxy", "sb gateway", "crabllm"];
+        Results {
+            machine: "test".into(),
+            command: "test".into(),
+            nofile: 20_000,
+            mock_url: "http://127.0.0.1:1".into(),
+            deltas_per_stream: 64,
+            stream_len: Duration::from_millis(1_400),
+            startup: Some(Startup {
+                to_listening: Duration::from_millis(6),
+                to_healthy: Duration::from_millis(8),
+            }),
+            idle_rss: Some(17 << 20),
+            final_rss: Some(40 << 20),
+            targets: targets.iter().map(|t| t.to_string()).collect(),
+            latency: vec![
+                latency(100, 200, 400),
+                latency(190, 350, 700),
+                latency(195, 360, 800),
+                latency(340, 600, 2_000),
+            ],
+            loads: vec![
+                (
+                    32,
+                    vec![
+                        load(32, 80_000.0, 12.0),
+                        load(32, 40_000.0, 21.0),
+                        load(32, 38_000.0, 23.0),
+                        load(32, 14_000.0, 87.0),
+                    ],
+                ),
+                (
+                    128,
+                    vec![
+                        load(128, 81_000.0, 13.0),
+                        load(128, 41_000.0, 22.0),
+                        None,
+                        load(128, 15_000.0, 80.0),
+                    ],
+                ),
+            ],
+            streams: vec![
+                (
+                    512,
+                    vec![
+                        streams(512, 0, 1_000, 100),
+                        streams(512, 1, 3_000, 39),
+                        None,
+                        streams(512, 5, 4_000, 470),
+                    ],
+                ),
+                (
+                    2_000,
+                    vec![
+                        streams(2_000, 0, 9_000, 150),
+                        streams(2_000, 2, 150_000, 99),
+                        None,
+                        streams(2_000, 200, 170_000, 1_800),
+                    ],
+                ),
+            ],
+            chat: Chat::Skipped("test".into()),
+            notes: vec![],
+        }
+    }
+
+    #[test]
+    fn the_stable_json_keys_carry_the_right_figures() {
+        let v = json(&results());
+        let expected = [
+            ("overhead_p50_us", json!(90.0)),
+            ("overhead_p99_us", json!(150.0)),
+            ("overhead_p999_us", json!(300.0)),
+            ("rps_c32", json!(40_000.0)),
+            ("direct_rps_c32", json!(80_000.0)),
+            ("rps_c128", json!(41_000.0)),
+            ("cpu_us_per_req", json!(21.0)),
+            ("streams", json!(2_000)),
+            ("stalls", json!(3)),
+            ("ttfb_overhead_p99_us", json!(2_000.0)),
+            ("peak_rss_mb", json!(99.0)),
+            ("idle_rss_mb", json!(17.0)),
+            ("startup_ms", json!(8.0)),
+        ];
+        for (key, want) in expected {
+            assert_eq!(v[key], want, "{key} in {v:#}");
+        }
+        let peer = &v["peers"]["crabllm"];
+        assert_eq!(peer["overhead_p99_us"], json!(400.0), "{v:#}");
+        assert_eq!(peer["rps_c32"], json!(14_000.0), "{v:#}");
+        assert_eq!(peer["stalls"], json!(205), "{v:#}");
+        assert_eq!(
+            v["peers"].as_object().unwrap().len(),
+            1,
+            "only peers are peers"
+        );
+    }
+}
