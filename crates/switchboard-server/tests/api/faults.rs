@@ -199,37 +199,49 @@ async fn refused_connection_is_502_on_the_proxy_and_an_error_reply_in_the_chat()
 /// for the head and a few of `mock/slow`'s deltas, far less than the whole stream.
 const MID_STREAM: usize = 1500;
 
-#[tokio::test]
-async fn reset_mid_stream_ends_with_an_error_chunk_and_keeps_the_partial_reply() {
-    let (app, proxy) = app_behind(Fault::ResetAfter(MID_STREAM), &[]).await;
+/// An upstream that breaks off mid-stream: the proxied stream ends with an error chunk carrying
+/// `code`, and the chat engine keeps the partial reply, marked failed with `reason`.
+async fn mid_stream_fault_keeps_the_partial_reply(
+    fault: Fault,
+    env: &[(&str, &str)],
+    code: u16,
+    reason: &str,
+) {
+    let (app, proxy) = app_behind(fault, env).await;
     let baseline = baseline(&app).await;
     let c = client();
     let (text, last) = sse_to_end(post_proxy(&c, &app, &slow_stream()).await).await;
     assert!(!streamed_content(&text).is_empty(), "{text}");
-    assert_eq!(last["error"]["code"], 502, "{text}");
+    assert_eq!(last["error"]["code"], code, "{text}");
     assert_eq!(last["choices"][0]["finish_reason"], "error");
 
     let (_, reply) = reply_to(&app, "mock/slow").await;
-    assert_failed_reply(&reply, 502, "broke mid-reply");
+    assert_failed_reply(&reply, code, reason);
     assert!(reply["content"].as_str().unwrap().starts_with("tick 0. "));
     drop(c);
     assert_nothing_leaks(&app, Some(&proxy), baseline).await;
 }
 
 #[tokio::test]
-async fn truncated_stream_ends_with_an_error_chunk_and_keeps_the_partial_reply() {
-    let (app, proxy) = app_behind(Fault::TruncateAfter(MID_STREAM), &[]).await;
-    let baseline = baseline(&app).await;
-    let c = client();
-    let (text, last) = sse_to_end(post_proxy(&c, &app, &slow_stream()).await).await;
-    assert!(!streamed_content(&text).is_empty(), "{text}");
-    assert_eq!(last["error"]["code"], 502, "{text}");
+async fn reset_mid_stream_ends_with_an_error_chunk_and_keeps_the_partial_reply() {
+    mid_stream_fault_keeps_the_partial_reply(
+        Fault::ResetAfter(MID_STREAM),
+        &[],
+        502,
+        "broke mid-reply",
+    )
+    .await;
+}
 
-    let (_, reply) = reply_to(&app, "mock/slow").await;
-    assert_failed_reply(&reply, 502, "broke mid-reply");
-    assert!(reply["content"].as_str().unwrap().starts_with("tick 0. "));
-    drop(c);
-    assert_nothing_leaks(&app, Some(&proxy), baseline).await;
+#[tokio::test]
+async fn truncated_stream_ends_with_an_error_chunk_and_keeps_the_partial_reply() {
+    mid_stream_fault_keeps_the_partial_reply(
+        Fault::TruncateAfter(MID_STREAM),
+        &[],
+        502,
+        "broke mid-reply",
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -255,20 +267,13 @@ async fn stall_before_the_first_byte_is_504_json() {
 
 #[tokio::test]
 async fn stall_mid_stream_ends_with_a_504_error_chunk_and_keeps_the_partial_reply() {
-    let env = [("SWITCHBOARD_UPSTREAM_IDLE_TIMEOUT", "500ms")];
-    let (app, proxy) = app_behind(Fault::StallAfter(MID_STREAM), &env).await;
-    let baseline = baseline(&app).await;
-    let c = client();
-    let (text, last) = sse_to_end(post_proxy(&c, &app, &slow_stream()).await).await;
-    assert!(!streamed_content(&text).is_empty(), "{text}");
-    assert_eq!(last["error"]["code"], 504, "{text}");
-    assert_eq!(last["choices"][0]["finish_reason"], "error");
-
-    let (_, reply) = reply_to(&app, "mock/slow").await;
-    assert_failed_reply(&reply, 504, "went silent");
-    assert!(reply["content"].as_str().unwrap().starts_with("tick 0. "));
-    drop(c);
-    assert_nothing_leaks(&app, Some(&proxy), baseline).await;
+    mid_stream_fault_keeps_the_partial_reply(
+        Fault::StallAfter(MID_STREAM),
+        &[("SWITCHBOARD_UPSTREAM_IDLE_TIMEOUT", "500ms")],
+        504,
+        "went silent",
+    )
+    .await;
 }
 
 #[tokio::test]
