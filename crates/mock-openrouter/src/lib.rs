@@ -138,12 +138,6 @@ impl MockOpenRouter {
     }
 }
 
-/// Accepts connections and serves each in a task of its own `JoinSet`.
-///
-/// This is `axum::serve` minus one thing: there, connection tasks outlive the accept loop, so a
-/// dropped mock would keep answering on open keep-alive connections and finish its streams. Here
-/// aborting this task drops the `JoinSet`, which aborts every connection, so dropping the mock
-/// cuts streams mid-way exactly like an upstream that went away.
 /// Like a real provider's front end, queue a burst of connections rather than drop them: the
 /// default backlog (128) made a gateway's 512 simultaneous upstream connects wait a second for
 /// SYN-ACK retransmission.
@@ -158,6 +152,12 @@ fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
     socket.listen(4096)
 }
 
+/// Accepts connections and serves each in a task of its own `JoinSet`.
+///
+/// This is `axum::serve` minus one thing: there, connection tasks outlive the accept loop, so a
+/// dropped mock would keep answering on open keep-alive connections and finish its streams. Here
+/// aborting this task drops the `JoinSet`, which aborts every connection, so dropping the mock
+/// cuts streams mid-way exactly like an upstream that went away.
 async fn serve(listener: TcpListener, router: Router) {
     let mut connections = JoinSet::new();
     loop {
