@@ -481,16 +481,27 @@ fn duration(
     var: &'static str,
     default_secs: u64,
 ) -> Result<Duration, SettingsError> {
-    match src.non_empty(var) {
-        None => Ok(Duration::from_secs(default_secs)),
-        Some(v) => parse_duration(v).ok_or_else(|| {
-            SettingsError::invalid(
-                var,
-                format!("`{v}` is not a duration (e.g. 90, 90s, 500ms, 5m, 1h)"),
-            )
-        }),
+    let Some(v) = src.non_empty(var) else {
+        return Ok(Duration::from_secs(default_secs));
+    };
+    let d = parse_duration(v).ok_or_else(|| {
+        SettingsError::invalid(
+            var,
+            format!("`{v}` is not a duration (e.g. 90, 90s, 500ms, 5m, 1h)"),
+        )
+    })?;
+    if d > MAX_DURATION {
+        return Err(SettingsError::invalid(
+            var,
+            format!("`{v}` is longer than the longest allowed, 30 days (720h)"),
+        ));
     }
+    Ok(d)
 }
+
+/// Every duration here is a timeout or an interval that gets added to a clock reading; a huge one
+/// would overflow the clock (a panic mid-request), and none needs more than a month.
+const MAX_DURATION: Duration = Duration::from_secs(30 * 24 * 3600);
 
 /// `90` (seconds), `90s`, `500ms`, `5m`, `1h`. Zero is refused: every duration here is a timeout or
 /// an interval, where zero would mean "never wait" or "spin".

@@ -151,6 +151,8 @@ fn invalid_values_name_their_variable() {
         ("SWITCHBOARD_CATALOG_REFRESH", "1d"),
         ("SWITCHBOARD_UPSTREAM_FIRST_BYTE_TIMEOUT", "-1"),
         ("SWITCHBOARD_UPSTREAM_IDLE_TIMEOUT", "soon"),
+        ("SWITCHBOARD_UPSTREAM_IDLE_TIMEOUT", "18446744073709551615"),
+        ("SWITCHBOARD_UPSTREAM_FIRST_BYTE_TIMEOUT", "721h"),
         ("SWITCHBOARD_CORS_ORIGINS", "example.com"),
         ("SWITCHBOARD_METRICS", "maybe"),
         ("CUSTOM_MODELS", "+gpt-4o,=Nameless"),
