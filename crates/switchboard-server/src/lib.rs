@@ -19,6 +19,7 @@ pub mod models;
 pub mod proxy;
 pub mod redact;
 pub mod relay;
+mod serving;
 pub mod session;
 pub mod ssrf;
 pub mod state;
@@ -85,23 +86,14 @@ pub fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
     socket.listen(LISTEN_BACKLOG)
 }
 
-/// Run the app on `listener` until `shutdown` resolves, then finish in-flight requests.
+/// Run the app on `listener` until `shutdown` resolves, then finish in-flight requests. See
+/// [`serving`] for how connections are spread over threads.
 pub async fn serve(
     state: AppState,
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    use axum::serve::ListenerExt;
-    // Streams are many small writes: Nagle's algorithm would hold each delta back.
-    let listener = listener.tap_io(|tcp| {
-        let _ = tcp.set_nodelay(true);
-    });
-    axum::serve(
-        listener,
-        app(state).into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown)
-    .await
+    serving::serve(app(state), listener, shutdown).await
 }
 
 fn cors_layer(origins: &CorsOrigins) -> Option<CorsLayer> {

@@ -33,27 +33,48 @@ use crate::state::AppState;
 
 /// The relay's HTTP client: hyper's pooled client used directly (no per-request middleware
 /// layers), TCP_NODELAY, rustls for https, never following redirects (hyper does not).
-pub type RelayClient = Client<hyper_rustls::HttpsConnector<HttpConnector>, Full<Bytes>>;
+pub type RelayClient = Client<RelayConnector, Full<Bytes>>;
 
-/// Idle upstream connections kept per host; above the number of concurrent streams we expect to
-/// relay, so a burst does not reconnect.
+/// How the relay opens upstream connections; shared by every thread's pool.
+pub type RelayConnector = hyper_rustls::HttpsConnector<HttpConnector>;
+
+/// Idle upstream connections kept per host and thread; above the number of concurrent streams we
+/// expect to relay, so a burst does not reconnect.
 const POOL_MAX_IDLE_PER_HOST: usize = 1024;
 
-pub fn relay_client() -> anyhow::Result<RelayClient> {
+pub fn relay_connector() -> anyhow::Result<RelayConnector> {
     let mut http = HttpConnector::new();
     http.set_nodelay(true);
     http.set_connect_timeout(Some(Duration::from_secs(10)));
     http.enforce_http(false);
-    let https = hyper_rustls::HttpsConnectorBuilder::new()
+    Ok(hyper_rustls::HttpsConnectorBuilder::new()
         .with_provider_and_webpki_roots(rustls::crypto::ring::default_provider())?
         .https_or_http()
         .enable_http1()
-        .wrap_connector(http);
-    Ok(Client::builder(TokioExecutor::new())
-        .pool_idle_timeout(Duration::from_secs(90))
-        .pool_max_idle_per_host(POOL_MAX_IDLE_PER_HOST)
-        .pool_timer(TokioTimer::new())
-        .build(https))
+        .wrap_connector(http))
+}
+
+/// The calling thread's pooled client, built on first use.
+///
+/// One pool per thread rather than one per process: hyper runs each pooled connection as a task on
+/// the runtime that opened it, so a request on one serving thread that borrowed a connection
+/// opened by another would hand every read and write across threads (see `serving`). All pools
+/// use the same settings, so which connector builds a thread's pool does not matter.
+pub fn thread_client(connector: &RelayConnector) -> RelayClient {
+    thread_local! {
+        static CLIENT: std::cell::OnceCell<RelayClient> = const { std::cell::OnceCell::new() };
+    }
+    CLIENT.with(|client| {
+        client
+            .get_or_init(|| {
+                Client::builder(TokioExecutor::new())
+                    .pool_idle_timeout(Duration::from_secs(90))
+                    .pool_max_idle_per_host(POOL_MAX_IDLE_PER_HOST)
+                    .pool_timer(TokioTimer::new())
+                    .build(connector.clone())
+            })
+            .clone()
+    })
 }
 
 /// One request to send upstream.

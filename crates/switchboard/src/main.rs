@@ -45,7 +45,9 @@ fn main() -> ExitCode {
         }
     };
     init_logging(Redactor::for_settings(&settings));
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
+    // This runtime runs the acceptor and the background tasks; requests are served on worker
+    // threads with runtimes of their own (see `switchboard_server::serve`).
+    let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
     {
