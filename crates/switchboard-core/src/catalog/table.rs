@@ -10,6 +10,8 @@
 //! nothing; restricting takes `-all` (or `-name`). `-all,+x@OpenRouter` allows only `x`, while
 //! `+x@OpenRouter,-all` disables `x` too, because `all` means every model known at that point.
 
+use std::collections::HashMap;
+
 use crate::provider::ProviderId;
 
 use super::heuristics::{looks_like_reasoning, looks_like_vision};
@@ -263,6 +265,9 @@ pub struct ModelQuery {
 pub struct ModelTable {
     /// In display order: the default, then `CUSTOM_MODELS` models, then by vendor and name.
     entries: Vec<ModelEntry>,
+    /// Where each id sits in `entries` (one id can be offered by several providers), so resolving
+    /// the model of every relayed request is a hash lookup, not a scan of hundreds of entries.
+    by_id: HashMap<String, Vec<usize>>,
     rules: CustomModelRules,
     default_provider: ProviderId,
     default_unmatched: bool,
@@ -313,8 +318,13 @@ impl ModelTable {
             entries[i].is_default = true;
             entries[..=i].rotate_right(1);
         }
+        let mut by_id: HashMap<String, Vec<usize>> = HashMap::new();
+        for (i, entry) in entries.iter().enumerate() {
+            by_id.entry(entry.id.clone()).or_default().push(i);
+        }
         ModelTable {
             entries,
+            by_id,
             rules: rules.clone(),
             default_provider: opts.default_provider(),
             default_unmatched,
@@ -341,9 +351,21 @@ impl ModelTable {
 
     /// The first available entry with this id, under `provider` or (with `None`) any provider.
     pub fn resolve(&self, model: &str, provider: Option<&ProviderId>) -> Option<&ModelEntry> {
-        self.entries
+        self.named(model, provider).find(|e| e.available)
+    }
+
+    /// The entries with this id, under `provider` or (with `None`) any provider, in display order.
+    fn named<'a, 'p>(
+        &'a self,
+        model: &str,
+        provider: Option<&'p ProviderId>,
+    ) -> impl Iterator<Item = &'a ModelEntry> + use<'a, 'p> {
+        self.by_id
+            .get(model)
+            .map_or(&[][..], Vec::as_slice)
             .iter()
-            .find(|e| e.available && e.names(model, provider))
+            .map(|&i| &self.entries[i])
+            .filter(move |e| provider.is_none_or(|p| *p == e.provider))
     }
 
     /// Whether a request for this model may go upstream.
@@ -356,7 +378,7 @@ impl ModelTable {
         if self.rules.is_empty() || self.resolve(model, provider).is_some() {
             return true;
         }
-        if self.entries.iter().any(|e| e.names(model, provider)) {
+        if self.named(model, provider).next().is_some() {
             return false;
         }
         let provider = provider.unwrap_or(&self.default_provider);
