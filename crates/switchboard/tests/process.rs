@@ -75,6 +75,64 @@ async fn sigterm_shuts_down_gracefully() {
     assert!(status.success(), "{status:?}");
 }
 
+/// SIGTERM stops accepting at once but lets a relayed stream that is under way finish (it runs on a
+/// worker thread; the acceptor waits for it), and only then does the process exit 0.
+#[tokio::test]
+async fn sigterm_lets_a_stream_under_way_finish() {
+    let mock = mock_openrouter::MockOpenRouter::start(mock_openrouter::MockConfig {
+        delta_ms: 100,
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let api_url = mock.api_url();
+    let env = [
+        ("OPENROUTER_URL", api_url.as_str()),
+        ("OPENROUTER_API_KEY", "sk-or-server"),
+    ];
+    let mut sb = Switchboard::start_in(dir.path(), &env).await;
+    let http = reqwest::Client::new();
+    let mut res = http
+        .post(format!("{}/api/openrouter/v1/chat/completions", sb.url))
+        .json(&json!({
+            "model": "mock/echo",
+            "stream": true,
+            "messages": [{"role": "user", "content": "one two three four five six seven eight"}],
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let mut text = String::new();
+    let first = res.chunk().await.unwrap().expect("the stream has begun");
+    text.push_str(&String::from_utf8_lossy(&first));
+
+    sb.signal("TERM");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        // A fresh client, so no pooled connection is reused.
+        let probe = reqwest::Client::new()
+            .get(format!("{}/healthz", sb.url))
+            .send()
+            .await;
+        if probe.is_err() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "still accepting after SIGTERM");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    while let Some(chunk) = res.chunk().await.expect("the stream is not cut") {
+        text.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    assert!(text.contains("eight"), "{text}");
+    assert!(text.trim_end().ends_with("data: [DONE]"), "{text}");
+    let status = sb
+        .wait(Duration::from_secs(10))
+        .expect("exits once the stream is done");
+    assert!(status.success(), "{status:?}");
+}
+
 #[tokio::test]
 async fn a_crash_mid_reply_leaves_it_interrupted_with_its_text() {
     let mock = mock_openrouter::MockOpenRouter::start(Default::default())
