@@ -151,6 +151,9 @@ pub struct Results {
     pub stream_len: Duration,
     pub startup: Option<Startup>,
     pub idle_rss: Option<u64>,
+    /// The anonymous part of `idle_rss` (heap, stacks, written data): what this process alone
+    /// holds. The rest are pages of the binary and libraries, shared with the page cache.
+    pub idle_rss_anon: Option<u64>,
     pub final_rss: Option<u64>,
     /// Column names in order: direct, proxy, gateway, then peers.
     pub targets: Vec<String>,
@@ -406,6 +409,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
     // Idle: after the background catalog fetch has settled, before any load.
     tokio::time::sleep(Duration::from_secs(1)).await;
     let idle_rss = procs::rss(sb_pid);
+    let idle_rss_anon = procs::status_kb(sb_pid, "RssAnon");
 
     if let Some(soak_minutes) = args.soak {
         let proxy = Target::new(
@@ -533,6 +537,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         stream_len,
         startup: Some(median),
         idle_rss,
+        idle_rss_anon,
         final_rss,
         targets: targets.iter().map(|t| t.name.clone()).collect(),
         latency,

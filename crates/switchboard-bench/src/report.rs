@@ -181,6 +181,7 @@ pub fn json(r: &Results) -> Value {
         "ttfb_overhead_p99_us": smallest_k.and_then(|k| ttfb_added_p99(r, k, PROXY)),
         "peak_rss_mb": largest_k.and_then(|k| streams_of(r, k, PROXY)).and_then(|s| mb(s.peak_rss)),
         "idle_rss_mb": mb(r.idle_rss),
+        "idle_rss_anon_mb": mb(r.idle_rss_anon),
         "final_rss_mb": mb(r.final_rss),
         "startup_ms": r.startup.map(|s| round1(s.to_healthy.as_secs_f64() * 1e3)),
         "startup_listening_ms": r.startup.map(|s| round1(s.to_listening.as_secs_f64() * 1e3)),
@@ -272,10 +273,11 @@ pub fn table(r: &Results) -> String {
     if let Some(s) = r.startup {
         let _ = writeln!(
             out,
-            "switchboard start-up: {:.1} ms to `listening on`, {:.1} ms to first /healthz 200 (median); idle RSS {} MB",
+            "switchboard start-up: {:.1} ms to `listening on`, {:.1} ms to first /healthz 200 (median); idle RSS {} MB ({} MB anonymous, the rest mapped files)",
             s.to_listening.as_secs_f64() * 1e3,
             s.to_healthy.as_secs_f64() * 1e3,
             opt(mb(r.idle_rss), |m| format!("{m:.1}")),
+            opt(mb(r.idle_rss_anon), |m| format!("{m:.1}")),
         );
     }
     out.push('\n');
@@ -511,6 +513,7 @@ mod tests {
                 to_healthy: Duration::from_millis(8),
             }),
             idle_rss: Some(17 << 20),
+            idle_rss_anon: Some(5 << 20),
             final_rss: Some(40 << 20),
             targets: targets.iter().map(|t| t.to_string()).collect(),
             latency: vec![
@@ -580,6 +583,7 @@ mod tests {
             ("ttfb_overhead_p99_us", json!(2_000.0)),
             ("peak_rss_mb", json!(99.0)),
             ("idle_rss_mb", json!(17.0)),
+            ("idle_rss_anon_mb", json!(5.0)),
             ("startup_ms", json!(8.0)),
         ];
         for (key, want) in expected {
