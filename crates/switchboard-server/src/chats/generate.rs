@@ -155,6 +155,19 @@ impl Generation {
                             if facts.said_nothing() {
                                 break failed(502, "the provider's answer was not a completion");
                             }
+                            break Outcome::Complete;
+                        }
+                        if !decoder.saw_done()
+                            && facts.finish_reason.is_none()
+                            && facts.error.is_none()
+                        {
+                            // An event stream that stopped with neither `[DONE]` nor a finish
+                            // reason was cut off (a proxy in between timed out, the provider
+                            // crashed), even though the connection closed cleanly.
+                            break failed(
+                                502,
+                                "the provider's stream ended before the reply was finished",
+                            );
                         }
                         break Outcome::Complete;
                     }

@@ -338,6 +338,67 @@ async fn a_200_with_an_error_body_is_an_error_reply() {
     assert_failed_reply(&reply, 429, "Rate limit exceeded");
 }
 
+/// A stream whose connection closes cleanly is finished only if it said so, with `[DONE]` or a
+/// finish reason (some OpenAI-compatible servers send just one of them). Without either it was cut
+/// off: the reply keeps its text and is marked failed, not complete.
+#[tokio::test]
+async fn a_stream_that_ends_without_done_or_finish_reason_is_kept_as_failed() {
+    let delta = |text: &str| {
+        format!(
+            "data: {}\n\n",
+            json!({"choices": [{"index": 0, "delta": {"content": text}}]})
+        )
+    };
+    let finish = format!(
+        "data: {}\n\n",
+        json!({"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]})
+    );
+    let done = "data: [DONE]\n\n";
+    let cases = [
+        (
+            "fx/cut-off",
+            format!("{}{}", delta("Hel"), delta("lo")),
+            None,
+        ),
+        (
+            "fx/finish-only",
+            format!("{}{finish}", delta("Hi")),
+            Some("stop"),
+        ),
+        ("fx/done-only", format!("{}{done}", delta("Yo")), None),
+    ];
+    let dir = tempfile::tempdir().unwrap();
+    let fixtures = cases
+        .iter()
+        .map(|(model, body, _)| {
+            (
+                model.to_string(),
+                fixture(&dir, &model[3..], body.as_bytes()),
+            )
+        })
+        .collect();
+    let app = spawn_app_with_mock(
+        MockConfig {
+            fixtures,
+            ..MockConfig::default()
+        },
+        &[],
+    )
+    .await;
+
+    let (_, cut) = reply_to(&app, "fx/cut-off").await;
+    assert_failed_reply(&cut, 502, "ended before the reply was finished");
+    assert_eq!(cut["content"], "Hello", "{cut}");
+
+    for (model, _, finish_reason) in &cases[1..] {
+        let (_, reply) = reply_to(&app, model).await;
+        assert_eq!(reply["status"], "complete", "{model}: {reply}");
+        if let Some(reason) = finish_reason {
+            assert_eq!(reply["finish_reason"], *reason, "{model}: {reply}");
+        }
+    }
+}
+
 /// Fixtures a provider should never send, replayed byte for byte by the mock: the proxy relays
 /// them untouched, the chat keeps every good delta and never panics.
 #[tokio::test]
@@ -406,10 +467,13 @@ async fn garbage_streams_keep_the_good_deltas() {
 
         let (_, reply) = reply_to(&app, model).await;
         assert_eq!(reply["content"], *kept, "{model}: {reply}");
-        assert!(
-            reply["status"] == "complete" || reply["status"] == "error",
-            "{model}: {reply}"
-        );
+        // Only the stream cut off inside a line (no `[DONE]`, no finish reason) is unfinished.
+        let status = if *model == "fx/truncated-utf8" {
+            "error"
+        } else {
+            "complete"
+        };
+        assert_eq!(reply["status"], status, "{model}: {reply}");
         // The app keeps an idle keep-alive connection to the mock after a complete answer: count
         // from the first round, so what is checked is that later rounds leave nothing behind.
         if baseline.is_none() {
