@@ -245,10 +245,7 @@ pub async fn chat_view(
         messages.remove(0);
     }
     Ok(ChatView {
-        messages: messages
-            .iter()
-            .map(|m| MessageView::with_live(m, snapshot.live.get(&m.id)))
-            .collect(),
+        messages: MessageView::render_page(messages, snapshot.live).await?,
         has_more,
         last_event_id: snapshot.last_seq,
         generating: snapshot.running,
@@ -286,10 +283,7 @@ pub async fn list_messages(
     if has_more {
         messages.remove(0);
     }
-    let views: Vec<MessageView> = messages
-        .iter()
-        .map(|m| MessageView::with_live(m, snapshot.live.get(&m.id)))
-        .collect();
+    let views = MessageView::render_page(messages, snapshot.live).await?;
     Ok(Json(json!({"messages": views, "has_more": has_more})).into_response())
 }
 

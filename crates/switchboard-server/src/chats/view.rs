@@ -87,6 +87,24 @@ impl MessageView {
         }
     }
 
+    /// Views of a page of messages, with live text laid over the streaming ones, rendered on
+    /// tokio's blocking pool. Rendering markdown with highlighting is the one CPU-heavy thing a
+    /// request does, and a serving thread busy with a long chat would hold up every other
+    /// connection it serves (see `serving`), the relayed streams among them.
+    pub async fn render_page(
+        messages: Vec<Message>,
+        live: std::collections::HashMap<String, LiveMessage>,
+    ) -> Result<Vec<MessageView>, crate::ApiError> {
+        tokio::task::spawn_blocking(move || {
+            messages
+                .iter()
+                .map(|m| MessageView::with_live(m, live.get(&m.id)))
+                .collect()
+        })
+        .await
+        .map_err(|e| crate::ApiError::internal(format!("rendering the messages failed: {e}")))
+    }
+
     /// The stored message with a streaming message's live text laid over it.
     pub fn with_live(m: &Message, live: Option<&LiveMessage>) -> MessageView {
         let mut view = MessageView::new(m);
