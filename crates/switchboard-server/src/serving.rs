@@ -9,9 +9,11 @@
 //! connection, its requests and the upstream connections they borrow (see
 //! [`crate::AppState::relay_client`]) stay on one thread from the first byte to the last.
 //!
-//! The trade: a connection is pinned to its worker, so a slow, CPU-heavy request (rendering a
-//! long chat) delays the other connections of that worker instead of being stolen by an idle one.
-//! Connections are dealt round-robin, which balances the many similar connections a gateway sees.
+//! The trade: a connection is pinned to its worker, so CPU-heavy work in a request delays the
+//! other connections of that worker instead of being stolen by an idle one. The one such work,
+//! rendering a page of messages, therefore runs on tokio's blocking pool
+//! (`MessageView::render_page`). Connections are dealt round-robin, which balances the many
+//! similar connections a gateway sees.
 
 use std::convert::Infallible;
 use std::future::Future;
