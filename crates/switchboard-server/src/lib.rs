@@ -86,8 +86,8 @@ pub fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
     socket.listen(LISTEN_BACKLOG)
 }
 
-/// Run the app on `listener` until `shutdown` resolves, then finish in-flight requests. See
-/// [`serving`] for how connections are spread over threads.
+/// Run the app on `listener` until `shutdown` resolves, then finish in-flight requests.
+/// Connections are served on one single-threaded runtime per CPU (the `serving` module).
 pub async fn serve(
     state: AppState,
     listener: TcpListener,
