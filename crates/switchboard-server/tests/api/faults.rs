@@ -169,6 +169,24 @@ fn fixture(dir: &tempfile::TempDir, name: &str, body: &[u8]) -> PathBuf {
     path
 }
 
+/// An app whose mock answers each `fx/<name>` model with `body`, byte for byte.
+async fn app_replaying<'a>(
+    dir: &tempfile::TempDir,
+    fixtures: impl Iterator<Item = (&'a str, &'a [u8])>,
+) -> TestApp {
+    let fixtures = fixtures
+        .map(|(model, body)| (model.to_string(), fixture(dir, &model[3..], body)))
+        .collect();
+    spawn_app_with_mock(
+        MockConfig {
+            fixtures,
+            ..MockConfig::default()
+        },
+        &[],
+    )
+    .await
+}
+
 // ---------------------------------------------------------------------------------------------
 // The upstream fails
 
@@ -368,21 +386,11 @@ async fn a_stream_that_ends_without_done_or_finish_reason_is_kept_as_failed() {
         ("fx/done-only", format!("{}{done}", delta("Yo")), None),
     ];
     let dir = tempfile::tempdir().unwrap();
-    let fixtures = cases
-        .iter()
-        .map(|(model, body, _)| {
-            (
-                model.to_string(),
-                fixture(&dir, &model[3..], body.as_bytes()),
-            )
-        })
-        .collect();
-    let app = spawn_app_with_mock(
-        MockConfig {
-            fixtures,
-            ..MockConfig::default()
-        },
-        &[],
+    let app = app_replaying(
+        &dir,
+        cases
+            .iter()
+            .map(|(model, body, _)| (*model, body.as_bytes())),
     )
     .await;
 
@@ -437,16 +445,11 @@ async fn garbage_streams_keep_the_good_deltas() {
         ("fx/huge-line", huge_line.into_bytes(), "before after"),
     ];
     let dir = tempfile::tempdir().unwrap();
-    let fixtures = cases
-        .iter()
-        .map(|(model, body, _)| (model.to_string(), fixture(&dir, &model[3..], body)))
-        .collect();
-    let app = spawn_app_with_mock(
-        MockConfig {
-            fixtures,
-            ..MockConfig::default()
-        },
-        &[],
+    let app = app_replaying(
+        &dir,
+        cases
+            .iter()
+            .map(|(model, body, _)| (*model, body.as_slice())),
     )
     .await;
     let c = client();
