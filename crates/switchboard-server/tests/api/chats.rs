@@ -740,10 +740,10 @@ async fn cross_site_cookie_writes_are_refused() {
 
 #[tokio::test]
 async fn generations_work_on_postgresql_too() {
-    let Some(url) = crate::helpers::fresh_postgres_database().await else {
+    let Some(database) = crate::helpers::fresh_postgres_database().await else {
         return;
     };
-    let app = spawn_app(&[("DATABASE_URL", &url)]).await;
+    let app = spawn_app(&[("DATABASE_URL", &database.url)]).await;
     let chat = create_chat(&app, None).await;
     send(
         &app,

@@ -122,9 +122,37 @@ pub async fn read_all(res: reqwest::Response) -> Vec<u8> {
     res.bytes().await.unwrap().to_vec()
 }
 
+/// A PostgreSQL database made for one test, dropped (with its connections) when this is.
+pub struct TestDatabase {
+    pub url: String,
+    admin: String,
+    name: String,
+}
+
+impl Drop for TestDatabase {
+    fn drop(&mut self) {
+        let (admin, name) = (self.admin.clone(), self.name.clone());
+        // Its own thread and runtime: `drop` cannot await, and may run inside a runtime.
+        let _ = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("build a runtime");
+            runtime.block_on(async {
+                if let Ok(pool) = sqlx::PgPool::connect(&admin).await {
+                    let sql = format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)");
+                    let _ = sqlx::query(&sql).execute(&pool).await;
+                    pool.close().await;
+                }
+            });
+        })
+        .join();
+    }
+}
+
 /// A fresh PostgreSQL database for one test (`SWITCHBOARD_TEST_POSTGRES_URL` names the admin
 /// connection). `None` only when `SWITCHBOARD_SKIP_POSTGRES=1`; otherwise a missing server fails.
-pub async fn fresh_postgres_database() -> Option<String> {
+pub async fn fresh_postgres_database() -> Option<TestDatabase> {
     if std::env::var("SWITCHBOARD_SKIP_POSTGRES").as_deref() == Ok("1") {
         eprintln!("SWITCHBOARD_SKIP_POSTGRES=1: skipped");
         return None;
@@ -139,8 +167,13 @@ pub async fn fresh_postgres_database() -> Option<String> {
         .execute(&pool)
         .await
         .unwrap();
+    pool.close().await;
     let base = admin.rsplit_once('/').map(|(b, _)| b).unwrap_or(&admin);
-    Some(format!("{base}/{name}"))
+    Some(TestDatabase {
+        url: format!("{base}/{name}"),
+        admin,
+        name,
+    })
 }
 
 fn rand_suffix() -> String {
