@@ -317,27 +317,35 @@ impl Store {
         Ok(deleted > 0)
     }
 
-    /// Deletes the message at `from_seq` and every later one (edit-and-resend,
-    /// regenerate). Returns how many were deleted.
+    /// Deletes the message at `from_seq` and every later one (edit-and-resend, regenerate), in
+    /// one statement. Returns the ids it deleted, in `seq` order.
     pub async fn delete_messages_from(
         &self,
         ws: &str,
         chat_id: &str,
         from_seq: i64,
-    ) -> Result<u64, StoreError> {
-        self.db
-            .execute(
+    ) -> Result<Vec<String>, StoreError> {
+        let rows = self
+            .db
+            .fetch_all(
                 Sql::new(
                     "delete messages from a seq on",
                     concat!(
                         "DELETE FROM messages WHERE chat_id = $1 AND seq >= $3",
-                        in_workspace!()
+                        in_workspace!(),
+                        " RETURNING id, seq"
                     ),
                 )
                 .text(chat_id)
                 .text(ws)
                 .int(from_seq),
             )
-            .await
+            .await?;
+        let mut deleted = rows
+            .iter()
+            .map(|row| Ok((row.get::<i64>("seq")?, row.get::<String>("id")?)))
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        deleted.sort_unstable();
+        Ok(deleted.into_iter().map(|(_, id)| id).collect())
     }
 }

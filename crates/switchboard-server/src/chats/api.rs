@@ -784,21 +784,13 @@ async fn truncate_from(
             "a reply is being generated in this chat; stop it first",
         ));
     }
-    let doomed: Vec<String> = state
-        .store()
-        .list_messages(&caller.workspace, &chat.id)
-        .await?
-        .into_iter()
-        .filter(|m| m.seq >= from_seq)
-        .map(|m| m.id)
-        .collect();
-    if doomed.is_empty() {
-        return Ok(());
-    }
-    state
+    let doomed = state
         .store()
         .delete_messages_from(&caller.workspace, &chat.id, from_seq)
         .await?;
+    if doomed.is_empty() {
+        return Ok(());
+    }
     let data = json!({"message_ids": doomed}).to_string();
     emit_stored(state, &hub, &chat.id, "deleted", "", data).await;
     Ok(())

@@ -136,12 +136,12 @@ async fn workspaces_never_see_each_others_chats(store: Store) {
             .await
             .unwrap()
     );
-    assert_eq!(
+    assert!(
         store
             .delete_messages_from(other, &chat.id, 0)
             .await
-            .unwrap(),
-        0
+            .unwrap()
+            .is_empty()
     );
     assert!(!store.delete_chat(other, &chat.id).await.unwrap());
 

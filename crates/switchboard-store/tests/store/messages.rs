@@ -282,7 +282,7 @@ async fn delete_message_and_delete_messages_from(store: Store) {
             .delete_messages_from("default", &chat.id, 3)
             .await
             .unwrap(),
-        3
+        ids[2..]
     );
     let left: Vec<String> = store
         .list_messages("default", &chat.id)
@@ -292,12 +292,12 @@ async fn delete_message_and_delete_messages_from(store: Store) {
         .map(|m| m.id)
         .collect();
     assert_eq!(left, [ids[1].clone()]);
-    assert_eq!(
+    assert!(
         store
             .delete_messages_from("default", &chat.id, 3)
             .await
-            .unwrap(),
-        0
+            .unwrap()
+            .is_empty()
     );
 
     let resent = store
