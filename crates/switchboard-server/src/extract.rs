@@ -1,5 +1,7 @@
 //! Small request helpers shared by the handlers: the bounded body read.
 
+use std::time::Duration;
+
 use axum::body::Body;
 use axum::http::{HeaderMap, header};
 use bytes::Bytes;
@@ -13,7 +15,10 @@ pub async fn read_body(headers: &HeaderMap, body: Body, limit: usize) -> Result<
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > limit as u64) {
+    if let Some(declared) = declared.filter(|&n| n > limit as u64) {
+        if declared <= DRAIN_AT_MOST {
+            drain(body).await;
+        }
         return Err(ApiError::payload_too_large(limit));
     }
     axum::body::to_bytes(body, limit).await.map_err(|e| {
@@ -25,4 +30,21 @@ pub async fn read_body(headers: &HeaderMap, body: Body, limit: usize) -> Result<
             ApiError::bad_request("could not read the request body")
         }
     })
+}
+
+/// A refused body up to this size is read and thrown away before answering.
+const DRAIN_AT_MOST: u64 = 8 << 20;
+/// How long a refused body may take to arrive before we answer anyway.
+const DRAIN_TIME: Duration = Duration::from_secs(5);
+
+/// Read a refused body to its end and discard it, so the connection stays usable. hyper reads at
+/// most one more buffer of a body the handler dropped and then closes the connection, after an
+/// answer that did not say so: a client that reuses the connection loses its next request.
+async fn drain(body: Body) {
+    let mut body = body.into_data_stream();
+    let all = async {
+        use futures_util::StreamExt;
+        while let Some(Ok(_)) = body.next().await {}
+    };
+    let _ = tokio::time::timeout(DRAIN_TIME, all).await;
 }

@@ -39,17 +39,7 @@ async fn request(
     path: &str,
     body: Option<Vec<u8>>,
 ) -> reqwest::Response {
-    request_on(&app.http, app, method, path, body).await
-}
-
-async fn request_on(
-    http: &reqwest::Client,
-    app: &TestApp,
-    method: Method,
-    path: &str,
-    body: Option<Vec<u8>>,
-) -> reqwest::Response {
-    let mut req = http.request(method, app.at(path));
+    let mut req = app.http.request(method, app.at(path));
     if let Some(body) = body {
         req = req.header("content-type", "application/json").body(body);
     }
@@ -232,14 +222,7 @@ async fn bad_bodies_at_every_json_endpoint_are_4xx_json() {
         cases.extend(specific(kind));
         for (name, body) in cases {
             let what = format!("{method} {path} with {name}");
-            // A body over the limit is refused before it is read, and hyper then closes the
-            // connection without saying so (no `Connection: close`); a client that reused it
-            // could lose its next request. Send those on a connection of their own.
-            let http = match name {
-                "over the body limit" => reqwest::Client::new(),
-                _ => app.http.clone(),
-            };
-            let res = request_on(&http, &app, method.clone(), path, Some(body)).await;
+            let res = request(&app, method.clone(), path, Some(body)).await;
             let status = res.status().as_u16();
             let ct = res
                 .headers()

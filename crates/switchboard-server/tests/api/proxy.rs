@@ -215,6 +215,38 @@ async fn body_over_the_limit_is_413() {
     assert!(app.mock.requests().is_empty());
 }
 
+/// An over-limit body is read and thrown away before the 413, so the connection it came on stays
+/// usable: the next request on the same socket is answered. (Left unread, hyper would close the
+/// connection after an answer that did not say so, and a client reusing it would lose a request.)
+#[tokio::test]
+async fn the_connection_of_a_refused_body_stays_usable() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let app = spawn_app(&[("SWITCHBOARD_MAX_BODY_BYTES", "2048")]).await;
+    let addr = app.url.trim_start_matches("http://");
+    let mut tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let body = vec![b'x'; 300_000];
+    let head = format!(
+        "POST /api/openrouter/v1/chat/completions HTTP/1.1\r\nhost: x\r\n\
+         content-type: application/json\r\ncontent-length: {}\r\n\r\n",
+        body.len()
+    );
+    tcp.write_all(head.as_bytes()).await.unwrap();
+    tcp.write_all(&body).await.unwrap();
+    tcp.write_all(b"GET /healthz HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let mut answers = String::new();
+    tokio::time::timeout(Duration::from_secs(10), tcp.read_to_string(&mut answers))
+        .await
+        .expect("answered in time")
+        .unwrap();
+    assert!(answers.starts_with("HTTP/1.1 413"), "{answers}");
+    let second = answers
+        .find("HTTP/1.1 200")
+        .expect("the next request is answered");
+    assert!(answers[second..].contains("\"status\":\"ok\""), "{answers}");
+}
+
 #[tokio::test]
 async fn unknown_fields_pass_through_untouched() {
     let app = spawn_app(&[]).await;
