@@ -9,7 +9,8 @@ use bytes::Bytes;
 use crate::error::ApiError;
 
 /// Read the whole body, refusing more than `limit` bytes with 413 (checked against
-/// `Content-Length` first, so an honest oversized upload is refused before it is read).
+/// `Content-Length` first, so an honest oversized upload is refused without being kept; see
+/// `drain` for what happens to its bytes).
 pub async fn read_body(headers: &HeaderMap, body: Body, limit: usize) -> Result<Bytes, ApiError> {
     let declared = headers
         .get(header::CONTENT_LENGTH)
