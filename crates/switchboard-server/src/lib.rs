@@ -93,7 +93,12 @@ pub async fn serve(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    serving::serve(app(state), listener, shutdown).await
+    let app = app(state.clone());
+    let shutdown = async move {
+        shutdown.await;
+        state.begin_shutdown();
+    };
+    serving::serve(app, listener, shutdown).await
 }
 
 fn cors_layer(origins: &CorsOrigins) -> Option<CorsLayer> {

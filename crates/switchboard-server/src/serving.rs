@@ -35,7 +35,8 @@ use tokio::sync::oneshot;
 use tower::Service;
 
 /// Serve `router` on `listener` until `shutdown` resolves, then let in-flight requests (and
-/// streams) finish. Dropping the returned future instead stops the workers at once.
+/// streams) finish, for at most [`SHUTDOWN_GRACE`]. Dropping the returned future instead stops
+/// the workers at once.
 pub(crate) async fn serve(
     router: Router,
     listener: TcpListener,
@@ -69,9 +70,23 @@ pub(crate) async fn serve(
         turn = turn.wrapping_add(1);
     }
     drop(listener);
-    graceful.shutdown().await;
+    let open = graceful.count();
+    if tokio::time::timeout(SHUTDOWN_GRACE, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            "connections still busy {}s after the shutdown signal are closed ({open} were open at the signal)",
+            SHUTDOWN_GRACE.as_secs()
+        );
+    }
     Ok(())
 }
+
+/// How long in-flight requests (a relayed reply still streaming, say) may take to finish once
+/// shutdown has begun. Service managers kill the process after their own stop timeout (systemd:
+/// 90 s); this ends cleanly before that.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
 
 async fn serve_connection(
     tcp: std::net::TcpStream,

@@ -84,6 +84,8 @@ struct Inner {
     catalog: Arc<ModelCatalog>,
     store: switchboard_store::Store,
     chats: ChatEngine,
+    /// Flipped once when the server starts shutting down.
+    shutdown: tokio::sync::watch::Sender<bool>,
 }
 
 /// Shared state; cheap to clone.
@@ -137,6 +139,7 @@ impl AppState {
             catalog: Arc::new(ModelCatalog::new(&settings)),
             store,
             chats: ChatEngine::default(),
+            shutdown: tokio::sync::watch::Sender::new(false),
             settings,
         })))
     }
@@ -187,6 +190,19 @@ impl AppState {
 
     pub fn store(&self) -> &switchboard_store::Store {
         &self.0.store
+    }
+
+    /// Tell the responses that would otherwise never end that the server is going down: the chat
+    /// event streams close (clients resume them from their last event id), so a graceful
+    /// shutdown is not held up by an open browser tab.
+    pub fn begin_shutdown(&self) {
+        self.0.shutdown.send_replace(true);
+    }
+
+    /// Resolves once [`AppState::begin_shutdown`] has been called.
+    pub async fn shutting_down(&self) {
+        let mut down = self.0.shutdown.subscribe();
+        let _ = down.wait_for(|&down| down).await;
     }
 
     pub fn chats(&self) -> &ChatEngine {

@@ -133,6 +133,43 @@ async fn sigterm_lets_a_stream_under_way_finish() {
     assert!(status.success(), "{status:?}");
 }
 
+/// An open chat event stream (a browser tab) never ends by itself; on SIGTERM it is closed, so
+/// the shutdown is not held up until the tab goes away.
+#[tokio::test]
+async fn sigterm_closes_open_chat_event_streams() {
+    let mut sb = Switchboard::start(&[]).await;
+    let http = reqwest::Client::new();
+    let chat: Value = http
+        .post(format!("{}/api/chats", sb.url))
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let chat = chat["id"].as_str().unwrap();
+    let mut events = http
+        .get(format!("{}/api/chats/{chat}/events", sb.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(events.status(), 200);
+    let first = events.chunk().await.unwrap().expect("the stream is open");
+    assert!(String::from_utf8_lossy(&first).contains("connected"));
+
+    sb.signal("TERM");
+    let ended = tokio::time::timeout(Duration::from_secs(5), async {
+        while events.chunk().await.ok().flatten().is_some() {}
+    })
+    .await;
+    assert!(ended.is_ok(), "the event stream was not closed");
+    let status = sb
+        .wait(Duration::from_secs(5))
+        .expect("exits with an event stream open");
+    assert!(status.success(), "{status:?}");
+}
+
 #[tokio::test]
 async fn a_crash_mid_reply_leaves_it_interrupted_with_its_text() {
     let mock = mock_openrouter::MockOpenRouter::start(Default::default())

@@ -58,7 +58,13 @@ pub async fn events(
         .unwrap_or_else(|| hub.snapshot().last_seq)
         .max(0);
     let (tx, rx) = mpsc::channel::<Bytes>(64);
-    tokio::spawn(follow(state, hub, id, after, tx));
+    let down = state.clone();
+    tokio::spawn(async move {
+        tokio::select! {
+            () = follow(state, hub, id, after, tx) => {}
+            () = down.shutting_down() => {}
+        }
+    });
     let body = Body::from_stream(ReceiverStream::new(rx).map(Ok::<_, Infallible>));
     let mut res = body.into_response();
     let h = res.headers_mut();
