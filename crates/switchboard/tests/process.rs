@@ -69,10 +69,7 @@ async fn warns_when_open_to_the_network_without_codes() {
 async fn sigterm_shuts_down_gracefully() {
     let mut sb = Switchboard::start(&[]).await;
     sb.signal("TERM");
-    let status = sb
-        .wait(Duration::from_secs(10))
-        .expect("exits after SIGTERM");
-    assert!(status.success(), "{status:?}");
+    sb.assert_exits_cleanly(Duration::from_secs(10), "after SIGTERM");
 }
 
 /// SIGTERM stops accepting at once but lets a relayed stream that is under way finish (it runs on a
@@ -127,10 +124,7 @@ async fn sigterm_lets_a_stream_under_way_finish() {
     }
     assert!(text.contains("eight"), "{text}");
     assert!(text.trim_end().ends_with("data: [DONE]"), "{text}");
-    let status = sb
-        .wait(Duration::from_secs(10))
-        .expect("exits once the stream is done");
-    assert!(status.success(), "{status:?}");
+    sb.assert_exits_cleanly(Duration::from_secs(10), "once the stream is done");
 }
 
 /// An open chat event stream (a browser tab) never ends by itself; on SIGTERM it is closed, so
@@ -164,10 +158,7 @@ async fn sigterm_closes_open_chat_event_streams() {
     })
     .await;
     assert!(ended.is_ok(), "the event stream was not closed");
-    let status = sb
-        .wait(Duration::from_secs(5))
-        .expect("exits with an event stream open");
-    assert!(status.success(), "{status:?}");
+    sb.assert_exits_cleanly(Duration::from_secs(5), "with an event stream open");
 }
 
 #[tokio::test]

@@ -84,6 +84,14 @@ impl Switchboard {
         None
     }
 
+    /// Wait up to `limit` for the process to exit, and check it exited with success.
+    pub fn assert_exits_cleanly(&mut self, limit: Duration, when: &str) {
+        let status = self
+            .wait(limit)
+            .unwrap_or_else(|| panic!("did not exit {when} within {limit:?}"));
+        assert!(status.success(), "{when}: {status:?}");
+    }
+
     /// Stop (SIGTERM) and return everything it logged.
     pub fn stop_and_logs(&mut self) -> String {
         self.signal("TERM");
