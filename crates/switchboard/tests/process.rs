@@ -133,16 +133,7 @@ async fn sigterm_lets_a_stream_under_way_finish() {
 async fn sigterm_closes_open_chat_event_streams() {
     let mut sb = Switchboard::start(&[]).await;
     let http = reqwest::Client::new();
-    let chat: Value = http
-        .post(format!("{}/api/chats", sb.url))
-        .json(&json!({}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let chat = chat["id"].as_str().unwrap();
+    let chat = sb.create_chat(&http).await;
     let mut events = http
         .get(format!("{}/api/chats/{chat}/events", sb.url))
         .send()
@@ -171,16 +162,7 @@ async fn a_crash_mid_reply_leaves_it_interrupted_with_its_text() {
     let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
     let mut sb = Switchboard::start_in(dir.path(), &env).await;
     let http = reqwest::Client::new();
-    let chat: Value = http
-        .post(format!("{}/api/chats", sb.url))
-        .json(&json!({}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let chat = chat["id"].as_str().unwrap().to_string();
+    let chat = sb.create_chat(&http).await;
     let res = http
         .post(format!("{}/api/chats/{chat}/messages", sb.url))
         .json(&json!({"content": "take your time", "model": "mock/slow"}))

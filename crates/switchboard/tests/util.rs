@@ -84,6 +84,20 @@ impl Switchboard {
         None
     }
 
+    /// Create an empty chat through the API; its id.
+    pub async fn create_chat(&self, http: &reqwest::Client) -> String {
+        let chat: serde_json::Value = http
+            .post(format!("{}/api/chats", self.url))
+            .json(&serde_json::json!({}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        chat["id"].as_str().expect("a chat id").to_string()
+    }
+
     /// Wait up to `limit` for the process to exit, and check it exited with success.
     pub fn assert_exits_cleanly(&mut self, limit: Duration, when: &str) {
         let status = self
