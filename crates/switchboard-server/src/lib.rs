@@ -24,6 +24,7 @@ pub mod session;
 pub mod ssrf;
 pub mod state;
 pub mod ui;
+pub mod upstream_pool;
 
 use std::future::Future;
 use std::net::SocketAddr;

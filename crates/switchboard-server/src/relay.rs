@@ -22,60 +22,12 @@ use axum::response::Response;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::body::{Frame, Incoming, SizeHint};
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::{TokioExecutor, TokioTimer};
 use tokio::time::Sleep;
 
 use crate::error::ApiError;
 use crate::metrics::StreamGuard;
 use crate::state::AppState;
-
-/// The relay's HTTP client: hyper's pooled client used directly (no per-request middleware
-/// layers), TCP_NODELAY, rustls for https, never following redirects (hyper does not).
-pub type RelayClient = Client<RelayConnector, Full<Bytes>>;
-
-/// How the relay opens upstream connections; shared by every thread's pool.
-pub type RelayConnector = hyper_rustls::HttpsConnector<HttpConnector>;
-
-/// Idle upstream connections kept per host and thread; above the number of concurrent streams we
-/// expect to relay, so a burst does not reconnect.
-const POOL_MAX_IDLE_PER_HOST: usize = 1024;
-
-pub fn relay_connector() -> anyhow::Result<RelayConnector> {
-    let mut http = HttpConnector::new();
-    http.set_nodelay(true);
-    http.set_connect_timeout(Some(Duration::from_secs(10)));
-    http.enforce_http(false);
-    Ok(hyper_rustls::HttpsConnectorBuilder::new()
-        .with_provider_and_webpki_roots(rustls::crypto::ring::default_provider())?
-        .https_or_http()
-        .enable_http1()
-        .wrap_connector(http))
-}
-
-/// The calling thread's pooled client, built on first use.
-///
-/// One pool per thread rather than one per process: hyper runs each pooled connection as a task on
-/// the runtime that opened it, so a request on one serving thread that borrowed a connection
-/// opened by another would hand every read and write across threads (see `serving`). All pools
-/// use the same settings, so which connector builds a thread's pool does not matter.
-pub fn thread_client(connector: &RelayConnector) -> RelayClient {
-    thread_local! {
-        static CLIENT: std::cell::OnceCell<RelayClient> = const { std::cell::OnceCell::new() };
-    }
-    CLIENT.with(|client| {
-        client
-            .get_or_init(|| {
-                Client::builder(TokioExecutor::new())
-                    .pool_idle_timeout(Duration::from_secs(90))
-                    .pool_max_idle_per_host(POOL_MAX_IDLE_PER_HOST)
-                    .pool_timer(TokioTimer::new())
-                    .build(connector.clone())
-            })
-            .clone()
-    })
-}
+use crate::upstream_pool::Lease;
 
 /// One request to send upstream.
 pub struct UpstreamRequest<'a> {
@@ -139,9 +91,9 @@ pub async fn relay(
 
     let first_byte_timeout = settings.upstream_first_byte_timeout;
     let sent_at = Instant::now();
-    let send = state.relay_client().request(upstream);
-    let resp = match tokio::time::timeout(first_byte_timeout, send).await {
-        Ok(Ok(r)) => r,
+    let send = state.upstream_pool().send(upstream);
+    let (resp, lease) = match tokio::time::timeout(first_byte_timeout, send).await {
+        Ok(Ok(sent)) => sent,
         Ok(Err(e)) => return Err(upstream_unreachable(e.is_connect())),
         Err(_) => return Err(first_byte_timeout_error(first_byte_timeout)),
     };
@@ -173,6 +125,7 @@ pub async fn relay(
 
     let body = RelayBody::new(
         body,
+        lease,
         first,
         settings.upstream_idle_timeout,
         is_sse,
@@ -205,6 +158,10 @@ async fn next_data(body: &mut Incoming) -> Result<Option<Bytes>, hyper::Error> {
 ///   timer registered and cancelled for every SSE delta.
 struct RelayBody {
     body: Incoming,
+    /// The upstream connection, given back for reuse once `body` has been read to its end.
+    lease: Option<Lease>,
+    /// `body` ended cleanly (its last frame was read, or its length was reached).
+    upstream_ended: bool,
     first: Option<Bytes>,
     idle: Duration,
     /// Armed on the first wait; its deadline may be stale (earlier data moved the real one on).
@@ -221,6 +178,7 @@ struct RelayBody {
 impl RelayBody {
     fn new(
         body: Incoming,
+        lease: Lease,
         first: Option<Bytes>,
         idle: Duration,
         is_sse: bool,
@@ -228,7 +186,9 @@ impl RelayBody {
     ) -> RelayBody {
         RelayBody {
             done: first.is_none(),
+            upstream_ended: first.is_none(),
             body,
+            lease: Some(lease),
             first,
             idle,
             timer: None,
@@ -284,6 +244,17 @@ impl RelayBody {
         }
     }
 
+    /// Give the connection back if the upstream body is complete; called at the end and on drop
+    /// (hyper stops polling a body whose length is reached, so the end may never be polled).
+    fn release(&mut self) {
+        use hyper::body::Body as _;
+        if (self.upstream_ended || self.body.is_end_stream())
+            && let Some(lease) = self.lease.take()
+        {
+            lease.release();
+        }
+    }
+
     /// Ready when upstream has been silent for longer than `idle`.
     fn poll_idle(&mut self, cx: &mut Context<'_>) -> Poll<()> {
         let deadline = self.last_data + self.idle;
@@ -298,6 +269,12 @@ impl RelayBody {
             // Data came since the timer was set: move it to the real deadline and wait again.
             timer.as_mut().reset(deadline);
         }
+    }
+}
+
+impl Drop for RelayBody {
+    fn drop(&mut self) {
+        self.release();
     }
 }
 
@@ -332,6 +309,8 @@ impl hyper::body::Body for RelayBody {
                 }
                 Poll::Ready(None) => {
                     this.done = true;
+                    this.upstream_ended = true;
+                    this.release();
                     return Poll::Ready(None);
                 }
                 Poll::Pending => break,

@@ -7,7 +7,7 @@
 //! handing a task over wakes a parked thread (a futex and an eventfd write per request, seen in
 //! strace). On 2 vCPUs that measured as a quarter of the latency the relay added. Here a
 //! connection, its requests and the upstream connections they borrow (see
-//! [`crate::AppState::relay_client`]) stay on one thread from the first byte to the last.
+//! [`crate::upstream_pool`]) stay on one thread from the first byte to the last.
 //!
 //! The trade: a connection is pinned to its worker, so CPU-heavy work in a request delays the
 //! other connections of that worker instead of being stolen by an idle one. The one such work,

@@ -11,7 +11,7 @@ use crate::catalog::ModelCatalog;
 use crate::chats::engine::ChatEngine;
 use crate::error::ApiError;
 use crate::metrics::Metrics;
-use crate::relay::{RelayClient, RelayConnector};
+use crate::upstream_pool::UpstreamPool;
 
 /// Wrong access codes allowed per client address and window before 429.
 const WRONG_CODE_LIMIT: u32 = 10;
@@ -75,7 +75,7 @@ struct Inner {
     policy: AccessPolicy,
     throttle: FailureThrottle,
     http: reqwest::Client,
-    relay: RelayConnector,
+    upstream_pool: UpstreamPool,
     site_url_header: Option<axum::http::HeaderValue>,
     app_name_header: axum::http::HeaderValue,
     upstreams: Vec<Upstream>,
@@ -123,7 +123,7 @@ impl AppState {
             .collect();
         let cookie_key = crate::session::cookie_key(settings.cookie_secret.as_ref());
         Ok(AppState(Arc::new(Inner {
-            relay: crate::relay::relay_connector()?,
+            upstream_pool: UpstreamPool::new(crate::upstream_pool::relay_connector()?),
             site_url_header: settings
                 .site_url
                 .as_deref()
@@ -170,10 +170,9 @@ impl AppState {
         &self.0.app_name_header
     }
 
-    /// The pooled client the proxy and the gateway relay through: the calling thread's own (see
-    /// [`crate::relay::thread_client`]).
-    pub fn relay_client(&self) -> RelayClient {
-        crate::relay::thread_client(&self.0.relay)
+    /// The upstream connections the proxy and the gateway relay through (pooled per thread).
+    pub fn upstream_pool(&self) -> &UpstreamPool {
+        &self.0.upstream_pool
     }
 
     pub fn metrics(&self) -> &Arc<Metrics> {
