@@ -23,7 +23,7 @@ use crate::auth::{CredentialStyle, admit};
 use crate::error::ApiError;
 use crate::extract::read_body;
 use crate::models::RequestedModels;
-use crate::relay::{UpstreamRequest, relay};
+use crate::relay::{UpstreamRequest, relay, upstream_url};
 use crate::state::AppState;
 
 pub fn routes() -> Router<AppState> {
@@ -77,7 +77,7 @@ async fn chat_completions(
         &state,
         UpstreamRequest {
             method: Method::POST,
-            url: format!("{}/v1/chat/completions", upstream.config.base_url),
+            url: upstream_url(&upstream.config.base_url, "v1/chat/completions", None),
             authorization,
             client_headers: &headers,
             body,

@@ -19,7 +19,7 @@ use switchboard_core::provider::ProviderId;
 use crate::auth::{CredentialStyle, admit};
 use crate::error::ApiError;
 use crate::extract::read_body;
-use crate::relay::{UpstreamRequest, relay};
+use crate::relay::{UpstreamRequest, relay, upstream_url};
 use crate::state::AppState;
 
 pub fn routes() -> Router<AppState> {
@@ -115,11 +115,7 @@ async fn proxy(state: &AppState, call: ProxyCall, body: Body) -> Result<Response
     if call.method == Method::POST && path.ends_with("completions") {
         crate::models::check_request_models(state, &call.provider, &body)?;
     }
-    let mut url = format!("{}/{path}", upstream.config.base_url);
-    if let Some(q) = call.uri.query() {
-        url.push('?');
-        url.push_str(q);
-    }
+    let url = upstream_url(&upstream.config.base_url, path, call.uri.query());
     relay(
         state,
         UpstreamRequest {

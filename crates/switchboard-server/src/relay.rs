@@ -40,6 +40,19 @@ pub struct UpstreamRequest<'a> {
     pub body: Bytes,
 }
 
+/// `{base}/{path}[?{query}]`, by concatenation (`format!` showed up in the relay's profile).
+pub fn upstream_url(base: &str, path: &str, query: Option<&str>) -> String {
+    let mut url = String::with_capacity(base.len() + path.len() + 2 + query.map_or(0, str::len));
+    url.push_str(base);
+    url.push('/');
+    url.push_str(path);
+    if let Some(q) = query {
+        url.push('?');
+        url.push_str(q);
+    }
+    url
+}
+
 /// Response headers clients rely on; everything else from upstream stays behind.
 fn passes_back(name: &HeaderName) -> bool {
     let n = name.as_str();

@@ -166,11 +166,20 @@ impl Lease {
     }
 }
 
-/// Where a connection goes: scheme and authority (`Authority` compares case-insensitively).
-#[derive(Clone, PartialEq)]
+/// Where a connection goes: scheme and authority.
+#[derive(Clone)]
 struct Origin {
     scheme: uri::Scheme,
     authority: uri::Authority,
+}
+
+impl PartialEq for Origin {
+    fn eq(&self, other: &Origin) -> bool {
+        // The same configured base URL gives byte-equal authorities: try that before
+        // `Authority`'s own case-insensitive comparison.
+        (self.authority.as_str() == other.authority.as_str() || self.authority == other.authority)
+            && self.scheme == other.scheme
+    }
 }
 
 impl Origin {
