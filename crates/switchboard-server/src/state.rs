@@ -128,7 +128,7 @@ impl AppState {
             .collect();
         let cookie_key = crate::session::cookie_key(settings.cookie_secret.as_ref());
         Ok(AppState(Arc::new(Inner {
-            upstream_pool: UpstreamPool::new(crate::upstream_pool::relay_connector()?),
+            upstream_pool: UpstreamPool::new()?,
             site_url_header: settings
                 .site_url
                 .as_deref()

@@ -30,7 +30,7 @@ use tower::ServiceExt;
 
 /// How the relay opens upstream connections: TCP (TCP_NODELAY, 10 s connect timeout), and rustls
 /// for https. Shared by every thread's pool.
-pub type RelayConnector = hyper_rustls::HttpsConnector<HttpConnector>;
+type RelayConnector = hyper_rustls::HttpsConnector<HttpConnector>;
 
 /// Idle connections kept per origin and thread; above the number of concurrent streams we expect
 /// to relay, so a burst does not reconnect.
@@ -40,7 +40,7 @@ const IDLE_TIMEOUT: Duration = Duration::from_secs(90);
 /// How often a thread with idle connections looks for expired ones.
 const SWEEP_EVERY: Duration = Duration::from_secs(15);
 
-pub fn relay_connector() -> anyhow::Result<RelayConnector> {
+fn relay_connector() -> anyhow::Result<RelayConnector> {
     let mut http = HttpConnector::new();
     http.set_nodelay(true);
     http.set_connect_timeout(Some(Duration::from_secs(10)));
@@ -76,8 +76,10 @@ pub struct UpstreamPool {
 }
 
 impl UpstreamPool {
-    pub fn new(connector: RelayConnector) -> UpstreamPool {
-        UpstreamPool { connector }
+    pub fn new() -> anyhow::Result<UpstreamPool> {
+        Ok(UpstreamPool {
+            connector: relay_connector()?,
+        })
     }
 
     /// Send `req` (its URI absolute) on an idle connection to its origin, or on a new one.
@@ -96,7 +98,7 @@ impl UpstreamPool {
             .cloned()
             .unwrap_or_else(|| uri::PathAndQuery::from_static("/"));
         let full_uri = std::mem::replace(req.uri_mut(), Uri::from(path));
-        let (host, mut idle) = checkout(&origin);
+        let (host, mut idle) = with_entry(&origin, |e| (e.host.clone(), e.take(Instant::now())));
         req.headers_mut().insert(header::HOST, host);
         loop {
             let (mut sender, reused) = match idle.take() {
@@ -107,23 +109,17 @@ impl UpstreamPool {
             // finish reading it; one that closed meanwhile fails here, before anything is sent.
             if let Err(e) = sender.ready().await {
                 if reused {
-                    idle = checkout_more(&origin);
+                    idle = with_entry(&origin, |e| e.take(Instant::now()));
                     continue;
                 }
                 return Err(e.into());
             }
             match sender.try_send_request(req).await {
-                Ok(resp) => {
-                    let lease = Lease {
-                        sender: Some(sender),
-                        origin,
-                    };
-                    return Ok((resp, lease));
-                }
+                Ok(resp) => return Ok((resp, Lease { sender, origin })),
                 Err(mut e) => match e.take_message() {
                     Some(unsent) if reused => {
                         req = unsent;
-                        idle = checkout_more(&origin);
+                        idle = with_entry(&origin, |e| e.take(Instant::now()));
                     }
                     _ => return Err(e.into_error().into()),
                 },
@@ -153,16 +149,14 @@ impl UpstreamPool {
 /// A connection lent to one response. [`Lease::release`] gives it back for reuse; dropping the
 /// lease instead closes the connection once hyper sees it is no longer wanted.
 pub struct Lease {
-    sender: Option<http1::SendRequest<Full<Bytes>>>,
+    sender: http1::SendRequest<Full<Bytes>>,
     origin: Origin,
 }
 
 impl Lease {
     /// The response was read to its end: the connection can carry the next request.
-    pub fn release(mut self) {
-        if let Some(sender) = self.sender.take() {
-            checkin(self.origin.clone(), sender);
-        }
+    pub fn release(self) {
+        checkin(self.origin, self.sender);
     }
 }
 
@@ -242,16 +236,17 @@ impl ThreadPool {
     fn drop_expired(&mut self, now: Instant) -> bool {
         for o in &mut self.origins {
             o.idle
-                .retain(|(sender, since)| !sender.is_closed() && now - *since < IDLE_TIMEOUT);
+                .retain(|(sender, since)| reusable(sender, *since, now));
         }
         self.origins.iter().any(|o| !o.idle.is_empty())
     }
 }
 
 impl OriginIdle {
+    /// The newest idle connection still worth trying; older unusable ones on the way are closed.
     fn take(&mut self, now: Instant) -> Option<http1::SendRequest<Full<Bytes>>> {
         while let Some((sender, since)) = self.idle.pop() {
-            if !sender.is_closed() && now - since < IDLE_TIMEOUT {
+            if reusable(&sender, since, now) {
                 return Some(sender);
             }
         }
@@ -259,21 +254,18 @@ impl OriginIdle {
     }
 }
 
+/// Open as far as we know, and idle for less than [`IDLE_TIMEOUT`].
+fn reusable(sender: &http1::SendRequest<Full<Bytes>>, idle_since: Instant, now: Instant) -> bool {
+    !sender.is_closed() && now - idle_since < IDLE_TIMEOUT
+}
+
 thread_local! {
     static POOL: RefCell<ThreadPool> = RefCell::default();
 }
 
-/// The origin's `Host` value and, if there is one, an idle connection to it.
-fn checkout(origin: &Origin) -> (HeaderValue, Option<http1::SendRequest<Full<Bytes>>>) {
-    POOL.with(|pool| {
-        let mut pool = pool.borrow_mut();
-        let entry = pool.entry(origin);
-        (entry.host.clone(), entry.take(Instant::now()))
-    })
-}
-
-fn checkout_more(origin: &Origin) -> Option<http1::SendRequest<Full<Bytes>>> {
-    POOL.with(|pool| pool.borrow_mut().entry(origin).take(Instant::now()))
+/// `f` on this thread's entry for `origin` (made on first use).
+fn with_entry<T>(origin: &Origin, f: impl FnOnce(&mut OriginIdle) -> T) -> T {
+    POOL.with(|pool| f(pool.borrow_mut().entry(origin)))
 }
 
 fn checkin(origin: Origin, sender: http1::SendRequest<Full<Bytes>>) {
@@ -367,7 +359,7 @@ mod tests {
     const OK: &str = "HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok";
 
     fn pool() -> UpstreamPool {
-        UpstreamPool::new(relay_connector().unwrap())
+        UpstreamPool::new().unwrap()
     }
 
     fn get(url: &str) -> Request<Full<Bytes>> {
@@ -446,7 +438,7 @@ mod tests {
         body(resp).await;
         lease.release();
         let origin = Origin::of(&url.parse().unwrap()).unwrap();
-        let idle = || POOL.with(|p| p.borrow_mut().entry(&origin).idle.len());
+        let idle = || with_entry(&origin, |e| e.idle.len());
         assert_eq!(idle(), 1);
         assert!(
             POOL.with(|p| p.borrow().sweeping),

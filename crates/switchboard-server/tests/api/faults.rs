@@ -509,6 +509,31 @@ async fn proxy_client_leaving_before_the_upstream_answers_drops_the_upstream() {
     assert_nothing_leaks(&app, Some(&proxy), baseline).await;
 }
 
+/// Keep-alive to the upstream: an answer read to its end, streamed or not, through either route,
+/// gives its connection back for the next request (the relay's lease on it is released).
+#[tokio::test]
+async fn answers_read_to_the_end_leave_their_upstream_connection_for_the_next_request() {
+    let (app, proxy) = app_behind(Fault::None, &[]).await;
+    let c = client();
+    for stream in [false, true, false, true] {
+        for route in [PROXY_CHAT, "/v1/chat/completions"] {
+            let body = json!({
+                "model": "mock/echo", "stream": stream,
+                "messages": [{"role": "user", "content": "kept alive"}],
+            });
+            let res = c.post(app.at(route)).json(&body).send().await.unwrap();
+            assert_eq!(res.status(), 200, "{route} stream={stream}");
+            let text = res.text().await.unwrap();
+            assert!(text.contains("alive"), "{route} stream={stream}: {text}");
+        }
+    }
+    assert_eq!(
+        proxy.accepted(),
+        1,
+        "eight answers, one upstream connection"
+    );
+}
+
 #[tokio::test]
 async fn proxy_client_leaving_mid_stream_closes_the_upstream_connection() {
     let (app, proxy) = app_behind(Fault::None, &[]).await;
