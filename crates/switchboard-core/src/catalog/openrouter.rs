@@ -6,6 +6,7 @@
 //! a `{"data": [...]}` JSON object is an error.
 
 use serde_json::Value;
+use serde_json::value::RawValue;
 
 /// USD prices of one model, per token (OpenRouter's unit).
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -66,14 +67,25 @@ pub enum CatalogError {
 
 impl CatalogModel {
     /// Decode an OpenRouter `GET /v1/models` body. Models without an id are skipped.
+    ///
+    /// One model at a time: the list is split into borrowed raw entries first, so only one
+    /// model's JSON tree exists at once. A tree of the whole catalog (~350 KB of JSON, mostly
+    /// descriptions we never read) took a few MB that the allocator then kept for the life of
+    /// the process.
     pub fn parse_list(body: &[u8]) -> Result<Vec<CatalogModel>, CatalogError> {
-        let value: Value =
+        #[derive(serde::Deserialize)]
+        struct List<'a> {
+            #[serde(borrow)]
+            data: Vec<&'a RawValue>,
+        }
+        let body: &RawValue =
             serde_json::from_slice(body).map_err(|e| CatalogError::NotJson(e.to_string()))?;
-        let data = value
-            .get("data")
-            .and_then(Value::as_array)
-            .ok_or(CatalogError::NoData)?;
-        Ok(data.iter().filter_map(CatalogModel::from_json).collect())
+        let list: List = serde_json::from_str(body.get()).map_err(|_| CatalogError::NoData)?;
+        Ok(list
+            .data
+            .iter()
+            .filter_map(|raw| CatalogModel::from_json(&serde_json::from_str(raw.get()).ok()?))
+            .collect())
     }
 
     fn from_json(model: &Value) -> Option<CatalogModel> {
