@@ -21,7 +21,9 @@ pub fn locate(name: &str, explicit: Option<&Path>) -> anyhow::Result<PathBuf> {
         if !path.is_file() {
             bail!("{} does not exist", path.display());
         }
-        return Ok(path.to_path_buf());
+        // Absolute: the processes are started in directories of their own, where a path
+        // relative to ours would name nothing.
+        return std::path::absolute(path).with_context(|| format!("resolving {}", path.display()));
     }
     let exe = std::env::current_exe().context("finding this executable")?;
     let dir = exe.parent().context("this executable has no directory")?;
@@ -267,4 +269,18 @@ pub fn status_kb_of_meminfo() -> Option<u64> {
         .parse()
         .ok()?;
     Some(kb * 1024)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_explicit_relative_binary_path_is_made_absolute() {
+        // Tests run in the package directory, where `Cargo.toml` is a file.
+        let found = locate("switchboard", Some(Path::new("Cargo.toml"))).unwrap();
+        assert!(found.is_absolute(), "{}", found.display());
+        assert!(found.is_file());
+        assert!(locate("switchboard", Some(Path::new("no-such-binary"))).is_err());
+    }
 }
