@@ -78,9 +78,11 @@ impl CatalogModel {
             #[serde(borrow)]
             data: Vec<&'a RawValue>,
         }
-        let body: &RawValue =
-            serde_json::from_slice(body).map_err(|e| CatalogError::NotJson(e.to_string()))?;
-        let list: List = serde_json::from_str(body.get()).map_err(|_| CatalogError::NoData)?;
+        let list: List = serde_json::from_slice(body).map_err(|e| match e.classify() {
+            // Well-formed JSON, but not `{"data": [...]}`.
+            serde_json::error::Category::Data => CatalogError::NoData,
+            _ => CatalogError::NotJson(e.to_string()),
+        })?;
         Ok(list
             .data
             .iter()
@@ -255,7 +257,12 @@ mod tests {
         let cases = [
             ("", "model catalog is not JSON"),
             ("<html>", "model catalog is not JSON"),
+            (
+                r#"{"data": [{"id": "cut/off"}"#,
+                "model catalog is not JSON",
+            ),
             ("[]", "model catalog has no \"data\" array"),
+            (r#"{"data": 5}"#, "model catalog has no \"data\" array"),
             (r#"{"data": null}"#, "model catalog has no \"data\" array"),
             (
                 r#"{"error": {"code": 500}}"#,
