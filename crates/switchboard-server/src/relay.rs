@@ -20,14 +20,13 @@ use axum::body::Body;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, header};
 use axum::response::Response;
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
-use hyper::body::{Frame, Incoming, SizeHint};
+use hyper::body::{Frame, SizeHint};
 use tokio::time::Sleep;
 
 use crate::error::ApiError;
 use crate::metrics::StreamGuard;
 use crate::state::AppState;
-use crate::upstream_pool::Lease;
+use crate::upstream_pool::UpstreamBody;
 
 /// One request to send upstream.
 pub struct UpstreamRequest<'a> {
@@ -76,7 +75,7 @@ pub async fn relay(
         .url
         .parse()
         .map_err(|_| ApiError::bad_request("the request path cannot be sent upstream"))?;
-    let mut upstream = hyper::Request::new(Full::new(req.body));
+    let mut upstream = hyper::Request::new(req.body);
     *upstream.method_mut() = req.method;
     *upstream.uri_mut() = uri;
     let h = upstream.headers_mut();
@@ -105,16 +104,17 @@ pub async fn relay(
     let first_byte_timeout = settings.upstream_first_byte_timeout;
     let sent_at = Instant::now();
     let send = state.upstream_pool().send(upstream);
-    let (resp, lease) = match tokio::time::timeout(first_byte_timeout, send).await {
+    let resp = match tokio::time::timeout(first_byte_timeout, send).await {
         Ok(Ok(sent)) => sent,
         Ok(Err(e)) => return Err(upstream_unreachable(e.is_connect())),
         Err(_) => return Err(first_byte_timeout_error(first_byte_timeout)),
     };
     let (parts, mut body) = resp.into_parts();
     let remaining = first_byte_timeout.saturating_sub(sent_at.elapsed());
-    let first = match tokio::time::timeout(remaining, next_data(&mut body)).await {
-        Ok(Ok(chunk)) => chunk,
-        Ok(Err(_)) => return Err(upstream_unreachable(false)),
+    let first = match tokio::time::timeout(remaining, body.data()).await {
+        Ok(Some(Ok(chunk))) => Some(chunk),
+        Ok(None) => None,
+        Ok(Some(Err(_))) => return Err(upstream_unreachable(false)),
         Err(_) => return Err(first_byte_timeout_error(first_byte_timeout)),
     };
     let upstream_wait = sent_at.elapsed();
@@ -138,7 +138,6 @@ pub async fn relay(
 
     let body = RelayBody::new(
         body,
-        lease,
         first,
         settings.upstream_idle_timeout,
         is_sse,
@@ -153,16 +152,6 @@ pub async fn relay(
     Ok(response)
 }
 
-/// The next chunk of body bytes, skipping trailers; `None` at the end.
-async fn next_data(body: &mut Incoming) -> Result<Option<Bytes>, hyper::Error> {
-    while let Some(frame) = body.frame().await {
-        if let Ok(data) = frame?.into_data() {
-            return Ok(Some(data));
-        }
-    }
-    Ok(None)
-}
-
 /// The response body: upstream's bytes as they arrive, with the idle timeout and the mid-stream
 /// error chunk. A hand-written [`hyper::body::Body`] rather than a stream adapter so that
 /// - the upstream's exact length passes through: a non-streamed answer goes back with
@@ -170,11 +159,8 @@ async fn next_data(body: &mut Incoming) -> Result<Option<Bytes>, hyper::Error> {
 /// - the idle timer is one [`Sleep`] per response, moved only when it fires early, instead of a
 ///   timer registered and cancelled for every SSE delta.
 struct RelayBody {
-    body: Incoming,
-    /// The upstream connection, given back for reuse once `body` has been read to its end.
-    lease: Option<Lease>,
-    /// `body` ended cleanly (its last frame was read, or its length was reached).
-    upstream_ended: bool,
+    /// Gives its connection back for reuse itself, once read to its end.
+    body: UpstreamBody,
     first: Option<Bytes>,
     idle: Duration,
     /// Armed on the first wait; its deadline may be stale (earlier data moved the real one on).
@@ -190,8 +176,7 @@ struct RelayBody {
 
 impl RelayBody {
     fn new(
-        body: Incoming,
-        lease: Lease,
+        body: UpstreamBody,
         first: Option<Bytes>,
         idle: Duration,
         is_sse: bool,
@@ -199,9 +184,7 @@ impl RelayBody {
     ) -> RelayBody {
         RelayBody {
             done: first.is_none(),
-            upstream_ended: first.is_none(),
             body,
-            lease: Some(lease),
             first,
             idle,
             timer: None,
@@ -257,17 +240,6 @@ impl RelayBody {
         }
     }
 
-    /// Give the connection back if the upstream body is complete; called at the end and on drop
-    /// (hyper stops polling a body whose length is reached, so the end may never be polled).
-    fn release(&mut self) {
-        use hyper::body::Body as _;
-        if (self.upstream_ended || self.body.is_end_stream())
-            && let Some(lease) = self.lease.take()
-        {
-            lease.release();
-        }
-    }
-
     /// Ready when upstream has been silent for longer than `idle`.
     fn poll_idle(&mut self, cx: &mut Context<'_>) -> Poll<()> {
         let deadline = self.last_data + self.idle;
@@ -282,12 +254,6 @@ impl RelayBody {
             // Data came since the timer was set: move it to the real deadline and wait again.
             timer.as_mut().reset(deadline);
         }
-    }
-}
-
-impl Drop for RelayBody {
-    fn drop(&mut self) {
-        self.release();
     }
 }
 
@@ -307,27 +273,20 @@ impl hyper::body::Body for RelayBody {
         if this.done {
             return Poll::Ready(None);
         }
-        loop {
-            match Pin::new(&mut this.body).poll_frame(cx) {
-                Poll::Ready(Some(Ok(frame))) => {
-                    // Trailers are not relayed.
-                    if let Ok(data) = frame.into_data() {
-                        this.last_data = tokio::time::Instant::now();
-                        this.relayed(&data);
-                        return Poll::Ready(Some(Ok(Frame::data(data))));
-                    }
-                }
-                Poll::Ready(Some(Err(_))) => {
-                    return this.fail(502, "upstream connection failed mid-stream".into());
-                }
-                Poll::Ready(None) => {
-                    this.done = true;
-                    this.upstream_ended = true;
-                    this.release();
-                    return Poll::Ready(None);
-                }
-                Poll::Pending => break,
+        match this.body.poll_data(cx) {
+            Poll::Ready(Some(Ok(data))) => {
+                this.last_data = tokio::time::Instant::now();
+                this.relayed(&data);
+                return Poll::Ready(Some(Ok(Frame::data(data))));
             }
+            Poll::Ready(Some(Err(_))) => {
+                return this.fail(502, "upstream connection failed mid-stream".into());
+            }
+            Poll::Ready(None) => {
+                this.done = true;
+                return Poll::Ready(None);
+            }
+            Poll::Pending => {}
         }
         ready!(this.poll_idle(cx));
         let message = format!("upstream sent nothing for {}", human(this.idle));
@@ -335,7 +294,7 @@ impl hyper::body::Body for RelayBody {
     }
 
     fn is_end_stream(&self) -> bool {
-        self.first.is_none() && (self.done || self.body.is_end_stream())
+        self.first.is_none() && (self.done || self.body.is_end())
     }
 
     fn size_hint(&self) -> SizeHint {
@@ -343,7 +302,10 @@ impl hyper::body::Body for RelayBody {
         if self.is_sse || self.done {
             return SizeHint::default();
         }
-        let mut hint = self.body.size_hint();
+        let mut hint = self
+            .body
+            .remaining()
+            .map_or_else(SizeHint::default, SizeHint::with_exact);
         if let Some(first) = &self.first {
             let n = first.len() as u64;
             match hint.exact() {
