@@ -47,10 +47,14 @@ const IDLE_TIMEOUT: Duration = Duration::from_secs(90);
 /// How often a thread with idle connections looks for expired or closed ones.
 const SWEEP_EVERY: Duration = Duration::from_secs(15);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
-/// The first read reserves this much; a read that fills it doubles the next, up to
-/// [`MAX_READ`]. Streamed deltas are a few hundred bytes, so a streaming connection stays small.
+/// A fresh read buffer has this much room; a read that fills the room doubles the next one, up
+/// to [`MAX_READ`]. Streamed deltas are a few hundred bytes, so a streaming connection stays small.
 const FIRST_READ: usize = 4 * 1024;
 const MAX_READ: usize = 64 * 1024;
+/// Reads go into what is left of the buffer until less than this is left. The data handed out
+/// before still points into the buffer (hyper holds it until it is written), so reserving anew
+/// for every read would allocate a new buffer for nearly every delta.
+const MIN_READ_ROOM: usize = 1024;
 /// Request bodies up to this size are copied after the head, to go out in one write.
 const INLINE_BODY: usize = 16 * 1024;
 
@@ -247,20 +251,21 @@ struct Conn {
 impl Conn {
     /// Reads more into `buf`; `Ok(0)` when the upstream closed.
     fn poll_fill(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
-        if self.buf.capacity() - self.buf.len() < self.next_read {
+        if self.buf.capacity() - self.buf.len() < MIN_READ_ROOM {
             self.buf.reserve(self.next_read);
         }
         let spare = self.buf.spare_capacity_mut();
+        let room = spare.len();
         let mut read = ReadBuf::uninit(spare);
         ready!(Pin::new(&mut self.io).poll_read(cx, &mut read))?;
         let n = read.filled().len();
         // SAFETY: `poll_read` initialised the first `n` bytes of the spare capacity.
         unsafe { self.buf.set_len(self.buf.len() + n) };
-        self.next_read = if n >= self.next_read {
-            (self.next_read * 2).min(MAX_READ)
-        } else {
-            FIRST_READ.max(self.next_read / 2)
-        };
+        if n == room {
+            self.next_read = (self.next_read * 2).min(MAX_READ);
+        } else if n < self.next_read / 4 {
+            self.next_read = FIRST_READ.max(self.next_read / 2);
+        }
         Poll::Ready(Ok(n))
     }
 
@@ -803,6 +808,29 @@ mod tests {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         assert_eq!(accepted.load(Ordering::SeqCst), 3);
+    }
+
+    /// A 300 KB answer, larger than any read buffer, as one length body.
+    static LARGE: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+        let body: String = (0..300_000)
+            .map(|i| (b'a' + (i % 26) as u8) as char)
+            .collect();
+        format!(
+            "HTTP/1.1 200 OK\r\ncontent-length: {}\r\n\r\n{body}",
+            body.len()
+        )
+    });
+
+    #[tokio::test]
+    async fn a_body_larger_than_the_buffer_arrives_whole_and_in_order() {
+        let (url, accepted) = upstream(|_| Some(LARGE.as_str())).await;
+        let expected = LARGE.split("\r\n\r\n").nth(1).unwrap();
+        for _ in 0..2 {
+            let resp = send(&url).await;
+            assert_eq!(resp.body().remaining(), Some(300_000));
+            assert_eq!(body(resp).await, expected.as_bytes());
+        }
+        assert_eq!(accepted.load(Ordering::SeqCst), 1);
     }
 
     #[tokio::test]
