@@ -79,7 +79,7 @@ async fn chat_completions(
             method: Method::POST,
             url: upstream_url(&upstream.config.base_url, "v1/chat/completions", None),
             authorization,
-            client_headers: &headers,
+            client_headers: headers,
             body,
         },
         started,

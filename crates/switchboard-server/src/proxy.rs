@@ -116,13 +116,15 @@ async fn proxy(state: &AppState, call: ProxyCall, body: Body) -> Result<Response
         crate::models::check_request_models(state, &call.provider, &body)?;
     }
     let url = upstream_url(&upstream.config.base_url, path, call.uri.query());
+    // Like the headers, the URI points into the client connection's read buffer.
+    drop(call.uri);
     relay(
         state,
         UpstreamRequest {
             method: call.method,
             url,
             authorization,
-            client_headers: &call.headers,
+            client_headers: call.headers,
             body,
         },
         started,

@@ -29,13 +29,17 @@ use crate::state::AppState;
 use crate::upstream_pool::UpstreamBody;
 
 /// One request to send upstream.
-pub struct UpstreamRequest<'a> {
+///
+/// It owns what it took from the client's request, so the relay can let go of it once it is sent:
+/// header values and body point into the client connection's read buffer, and while anything
+/// does, hyper allocates a new buffer for that connection's next read (8 KB per stream).
+pub struct UpstreamRequest {
     pub method: Method,
     /// The full upstream URL, built from the provider's configured base URL only.
     pub url: String,
     /// `Bearer <key>`: the user's own key or one of the server's.
     pub authorization: HeaderValue,
-    pub client_headers: &'a HeaderMap,
+    pub client_headers: HeaderMap,
     pub body: Bytes,
 }
 
@@ -50,6 +54,14 @@ pub fn upstream_url(base: &str, path: &str, query: Option<&str>) -> String {
         url.push_str(q);
     }
     url
+}
+
+/// A copy of a client's header value that does not keep the client's read buffer alive (see
+/// [`UpstreamRequest`]).
+fn unshared(v: &HeaderValue) -> HeaderValue {
+    let mut copy = HeaderValue::from_bytes(v.as_bytes()).unwrap_or_else(|_| v.clone());
+    copy.set_sensitive(v.is_sensitive());
+    copy
 }
 
 /// Response headers clients rely on; everything else from upstream stays behind.
@@ -67,7 +79,7 @@ const X_TITLE: &str = "x-title";
 /// Send `req` upstream and turn its answer into our response.
 pub async fn relay(
     state: &AppState,
-    req: UpstreamRequest<'_>,
+    req: UpstreamRequest,
     started: Instant,
 ) -> Result<Response, ApiError> {
     let settings = state.settings();
@@ -80,15 +92,16 @@ pub async fn relay(
     *upstream.uri_mut() = uri;
     let h = upstream.headers_mut();
     h.insert(header::AUTHORIZATION, req.authorization);
+    let client = req.client_headers;
     for name in [header::CONTENT_TYPE, header::ACCEPT] {
-        if let Some(v) = req.client_headers.get(&name) {
-            h.insert(name, v.clone());
+        if let Some(v) = client.get(&name) {
+            h.insert(name, unshared(v));
         }
     }
     // Attribution: the client's own values win over the server's.
-    match req.client_headers.get(HTTP_REFERER) {
+    match client.get(HTTP_REFERER) {
         Some(v) => {
-            h.insert(HTTP_REFERER, v.clone());
+            h.insert(HTTP_REFERER, unshared(v));
         }
         None => {
             if let Some(site) = state.site_url_header() {
@@ -96,10 +109,11 @@ pub async fn relay(
             }
         }
     }
-    match req.client_headers.get(X_TITLE) {
-        Some(v) => h.insert(X_TITLE, v.clone()),
+    match client.get(X_TITLE) {
+        Some(v) => h.insert(X_TITLE, unshared(v)),
         None => h.insert(X_TITLE, state.app_name_header().clone()),
     };
+    drop(client);
 
     let first_byte_timeout = settings.upstream_first_byte_timeout;
     let sent_at = Instant::now();
@@ -354,5 +368,34 @@ fn human(d: Duration) -> String {
         format!("{} s", d.as_secs())
     } else {
         format!("{} ms", d.as_millis())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_unshared_header_value_is_an_equal_copy() {
+        let read_buffer = Bytes::from(b"text/event-stream".to_vec());
+        let mut shared = HeaderValue::from_maybe_shared(read_buffer.clone()).unwrap();
+        shared.set_sensitive(true);
+        assert_eq!(shared.as_bytes().as_ptr(), read_buffer.as_ptr());
+        let copy = unshared(&shared);
+        assert_eq!(copy, shared);
+        assert!(copy.is_sensitive());
+        assert_ne!(copy.as_bytes().as_ptr(), read_buffer.as_ptr());
+    }
+
+    #[test]
+    fn upstream_urls_join_base_path_and_query() {
+        assert_eq!(
+            upstream_url("https://openrouter.ai/api/v1", "chat/completions", None),
+            "https://openrouter.ai/api/v1/chat/completions"
+        );
+        assert_eq!(
+            upstream_url("http://127.0.0.1:1/api/v1", "models", Some("a=1")),
+            "http://127.0.0.1:1/api/v1/models?a=1"
+        );
     }
 }

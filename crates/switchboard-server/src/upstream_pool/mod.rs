@@ -109,7 +109,8 @@ impl UpstreamPool {
     /// Send `req` (its URI absolute; no framing headers, the body's length is added) on an idle
     /// connection to its origin, or on a new one.
     pub async fn send(&self, req: Request<Bytes>) -> Result<Response<UpstreamBody>, SendError> {
-        let (parts, body) = req.into_parts();
+        let (parts, mut body) = req.into_parts();
+        let method = parts.method.clone();
         let origin = Origin::of(&parts.uri).ok_or(SendError::NotAbsolute)?;
         let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
         let (host, idle) = with_entry(&origin, |e| (e.host.clone(), e.take(Instant::now())));
@@ -124,10 +125,14 @@ impl UpstreamPool {
             body.len(),
             &mut request,
         );
+        drop(parts);
         if inline {
             request.extend_from_slice(&body);
+            // The body may point into the client connection's read buffer: let go of it now
+            // rather than while waiting for the answer (see `relay::UpstreamRequest`).
+            body = Bytes::new();
         }
-        let rest: &[u8] = if inline { &[] } else { &body };
+        let rest: &[u8] = &body;
         let mut idle = idle;
         let mut conn = loop {
             let (mut conn, reused) = match idle.take() {
@@ -146,7 +151,8 @@ impl UpstreamPool {
                 Err(e) => return Err(e.error.into()),
             }
         };
-        let head = conn.read_head(&parts.method).await?;
+        drop(body);
+        let head = conn.read_head(&method).await?;
         let mut response = Response::new(UpstreamBody::new(conn, origin, &head));
         *response.status_mut() = head.status;
         *response.headers_mut() = head.headers;
