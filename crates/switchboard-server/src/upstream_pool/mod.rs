@@ -113,7 +113,7 @@ impl UpstreamPool {
         let method = parts.method.clone();
         let origin = Origin::of(&parts.uri).ok_or(SendError::NotAbsolute)?;
         let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
-        let (host, idle) = with_entry(&origin, |e| (e.host.clone(), e.take(Instant::now())));
+        let (host, mut idle) = with_entry(&origin, |e| (e.host.clone(), e.take(Instant::now())));
         // Small bodies go out with the head in one write; a large one (images) is not copied.
         let inline = body.len() <= INLINE_BODY;
         let mut request = Vec::with_capacity(256 + if inline { body.len() } else { 0 });
@@ -133,7 +133,6 @@ impl UpstreamPool {
             body = Bytes::new();
         }
         let rest: &[u8] = &body;
-        let mut idle = idle;
         let mut conn = loop {
             let (mut conn, reused) = match idle.take() {
                 Some(conn) => (conn, true),
@@ -470,10 +469,15 @@ impl UpstreamBody {
         if !self.decoder.is_done() {
             return;
         }
-        if let Some(conn) = self.conn.take()
+        if let Some(mut conn) = self.conn.take()
             && self.keep_alive
             && conn.buf.is_empty()
         {
+            // A large answer grew the buffer: an idle connection keeps none of that.
+            if conn.buf.capacity() > FIRST_READ {
+                conn.buf = BytesMut::new();
+                conn.next_read = FIRST_READ;
+            }
             checkin(self.origin.clone(), conn);
         }
     }
@@ -837,6 +841,10 @@ mod tests {
             assert_eq!(body(resp).await, expected.as_bytes());
         }
         assert_eq!(accepted.load(Ordering::SeqCst), 1);
+        // The buffer grew for the answer; the idle connection does not keep it.
+        let origin = Origin::of(&url.parse().unwrap()).unwrap();
+        let kept = with_entry(&origin, |e| e.idle[0].0.buf.capacity());
+        assert!(kept <= FIRST_READ, "{kept}");
     }
 
     #[tokio::test]
