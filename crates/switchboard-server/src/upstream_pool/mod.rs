@@ -31,7 +31,6 @@ use std::time::{Duration, Instant};
 
 use axum::http::{HeaderValue, Request, Response, Uri, uri};
 use bytes::{Bytes, BytesMut};
-use hyper::body::{Frame, SizeHint};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
@@ -409,46 +408,38 @@ impl UpstreamBody {
     }
 
     pub fn poll_data(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Bytes, BodyError>>> {
+        let polled = self.poll_next(cx);
+        if let Poll::Ready(Some(Err(_))) = polled {
+            // A connection whose body failed is never reused.
+            self.conn = None;
+        }
+        polled
+    }
+
+    fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Bytes, BodyError>>> {
         loop {
             let Some(conn) = self.conn.as_mut() else {
                 return Poll::Ready(None);
             };
-            match self.decoder.step(&mut conn.buf) {
-                Ok(Step::Data(data)) => {
+            match self.decoder.step(&mut conn.buf)? {
+                Step::Data(data) => {
                     // The end may already be in the buffer (a last chunk after the data): give
                     // the connection back now, not on a poll that may never come.
-                    if let Err(e) = self.decoder.skip_framing(&mut conn.buf) {
-                        self.conn = None;
-                        return Poll::Ready(Some(Err(e.into())));
-                    }
+                    self.decoder.skip_framing(&mut conn.buf)?;
                     self.finish_if_done();
                     return Poll::Ready(Some(Ok(data)));
                 }
-                Ok(Step::End) => {
+                Step::End => {
                     self.finish_if_done();
                     return Poll::Ready(None);
                 }
-                Ok(Step::NeedMore) => {}
-                Err(e) => {
-                    self.conn = None;
-                    return Poll::Ready(Some(Err(e.into())));
-                }
+                Step::NeedMore => {}
             }
-            match ready!(conn.poll_fill(cx)) {
-                Ok(0) => {
-                    if let Err(e) = self.decoder.eof() {
-                        self.conn = None;
-                        return Poll::Ready(Some(Err(e.into())));
-                    }
-                    // Read until close: the connection is done for.
-                    self.conn = None;
-                    return Poll::Ready(None);
-                }
-                Ok(_) => {}
-                Err(e) => {
-                    self.conn = None;
-                    return Poll::Ready(Some(Err(e.into())));
-                }
+            if ready!(conn.poll_fill(cx))? == 0 {
+                self.decoder.eof()?;
+                // Read until close: the connection is done for.
+                self.conn = None;
+                return Poll::Ready(None);
             }
         }
     }
@@ -490,29 +481,6 @@ impl std::fmt::Debug for UpstreamBody {
             .field("decoder", &self.decoder)
             .field("keep_alive", &self.keep_alive)
             .finish_non_exhaustive()
-    }
-}
-
-impl hyper::body::Body for UpstreamBody {
-    type Data = Bytes;
-    type Error = BodyError;
-
-    fn poll_frame(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
-        self.get_mut()
-            .poll_data(cx)
-            .map(|d| d.map(|d| d.map(Frame::data)))
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.is_end()
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        self.remaining()
-            .map_or_else(SizeHint::default, SizeHint::with_exact)
     }
 }
 
