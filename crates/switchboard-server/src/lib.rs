@@ -19,7 +19,7 @@ pub mod models;
 pub mod proxy;
 pub mod redact;
 pub mod relay;
-mod serving;
+pub mod serving;
 pub mod session;
 pub mod ssrf;
 pub mod state;

@@ -168,34 +168,38 @@ fn framing(
         let reusable = !headers.contains_key(header::CONTENT_LENGTH);
         return Ok((Framing::Chunked, reusable));
     }
+    Ok(
+        match content_length(headers).map_err(ProtocolError::BadHead)? {
+            Some(0) => (Framing::Empty, true),
+            Some(n) => (Framing::Length(n), true),
+            None => (Framing::UntilClose, false),
+        },
+    )
+}
+
+/// The `Content-Length`, if any. Repeated values (or a list) must agree: a disagreement is how
+/// one side of a connection is made to read a different body than the other.
+pub fn content_length(headers: &HeaderMap) -> Result<Option<u64>, &'static str> {
     let mut length = None;
     for value in headers.get_all(header::CONTENT_LENGTH) {
-        let text = value
-            .to_str()
-            .map_err(|_| ProtocolError::BadHead("invalid content-length"))?;
+        let text = value.to_str().map_err(|_| "invalid content-length")?;
         for part in text.split(',') {
             let part = part.trim();
             if part.is_empty() || !part.bytes().all(|b| b.is_ascii_digit()) {
-                return Err(ProtocolError::BadHead("invalid content-length"));
+                return Err("invalid content-length");
             }
-            let n: u64 = part
-                .parse()
-                .map_err(|_| ProtocolError::BadHead("invalid content-length"))?;
+            let n: u64 = part.parse().map_err(|_| "invalid content-length")?;
             if length.is_some_and(|l| l != n) {
-                return Err(ProtocolError::BadHead("conflicting content-length values"));
+                return Err("conflicting content-length values");
             }
             length = Some(n);
         }
     }
-    Ok(match length {
-        Some(0) => (Framing::Empty, true),
-        Some(n) => (Framing::Length(n), true),
-        None => (Framing::UntilClose, false),
-    })
+    Ok(length)
 }
 
 /// `Connection: close` ends an HTTP/1.1 connection; HTTP/1.0 persists only with `keep-alive`.
-fn connection_persists(headers: &HeaderMap, http11: bool) -> bool {
+pub fn connection_persists(headers: &HeaderMap, http11: bool) -> bool {
     let mut persists = http11;
     for value in headers.get_all(header::CONNECTION) {
         for token in value.to_str().unwrap_or("").split(',') {

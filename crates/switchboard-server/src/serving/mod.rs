@@ -19,20 +19,26 @@ use std::convert::Infallible;
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use axum::Router;
 use axum::body::Body;
 use axum::extract::ConnectInfo;
 use axum::http::Request;
+use bytes::{Buf, Bytes};
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo};
-use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::{GracefulShutdown, Watcher};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::runtime::Handle;
-use tokio::sync::oneshot;
+use tokio::sync::{oneshot, watch};
+use tokio_util::task::TaskTracker;
 use tower::Service;
+
+mod connection;
+pub mod h1;
 
 /// Serve `router` on `listener` until `shutdown` resolves, then let in-flight requests (and
 /// streams) finish, for at most [`SHUTDOWN_GRACE`]. Dropping the returned future instead stops
@@ -43,7 +49,8 @@ pub(crate) async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> io::Result<()> {
     let workers = Workers::start(worker_count())?;
-    let graceful = GracefulShutdown::new();
+    let connections = TaskTracker::new();
+    let (stopping, stop_signal) = watch::channel(false);
     let mut turn = 0usize;
     tokio::pin!(shutdown);
     loop {
@@ -65,13 +72,16 @@ pub(crate) async fn serve(
                 continue;
             }
         };
-        let connection = serve_connection(tcp, peer, router.clone(), graceful.watcher());
-        workers.handles[turn % workers.handles.len()].spawn(connection);
+        let connection = serve_connection(tcp, peer, router.clone(), stop_signal.clone());
+        workers.handles[turn % workers.handles.len()].spawn(connections.track_future(connection));
         turn = turn.wrapping_add(1);
     }
     drop(listener);
-    let open = graceful.count();
-    if tokio::time::timeout(SHUTDOWN_GRACE, graceful.shutdown())
+    // Idle connections close now; busy ones after their current response.
+    let _ = stopping.send(true);
+    connections.close();
+    let open = connections.len();
+    if tokio::time::timeout(SHUTDOWN_GRACE, connections.wait())
         .await
         .is_err()
     {
@@ -92,7 +102,7 @@ async fn serve_connection(
     tcp: std::net::TcpStream,
     peer: SocketAddr,
     router: Router,
-    watcher: Watcher,
+    stopping: watch::Receiver<bool>,
 ) {
     let tcp = match TcpStream::from_std(tcp) {
         Ok(tcp) => tcp,
@@ -103,6 +113,23 @@ async fn serve_connection(
     };
     // Streams are many small writes: Nagle's algorithm would hold each delta back.
     let _ = tcp.set_nodelay(true);
+    match connection::serve(tcp, peer, router.clone(), stopping.clone()).await {
+        Ok(connection::Ended::Closed) => {}
+        Ok(connection::Ended::Http2(tcp, read)) => {
+            serve_http2(tcp, read, peer, router, stopping).await
+        }
+        Err(e) => tracing::trace!("connection from {peer} ended: {e}"),
+    }
+}
+
+/// HTTP/2 without TLS ("prior knowledge", as a reverse proxy may speak it) is hyper's.
+async fn serve_http2(
+    tcp: TcpStream,
+    read: Bytes,
+    peer: SocketAddr,
+    router: Router,
+    mut stopping: watch::Receiver<bool>,
+) {
     let service = hyper::service::service_fn(move |mut req: Request<Incoming>| {
         req.extensions_mut().insert(ConnectInfo(peer));
         let mut router = router.clone();
@@ -111,10 +138,81 @@ async fn serve_connection(
             res
         }
     });
-    let builder = auto::Builder::new(TokioExecutor::new());
-    let connection = builder.serve_connection_with_upgrades(TokioIo::new(tcp), service);
-    if let Err(e) = watcher.watch(connection).await {
-        tracing::trace!("connection from {peer} ended: {e}");
+    let io = TokioIo::new(Prefixed { read, io: tcp });
+    let connection = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
+        .serve_connection(io, service);
+    tokio::pin!(connection);
+    let ended = tokio::select! {
+        ended = connection.as_mut() => ended,
+        () = stopped(&mut stopping) => {
+            connection.as_mut().graceful_shutdown();
+            connection.await
+        }
+    };
+    if let Err(e) = ended {
+        tracing::trace!("HTTP/2 connection from {peer} ended: {e}");
+    }
+}
+
+/// Resolves once shutdown has begun.
+async fn stopped(stopping: &mut watch::Receiver<bool>) {
+    loop {
+        let stop = *stopping.borrow_and_update();
+        if stop || stopping.changed().await.is_err() {
+            return;
+        }
+    }
+}
+
+/// A socket whose first bytes were already read: they are read again first.
+struct Prefixed {
+    read: Bytes,
+    io: TcpStream,
+}
+
+impl AsyncRead for Prefixed {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        if !self.read.is_empty() {
+            let n = self.read.len().min(buf.remaining());
+            buf.put_slice(&self.read[..n]);
+            self.read.advance(n);
+            return Poll::Ready(Ok(()));
+        }
+        Pin::new(&mut self.io).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for Prefixed {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.io).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.io).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.io.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.io).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.io).poll_shutdown(cx)
     }
 }
 
