@@ -95,6 +95,14 @@ impl Reader {
         .await;
     }
 
+    /// Lets go of the buffer when it holds nothing: a connection waiting for its response, for
+    /// its stream's next delta or for its next request needs none.
+    fn release_if_empty(&mut self) {
+        if self.buf.is_empty() && self.buf.capacity() > 0 {
+            self.buf = BytesMut::new();
+        }
+    }
+
     /// Ready when the client has closed (or the socket failed). Bytes that arrive meanwhile are
     /// a pipelined next request: they are kept, up to the head limit, after which this stops
     /// reading and the socket's own buffer holds the client back.
@@ -342,7 +350,12 @@ impl Connection {
         } = head;
         let http11 = version == Version::HTTP_11;
         let (body, mut lent) = match framing {
-            Framing::Empty | Framing::Length(0) => (Body::empty(), None),
+            Framing::Empty | Framing::Length(0) => {
+                if let Some(reader) = self.reader.as_mut() {
+                    reader.release_if_empty();
+                }
+                (Body::empty(), None)
+            }
             framing => {
                 if expect_continue {
                     self.write
@@ -376,6 +389,9 @@ impl Connection {
                     lent = None;
                     self.reader = returned.ok();
                     keep_alive &= self.reader.is_some();
+                    if let Some(reader) = self.reader.as_mut() {
+                        reader.release_if_empty();
+                    }
                 }
                 () = Reader::hang_up(&mut self.reader), if self.reader.is_some() => {
                     return Ok(false);
@@ -387,6 +403,9 @@ impl Connection {
             // leaves the connection in step with the client.
             self.reader = returned.try_recv().ok();
             keep_alive &= self.reader.is_some();
+            if let Some(reader) = self.reader.as_mut() {
+                reader.release_if_empty();
+            }
         }
         keep_alive &= !*self.shutdown.borrow();
 

@@ -89,6 +89,8 @@ pub fn parse_request_head(buf: &[u8]) -> Result<Parsed, RequestError> {
         Err(httparse::Error::Version) if buf.starts_with(H2_PREFACE) => {
             return Ok(Parsed::Http2Preface);
         }
+        // The preface's line cut short by the network.
+        Err(httparse::Error::Version) if H2_PREFACE.starts_with(buf) => return Ok(Parsed::Partial),
         Err(httparse::Error::Version) => {
             return Err(RequestError::Malformed(
                 "not an HTTP/1.0 or HTTP/1.1 request",
@@ -420,6 +422,12 @@ mod tests {
             parse_request_head(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"),
             Ok(Parsed::Http2Preface)
         ));
+        for cut in 1..H2_PREFACE.len() {
+            assert!(matches!(
+                parse_request_head(&H2_PREFACE[..cut]),
+                Ok(Parsed::Partial)
+            ));
+        }
         assert!(matches!(
             parse_request_head(b"GET / HTTP/2.0\r\n\r\n"),
             Err(RequestError::Malformed(_))
