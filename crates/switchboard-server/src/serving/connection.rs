@@ -950,3 +950,71 @@ mod tests {
         assert_eq!(&body[..], b"served");
     }
 }
+
+#[cfg(test)]
+mod timeout_tests {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpListener;
+
+    use super::*;
+
+    /// With the clock paused, tokio moves it to the next timer whenever the runtime would wait,
+    /// so the 30 s and 60 s limits pass at once (the sockets are real).
+    async fn start_paused() -> SocketAddr {
+        tokio::time::pause();
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (stop, stopping) = watch::channel(false);
+        let router = Router::new().route("/", axum::routing::get(|| async { "served" }));
+        tokio::spawn(async move {
+            let _stop = stop;
+            loop {
+                let (tcp, peer) = listener.accept().await.unwrap();
+                tokio::spawn(serve(tcp, peer, router.clone(), stopping.clone()));
+            }
+        });
+        addr
+    }
+
+    /// Without the server's limit the read would wait forever; this makes that a failure.
+    async fn within_an_hour<T>(read: impl Future<Output = io::Result<T>>) {
+        tokio::time::timeout(Duration::from_secs(3600), read)
+            .await
+            .expect("the server closes the connection by itself")
+            .unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_head_that_stops_arriving_is_answered_408() {
+        let addr = start_paused().await;
+        let mut tcp = TcpStream::connect(addr).await.unwrap();
+        tcp.write_all(b"GET / HTTP/1.1\r\nhost: x\r\n")
+            .await
+            .unwrap();
+        let mut answer = String::new();
+        within_an_hour(tcp.read_to_string(&mut answer)).await;
+        assert!(
+            answer.starts_with("HTTP/1.1 408 Request Timeout\r\n"),
+            "{answer}"
+        );
+        assert!(answer.contains("\"code\":408"), "{answer}");
+    }
+
+    #[tokio::test]
+    async fn an_idle_connection_is_closed_without_an_answer() {
+        let addr = start_paused().await;
+        let mut tcp = TcpStream::connect(addr).await.unwrap();
+        tcp.write_all(b"GET / HTTP/1.1\r\nhost: x\r\n\r\n")
+            .await
+            .unwrap();
+        let mut first = [0u8; 17];
+        tcp.read_exact(&mut first).await.unwrap();
+        assert_eq!(&first, b"HTTP/1.1 200 OK\r\n");
+        let mut rest = String::new();
+        within_an_hour(tcp.read_to_string(&mut rest)).await;
+        assert!(
+            rest.ends_with("served"),
+            "only the one answer, then the close: {rest}"
+        );
+    }
+}
