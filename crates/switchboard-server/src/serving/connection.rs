@@ -81,7 +81,8 @@ impl Reader {
     async fn linger(&mut self) {
         const LINGER: Duration = Duration::from_secs(1);
         const AT_MOST: usize = 256 * 1024;
-        let mut scratch = [0u8; 4096];
+        // On the heap: a buffer held across an await would be part of every connection's task.
+        let mut scratch = vec![0u8; 4096];
         let mut discarded = 0;
         let _ = tokio::time::timeout(LINGER, async {
             use tokio::io::AsyncReadExt;
@@ -230,13 +231,8 @@ pub(super) async fn serve(
     };
     let mut first = true;
     loop {
-        match conn.read_head(first).await? {
-            Head::Request(head) => {
-                if !conn.exchange(head).await? {
-                    let _ = conn.write.shutdown().await;
-                    return Ok(Ended::Closed);
-                }
-            }
+        let head = match conn.read_head(first).await? {
+            Head::Request(head) => head,
             Head::None => return Ok(Ended::Closed),
             Head::Http2 => {
                 let reader = conn
@@ -249,15 +245,12 @@ pub(super) async fn serve(
                     .map_err(|_| io::Error::other("the halves of one socket"))?;
                 return Ok(Ended::Http2(tcp, reader.buf.freeze()));
             }
-            Head::Refused(e) => {
-                let answer = h1::error_response(e.status(), &e.to_string(), &http_date());
-                conn.write.write_all(&answer).await?;
-                let _ = conn.write.shutdown().await;
-                if let Some(reader) = conn.reader.as_mut() {
-                    reader.linger().await;
-                }
-                return Ok(Ended::Closed);
-            }
+            // Boxed: the error path's state stays out of every connection's task.
+            Head::Refused(e) => return Box::pin(conn.refuse(e)).await,
+        };
+        if !conn.exchange(head).await? {
+            let _ = conn.write.shutdown().await;
+            return Ok(Ended::Closed);
         }
         first = false;
     }
@@ -283,6 +276,17 @@ struct Connection {
 }
 
 impl Connection {
+    /// Answers a request that cannot be served with its error, and closes.
+    async fn refuse(mut self, e: RequestError) -> io::Result<Ended> {
+        let answer = h1::error_response(e.status(), &e.to_string(), &http_date());
+        self.write.write_all(&answer).await?;
+        let _ = self.write.shutdown().await;
+        if let Some(reader) = self.reader.as_mut() {
+            reader.linger().await;
+        }
+        Ok(Ended::Closed)
+    }
+
     async fn read_head(&mut self, first: bool) -> io::Result<Head> {
         let reader = self
             .reader
@@ -378,23 +382,27 @@ impl Connection {
         *request.headers_mut() = headers;
         request.extensions_mut().insert(ConnectInfo(self.peer));
 
-        let mut router = self.router.clone();
-        let responding = router.call(request);
-        tokio::pin!(responding);
-        let response = loop {
-            tokio::select! {
-                biased;
-                response = &mut responding => break response.unwrap_or_else(|never| match never {}),
-                returned = async { lent.as_mut().expect("guarded").await }, if lent.is_some() => {
-                    lent = None;
-                    self.reader = returned.ok();
-                    keep_alive &= self.reader.is_some();
-                    if let Some(reader) = self.reader.as_mut() {
-                        reader.release_if_empty();
+        // In a block of its own, so the router's future does not keep its room in this one's
+        // state (and so in every streaming connection's task) once it has answered.
+        let response = {
+            let mut router = self.router.clone();
+            let responding = router.call(request);
+            tokio::pin!(responding);
+            loop {
+                tokio::select! {
+                    biased;
+                    response = &mut responding => break response.unwrap_or_else(|never| match never {}),
+                    returned = async { lent.as_mut().expect("guarded").await }, if lent.is_some() => {
+                        lent = None;
+                        self.reader = returned.ok();
+                        keep_alive &= self.reader.is_some();
+                        if let Some(reader) = self.reader.as_mut() {
+                            reader.release_if_empty();
+                        }
                     }
-                }
-                () = Reader::hang_up(&mut self.reader), if self.reader.is_some() => {
-                    return Ok(false);
+                    () = Reader::hang_up(&mut self.reader), if self.reader.is_some() => {
+                        return Ok(false);
+                    }
                 }
             }
         };

@@ -116,7 +116,9 @@ async fn serve_connection(
     match connection::serve(tcp, peer, router.clone(), stopping.clone()).await {
         Ok(connection::Ended::Closed) => {}
         Ok(connection::Ended::Http2(tcp, read)) => {
-            serve_http2(tcp, read, peer, router, stopping).await
+            // Boxed: hyper's HTTP/2 connection state would otherwise be part of every
+            // connection's task, HTTP/1 ones included.
+            Box::pin(serve_http2(tcp, read, peer, router, stopping)).await
         }
         Err(e) => tracing::trace!("connection from {peer} ended: {e}"),
     }
