@@ -240,7 +240,7 @@ impl RelayBody {
     }
 
     /// The stream ended badly: an SSE client gets an error event it can show, anyone else a
-    /// broken body (hyper then aborts the response instead of ending it cleanly).
+    /// broken body (the server then closes the connection instead of ending the response).
     fn fail(
         &mut self,
         code: u16,
