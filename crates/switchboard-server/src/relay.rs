@@ -31,8 +31,8 @@ use crate::upstream_pool::UpstreamBody;
 /// One request to send upstream.
 ///
 /// It owns what it took from the client's request, so the relay can let go of it once it is sent:
-/// header values and body point into the client connection's read buffer, and while anything
-/// does, hyper allocates a new buffer for that connection's next read (8 KB per stream).
+/// the body points into the client connection's read buffer, which stays allocated while
+/// anything does (4 KB per stream, for as long as the stream runs).
 pub struct UpstreamRequest {
     pub method: Method,
     /// The full upstream URL, built from the provider's configured base URL only.

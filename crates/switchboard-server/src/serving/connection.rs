@@ -64,13 +64,13 @@ struct Reader {
 impl Reader {
     /// Reads more into `buf`; `Ok(0)` when the client closed. The buffer is allocated only once
     /// the socket is readable, so a connection waiting for its next request holds none.
-    async fn read_more(&mut self, reserve: usize) -> io::Result<usize> {
+    async fn read_more(&mut self) -> io::Result<usize> {
         use tokio::io::AsyncReadExt;
         if self.buf.capacity() - self.buf.len() < MIN_READ_ROOM {
             if self.buf.capacity() == 0 {
                 self.io.readable().await?;
             }
-            self.buf.reserve(reserve.max(self.buf.len()));
+            self.buf.reserve(FIRST_READ.max(self.buf.len()));
         }
         self.io.read_buf(&mut self.buf).await
     }
@@ -320,7 +320,7 @@ impl Connection {
                 return Ok(Head::None);
             }
             tokio::select! {
-                read = reader.read_more(FIRST_READ) => {
+                read = reader.read_more() => {
                     if read? == 0 {
                         return if idle {
                             Ok(Head::None)
@@ -448,10 +448,6 @@ impl Connection {
         }
         let mut out = BodyWriter {
             framing,
-            left: match framing {
-                BodyFraming::Length(n) => n,
-                _ => u64::MAX,
-            },
             head: Some(head),
         };
         loop {
@@ -477,8 +473,8 @@ impl Connection {
             };
             match frame {
                 None => {
-                    out.finish(&mut self.write).await?;
-                    return Ok(keep_alive && out.complete());
+                    let complete = out.data(&mut self.write, Bytes::new(), true).await?;
+                    return Ok(keep_alive && complete);
                 }
                 Some(Err(e)) => {
                     // Nothing can tell the client now but an incomplete body: close.
@@ -505,9 +501,8 @@ impl Connection {
 
 /// Writes a response body in its framing, the head first.
 struct BodyWriter {
+    /// For `Length`, the bytes still owed.
     framing: BodyFraming,
-    /// Bytes still owed to a `Content-Length`.
-    left: u64,
     head: Option<Vec<u8>>,
 }
 
@@ -519,8 +514,9 @@ impl BodyWriter {
         Ok(())
     }
 
-    /// Writes one data frame (and, when `end`, the body's end). False when the body broke its
-    /// declared length, which leaves the connection unusable.
+    /// Writes one data frame (and, when `end`, the body's end; an empty frame with `end` just
+    /// ends it). False when the body broke its declared length, which leaves the connection
+    /// unusable.
     async fn data(
         &mut self,
         write: &mut OwnedWriteHalf,
@@ -534,7 +530,7 @@ impl BodyWriter {
         let head = head.as_deref().unwrap_or(&[]);
         let mut size = [0u8; 18];
         let mut fits = true;
-        match self.framing {
+        match &mut self.framing {
             BodyFraming::Chunked => {
                 let size = if data.is_empty() {
                     &[][..]
@@ -545,14 +541,14 @@ impl BodyWriter {
                 let last = if end { h1::LAST_CHUNK } else { b"" };
                 write_all_vectored(write, &mut [head, size, &data, crlf, last]).await?;
             }
-            BodyFraming::Length(_) => {
-                if data.len() as u64 > self.left {
-                    data.truncate(self.left as usize);
+            BodyFraming::Length(left) => {
+                if data.len() as u64 > *left {
+                    data.truncate(*left as usize);
                     fits = false;
                 }
-                self.left -= data.len() as u64;
+                *left -= data.len() as u64;
+                fits &= !end || *left == 0;
                 write_all_vectored(write, &mut [head, &data]).await?;
-                fits &= !end || self.left == 0;
             }
             BodyFraming::UntilClose => {
                 write_all_vectored(write, &mut [head, &data]).await?;
@@ -560,23 +556,6 @@ impl BodyWriter {
             BodyFraming::None => write_all_vectored(write, &mut [head]).await?,
         }
         Ok(fits)
-    }
-
-    /// Everything a `Content-Length` promised was sent.
-    fn complete(&self) -> bool {
-        !matches!(self.framing, BodyFraming::Length(_)) || self.left == 0
-    }
-
-    /// The body ended without a last frame flagged as its end.
-    async fn finish(&mut self, write: &mut OwnedWriteHalf) -> io::Result<()> {
-        let head = self.head.take();
-        let head = head.as_deref().unwrap_or(&[]);
-        let last: &[u8] = if self.framing == BodyFraming::Chunked {
-            h1::LAST_CHUNK
-        } else {
-            b""
-        };
-        write_all_vectored(write, &mut [head, last]).await
     }
 }
 
@@ -824,6 +803,18 @@ mod tests {
         assert!(answer.contains("connection: close\r\n"), "{answer}");
         assert!(!answer.contains("transfer-encoding"), "{answer}");
         assert!(answer.ends_with("\r\n\r\nab"), "{answer}");
+        // Asked to, an HTTP/1.0 connection persists while the length is known, and says so.
+        let router = echo_router();
+        let (plain, _stop) = start(router).await;
+        let answer = talk(
+            plain,
+            b"GET / HTTP/1.0\r\nconnection: keep-alive\r\n\r\nGET / HTTP/1.0\r\n\r\n",
+        )
+        .await;
+        assert_eq!(responses(&answer), 2, "{answer}");
+        let (first, second) = answer.split_at(answer.rfind("HTTP/1.1 ").unwrap());
+        assert!(first.contains("connection: keep-alive\r\n"), "{answer}");
+        assert!(second.contains("connection: close\r\n"), "{answer}");
         let answer = talk(addr, b"GET /s HTTP/1.1\r\nconnection: close\r\n\r\n").await;
         assert!(
             answer.contains("transfer-encoding: chunked\r\n"),

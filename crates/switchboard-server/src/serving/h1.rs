@@ -7,9 +7,9 @@
 //! transfer coding other than a final `chunked`, or `Transfer-Encoding` in HTTP/1.0 is refused
 //! with 400 and the connection is closed.
 
-use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri, Version, header};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, Version, header};
 
-use crate::upstream_pool::h1::{Framing, connection_persists, content_length};
+use crate::upstream_pool::h1::{Framing, connection_persists, content_length, header_map};
 
 /// The largest request head we buffer; larger is answered 431.
 pub const MAX_HEAD_BYTES: usize = 64 * 1024;
@@ -109,14 +109,7 @@ pub fn parse_request_head(buf: &[u8]) -> Result<Parsed, RequestError> {
         .parse()
         .map_err(|_| RequestError::Malformed("invalid request target"))?;
     let http11 = request.version == Some(1);
-    let mut headers = HeaderMap::with_capacity(request.headers.len());
-    for h in request.headers.iter() {
-        let name = HeaderName::from_bytes(h.name.as_bytes())
-            .map_err(|_| RequestError::Malformed("invalid header name"))?;
-        let value = HeaderValue::from_bytes(h.value)
-            .map_err(|_| RequestError::Malformed("invalid header value"))?;
-        headers.append(name, value);
-    }
+    let headers = header_map(request.headers).map_err(RequestError::Malformed)?;
     let framing = request_framing(&headers, http11)?;
     let expect_continue = http11
         && framing != Framing::Empty

@@ -119,14 +119,7 @@ pub fn parse_head(
         }
         let status =
             StatusCode::from_u16(code).map_err(|_| ProtocolError::BadHead("invalid status"))?;
-        let mut headers = HeaderMap::with_capacity(response.headers.len());
-        for h in response.headers.iter() {
-            let name = HeaderName::from_bytes(h.name.as_bytes())
-                .map_err(|_| ProtocolError::BadHead("invalid header name"))?;
-            let value = HeaderValue::from_bytes(h.value)
-                .map_err(|_| ProtocolError::BadHead("invalid header value"))?;
-            headers.append(name, value);
-        }
+        let headers = header_map(response.headers).map_err(ProtocolError::BadHead)?;
         let http11 = response.version == Some(1);
         let (framing, mut keep_alive) = framing(status, &headers, request_method)?;
         keep_alive &= connection_persists(&headers, http11);
@@ -175,6 +168,17 @@ fn framing(
             None => (Framing::UntilClose, false),
         },
     )
+}
+
+/// The headers httparse found, as a `HeaderMap` (names lowercased, values copied).
+pub fn header_map(parsed: &[httparse::Header<'_>]) -> Result<HeaderMap, &'static str> {
+    let mut headers = HeaderMap::with_capacity(parsed.len());
+    for h in parsed {
+        let name = HeaderName::from_bytes(h.name.as_bytes()).map_err(|_| "invalid header name")?;
+        let value = HeaderValue::from_bytes(h.value).map_err(|_| "invalid header value")?;
+        headers.append(name, value);
+    }
+    Ok(headers)
 }
 
 /// The `Content-Length`, if any. Repeated values (or a list) must agree: a disagreement is how

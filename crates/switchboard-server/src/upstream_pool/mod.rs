@@ -51,7 +51,7 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 const FIRST_READ: usize = 4 * 1024;
 const MAX_READ: usize = 64 * 1024;
 /// Reads go into what is left of the buffer until less than this is left. The data handed out
-/// before still points into the buffer (hyper holds it until it is written), so reserving anew
+/// before still points into the buffer (the server holds it until it is written), so reserving anew
 /// for every read would allocate a new buffer for nearly every delta.
 const MIN_READ_ROOM: usize = 1024;
 /// Request bodies up to this size are copied after the head, to go out in one write.
@@ -756,7 +756,7 @@ mod tests {
         for _ in 0..2 {
             let mut resp = send(&url).await.into_body();
             assert_eq!(resp.data().await.unwrap().unwrap(), "ok");
-            // Never polled to `None`, as hyper does not poll a body that says it has ended.
+            // Never polled to `None`, as the server does not poll a body that says it has ended.
             assert!(resp.is_end());
         }
         assert_eq!(accepted.load(Ordering::SeqCst), 1);
