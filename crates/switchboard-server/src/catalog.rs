@@ -51,6 +51,9 @@ impl ModelCatalog {
         let url = format!("{}/v1/models", self.settings.openrouter.base_url);
         let resp = http
             .get(&url)
+            // The next fetch is normally an hour away, far past the pool's idle timeout: a kept
+            // connection would only hold the read buffer this answer of several hundred KB grew.
+            .header(reqwest::header::CONNECTION, "close")
             .timeout(Duration::from_secs(30))
             .send()
             .await
