@@ -35,7 +35,11 @@ SWITCHBOARD_ADDR="127.0.0.1:$sb_port" OPENROUTER_URL="http://127.0.0.1:$mock_por
 sb=$!
 base="http://127.0.0.1:$sb_port"
 for _ in $(seq 600); do curl -sf "$base/healthz" >/dev/null && break; sleep 0.1; done
-sleep 3 # the background catalog fetch
+# Start-up ends once the background fetch has loaded the catalog (it then writes its disk cache):
+# seconds under callgrind. Then a little idle time, as an idle process has had.
+for _ in $(seq 1200); do [ -e "$work/openrouter-models.json" ] && break; sleep 0.1; done
+[ -e "$work/openrouter-models.json" ] || { echo "the catalog never loaded" >&2; exit 1; }
+sleep 2
 callgrind_control --dump=startup "$sb" >/dev/null
 
 json='content-type: application/json'
