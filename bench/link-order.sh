@@ -64,7 +64,6 @@ for _ in 1 2 3; do
   curl -sf "$base/chats/$chat" >/dev/null
 done
 curl -sf "$base/api/chats" >/dev/null
-curl -sf "$base/" >/dev/null
 for asset in $(curl -sf "$base/" | grep -o '/assets/[^"]*' | sort -u); do
   curl -sf "$base$asset" >/dev/null
 done

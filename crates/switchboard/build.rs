@@ -3,10 +3,10 @@
 //!
 //! - `--symbol-ordering-file=link-order.txt` (lld): the functions a running server uses, start-up
 //!   first, then serving, are placed together (the list and how it is made: `bench/link-order.sh`).
-//!   The kernel maps code in 64 KB blocks around each page a process touches; with those functions
-//!   spread over 10 MB of code, an idle process had 7 MB of it mapped, and 3.5 MB once they sit
-//!   together. Names the list has that the build does not (after a dependency upgrade, say) are
-//!   skipped.
+//!   The kernel maps code in blocks around each page a process touches (64 KB, or a whole large
+//!   page-cache folio); with those functions spread over 10 MB of code, an idle process had 7 MB
+//!   of it mapped, and ~2.5 MB once they sit together. Names the list has that the build does not
+//!   (after a dependency upgrade, say) are skipped.
 //! - `-z pack-relative-relocs` (DT_RELR, glibc ≥ 2.36): ~37,000 relative relocations of 24 bytes
 //!   each become a few KB of bitmaps, so start-up reads (and keeps mapped) ~850 KB less of the file.
 

@@ -257,7 +257,6 @@ pub fn pid_listening_on(port: u16) -> Option<u32> {
     None
 }
 
-/// `MemTotal` from `/proc/meminfo`, in bytes.
 /// A directory for one run's files (databases, logs, the fixture), removed when dropped.
 ///
 /// Not `tempfile`: as a normal dependency of this crate it turned on features of shared
@@ -288,6 +287,7 @@ impl Drop for ScratchDir {
     }
 }
 
+/// `MemTotal` from `/proc/meminfo`, in bytes.
 pub fn status_kb_of_meminfo() -> Option<u64> {
     let info = std::fs::read_to_string("/proc/meminfo").ok()?;
     let line = info.lines().find(|l| l.starts_with("MemTotal:"))?;
