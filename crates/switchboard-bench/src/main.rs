@@ -487,6 +487,11 @@ async fn run(args: Args) -> anyhow::Result<()> {
     }
 
     let mut streams = Vec::new();
+    let names: Vec<String> = targets.iter().map(|t| t.name.clone()).collect();
+    let fd_limits: Vec<Option<u64>> = pids
+        .iter()
+        .map(|pid| pid.and_then(procs::nofile_limit))
+        .collect();
     for &k in &plan.streams {
         let mut row = Vec::new();
         for (i, (target, pid)) in targets.iter().zip(&pids).enumerate() {
@@ -502,6 +507,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
             // Let sockets from the last phase close before the next.
             tokio::time::sleep(Duration::from_secs(1)).await;
         }
+        notes.extend(phases::machine_limits(k, &row, &names, &fd_limits));
         streams.push((k, row));
     }
 

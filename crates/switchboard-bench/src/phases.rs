@@ -196,6 +196,7 @@ pub struct Streams {
     pub ttfb_steady_p99: u64,
     pub steady_streams: u64,
     pub stalls: u64,
+    /// The longest gap between two deltas of a stream, nanoseconds.
     pub max_gap: u64,
     /// Mean `data:` lines per completed stream, `[DONE]` included.
     pub data_lines_per_stream: f64,
@@ -387,6 +388,43 @@ pub async fn streams(
     }
 }
 
+/// Open fds within this many of the limit count as at the limit: they are sampled, not traced.
+const FD_LIMIT_SLACK: u64 = 16;
+
+/// What one stream count's row says about the machine rather than the gateways: the mock alone
+/// stalling (the machine cannot feed `k` streams, so stalls through a gateway are not its own),
+/// and a gateway whose open fds reached its limit (the streams that failed there failed for want
+/// of descriptors). `row[0]` is the mock directly; `names` and `fd_limits` go with `row`.
+pub fn machine_limits(
+    k: usize,
+    row: &[Option<Streams>],
+    names: &[String],
+    fd_limits: &[Option<u64>],
+) -> Vec<String> {
+    let mut notes = Vec::new();
+    if let Some(Some(direct)) = row.first()
+        && direct.stalls > 0
+    {
+        notes.push(format!(
+            "{k} streams: without a gateway, the mock and this harness stalled {} times (longest gap {:.0} ms): this machine cannot feed {k} streams, so stalls through a gateway at this count are not the gateway's",
+            direct.stalls,
+            direct.max_gap as f64 / 1e6
+        ));
+    }
+    for ((cell, name), limit) in row.iter().zip(names).zip(fd_limits).skip(1) {
+        if let (Some(s), Some(limit)) = (cell, limit)
+            && let Some(fds) = s.peak_fds
+            && fds as u64 + FD_LIMIT_SLACK >= *limit
+        {
+            notes.push(format!(
+                "{k} streams through {name}: open fds reached the process's limit ({limit}; a relayed stream holds two), so its {} failed streams ran out of descriptors; a larger hard limit is needed to measure this count",
+                s.failed + s.connect_errors
+            ));
+        }
+    }
+    notes
+}
+
 /// The chat engine under load: N conversations, each one message whose answer streams from the
 /// mock and is persisted by Switchboard.
 #[derive(Debug, Clone)]
@@ -551,4 +589,68 @@ pub async fn chat(base: &Target, n: usize, message: Bytes, pid: Option<u32>) -> 
     run.rss_after = pid.and_then(procs::rss);
     run.peak_rss = pid.and_then(|p| procs::status_kb(p, "VmHWM"));
     Chat::Done(run)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn names() -> Vec<String> {
+        ["direct", "proxy", "gateway"].map(String::from).to_vec()
+    }
+
+    #[test]
+    fn a_row_within_the_machine_says_nothing() {
+        let direct = Streams {
+            max_gap: 30_000_000,
+            ..Streams::default()
+        };
+        let proxy = Streams {
+            peak_fds: Some(1_049),
+            ..Streams::default()
+        };
+        let row = [Some(direct), Some(proxy), None];
+        let notes = machine_limits(512, &row, &names(), &[None, Some(20_000), Some(20_000)]);
+        assert!(notes.is_empty(), "{notes:?}");
+    }
+
+    #[test]
+    fn the_mock_stalling_alone_and_the_fd_limit_are_named() {
+        let direct = Streams {
+            stalls: 15_785,
+            max_gap: 474_200_000,
+            ..Streams::default()
+        };
+        let proxy = Streams {
+            failed: 2,
+            connect_errors: 20,
+            peak_fds: Some(19_990),
+            ..Streams::default()
+        };
+        let row = [Some(direct), Some(proxy), None];
+        let notes = machine_limits(10_000, &row, &names(), &[None, Some(20_000), Some(20_000)]);
+        assert_eq!(notes.len(), 2, "{notes:?}");
+        assert!(
+            notes[0].contains("stalled 15785 times (longest gap 474 ms)"),
+            "{}",
+            notes[0]
+        );
+        assert!(
+            notes[1].starts_with("10000 streams through proxy"),
+            "{}",
+            notes[1]
+        );
+        assert!(notes[1].contains("limit (20000"), "{}", notes[1]);
+        assert!(notes[1].contains("its 22 failed streams"), "{}", notes[1]);
+    }
+
+    #[test]
+    fn a_process_without_a_known_limit_is_not_judged() {
+        let proxy = Streams {
+            peak_fds: Some(30_000),
+            ..Streams::default()
+        };
+        let row = [None, Some(proxy), None];
+        assert!(machine_limits(10_000, &row, &names(), &[None, None, None]).is_empty());
+    }
 }

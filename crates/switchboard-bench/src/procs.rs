@@ -180,6 +180,22 @@ pub fn open_fds(pid: u32) -> Option<usize> {
     Some(std::fs::read_dir(format!("/proc/{pid}/fd")).ok()?.count())
 }
 
+/// The process's soft limit on open file descriptors (`None` if unlimited or unreadable).
+pub fn nofile_limit(pid: u32) -> Option<u64> {
+    parse_nofile_limit(&std::fs::read_to_string(format!("/proc/{pid}/limits")).ok()?)
+}
+
+/// The soft limit from the `Max open files` row of a `/proc/<pid>/limits` text.
+fn parse_nofile_limit(limits: &str) -> Option<u64> {
+    limits.lines().find_map(|line| {
+        line.strip_prefix("Max open files")?
+            .split_whitespace()
+            .next()?
+            .parse()
+            .ok()
+    })
+}
+
 /// Raises RLIMIT_NOFILE for this process (and so for every child started afterwards) as far as
 /// `want`, returning the soft limit now in force.
 pub fn raise_nofile(want: u64) -> u64 {
@@ -312,5 +328,20 @@ mod tests {
         assert!(found.is_absolute(), "{}", found.display());
         assert!(found.is_file());
         assert!(locate("switchboard", Some(Path::new("no-such-binary"))).is_err());
+    }
+
+    #[test]
+    fn the_soft_fd_limit_is_read_from_proc_limits() {
+        let limits = "Limit                     Soft Limit           Hard Limit           Units     \n\
+                      Max cpu time              unlimited            unlimited            seconds   \n\
+                      Max open files            20000                20000                files     \n";
+        assert_eq!(parse_nofile_limit(limits), Some(20_000));
+        let unlimited =
+            "Max open files            unlimited            unlimited            files\n";
+        assert_eq!(parse_nofile_limit(unlimited), None);
+        assert_eq!(
+            nofile_limit(std::process::id()),
+            parse_nofile_limit(&std::fs::read_to_string("/proc/self/limits").unwrap())
+        );
     }
 }
