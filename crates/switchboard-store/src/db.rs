@@ -13,6 +13,7 @@ use sqlx::postgres::{PgPool, PgRow, Postgres};
 use sqlx::sqlite::{Sqlite, SqlitePool, SqliteRow};
 use sqlx::{Decode, Encode, Row, Transaction, Type};
 
+use std::borrow::Cow;
 use std::sync::atomic::{AtomicI64, Ordering};
 
 use crate::StoreError;
@@ -29,7 +30,7 @@ enum Arg {
 #[derive(Debug)]
 pub(crate) struct Sql {
     context: &'static str,
-    text: &'static str,
+    text: Cow<'static, str>,
     args: Vec<Arg>,
 }
 
@@ -38,7 +39,17 @@ impl Sql {
     pub(crate) fn new(context: &'static str, text: &'static str) -> Sql {
         Sql {
             context,
-            text,
+            text: Cow::Borrowed(text),
+            args: Vec::new(),
+        }
+    }
+
+    /// A statement whose text is built at run time (a number of rows known only then). Each
+    /// distinct text is prepared and cached per connection, so keep the number of shapes small.
+    pub(crate) fn built(context: &'static str, text: String) -> Sql {
+        Sql {
+            context,
+            text: Cow::Owned(text),
             args: Vec::new(),
         }
     }
@@ -75,7 +86,7 @@ impl Sql {
         for<'q> Option<i64>: Encode<'q, DB> + Type<DB>,
         for<'q> Option<f64>: Encode<'q, DB> + Type<DB>,
     {
-        let mut query = sqlx::query(self.text);
+        let mut query = sqlx::query(&self.text);
         for arg in &self.args {
             query = match arg {
                 Arg::Text(value) => query.bind(value.as_deref()),

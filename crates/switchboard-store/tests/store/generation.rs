@@ -10,6 +10,7 @@ use crate::helpers::{event, user};
 on_both_backends!(
     flush_stores_events_and_the_current_full_text,
     a_flush_is_one_transaction,
+    a_flush_stores_a_backlog_of_events_larger_than_one_statement,
     finish_message_records_the_outcome_once,
     a_finished_message_is_never_rewritten_by_a_late_flush,
     events_after_resumes_after_the_given_seq,
@@ -130,6 +131,35 @@ async fn flush_stores_events_and_the_current_full_text(store: Store) {
     assert_eq!(events[0].data, r#"{"n":1}"#);
     assert_eq!(events[0].created_at, 1_001);
     assert_eq!(store.max_event_seq(&reply.chat_id).await.unwrap(), 3);
+}
+
+/// A checkpoint that failed keeps its events for the next one, so a flush can carry more events
+/// than one statement inserts: all of them are stored, each with its own fields.
+async fn a_flush_stores_a_backlog_of_events_larger_than_one_statement(store: Store) {
+    let reply = streaming_reply(&store).await;
+    let backlog: Vec<_> = (1..=75).map(|seq| event(seq, "delta")).collect();
+    store
+        .flush_generation(&GenerationFlush {
+            message_id: reply.id.clone(),
+            content: "long".into(),
+            events: backlog,
+            ..GenerationFlush::default()
+        })
+        .await
+        .unwrap();
+
+    let events = store.events_after(&reply.chat_id, 0, 200).await.unwrap();
+    let seqs: Vec<i64> = events.iter().map(|e| e.seq).collect();
+    assert_eq!(seqs, (1..=75).collect::<Vec<_>>());
+    for e in &events {
+        assert_eq!(e.data, format!(r#"{{"n":{}}}"#, e.seq));
+        assert_eq!(e.created_at, 1_000 + e.seq);
+        assert_eq!(
+            (e.kind.as_str(), e.message_id.as_str()),
+            ("delta", reply.id.as_str())
+        );
+    }
+    assert_eq!(store.max_event_seq(&reply.chat_id).await.unwrap(), 75);
 }
 
 /// If any event of a batch cannot be stored, neither the events nor the text are.
