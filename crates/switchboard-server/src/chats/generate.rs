@@ -338,7 +338,10 @@ impl Generation {
         message.first_token_at = facts.first_token_at;
         message.finished_at = Some(now_ms());
 
-        let done = self.hub.emit("done", &message.id, |_| {
+        let done = self.hub.emit("done", &message.id, |live| {
+            if let Some(m) = live.get_mut(&message.id) {
+                m.finished = Some(Box::new(message.clone()));
+            }
             json!({"message": MessageView::new(&message)}).to_string()
         });
         self.pending.push(done);

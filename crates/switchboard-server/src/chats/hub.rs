@@ -15,6 +15,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use serde_json::Value;
+use switchboard_store::Message;
 use tokio::sync::{Notify, broadcast};
 
 /// Written events kept in memory for quick resumes, beyond the unwritten ones.
@@ -52,6 +53,11 @@ pub struct LiveMessage {
     /// `(id, name, arguments)` by tool-call index.
     pub tool_calls: Vec<(String, String, String)>,
     pub annotations: Vec<Value>,
+    /// The message as it ends, set together with its `done` event and kept until it is written.
+    /// A snapshot taken in between already counts `done` in its seq, so what it shows must be
+    /// the finished message too: a page rendered then would otherwise show a reply still
+    /// streaming and wait for a `done` it was told it had seen.
+    pub finished: Option<Box<Message>>,
 }
 
 impl LiveMessage {
@@ -182,12 +188,20 @@ impl ChatHub {
         }
     }
 
+    /// The chat as of its last event. A generation whose `done` has been emitted is not reported
+    /// as running, although it keeps the chat until its final write (see [`ChatHub::finished`]).
     pub fn snapshot(&self) -> Snapshot {
         let inner = self.lock();
+        let running = inner.running.as_ref().map(|r| &r.message_id).filter(|id| {
+            !inner
+                .live
+                .get(id.as_str())
+                .is_some_and(|m| m.finished.is_some())
+        });
         Snapshot {
             last_seq: inner.next_seq - 1,
             live: inner.live.clone(),
-            running: inner.running.as_ref().map(|r| r.message_id.clone()),
+            running: running.cloned(),
         }
     }
 
@@ -225,7 +239,9 @@ impl ChatHub {
         inner.live.insert(to.to_string(), live);
     }
 
-    /// The generation ended: release the chat and forget the live state.
+    /// The generation ended and its final state is written: release the chat and forget the
+    /// live state. The chat stays claimed until then, so the next turn's history reads the reply
+    /// as it ended, not its last checkpoint.
     pub fn finished(&self, message_id: &str) {
         let mut inner = self.lock();
         if inner
@@ -265,6 +281,8 @@ pub fn now_ms() -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::chats::view::MessageView;
+    use switchboard_store::{MessageStatus, Role};
 
     #[test]
     fn seqs_increase_and_ring_keeps_unwritten_events() {
@@ -322,6 +340,72 @@ mod tests {
         assert!(hub.stop());
         hub.finished("m");
         assert!(!hub.stop());
+        assert!(hub.start("next").is_some());
+    }
+
+    fn reply(status: MessageStatus, content: &str) -> Message {
+        Message {
+            id: "m".into(),
+            chat_id: "c".into(),
+            seq: 2,
+            role: Role::Assistant,
+            content: content.into(),
+            reasoning: String::new(),
+            reasoning_details: None,
+            tool_calls: None,
+            annotations: None,
+            attachments: None,
+            model: Some("openai/gpt-5".into()),
+            provider: None,
+            generation_id: None,
+            status,
+            error_code: None,
+            error_message: None,
+            usage: Default::default(),
+            finish_reason: None,
+            created_at: 1,
+            first_token_at: None,
+            finished_at: None,
+        }
+    }
+
+    #[test]
+    fn a_reply_whose_done_is_emitted_shows_finished_before_it_is_written() {
+        // What the database holds until the final write: the last checkpoint.
+        let stored = reply(MessageStatus::Streaming, "Hel");
+        let hub = ChatHub::new(0);
+        assert!(hub.start("m").is_some());
+        hub.emit("delta", "m", |live| {
+            live.get_mut("m").unwrap().content.push_str("Hello");
+            "{}".into()
+        });
+        let snap = hub.snapshot();
+        assert_eq!(snap.running.as_deref(), Some("m"));
+        let view = MessageView::with_live(&stored, snap.live.get("m"));
+        assert_eq!(
+            (view.status, view.content.as_str()),
+            (MessageStatus::Streaming, "Hello")
+        );
+
+        let done = hub.emit("done", "m", |live| {
+            live.get_mut("m").unwrap().finished =
+                Some(Box::new(reply(MessageStatus::Complete, "Hello")));
+            "{}".into()
+        });
+        let snap = hub.snapshot();
+        assert_eq!(snap.last_seq, done.seq);
+        assert_eq!(
+            snap.running, None,
+            "a page must not wait for a done it has seen"
+        );
+        let view = MessageView::with_live(&stored, snap.live.get("m"));
+        assert_eq!(
+            (view.status, view.content.as_str()),
+            (MessageStatus::Complete, "Hello")
+        );
+        // Until the final write the chat stays claimed: the next turn would read a stale reply.
+        assert!(hub.start("next").is_none());
+        hub.finished("m");
         assert!(hub.start("next").is_some());
     }
 }

@@ -105,8 +105,12 @@ impl MessageView {
         .map_err(|e| crate::ApiError::internal(format!("rendering the messages failed: {e}")))
     }
 
-    /// The stored message with a streaming message's live text laid over it.
+    /// The stored message with a streaming message's live text laid over it, or the finished
+    /// message its `done` event carried when that is not written yet.
     pub fn with_live(m: &Message, live: Option<&LiveMessage>) -> MessageView {
+        if let Some(finished) = live.and_then(|l| l.finished.as_deref()) {
+            return MessageView::new(finished);
+        }
         let mut view = MessageView::new(m);
         if let Some(live) = live {
             view.content = live.content.clone();
