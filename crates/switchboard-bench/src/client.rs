@@ -229,9 +229,73 @@ pub async fn read_stream(
     report
 }
 
+/// Reads a server-sent event stream until an event named `kind` arrives (a line `event: kind`),
+/// as a browser following a chat does. Errors if the stream answers other than 200 or ends first.
+pub async fn wait_for_event(
+    response: hyper::Response<hyper::body::Incoming>,
+    kind: &str,
+) -> anyhow::Result<()> {
+    if response.status() != StatusCode::OK {
+        bail!("the event stream answered {}", response.status());
+    }
+    let mut scanner = EventScanner::new(kind);
+    let mut body = response.into_body();
+    while let Some(frame) = body.frame().await {
+        if let Ok(data) = frame?.into_data()
+            && scanner.saw(&data)
+        {
+            return Ok(());
+        }
+    }
+    bail!("the event stream ended before an `{kind}` event")
+}
+
+/// Finds the line `event: <kind>` across chunk boundaries.
+struct EventScanner {
+    /// `\nevent: <kind>\n`: the line with the newlines around it, so `event: done-ish` or a
+    /// `data:` line that merely contains the text does not match.
+    needle: Vec<u8>,
+    /// The end of what was read so far, one byte shorter than the needle: enough to match a
+    /// needle split across chunks. Starts as a newline, so a first line can match.
+    tail: Vec<u8>,
+}
+
+impl EventScanner {
+    fn new(kind: &str) -> EventScanner {
+        EventScanner {
+            needle: format!("\nevent: {kind}\n").into_bytes(),
+            tail: b"\n".to_vec(),
+        }
+    }
+
+    fn saw(&mut self, chunk: &[u8]) -> bool {
+        self.tail.extend_from_slice(chunk);
+        if self
+            .tail
+            .windows(self.needle.len())
+            .any(|w| w == self.needle)
+        {
+            return true;
+        }
+        let keep = self.needle.len() - 1;
+        let cut = self.tail.len().saturating_sub(keep);
+        self.tail.drain(..cut);
+        false
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_event_is_found_across_chunks_and_only_as_a_whole_line() {
+        let mut s = EventScanner::new("done");
+        assert!(!s.saw(b"id: 1\nevent: delta\ndata: {\"content\":\"event: done\"}\n\n"));
+        assert!(!s.saw(b"id: 2\nevent: done-ish\ndata: {}\n\nid: 3\nevent: do"));
+        assert!(s.saw(b"ne\ndata: {}\n\n"));
+        assert!(EventScanner::new("done").saw(b"event: done\ndata: {}\n\n"));
+    }
 
     #[test]
     fn data_lines_are_counted_across_chunks() {

@@ -10,7 +10,7 @@ use hyper::{Method, StatusCode};
 use serde_json::Value;
 use tokio::sync::{Barrier, Semaphore};
 
-use crate::client::{Conn, Target, connect, read_stream};
+use crate::client::{Conn, Target, connect, read_stream, wait_for_event};
 use crate::hist::{Histogram, exact_quantile};
 use crate::procs;
 
@@ -473,12 +473,20 @@ async fn new_chat(conn: &mut Conn, base: &Target) -> Result<String, (StatusCode,
     }
 }
 
-/// One generation: create a chat, post the message, poll until the last message stops streaming.
+/// One generation, followed the way the web UI follows it: create a chat, subscribe to its event
+/// stream, post the message, wait for the reply's `done` event, then read the stored chat once to
+/// check the reply was persisted as complete. The time is from the post to `done`.
 async fn one_generation(base: &Target, message: &Bytes) -> Result<(Duration, u64), String> {
     let mut conn = connect(base.addr).await.map_err(|e| format!("{e:#}"))?;
     let id = new_chat(&mut conn, base)
         .await
         .map_err(|(s, b)| format!("POST /api/chats: {s} {b}"))?;
+    let mut events = connect(base.addr).await.map_err(|e| format!("{e:#}"))?;
+    let events_path = format!("/api/chats/{id}/events");
+    let subscription = events
+        .send(base, Method::GET, &events_path, Bytes::new())
+        .await
+        .map_err(|e| format!("GET {events_path}: {e:#}"))?;
     let started = Instant::now();
     let path = format!("/api/chats/{id}/messages");
     let (status, body) = conn
@@ -491,37 +499,38 @@ async fn one_generation(base: &Target, message: &Bytes) -> Result<(Duration, u64
             String::from_utf8_lossy(&body)
         ));
     }
+    tokio::time::timeout(
+        Duration::from_secs(120),
+        wait_for_event(subscription, "done"),
+    )
+    .await
+    .map_err(|_| "no `done` event within 120 s".to_owned())?
+    .map_err(|e| format!("GET {events_path}: {e:#}"))?;
+    let took = started.elapsed();
+
     let chat_path = format!("/api/chats/{id}");
-    let deadline = started + Duration::from_secs(120);
-    loop {
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        let (status, body) = conn
-            .call(base, Method::GET, &chat_path, Bytes::new())
-            .await
-            .map_err(|e| format!("{e:#}"))?;
-        if !status.is_success() {
-            return Err(format!("GET {chat_path}: {status}"));
-        }
-        let value: Value = serde_json::from_slice(&body).map_err(|e| e.to_string())?;
-        let last = value
-            .get("messages")
-            .and_then(Value::as_array)
-            .and_then(|m| m.last())
-            .cloned()
-            .unwrap_or(Value::Null);
-        let state = last.get("status").and_then(Value::as_str).unwrap_or("");
-        if state != "streaming" && state != "pending" && last.get("role") != Some(&"user".into()) {
-            let took = started.elapsed();
-            if state != "complete" && state != "done" && state != "completed" {
-                return Err(format!("generation ended with status {state:?}"));
-            }
-            let content = last.get("content").and_then(Value::as_str).unwrap_or("");
-            return Ok((took, content.split_whitespace().count() as u64));
-        }
-        if Instant::now() > deadline {
-            return Err("generation did not finish within 120 s".into());
-        }
+    let (status, body) = conn
+        .call(base, Method::GET, &chat_path, Bytes::new())
+        .await
+        .map_err(|e| format!("{e:#}"))?;
+    if !status.is_success() {
+        return Err(format!("GET {chat_path}: {status}"));
     }
+    let value: Value = serde_json::from_slice(&body).map_err(|e| e.to_string())?;
+    let last = value
+        .get("messages")
+        .and_then(Value::as_array)
+        .and_then(|m| m.last())
+        .cloned()
+        .unwrap_or(Value::Null);
+    let state = last.get("status").and_then(Value::as_str).unwrap_or("");
+    if last.get("role").and_then(Value::as_str) != Some("assistant") || state != "complete" {
+        return Err(format!(
+            "after `done` the reply is stored with status {state:?}"
+        ));
+    }
+    let content = last.get("content").and_then(Value::as_str).unwrap_or("");
+    Ok((took, content.split_whitespace().count() as u64))
 }
 
 /// Runs `n` generations at once through `/api/chats`, or explains why it cannot.
