@@ -193,10 +193,10 @@ impl ChatHub {
     pub fn snapshot(&self) -> Snapshot {
         let inner = self.lock();
         let running = inner.running.as_ref().map(|r| &r.message_id).filter(|id| {
-            !inner
+            inner
                 .live
                 .get(id.as_str())
-                .is_some_and(|m| m.finished.is_some())
+                .is_none_or(|m| m.finished.is_none())
         });
         Snapshot {
             last_seq: inner.next_seq - 1,
