@@ -528,7 +528,7 @@ async fn start_reply(
     let upstream_url = format!("{base_url}/v1/chat/completions");
 
     let hub = state.chats().hub(state, &chat.id).await?;
-    let Some(stop) = hub.start(RESERVED) else {
+    let Some(stop) = hub.start_when_free(RESERVED, FINISHING_PATIENCE).await else {
         return Err(ApiError::new(
             StatusCode::CONFLICT,
             "a reply is being generated in this chat; stop it first",
@@ -629,6 +629,9 @@ async fn user_endpoint(
 
 /// The placeholder id a chat is claimed under until its assistant message exists.
 const RESERVED: &str = "(starting)";
+/// How long a new turn waits for the previous reply's final write (it has sent `done`) before
+/// it is refused as if that reply were still being generated.
+const FINISHING_PATIENCE: std::time::Duration = std::time::Duration::from_secs(5);
 
 type Turn = (Option<Message>, Message, Vec<Arc<super::hub::Event>>);
 

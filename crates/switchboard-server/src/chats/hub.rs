@@ -79,6 +79,14 @@ impl LiveMessage {
     }
 }
 
+/// Why the chat could not be claimed.
+enum Busy {
+    /// A reply is being generated.
+    Generating,
+    /// A reply has sent `done` and is writing its final state.
+    Finishing,
+}
+
 /// A running generation's handle: which message, and how to stop it.
 pub struct Running {
     pub message_id: String,
@@ -111,6 +119,8 @@ pub struct Snapshot {
 pub struct ChatHub {
     inner: Mutex<Inner>,
     tx: broadcast::Sender<Arc<Event>>,
+    /// Notified whenever a generation releases the chat ([`ChatHub::finished`]).
+    released: Notify,
 }
 
 impl ChatHub {
@@ -124,6 +134,7 @@ impl ChatHub {
                 running: None,
             }),
             tx: broadcast::channel(BROADCAST_CAPACITY).0,
+            released: Notify::new(),
         }
     }
 
@@ -212,9 +223,48 @@ impl ChatHub {
 
     /// Claim the chat for a generation; `None` when one is already running.
     pub fn start(&self, message_id: &str) -> Option<Arc<Notify>> {
+        self.try_start(message_id).ok()
+    }
+
+    /// Like [`ChatHub::start`], but a reply that has sent `done` and is only writing its final
+    /// state is waited for, up to `patience`, rather than refused: to a client that saw `done`
+    /// the chat is free, and the next message it sends must not bounce. The write takes
+    /// milliseconds; it takes longer only while the database fails, when the new turn could not
+    /// be stored either.
+    pub async fn start_when_free(
+        &self,
+        message_id: &str,
+        patience: std::time::Duration,
+    ) -> Option<Arc<Notify>> {
+        let deadline = tokio::time::Instant::now() + patience;
+        loop {
+            // Registered before the check, so a release between the two is not missed.
+            let released = self.released.notified();
+            tokio::pin!(released);
+            released.as_mut().enable();
+            match self.try_start(message_id) {
+                Ok(stop) => return Some(stop),
+                Err(Busy::Generating) => return None,
+                Err(Busy::Finishing) => {}
+            }
+            if tokio::time::timeout_at(deadline, released).await.is_err() {
+                return None;
+            }
+        }
+    }
+
+    fn try_start(&self, message_id: &str) -> Result<Arc<Notify>, Busy> {
         let mut inner = self.lock();
-        if inner.running.is_some() {
-            return None;
+        if let Some(running) = &inner.running {
+            let finishing = inner
+                .live
+                .get(&running.message_id)
+                .is_some_and(|m| m.finished.is_some());
+            return Err(if finishing {
+                Busy::Finishing
+            } else {
+                Busy::Generating
+            });
         }
         let stop = Arc::new(Notify::new());
         inner.running = Some(Running {
@@ -224,7 +274,7 @@ impl ChatHub {
         inner
             .live
             .insert(message_id.to_string(), LiveMessage::default());
-        Some(stop)
+        Ok(stop)
     }
 
     /// The generation's message now exists: move the claim from the placeholder to it.
@@ -252,6 +302,8 @@ impl ChatHub {
             inner.running = None;
         }
         inner.live.remove(message_id);
+        drop(inner);
+        self.released.notify_waiters();
     }
 
     pub fn running(&self) -> Option<String> {
@@ -407,5 +459,54 @@ mod tests {
         assert!(hub.start("next").is_none());
         hub.finished("m");
         assert!(hub.start("next").is_some());
+    }
+
+    #[tokio::test]
+    async fn the_next_turn_waits_for_a_finishing_reply_but_not_for_a_generating_one() {
+        let hub = Arc::new(ChatHub::new(0));
+        assert!(hub.start("m").is_some());
+        let patience = std::time::Duration::from_secs(30);
+        // Still generating: refused at once, not after the patience.
+        let refused = tokio::time::timeout(
+            std::time::Duration::from_secs(5),
+            hub.start_when_free("next", patience),
+        )
+        .await;
+        assert!(
+            matches!(refused, Ok(None)),
+            "a generating reply is not waited for"
+        );
+
+        hub.emit("done", "m", |live| {
+            live.get_mut("m").unwrap().finished =
+                Some(Box::new(reply(MessageStatus::Complete, "Hello")));
+            "{}".into()
+        });
+        let waiting = tokio::spawn({
+            let hub = hub.clone();
+            async move { hub.start_when_free("next", patience).await.is_some() }
+        });
+        tokio::task::yield_now().await;
+        assert!(!waiting.is_finished(), "the final write has not landed yet");
+        hub.finished("m");
+        assert!(
+            waiting.await.unwrap(),
+            "claimed once the finishing reply released the chat"
+        );
+        assert_eq!(hub.running().as_deref(), Some("next"));
+    }
+
+    #[tokio::test]
+    async fn waiting_for_a_finishing_reply_gives_up_after_the_patience() {
+        let hub = ChatHub::new(0);
+        assert!(hub.start("m").is_some());
+        hub.emit("done", "m", |live| {
+            live.get_mut("m").unwrap().finished =
+                Some(Box::new(reply(MessageStatus::Complete, "Hello")));
+            "{}".into()
+        });
+        let patience = std::time::Duration::from_millis(50);
+        assert!(hub.start_when_free("next", patience).await.is_none());
+        assert_eq!(hub.running().as_deref(), Some("m"));
     }
 }
