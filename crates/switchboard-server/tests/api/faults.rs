@@ -654,6 +654,80 @@ async fn count(app: &TestApp, table: &str) -> i64 {
     n.0
 }
 
+/// Once a reply's `done` is out, the chat reads as finished and takes the next message, even while
+/// that reply's final write is held up by a locked database: to a client that saw `done`, the chat
+/// is free. The message waits for the write (so its history holds the reply as it ended) instead
+/// of bouncing with 409.
+#[tokio::test]
+async fn a_message_sent_right_after_done_waits_for_the_final_write() {
+    let app = spawn_app_with_mock(
+        MockConfig {
+            delta_ms: 25,
+            ..MockConfig::default()
+        },
+        &[],
+    )
+    .await;
+    let chat = titled_chat(&app).await;
+    let c = client();
+    let mut events = c
+        .get(app.at(&format!("/api/chats/{chat}/events?after=0")))
+        .send()
+        .await
+        .unwrap();
+    // Three words end within the first 250 ms, before any checkpoint of the reply's own.
+    send_message(&app, &chat, "mock/echo", "one two three").await;
+    let mut seen = String::new();
+    let mut lock = None;
+    while !seen.contains("event: done") {
+        let chunk = tokio::time::timeout(Duration::from_secs(20), events.chunk())
+            .await
+            .expect("events keep coming")
+            .unwrap()
+            .expect("stream open");
+        seen.push_str(&String::from_utf8_lossy(&chunk));
+        // Lock once the reply streams: its last checkpoint fails after busy_timeout (5 s), then
+        // `done` goes out and the final write waits for the lock.
+        if lock.is_none() && seen.contains("event: delta") {
+            lock = Some(hold_write_lock(&app).await);
+        }
+    }
+    // The final write has not landed, yet the chat already reads as its events say: finished.
+    let (status, shown) = app.get_json(&format!("/api/chats/{chat}")).await;
+    assert_eq!(status, 200);
+    assert_eq!(shown["messages"][1]["status"], "complete", "{shown}");
+    assert_eq!(shown["messages"][1]["content"], "one two three");
+    assert!(shown["generating"].is_null(), "{shown}");
+    let next = tokio::spawn({
+        let url = app.at(&format!("/api/chats/{chat}/messages"));
+        async move {
+            let res = client()
+                .post(url)
+                .json(&json!({"content": "and again", "model": "mock/echo"}))
+                .send()
+                .await
+                .unwrap();
+            (res.status().as_u16(), res.text().await.unwrap())
+        }
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        !next.is_finished(),
+        "answered before the previous reply was written: {:?}",
+        next.await.unwrap()
+    );
+    drop(lock);
+    let (status, body) = next.await.unwrap();
+    assert_eq!(status, 202, "{body}");
+
+    let body = settled(&app, &chat).await;
+    let messages = body["messages"].as_array().unwrap();
+    assert_eq!(messages.len(), 4, "{body}");
+    assert_eq!(messages[1]["status"], "complete", "{body}");
+    assert_eq!(messages[1]["content"], "one two three");
+    assert_eq!(messages[3]["status"], "complete", "{body}");
+}
+
 #[tokio::test]
 async fn a_locked_database_is_503_json_and_nothing_is_half_written() {
     let app = spawn_app(&[]).await;
