@@ -159,29 +159,12 @@ mod tests {
     use super::*;
 
     fn msg(role: Role, content: &str) -> Message {
-        Message {
-            id: format!("m_{content}"),
-            chat_id: "c".into(),
-            seq: 0,
+        crate::chats::test_message(
+            &format!("m_{content}"),
             role,
-            content: content.into(),
-            reasoning: String::new(),
-            reasoning_details: None,
-            tool_calls: None,
-            annotations: None,
-            attachments: None,
-            model: None,
-            provider: None,
-            generation_id: None,
-            status: MessageStatus::Complete,
-            error_code: None,
-            error_message: None,
-            usage: Default::default(),
-            finish_reason: None,
-            created_at: 0,
-            first_token_at: None,
-            finished_at: None,
-        }
+            MessageStatus::Complete,
+            content,
+        )
     }
 
     #[test]

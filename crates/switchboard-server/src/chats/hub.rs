@@ -100,6 +100,15 @@ struct Inner {
     running: Option<Running>,
 }
 
+impl Inner {
+    /// Whether the generation holding the chat has sent `done` and is only writing its final state.
+    fn finishing(&self, running: &Running) -> bool {
+        self.live
+            .get(&running.message_id)
+            .is_some_and(|m| m.finished.is_some())
+    }
+}
+
 /// What a subscriber gets: the events it missed that memory still has, where memory starts, and
 /// the live feed from then on.
 pub struct Subscription {
@@ -203,16 +212,11 @@ impl ChatHub {
     /// as running, although it keeps the chat until its final write (see [`ChatHub::finished`]).
     pub fn snapshot(&self) -> Snapshot {
         let inner = self.lock();
-        let running = inner.running.as_ref().map(|r| &r.message_id).filter(|id| {
-            inner
-                .live
-                .get(id.as_str())
-                .is_none_or(|m| m.finished.is_none())
-        });
+        let running = inner.running.as_ref().filter(|r| !inner.finishing(r));
         Snapshot {
             last_seq: inner.next_seq - 1,
             live: inner.live.clone(),
-            running: running.cloned(),
+            running: running.map(|r| r.message_id.clone()),
         }
     }
 
@@ -221,16 +225,11 @@ impl ChatHub {
         self.lock().live.get(message_id).cloned()
     }
 
-    /// Claim the chat for a generation; `None` when one is already running.
-    pub fn start(&self, message_id: &str) -> Option<Arc<Notify>> {
-        self.try_start(message_id).ok()
-    }
-
-    /// Like [`ChatHub::start`], but a reply that has sent `done` and is only writing its final
-    /// state is waited for, up to `patience`, rather than refused: to a client that saw `done`
-    /// the chat is free, and the next message it sends must not bounce. The write takes
-    /// milliseconds; it takes longer only while the database fails, when the new turn could not
-    /// be stored either.
+    /// Claim the chat for a generation; `None` when another reply is being generated. A reply
+    /// that has sent `done` and is only writing its final state is waited for, up to `patience`,
+    /// rather than refused: to a client that saw `done` the chat is free, and the next message it
+    /// sends must not bounce. The write takes milliseconds; it takes longer only while the
+    /// database fails, when the new turn could not be stored either.
     pub async fn start_when_free(
         &self,
         message_id: &str,
@@ -253,14 +252,11 @@ impl ChatHub {
         }
     }
 
+    /// Claim the chat now, or say why not.
     fn try_start(&self, message_id: &str) -> Result<Arc<Notify>, Busy> {
         let mut inner = self.lock();
         if let Some(running) = &inner.running {
-            let finishing = inner
-                .live
-                .get(&running.message_id)
-                .is_some_and(|m| m.finished.is_some());
-            return Err(if finishing {
+            return Err(if inner.finishing(running) {
                 Busy::Finishing
             } else {
                 Busy::Generating
@@ -376,8 +372,8 @@ mod tests {
     #[test]
     fn snapshot_matches_seq() {
         let hub = ChatHub::new(0);
-        assert!(hub.start("m").is_some());
-        assert!(hub.start("other").is_none(), "one generation per chat");
+        assert!(hub.try_start("m").is_ok());
+        assert!(hub.try_start("other").is_err(), "one generation per chat");
         hub.emit("delta", "m", |live| {
             live.get_mut("m").unwrap().content.push_str("Hel");
             "{}".into()
@@ -392,33 +388,11 @@ mod tests {
         assert!(hub.stop());
         hub.finished("m");
         assert!(!hub.stop());
-        assert!(hub.start("next").is_some());
+        assert!(hub.try_start("next").is_ok());
     }
 
     fn reply(status: MessageStatus, content: &str) -> Message {
-        Message {
-            id: "m".into(),
-            chat_id: "c".into(),
-            seq: 2,
-            role: Role::Assistant,
-            content: content.into(),
-            reasoning: String::new(),
-            reasoning_details: None,
-            tool_calls: None,
-            annotations: None,
-            attachments: None,
-            model: Some("openai/gpt-5".into()),
-            provider: None,
-            generation_id: None,
-            status,
-            error_code: None,
-            error_message: None,
-            usage: Default::default(),
-            finish_reason: None,
-            created_at: 1,
-            first_token_at: None,
-            finished_at: None,
-        }
+        crate::chats::test_message("m", Role::Assistant, status, content)
     }
 
     #[test]
@@ -426,7 +400,7 @@ mod tests {
         // What the database holds until the final write: the last checkpoint.
         let stored = reply(MessageStatus::Streaming, "Hel");
         let hub = ChatHub::new(0);
-        assert!(hub.start("m").is_some());
+        assert!(hub.try_start("m").is_ok());
         hub.emit("delta", "m", |live| {
             live.get_mut("m").unwrap().content.push_str("Hello");
             "{}".into()
@@ -456,15 +430,15 @@ mod tests {
             (MessageStatus::Complete, "Hello")
         );
         // Until the final write the chat stays claimed: the next turn would read a stale reply.
-        assert!(hub.start("next").is_none());
+        assert!(hub.try_start("next").is_err());
         hub.finished("m");
-        assert!(hub.start("next").is_some());
+        assert!(hub.try_start("next").is_ok());
     }
 
     #[tokio::test]
     async fn the_next_turn_waits_for_a_finishing_reply_but_not_for_a_generating_one() {
         let hub = Arc::new(ChatHub::new(0));
-        assert!(hub.start("m").is_some());
+        assert!(hub.try_start("m").is_ok());
         let patience = std::time::Duration::from_secs(30);
         // Still generating: refused at once, not after the patience.
         let refused = tokio::time::timeout(
@@ -499,7 +473,7 @@ mod tests {
     #[tokio::test]
     async fn waiting_for_a_finishing_reply_gives_up_after_the_patience() {
         let hub = ChatHub::new(0);
-        assert!(hub.start("m").is_some());
+        assert!(hub.try_start("m").is_ok());
         hub.emit("done", "m", |live| {
             live.get_mut("m").unwrap().finished =
                 Some(Box::new(reply(MessageStatus::Complete, "Hello")));

@@ -31,6 +31,39 @@ use crate::auth::{CredentialStyle, admit};
 use crate::error::ApiError;
 use crate::state::AppState;
 
+/// A stored message for unit tests: `content` in chat `c`, every optional field empty.
+#[cfg(test)]
+pub(crate) fn test_message(
+    id: &str,
+    role: switchboard_store::Role,
+    status: switchboard_store::MessageStatus,
+    content: &str,
+) -> switchboard_store::Message {
+    switchboard_store::Message {
+        id: id.into(),
+        chat_id: "c".into(),
+        seq: 0,
+        role,
+        content: content.into(),
+        reasoning: String::new(),
+        reasoning_details: None,
+        tool_calls: None,
+        annotations: None,
+        attachments: None,
+        model: None,
+        provider: None,
+        generation_id: None,
+        status,
+        error_code: None,
+        error_message: None,
+        usage: Default::default(),
+        finish_reason: None,
+        created_at: 0,
+        first_token_at: None,
+        finished_at: None,
+    }
+}
+
 pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/api/chats", post(api::create_chat).get(api::list_chats))
