@@ -46,6 +46,9 @@ pub const VARIABLES: &[(&str, &str)] = &[
     ("SWITCHBOARD_METRICS", "code"),
     ("SWITCHBOARD_TITLE_MODEL", ""),
     ("SWITCHBOARD_COOKIE_SECRET", ""),
+    ("SWITCHBOARD_MAX_REPLY_BYTES", "4194304"),
+    ("SWITCHBOARD_SHUTDOWN_GRACE", "30s"),
+    ("SWITCHBOARD_LEASE_TIMEOUT", "30s"),
 ];
 
 /// A setting that could not be used. The message always starts with the variable's name, so the one
@@ -115,6 +118,13 @@ pub struct Settings {
     pub title_model: Option<String>,
     /// Signs the browser's login cookie. Random per start when unset (logins then end on restart).
     pub cookie_secret: Option<Secret>,
+    /// A reply longer than this (text and reasoning) is ended as `error`, keeping its text.
+    pub max_reply_bytes: usize,
+    /// How long running replies may take to finish after SIGTERM before they are interrupted.
+    pub shutdown_grace: Duration,
+    /// An instance that has not renewed its lease for this long is presumed dead, and its
+    /// streaming replies are finished as `interrupted` by the others.
+    pub lease_timeout: Duration,
 }
 
 impl fmt::Debug for Settings {
@@ -338,6 +348,25 @@ impl Settings {
                 }
             },
         };
+        let max_reply_bytes = match src.non_empty("SWITCHBOARD_MAX_REPLY_BYTES") {
+            None => 4 * 1024 * 1024,
+            Some(v) => match v.parse::<usize>() {
+                Ok(n) if n >= 1024 => n,
+                _ => {
+                    return Err(SettingsError::invalid(
+                        "SWITCHBOARD_MAX_REPLY_BYTES",
+                        format!("`{v}` is not a byte count of at least 1024"),
+                    ));
+                }
+            },
+        };
+        let lease_timeout = duration(src, "SWITCHBOARD_LEASE_TIMEOUT", 30)?;
+        if lease_timeout < Duration::from_secs(1) {
+            return Err(SettingsError::invalid(
+                "SWITCHBOARD_LEASE_TIMEOUT",
+                "must be at least 1s".to_string(),
+            ));
+        }
         let custom_models = src.get("CUSTOM_MODELS").unwrap_or("").trim().to_string();
         let custom_model_rules = CustomModelRules::parse(&custom_models).map_err(|e| {
             let msg = e.to_string();
@@ -388,6 +417,9 @@ impl Settings {
             cookie_secret: src
                 .non_empty("SWITCHBOARD_COOKIE_SECRET")
                 .map(|s| Secret::new(s.to_string())),
+            max_reply_bytes,
+            shutdown_grace: duration(src, "SWITCHBOARD_SHUTDOWN_GRACE", 30)?,
+            lease_timeout,
         })
     }
 

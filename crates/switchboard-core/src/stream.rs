@@ -56,4 +56,6 @@ mod wire;
 pub use assemble::{ToolCall, ToolCallAssembler, merge_reasoning_details};
 pub use decoder::{StreamDecoder, decode_body, decode_json_body};
 pub use event::{Annotation, DecodeError, ErrorCode, StreamEvent, UrlCitation, Usage};
-pub use sse::{DEFAULT_MAX_LINE_BYTES, SseDecoder, SseError, SseEvent, SseFrame, encode_data};
+pub use sse::{
+    DEFAULT_MAX_LINE_BYTES, SseDecoder, SseError, SseEvent, SseFrame, encode_data, encode_event,
+};

@@ -13,7 +13,6 @@ pub mod chats;
 pub mod error;
 pub mod extract;
 pub mod gateway;
-pub mod markdown;
 pub mod metrics;
 pub mod models;
 pub mod proxy;
@@ -41,6 +40,8 @@ use tower_http::cors::{AllowOrigin, CorsLayer};
 
 pub use error::ApiError;
 pub use state::AppState;
+/// Markdown rendering lives with the chat engine (events carry rendered messages); pages use it too.
+pub use switchboard_chat::markdown;
 
 /// The whole application.
 pub fn app(state: AppState) -> Router {
@@ -95,11 +96,15 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let app = app(state.clone());
+    let engine_state = state.clone();
     let shutdown = async move {
         shutdown.await;
         state.begin_shutdown();
     };
-    serving::serve(app, listener, shutdown).await
+    let served = serving::serve(app, listener, shutdown).await;
+    // Connections are drained; replies run detached from them and get their grace period now.
+    engine_state.chats().shutdown().await;
+    served
 }
 
 fn cors_layer(origins: &CorsOrigins) -> Option<CorsLayer> {

@@ -8,10 +8,10 @@ use switchboard_core::access::{AccessError, AccessPolicy, FailureThrottle};
 use switchboard_core::provider::{KeyRotation, ProviderConfig, ProviderId};
 
 use crate::catalog::ModelCatalog;
-use crate::chats::engine::ChatEngine;
 use crate::error::ApiError;
 use crate::metrics::Metrics;
 use crate::upstream_pool::UpstreamPool;
+use switchboard_chat::{ChatEngine, EngineConfig};
 
 /// Wrong access codes allowed per client address and window before 429.
 const WRONG_CODE_LIMIT: u32 = 10;
@@ -98,17 +98,13 @@ struct Inner {
 pub struct AppState(Arc<Inner>);
 
 impl AppState {
-    /// Connect the database (creating and migrating it if needed), recover replies a previous
-    /// process left `streaming`, and build the shared state.
+    /// Connect the database (creating and migrating it if needed), start the chat engine (which
+    /// recovers replies a stopped instance left `streaming`), and build the shared state.
     pub async fn new(settings: Settings) -> anyhow::Result<AppState> {
         let store = switchboard_store::Store::connect(&settings.database_url).await?;
-        let interrupted = store.mark_streaming_interrupted().await?;
-        if interrupted > 0 {
-            tracing::warn!(
-                interrupted,
-                "replies left streaming by the previous process were marked interrupted"
-            );
-        }
+        // Takes this instance's lease and closes the replies no live instance owns.
+        let chats =
+            ChatEngine::start(store.clone(), EngineConfig::from_settings(&settings)).await?;
         let http = reqwest::Client::builder()
             // The server's keys must go only where configured: never follow a redirect elsewhere.
             .redirect(reqwest::redirect::Policy::none())
@@ -143,7 +139,7 @@ impl AppState {
             cookie_key,
             catalog: Arc::new(ModelCatalog::new(&settings)),
             store,
-            chats: ChatEngine::default(),
+            chats,
             shutdown: tokio::sync::watch::Sender::new(false),
             settings,
         })))

@@ -54,7 +54,7 @@ fn parse_settings(text: &str) -> Result<ChatSettings, StoreError> {
     })
 }
 
-fn settings_json(settings: &ChatSettings) -> String {
+pub(crate) fn settings_json(settings: &ChatSettings) -> String {
     // Serialising a struct of plain options cannot fail.
     serde_json::to_string(settings).expect("ChatSettings serialises to JSON")
 }

@@ -367,3 +367,35 @@ impl DbRow {
 pub(crate) fn json_text(value: &Option<serde_json::Value>) -> Option<String> {
     value.as_ref().map(|value| value.to_string())
 }
+
+impl Db {
+    /// Starts a read-only transaction that sees one snapshot of the database: a page of messages
+    /// and the chat's event counter read inside it agree with each other.
+    pub(crate) async fn begin_read(&self, context: &'static str) -> Result<Tx, StoreError> {
+        let error = move |source| query_error(context, source);
+        match self {
+            // A deferred transaction takes its snapshot at the first read (WAL mode).
+            Db::Sqlite(pool) => Ok(Tx::Sqlite(pool.begin().await.map_err(error)?)),
+            Db::Postgres(pool) => Ok(Tx::Postgres(
+                pool.begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+                    .await
+                    .map_err(error)?,
+            )),
+        }
+    }
+}
+
+/// Where a statement runs: the pool (each statement on its own) or an open transaction.
+pub(crate) enum Conn<'a> {
+    Pool(&'a Db),
+    Tx(&'a mut Tx),
+}
+
+impl Conn<'_> {
+    pub(crate) async fn fetch_all(&mut self, sql: Sql) -> Result<Vec<DbRow>, StoreError> {
+        match self {
+            Conn::Pool(db) => db.fetch_all(sql).await,
+            Conn::Tx(tx) => tx.fetch_all(sql).await,
+        }
+    }
+}

@@ -46,4 +46,24 @@ pub enum StoreError {
         column: &'static str,
         detail: String,
     },
+
+    /// Another reply is being generated in the chat (on this instance or another); nothing was
+    /// changed.
+    #[error("a reply is being generated in chat {chat_id}")]
+    Busy { chat_id: String },
+
+    /// Another process has the SQLite file open. SQLite serves one Switchboard process; several
+    /// instances share a PostgreSQL database instead.
+    #[error(
+        "another Switchboard process is using {path}; SQLite serves one process: stop the other one, or use PostgreSQL (DATABASE_URL=postgres://…) to run several instances"
+    )]
+    InUse { path: String },
+
+    /// The lock file beside a SQLite database could not be opened.
+    #[error("could not open the lock file {path}")]
+    LockFile {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
 }

@@ -9,13 +9,14 @@
 //!
 //! # How data flows through it
 //!
-//! A user message is stored with [`Store::insert_message`] before any provider is called.
-//! The generation engine then inserts an empty `streaming` assistant message, and every
-//! ~250 ms calls [`Store::flush_generation`] with the full text so far plus the events it
-//! sent to browsers since the last flush; [`Store::finish_message`] closes the message.
-//! A browser that reconnects replays what it missed with [`Store::events_after`]. On
-//! start-up, [`Store::mark_streaming_interrupted`] closes messages whose generation died
-//! with the previous process.
+//! A turn — the user's message and an empty `streaming` reply — is stored by
+//! [`Store::start_turn`] before any provider is called; the reply's owner (the instance
+//! generating it) is recorded with it, and at most one reply per chat streams at a time.
+//! The generation appends its events (which carry the new text) with
+//! [`Store::write_generation`], and [`Store::finish_message`] closes the reply with its full
+//! text and its `done` event. Events get their seqs here, so any instance can serve a
+//! browser that resumes with [`Store::events_after`]. Replies whose owner's lease expired
+//! ([`Store::streaming_replies`]) are finished by whichever instance notices.
 //!
 //! # Invariants
 //!
@@ -24,8 +25,11 @@
 //!   like an id that does not exist.
 //! - **A message's `seq` is assigned by the store** as one more than the chat's largest,
 //!   atomically on both backends, so concurrent inserts never collide.
-//! - **A message leaves `streaming` once.** Flushes and finishes only touch messages that
-//!   are still streaming, so a late flush cannot overwrite a finished message.
+//! - **A message leaves `streaming` once.** Writes and finishes only touch messages that
+//!   are still streaming under their owner, so a late write cannot change a finished message.
+//! - **An event is visible only after every event with a lower seq of its chat.**
+//! - **A SQLite file belongs to one process** (a lock file beside it); PostgreSQL serves
+//!   several instances.
 //! - **Deleting a chat deletes its messages, events and search entries.**
 //!
 //! # SQLite under concurrency
@@ -52,7 +56,9 @@ mod ids;
 mod messages;
 mod migrate;
 mod model;
+mod notify;
 mod search;
+mod turns;
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -63,10 +69,13 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use crate::db::Db;
 
 pub use crate::error::StoreError;
+pub use crate::generation::{EventDraft, GenerationAck, GenerationWrite, TextPart};
 pub use crate::model::{
-    Chat, ChatPage, ChatPatch, ChatSettings, ChatSummary, GenerationFlush, Message, MessageFinish,
-    MessageStatus, NewEvent, NewMessage, Role, SearchHit, StoredEvent, Usage,
+    Chat, ChatPage, ChatPatch, ChatSettings, ChatSummary, Message, MessageFinish, MessageStatus,
+    NewMessage, Role, SearchHit, StoredEvent, Usage,
 };
+pub use crate::notify::{Notice, Notifications};
+pub use crate::turns::{ChatSnapshot, NewTurn, StreamingReply, TurnStarted};
 
 /// Whether a pooled connection may be handed out again. A transaction whose `COMMIT` failed
 /// (a disk I/O error, a full disk) can leave the driver believing the connection is still inside
@@ -99,6 +108,9 @@ pub enum Backend {
 #[derive(Debug, Clone)]
 pub struct Store {
     db: Db,
+    /// Held for the store's life on a SQLite file: the kernel releases it when the process ends,
+    /// however it ends, so a crashed process never locks its successor out.
+    _exclusive: Option<std::sync::Arc<std::fs::File>>,
 }
 
 impl Store {
@@ -106,7 +118,9 @@ impl Store {
     ///
     /// A SQLite file is created if it does not exist.
     pub async fn connect(database_url: &str) -> Result<Store, StoreError> {
+        let mut exclusive = None;
         let db = if database_url.starts_with("sqlite:") {
+            exclusive = lock_sqlite_file(database_url)?.map(std::sync::Arc::new);
             connect_sqlite(database_url).await?
         } else if database_url.starts_with("postgres://")
             || database_url.starts_with("postgresql://")
@@ -118,7 +132,10 @@ impl Store {
             });
         };
         migrate::run(&db).await?;
-        Ok(Store { db })
+        Ok(Store {
+            db,
+            _exclusive: exclusive,
+        })
     }
 
     pub fn backend(&self) -> Backend {
@@ -135,6 +152,40 @@ impl Store {
             Db::Sqlite(pool) => pool.close().await,
             Db::Postgres(pool) => pool.close().await,
         }
+    }
+}
+
+/// Takes the lock that makes a SQLite file one process's (`<file>.lock` beside it). `None` for an
+/// in-memory database.
+fn lock_sqlite_file(url: &str) -> Result<Option<std::fs::File>, StoreError> {
+    let options = SqliteConnectOptions::from_str(url).map_err(|source| StoreError::Connect {
+        url: redact(url),
+        source,
+    })?;
+    let path = options.get_filename();
+    let name = path.to_string_lossy();
+    if url.contains(":memory:") || url.contains("mode=memory") || name.is_empty() {
+        return Ok(None);
+    }
+    let lock_path = format!("{name}.lock");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .map_err(|source| StoreError::LockFile {
+            path: lock_path.clone(),
+            source,
+        })?;
+    match file.try_lock() {
+        Ok(()) => Ok(Some(file)),
+        Err(std::fs::TryLockError::WouldBlock) => Err(StoreError::InUse {
+            path: name.into_owned(),
+        }),
+        Err(std::fs::TryLockError::Error(source)) => Err(StoreError::LockFile {
+            path: lock_path,
+            source,
+        }),
     }
 }
 

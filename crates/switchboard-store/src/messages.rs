@@ -7,7 +7,8 @@
 //! The same update doubles as the workspace check.
 
 use crate::chats::bump_updated_at;
-use crate::db::{DbRow, Sql, Tx, json_text};
+use crate::db::{Conn, DbRow, Sql, Tx, json_text};
+use crate::generation::fill_streaming_text;
 use crate::ids::{new_message_id, now_ms};
 use crate::{Message, MessageStatus, NewMessage, Role, Store, StoreError, Usage};
 
@@ -78,7 +79,7 @@ pub(crate) fn message_from_new(
     default_created_at: i64,
 ) -> Message {
     Message {
-        id: new_message_id(),
+        id: new.id.clone().unwrap_or_else(new_message_id),
         chat_id: chat_id.to_owned(),
         seq,
         role: new.role,
@@ -235,7 +236,11 @@ impl Store {
                 .text(id),
             )
             .await?;
-        row.as_ref().map(message_from_row).transpose()
+        let mut message = row.as_ref().map(message_from_row).transpose()?;
+        if let Some(m) = message.as_mut() {
+            fill_streaming_text(Conn::Pool(&self.db), std::slice::from_mut(m)).await?;
+        }
+        Ok(message)
     }
 
     /// All messages of the chat in `seq` order; empty if the chat is not in `ws`.
@@ -257,7 +262,12 @@ impl Store {
                 .text(ws),
             )
             .await?;
-        rows.iter().map(message_from_row).collect()
+        let mut messages = rows
+            .iter()
+            .map(message_from_row)
+            .collect::<Result<Vec<_>, _>>()?;
+        fill_streaming_text(Conn::Pool(&self.db), &mut messages).await?;
+        Ok(messages)
     }
 
     /// The last `limit` messages before `before_seq` (or the chat's end), in ascending
@@ -288,10 +298,15 @@ impl Store {
                 .int(i64::from(limit)),
             )
             .await?;
-        rows.iter().map(message_from_row).collect()
+        let mut messages = rows
+            .iter()
+            .map(message_from_row)
+            .collect::<Result<Vec<_>, _>>()?;
+        fill_streaming_text(Conn::Pool(&self.db), &mut messages).await?;
+        Ok(messages)
     }
 
-    /// `false` if no such message in a chat of `ws`. The chat's events are kept: they are
+    /// `false` if no such message in a chat of `ws`, or it is a reply still streaming. The chat's events are kept: they are
     /// a log that resuming browsers read forward, and its seq must never go backwards.
     pub async fn delete_message(
         &self,
@@ -305,7 +320,7 @@ impl Store {
                 Sql::new(
                     "delete a message",
                     concat!(
-                        "DELETE FROM messages WHERE chat_id = $1 AND id = $3",
+                        "DELETE FROM messages WHERE chat_id = $1 AND id = $3 AND status <> 'streaming'",
                         in_workspace!()
                     ),
                 )

@@ -181,6 +181,10 @@ pub struct Message {
 /// A message to add to a chat.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 pub struct NewMessage {
+    /// Chosen by the caller when it must know the id before the message is stored; a fresh
+    /// one otherwise.
+    #[serde(default)]
+    pub id: Option<String>,
     pub role: Role,
     pub content: String,
     #[serde(default)]
@@ -201,6 +205,7 @@ impl NewMessage {
     /// A finished message with only a role and text, the common case.
     pub fn new(role: Role, content: impl Into<String>) -> NewMessage {
         NewMessage {
+            id: None,
             role,
             content: content.into(),
             reasoning: String::new(),
@@ -222,17 +227,6 @@ impl NewMessage {
     }
 }
 
-/// One event for the resumable browser stream. `seq` is assigned by the caller, which keeps
-/// a per-chat counter starting from [`crate::Store::max_event_seq`].
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct NewEvent {
-    pub seq: i64,
-    pub kind: String,
-    /// JSON text, stored and returned as is.
-    pub data: String,
-    pub created_at: i64,
-}
-
 /// An event as read back for a resuming browser.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct StoredEvent {
@@ -243,31 +237,15 @@ pub struct StoredEvent {
     pub created_at: i64,
 }
 
-/// A periodic checkpoint of a running generation. Text fields carry the full current
-/// text, not a delta, so a lost or repeated flush cannot corrupt the message. `None`
-/// fields leave the stored value as it is.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct GenerationFlush {
-    pub message_id: String,
-    pub content: String,
-    pub reasoning: String,
-    pub reasoning_details: Option<Value>,
-    pub tool_calls: Option<Value>,
-    pub annotations: Option<Value>,
-    /// Only the first value ever written is kept.
-    pub first_token_at: Option<i64>,
-    pub generation_id: Option<String>,
-    pub model: Option<String>,
-    pub provider: Option<String>,
-    /// Events for the message's chat, stored in the same transaction.
-    pub events: Vec<NewEvent>,
-}
-
 /// The end of a generation. Text fields carry the final full text; `None` fields leave
-/// the stored value (for example what the last flush wrote) as it is.
+/// the stored value as it is.
 #[derive(Debug, Clone, PartialEq)]
 pub struct MessageFinish {
+    pub chat_id: String,
     pub message_id: String,
+    /// The instance that generated the reply (`None`: a reply stored by an older version, which
+    /// recorded no owner). Only a reply still streaming under this owner is finished.
+    pub owner: Option<String>,
     pub status: MessageStatus,
     pub content: String,
     pub reasoning: String,
@@ -282,9 +260,13 @@ pub struct MessageFinish {
     pub generation_id: Option<String>,
     pub provider: Option<String>,
     pub model: Option<String>,
-    /// Events for the message's chat (typically the final `done`/`error`), stored in the
-    /// same transaction.
-    pub events: Vec<NewEvent>,
+    /// Kept only if none was stored yet.
+    pub first_token_at: Option<i64>,
+    /// Events for the message's chat (the final `done`), stored in the same transaction.
+    pub events: Vec<crate::EventDraft>,
+    /// Kinds of this message's events to delete once it is finished: its deltas, which the
+    /// `done` event's final message supersedes.
+    pub compact: Vec<String>,
 }
 
 /// One full-text search result.

@@ -20,7 +20,7 @@ pub struct ToolCall {
 /// The id and name are taken from the first fragment that has them; arguments are concatenated.
 /// Some providers number every call 0 and tell them apart only by id, so a fragment whose id differs
 /// from the one already collected at its index starts a new call.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct ToolCallAssembler {
     calls: Vec<(u32, ToolCall)>,
 }

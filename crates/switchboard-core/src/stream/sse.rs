@@ -246,7 +246,26 @@ impl SseDecoder {
 /// Encodes `payload` as one SSE event: `data: …\n` per line of the payload, then a blank line.
 /// Splitting on CR and LF keeps a payload with line breaks from ending the event early.
 pub fn encode_data(payload: &str) -> String {
-    let mut out = String::with_capacity(payload.len() + 8);
+    encode_event(None, None, payload)
+}
+
+/// Encodes one SSE event with an optional `id:` and `event:` line, then its data as
+/// [`encode_data`] does. The one SSE encoder of the project: every event stream goes through it.
+/// Line breaks in `id` or `event` would end their field early, so they are dropped.
+pub fn encode_event(id: Option<&str>, event: Option<&str>, payload: &str) -> String {
+    let mut out = String::with_capacity(payload.len() + 32);
+    let field = |out: &mut String, name: &str, value: &str| {
+        out.push_str(name);
+        out.push_str(": ");
+        out.extend(value.chars().filter(|c| !matches!(c, '\r' | '\n')));
+        out.push('\n');
+    };
+    if let Some(id) = id {
+        field(&mut out, "id", id);
+    }
+    if let Some(event) = event {
+        field(&mut out, "event", event);
+    }
     let mut rest = payload;
     loop {
         let end = rest.find(['\r', '\n']).unwrap_or(rest.len());
@@ -270,6 +289,25 @@ pub fn encode_data(payload: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn encoded_events_decode_to_the_same_fields() {
+        let text = encode_event(Some("7"), Some("delta"), "{\"a\":1}\nsecond");
+        assert_eq!(
+            text,
+            "id: 7\nevent: delta\ndata: {\"a\":1}\ndata: second\n\n"
+        );
+        let frames = SseDecoder::new().feed(text.as_bytes());
+        assert_eq!(
+            frames,
+            vec![Ok(SseFrame::Event(SseEvent {
+                event: Some("delta".into()),
+                data: "{\"a\":1}\nsecond".into(),
+                id: Some("7".into()),
+            }))]
+        );
+        assert_eq!(encode_event(Some("1\n2"), None, "x"), "id: 12\ndata: x\n\n");
+    }
 
     fn event(data: &str) -> Result<SseFrame, SseError> {
         Ok(SseFrame::Event(SseEvent {

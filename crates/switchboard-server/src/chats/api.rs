@@ -1,30 +1,22 @@
 //! The chat API's handlers: plain functions from a [`Caller`] and a request to JSON.
 
-use std::sync::Arc;
-
 use axum::Json;
 use axum::body::Body;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use bytes::Bytes;
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
+use switchboard_chat::context::ModelLimits;
+use switchboard_chat::view::{ChatView, MessageView};
+use switchboard_chat::{ChatError, DEFAULT_TITLE, ReplyPlan, UserTurn};
 use switchboard_core::catalog::ModelRef;
 use switchboard_core::provider::ProviderId;
 use switchboard_core::secret::Secret;
-use switchboard_store::{
-    Chat, ChatPage, ChatPatch, ChatSettings, Message, NewMessage, Role, StoreError,
-};
+use switchboard_store::{Chat, ChatPage, ChatPatch, ChatSettings, Role, StoreError};
 
 use super::Caller;
-use super::context::{ModelLimits, build_request};
-use super::engine::emit_stored;
-use super::generate::Generation;
-use super::hub::ChatHub;
-use super::title::{DEFAULT_TITLE, TitleJob};
-use super::view::{ChatView, MessageView};
 use crate::error::ApiError;
 use crate::extract::read_body;
 use crate::state::AppState;
@@ -34,6 +26,19 @@ const FIRST_PAGE: u32 = 50;
 const MAX_TITLE_CHARS: usize = 200;
 const MAX_MODEL_ID_CHARS: usize = 256;
 const REASONING_EFFORTS: &[&str] = &["none", "minimal", "low", "medium", "high", "xhigh"];
+
+impl From<ChatError> for ApiError {
+    fn from(e: ChatError) -> Self {
+        match e {
+            ChatError::NotFound => chat_not_found(),
+            ChatError::Busy => ApiError::new(StatusCode::CONFLICT, e.to_string()),
+            ChatError::ShuttingDown => {
+                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string())
+            }
+            ChatError::Store(e) => e.into(),
+        }
+    }
+}
 
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
@@ -234,28 +239,12 @@ pub async fn chat_view(
     caller: &Caller,
     chat: Chat,
 ) -> Result<ChatView, ApiError> {
-    let hub = state.chats().hub(state, &chat.id).await?;
-    let snapshot = hub.snapshot();
-    let mut messages = state
-        .store()
-        .list_messages_page(&caller.workspace, &chat.id, None, FIRST_PAGE + 1)
-        .await?;
-    let has_more = messages.len() > FIRST_PAGE as usize;
-    if has_more {
-        messages.remove(0);
-    }
-    Ok(ChatView {
-        messages: MessageView::render_page(messages, snapshot.live).await?,
-        has_more,
-        last_event_id: snapshot.last_seq,
-        generating: snapshot.running,
-        id: chat.id,
-        title: chat.title,
-        created_at: chat.created_at,
-        updated_at: chat.updated_at,
-        settings: chat.settings,
-        forked_from: chat.forked_from,
-    })
+    let snapshot = state
+        .chats()
+        .snapshot(&caller.workspace, &chat.id, None, FIRST_PAGE)
+        .await?
+        .ok_or_else(chat_not_found)?;
+    Ok(ChatView::from_snapshot(snapshot).await)
 }
 
 #[derive(Deserialize)]
@@ -273,18 +262,13 @@ pub async fn list_messages(
     let Query(params) = params.map_err(|e| ApiError::bad_request(e.body_text()))?;
     let chat = load_chat(&state, &caller, &id).await?;
     let limit = params.limit.unwrap_or(FIRST_PAGE).clamp(1, 500);
-    let hub = state.chats().hub(&state, &chat.id).await?;
-    let snapshot = hub.snapshot();
-    let mut messages = state
-        .store()
-        .list_messages_page(&caller.workspace, &chat.id, params.before_seq, limit + 1)
-        .await?;
-    let has_more = messages.len() > limit as usize;
-    if has_more {
-        messages.remove(0);
-    }
-    let views = MessageView::render_page(messages, snapshot.live).await?;
-    Ok(Json(json!({"messages": views, "has_more": has_more})).into_response())
+    let snapshot = state
+        .chats()
+        .snapshot(&caller.workspace, &chat.id, params.before_seq, limit)
+        .await?
+        .ok_or_else(chat_not_found)?;
+    let views = MessageView::render_page(snapshot.messages).await;
+    Ok(Json(json!({"messages": views, "has_more": snapshot.has_more})).into_response())
 }
 
 #[derive(Deserialize)]
@@ -318,9 +302,8 @@ pub async fn patch_chat(
         .update_chat(&caller.workspace, &id, &patch)
         .await?
         .ok_or_else(chat_not_found)?;
-    let hub = state.chats().hub(&state, &chat.id).await?;
     let data = json!({"id": chat.id, "title": chat.title, "settings": chat.settings}).to_string();
-    emit_stored(&state, &hub, &chat.id, "chat", "", data).await;
+    emit_quietly(&state, &chat.id, "chat", data).await;
     Ok(Json(ChatView::header(&chat)).into_response())
 }
 
@@ -330,12 +313,11 @@ pub async fn delete_chat(
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     let chat = load_chat(&state, &caller, &id).await?;
-    let hub = state.chats().hub(&state, &chat.id).await?;
-    hub.stop();
+    // Its reply, wherever it runs, ends; its next write finds the chat gone and stores nothing.
+    state.chats().stop(&caller.workspace, &chat.id).await?;
     if !state.store().delete_chat(&caller.workspace, &id).await? {
         return Err(chat_not_found());
     }
-    state.chats().remove(&id);
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -388,17 +370,24 @@ pub async fn post_message(
         content: req.content,
         images: req.images,
     };
-    let (user_id, assistant_id) = start_reply(
+    let plan = plan_reply(
         &state,
         &caller,
-        &chat,
+        chat,
         &headers,
-        Some(user),
+        Turn {
+            user: Some(user),
+            truncate_from: None,
+        },
         req.model.as_deref(),
         effort,
     )
     .await?;
-    Ok(accepted(user_id, assistant_id))
+    let started = state.chats().start_reply(plan).await?;
+    Ok(accepted(
+        started.user_message_id,
+        started.assistant_message_id,
+    ))
 }
 
 /// 202: the turn is stored and the reply is being generated.
@@ -414,11 +403,6 @@ fn is_image_data_url(s: &str) -> bool {
     ["png", "jpeg", "jpg", "gif", "webp"]
         .iter()
         .any(|t| s.starts_with(&format!("data:image/{t};base64,")))
-}
-
-pub struct UserTurn {
-    content: String,
-    images: Vec<String>,
 }
 
 /// Where a reply goes and with what.
@@ -477,35 +461,27 @@ pub fn resolve_model(
     })
 }
 
-/// Store the user's turn (if any) and a `streaming` assistant message, then start the
-/// generation. The user's message is stored before the provider is called.
-async fn start_reply(
+/// What a turn adds, and what it replaces.
+struct Turn {
+    user: Option<UserTurn>,
+    /// Edit and regenerate replace the messages from this seq on.
+    truncate_from: Option<i64>,
+}
+
+/// Plan, then act: everything a reply needs is checked here — model, provider, vision, the
+/// credential, a user-set endpoint — before the engine writes anything. A refusal leaves the
+/// chat exactly as it was.
+async fn plan_reply(
     state: &AppState,
     caller: &Caller,
-    chat: &Chat,
+    chat: Chat,
     headers: &HeaderMap,
-    user: Option<UserTurn>,
+    turn: Turn,
     requested_model: Option<&str>,
     effort: Option<String>,
-) -> Result<(Option<String>, String), ApiError> {
+) -> Result<ReplyPlan, ApiError> {
     let target = resolve_model(state, requested_model, &chat.settings)?;
-    if requested_model.is_some() && chat.settings.model.as_deref() != requested_model {
-        // The model a message was sent with becomes the chat's: regenerate and the next
-        // message use it, on every device.
-        let settings = ChatSettings {
-            model: requested_model.map(str::to_string),
-            ..chat.settings.clone()
-        };
-        let patch = ChatPatch {
-            title: None,
-            settings: Some(settings),
-        };
-        state
-            .store()
-            .update_chat(&caller.workspace, &chat.id, &patch)
-            .await?;
-    }
-    if let Some(u) = &user
+    if let Some(u) = &turn.user
         && !u.images.is_empty()
         && !target.limits.vision
     {
@@ -525,85 +501,29 @@ async fn start_reply(
         Some(vetted) => (vetted.client, vetted.base_url),
         None => (state.http().clone(), upstream.config.base_url.clone()),
     };
-    let upstream_url = format!("{base_url}/v1/chat/completions");
-
-    let hub = state.chats().hub(state, &chat.id).await?;
-    let Some(stop) = hub.start_when_free(RESERVED, FINISHING_PATIENCE).await else {
-        return Err(ApiError::new(
-            StatusCode::CONFLICT,
-            "a reply is being generated in this chat; stop it first",
-        ));
-    };
-    let started = insert_turn(state, caller, chat, &hub, user, &target).await;
-    let (user_msg, assistant, pending) = match started {
-        Ok(v) => v,
-        Err(e) => {
-            hub.finished(RESERVED);
-            return Err(e);
-        }
-    };
-    hub.rename_running(RESERVED, &assistant.id);
-
-    let history = state
-        .store()
-        .list_messages_page(
-            &caller.workspace,
-            &chat.id,
-            Some(assistant.seq),
-            chat.settings
-                .history_length
-                .unwrap_or(super::context::DEFAULT_HISTORY_LENGTH)
-                .clamp(1, 500),
-        )
-        .await;
-    let history = match history {
-        Ok(h) => h,
-        Err(e) => {
-            hub.finished(&assistant.id);
-            return Err(e.into());
-        }
-    };
-    let body = build_request(
-        &target.model,
-        &chat.settings,
-        &history,
-        &target.limits,
-        effort.as_deref(),
-    );
-    let first_user_message = history
-        .iter()
-        .find(|m| m.role == Role::User)
-        .map(|m| m.content.clone());
-    let title = match (chat.title == DEFAULT_TITLE, first_user_message) {
-        (true, Some(first_user_message)) => Some(TitleJob {
-            chat_id: chat.id.clone(),
-            upstream_url: upstream_url.clone(),
-            http: http.clone(),
-            key: key.clone(),
-            model: state
-                .settings()
-                .title_model
-                .clone()
-                .unwrap_or_else(|| target.model.clone()),
-            first_user_message,
-        }),
-        _ => None,
-    };
-    let assistant_id = assistant.id.clone();
-    Generation {
-        state: state.clone(),
-        hub,
-        message: assistant,
-        upstream_url,
-        http,
-        key,
-        body: Bytes::from(body.to_string()),
-        pending,
-        stop,
-        title,
-    }
-    .spawn();
-    Ok((user_msg.map(|m| m.id), assistant_id))
+    // The model a message was sent with becomes the chat's: regenerate and the next message use
+    // it, on every device. Saved with the turn, not before it.
+    let settings = (requested_model.is_some() && chat.settings.model.as_deref() != requested_model)
+        .then(|| ChatSettings {
+            model: requested_model.map(str::to_string),
+            ..chat.settings.clone()
+        });
+    Ok(ReplyPlan {
+        workspace: caller.workspace.clone(),
+        truncate_from: turn.truncate_from,
+        user: turn.user,
+        model: target.model,
+        provider: target.provider.as_str().to_string(),
+        limits: target.limits,
+        settings,
+        upstream: switchboard_chat::Upstream {
+            url: format!("{base_url}/v1/chat/completions"),
+            http,
+            key,
+        },
+        reasoning_effort: effort,
+        chat,
+    })
 }
 
 /// A user-set endpoint from the browser, vetted; only with the user's own key, so the server's
@@ -627,48 +547,12 @@ async fn user_endpoint(
     crate::ssrf::vet_endpoint(raw).await.map(Some)
 }
 
-/// The placeholder id a chat is claimed under until its assistant message exists.
-const RESERVED: &str = "(starting)";
-/// How long a new turn waits for the previous reply's final write (it has sent `done`) before
-/// it is refused as if that reply were still being generated.
-const FINISHING_PATIENCE: std::time::Duration = std::time::Duration::from_secs(5);
-
-type Turn = (Option<Message>, Message, Vec<Arc<super::hub::Event>>);
-
-async fn insert_turn(
-    state: &AppState,
-    caller: &Caller,
-    chat: &Chat,
-    hub: &Arc<ChatHub>,
-    user: Option<UserTurn>,
-    target: &Target,
-) -> Result<Turn, ApiError> {
-    // The user's turn and the empty reply are stored together: a failed write leaves neither.
-    let mut news = Vec::with_capacity(2);
-    if let Some(u) = user {
-        let mut new = NewMessage::new(Role::User, u.content);
-        if !u.images.is_empty() {
-            new.attachments = Some(json!(u.images));
-        }
-        news.push(new);
+/// Store a chat-level event; a failure is logged, not fatal: the change itself is stored, and
+/// clients that missed the event see it on their next load.
+async fn emit_quietly(state: &AppState, chat_id: &str, kind: &str, data: String) {
+    if let Err(e) = state.chats().emit(chat_id, kind, "", data).await {
+        tracing::warn!(error = %e, kind, "could not store a chat event");
     }
-    let mut reply = NewMessage::streaming_reply(target.model.clone());
-    reply.provider = Some(target.provider.as_str().to_string());
-    news.push(reply);
-    let mut stored = state
-        .store()
-        .insert_messages(&caller.workspace, &chat.id, &news)
-        .await?
-        .ok_or_else(chat_not_found)?;
-    let assistant = stored.pop().expect("the reply was inserted");
-    let user_msg = stored.pop();
-    let mut pending = Vec::new();
-    for m in user_msg.iter().chain(std::iter::once(&assistant)) {
-        pending.push(hub.emit("message", &m.id, |_| {
-            json!({"message": MessageView::new(m)}).to_string()
-        }));
-    }
-    Ok((user_msg, assistant, pending))
 }
 
 #[derive(Deserialize, Default)]
@@ -696,20 +580,24 @@ pub async fn regenerate(
         Role::Assistant => msg.seq,
         _ => msg.seq + 1,
     };
-    truncate_from(&state, &caller, &chat, from_seq).await?;
-    let (_, assistant_id) = start_reply(
+    let turn = Turn {
+        user: None,
+        truncate_from: Some(from_seq),
+    };
+    let plan = plan_reply(
         &state,
         &caller,
-        &chat,
+        chat,
         &headers,
-        None,
+        turn,
         req.model.as_deref(),
         None,
     )
     .await?;
+    let started = state.chats().start_reply(plan).await?;
     Ok((
         StatusCode::ACCEPTED,
-        Json(json!({"assistant_message_id": assistant_id})),
+        Json(json!({"assistant_message_id": started.assistant_message_id})),
     )
         .into_response())
 }
@@ -743,8 +631,6 @@ pub async fn edit_message(
             "only your own messages can be edited",
         ));
     }
-    // Check the model before anything is deleted.
-    resolve_model(&state, req.model.as_deref(), &chat.settings)?;
     let images: Vec<String> = msg
         .attachments
         .as_ref()
@@ -755,48 +641,28 @@ pub async fn edit_message(
                 .collect()
         })
         .unwrap_or_default();
-    truncate_from(&state, &caller, &chat, msg.seq).await?;
-    let user = UserTurn {
-        content: req.content,
-        images,
+    let turn = Turn {
+        user: Some(UserTurn {
+            content: req.content,
+            images,
+        }),
+        truncate_from: Some(msg.seq),
     };
-    let (user_id, assistant_id) = start_reply(
+    let plan = plan_reply(
         &state,
         &caller,
-        &chat,
+        chat,
         &headers,
-        Some(user),
+        turn,
         req.model.as_deref(),
         None,
     )
     .await?;
-    Ok(accepted(user_id, assistant_id))
-}
-
-/// Delete messages from `from_seq` on (refused while a reply is generating).
-async fn truncate_from(
-    state: &AppState,
-    caller: &Caller,
-    chat: &Chat,
-    from_seq: i64,
-) -> Result<(), ApiError> {
-    let hub = state.chats().hub(state, &chat.id).await?;
-    if hub.running().is_some() {
-        return Err(ApiError::new(
-            StatusCode::CONFLICT,
-            "a reply is being generated in this chat; stop it first",
-        ));
-    }
-    let doomed = state
-        .store()
-        .delete_messages_from(&caller.workspace, &chat.id, from_seq)
-        .await?;
-    if doomed.is_empty() {
-        return Ok(());
-    }
-    let data = json!({"message_ids": doomed}).to_string();
-    emit_stored(state, &hub, &chat.id, "deleted", "", data).await;
-    Ok(())
+    let started = state.chats().start_reply(plan).await?;
+    Ok(accepted(
+        started.user_message_id,
+        started.assistant_message_id,
+    ))
 }
 
 pub async fn delete_message(
@@ -805,8 +671,12 @@ pub async fn delete_message(
     Path((id, message_id)): Path<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
     let chat = load_chat(&state, &caller, &id).await?;
-    let hub = state.chats().hub(&state, &chat.id).await?;
-    if hub.running().as_deref() == Some(message_id.as_str()) {
+    let msg = state
+        .store()
+        .get_message(&caller.workspace, &chat.id, &message_id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("no such message"))?;
+    if msg.status == switchboard_store::MessageStatus::Streaming {
         return Err(ApiError::new(
             StatusCode::CONFLICT,
             "this reply is being generated; stop it first",
@@ -820,7 +690,7 @@ pub async fn delete_message(
         return Err(ApiError::not_found("no such message"));
     }
     let data = json!({"message_ids": [message_id]}).to_string();
-    emit_stored(&state, &hub, &chat.id, "deleted", "", data).await;
+    emit_quietly(&state, &chat.id, "deleted", data).await;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -830,7 +700,7 @@ pub async fn stop(
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     let chat = load_chat(&state, &caller, &id).await?;
-    state.chats().hub(&state, &chat.id).await?.stop();
+    state.chats().stop(&caller.workspace, &chat.id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -1,13 +1,12 @@
 //! `GET /api/chats/{id}/events`: the chat's numbered events as SSE, resumable with
 //! `Last-Event-ID` or `?after=`.
 //!
-//! Each subscriber gets its own small task: it replays from the database what memory no longer
-//! holds, then the ring's backlog, then the live broadcast. A subscriber that falls behind the
-//! bounded broadcast is not waited for — it resubscribes from its last seq and catches up the
-//! same way, so a slow browser never slows the generation.
+//! Each subscriber gets its own small task reading a [`Subscription`]: every event is stored
+//! before it is announced, so the subscription reads what it has not seen from the database and
+//! waits for the chat to move — on whichever instance the reply is generated. A slow browser
+//! only falls behind in its own reading; it never slows the generation.
 
 use std::convert::Infallible;
-use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Body;
@@ -17,16 +16,16 @@ use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use futures_util::StreamExt;
 use serde::Deserialize;
-use tokio::sync::{broadcast, mpsc};
+use switchboard_chat::Subscription;
+use switchboard_core::stream::encode_event;
+use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 
 use super::Caller;
-use super::hub::ChatHub;
 use crate::error::ApiError;
 use crate::state::AppState;
 
 const KEEP_ALIVE: Duration = Duration::from_secs(15);
-const DB_PAGE: u32 = 500;
 
 #[derive(Deserialize)]
 pub struct EventParams {
@@ -46,22 +45,21 @@ pub async fn events(
         .get_chat(&caller.workspace, &id)
         .await?
         .ok_or_else(|| ApiError::not_found("no such chat"))?;
-    let hub = state.chats().hub(&state, &id).await?;
     let header_after = headers
         .get("last-event-id")
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().parse::<i64>().ok());
     // Without a position, start from now: the page was rendered with the current state.
-    let after = params
-        .after
-        .or(header_after)
-        .unwrap_or_else(|| hub.snapshot().last_seq)
-        .max(0);
+    let after = match params.after.or(header_after) {
+        Some(after) => after.max(0),
+        None => state.store().last_event_seq(&id).await?,
+    };
+    let subscription = state.chats().subscribe(&id, after);
     let (tx, rx) = mpsc::channel::<Bytes>(64);
     let down = state.clone();
     tokio::spawn(async move {
         tokio::select! {
-            () = follow(state, hub, id, after, tx) => {}
+            () = follow(subscription, tx) => {}
             () = down.shutting_down() => {}
         }
     });
@@ -77,18 +75,8 @@ pub async fn events(
     Ok(res)
 }
 
-fn frame(seq: i64, kind: &str, data: &str) -> Bytes {
-    Bytes::from(format!("id: {seq}\nevent: {kind}\ndata: {data}\n\n"))
-}
-
 /// Feed one subscriber until it goes away.
-async fn follow(
-    state: AppState,
-    hub: Arc<ChatHub>,
-    chat_id: String,
-    mut last: i64,
-    tx: mpsc::Sender<Bytes>,
-) {
+async fn follow(mut subscription: Subscription, tx: mpsc::Sender<Bytes>) {
     // An immediate comment lets the browser know the stream is open.
     if tx
         .send(Bytes::from_static(b": connected\n\n"))
@@ -97,62 +85,35 @@ async fn follow(
     {
         return;
     }
+    let mut keep_alive = tokio::time::interval(KEEP_ALIVE);
+    keep_alive.tick().await;
     loop {
-        let sub = hub.subscribe(last);
-        // What memory no longer holds is in the database.
-        while last + 1 < sub.memory_from {
-            let rows = match state.store().events_after(&chat_id, last, DB_PAGE).await {
-                Ok(rows) => rows,
-                Err(e) => {
-                    tracing::warn!(error = %e, "reading chat events failed");
+        tokio::select! {
+            () = tx.closed() => return,
+            _ = keep_alive.tick() => {
+                if tx.send(Bytes::from_static(b": keep-alive\n\n")).await.is_err() {
                     return;
                 }
-            };
-            let mut progressed = false;
-            for row in rows.iter().filter(|r| r.seq < sub.memory_from) {
-                if tx.send(frame(row.seq, &row.kind, &row.data)).await.is_err() {
-                    return;
-                }
-                last = row.seq;
-                progressed = true;
             }
-            if !progressed {
-                break;
-            }
-        }
-        for e in &sub.backlog {
-            if e.seq <= last {
-                continue;
-            }
-            if tx.send(frame(e.seq, e.kind, &e.data)).await.is_err() {
-                return;
-            }
-            last = e.seq;
-        }
-        let mut rx = sub.receiver;
-        let mut keep_alive = tokio::time::interval(KEEP_ALIVE);
-        keep_alive.tick().await;
-        loop {
-            tokio::select! {
-                _ = tx.closed() => return,
-                _ = keep_alive.tick() => {
-                    if tx.send(Bytes::from_static(b": keep-alive\n\n")).await.is_err() {
+            next = subscription.next() => match next {
+                Ok(events) => {
+                    let mut frames = Vec::new();
+                    for e in &events {
+                        frames.extend_from_slice(
+                            encode_event(Some(&e.seq.to_string()), Some(&e.kind), &e.data)
+                                .as_bytes(),
+                        );
+                    }
+                    if tx.send(Bytes::from(frames)).await.is_err() {
                         return;
                     }
                 }
-                r = rx.recv() => match r {
-                    Ok(e) if e.seq > last => {
-                        if tx.send(frame(e.seq, e.kind, &e.data)).await.is_err() {
-                            return;
-                        }
-                        last = e.seq;
-                    }
-                    Ok(_) => {}
-                    // Fell behind: catch up from the ring and the database.
-                    Err(broadcast::error::RecvError::Lagged(_)) => break,
-                    Err(broadcast::error::RecvError::Closed) => return,
+                Err(e) => {
+                    // The browser reconnects with its Last-Event-ID and misses nothing.
+                    tracing::warn!(error = %e, "reading chat events failed");
+                    return;
                 }
-            }
+            },
         }
     }
 }

@@ -135,7 +135,7 @@ pub async fn import_nextchat(
         let created_at = session
             .last_update
             .map(|t| t as i64)
-            .unwrap_or_else(super::hub::now_ms);
+            .unwrap_or_else(switchboard_chat::now_ms);
         // NextChat's dates are locale strings; keep the order and give each a distinct time.
         let n = messages.len() as i64;
         for (i, m) in messages.iter_mut().enumerate() {

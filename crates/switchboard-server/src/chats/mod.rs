@@ -1,22 +1,15 @@
-//! Conversations on the server: the chat API, detached generations, and the resumable event
-//! stream browsers follow.
+//! The chat API over HTTP: handlers that check a request in full and hand it to the chat engine
+//! (`switchboard_chat`), and the resumable event stream browsers follow.
 //!
-//! The path of one chat message: [`api::post_message`] checks the model and stores the user's
-//! message *before* anything is sent upstream, creates the assistant message as `streaming`, and
-//! hands a [`generate::Generation`] to a task of its own — so the reply keeps streaming into the
-//! database when the browser goes away. The generation feeds the chat's [`hub::ChatHub`], which
-//! numbers every change; [`events`] serves those numbered events to any number of browsers, from
-//! memory or, for older ones, from the database.
+//! The path of one chat message: [`api::post_message`] validates the body and plans the reply
+//! (model, provider, credential, endpoint) before anything is written; the engine then stores the
+//! turn and generates the reply in a task of its own, so it keeps streaming into the database
+//! when the browser goes away. [`events`] serves the chat's stored events to any number of
+//! browsers, on any instance.
 
 pub mod api;
-pub mod context;
-pub mod engine;
 pub mod events;
-pub mod generate;
-pub mod hub;
 pub mod import;
-pub mod title;
-pub mod view;
 
 use std::net::SocketAddr;
 
@@ -30,39 +23,6 @@ use switchboard_core::access::Principal;
 use crate::auth::{CredentialStyle, admit};
 use crate::error::ApiError;
 use crate::state::AppState;
-
-/// A stored message for unit tests: `content` in chat `c`, every optional field empty.
-#[cfg(test)]
-pub(crate) fn test_message(
-    id: &str,
-    role: switchboard_store::Role,
-    status: switchboard_store::MessageStatus,
-    content: &str,
-) -> switchboard_store::Message {
-    switchboard_store::Message {
-        id: id.into(),
-        chat_id: "c".into(),
-        seq: 0,
-        role,
-        content: content.into(),
-        reasoning: String::new(),
-        reasoning_details: None,
-        tool_calls: None,
-        annotations: None,
-        attachments: None,
-        model: None,
-        provider: None,
-        generation_id: None,
-        status,
-        error_code: None,
-        error_message: None,
-        usage: Default::default(),
-        finish_reason: None,
-        created_at: 0,
-        first_token_at: None,
-        finished_at: None,
-    }
-}
 
 pub fn routes() -> Router<AppState> {
     Router::new()

@@ -8,9 +8,9 @@ use switchboard_store::{ChatPage, ChatSettings};
 use super::view::{ChatJson, ChatLine};
 use crate::chats::Caller;
 use crate::chats::api::chat_view;
-use crate::chats::title::DEFAULT_TITLE;
 use crate::error::ApiError;
 use crate::state::AppState;
+use switchboard_chat::DEFAULT_TITLE;
 
 /// How many chats the sidebar shows before the user searches.
 const SIDEBAR_CHATS: u32 = 100;

@@ -32,10 +32,10 @@ use serde_json::json;
 use switchboard_core::access::Principal;
 
 use crate::auth::{CredentialStyle, admit};
-use crate::chats::title::DEFAULT_TITLE;
 use crate::error::ApiError;
 use crate::state::AppState;
 use i18n::Catalog;
+use switchboard_chat::DEFAULT_TITLE;
 use view::{ChatJson, ChatLine, MessageCard, script_json};
 
 /// The Content-Security-Policy of every page.

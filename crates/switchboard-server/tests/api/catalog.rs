@@ -138,9 +138,11 @@ async fn failed_refresh_keeps_the_last_good_copy_and_restart_uses_the_cache() {
     assert!(err.contains("/v1/models"), "{err}");
     assert_eq!(state.catalog().table().entries().len(), before);
 
-    // A restart with no network starts from the cache.
+    // A restart with no network starts from the cache. (Beside the same cache, on a database file
+    // of its own: the first instance, still alive in this process, holds the first one.)
+    let restarted_db = format!("sqlite://{}/sb-restarted.db", dir.path().display());
     let offline = spawn_app(&[
-        ("DATABASE_URL", &db),
+        ("DATABASE_URL", &restarted_db),
         ("OPENROUTER_URL", "http://127.0.0.1:9/api"),
     ])
     .await;

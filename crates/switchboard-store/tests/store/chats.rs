@@ -2,10 +2,10 @@
 
 use serde_json::json;
 use switchboard_store::{
-    ChatPage, ChatPatch, ChatSettings, GenerationFlush, MessageStatus, NewMessage, Role, Store,
+    ChatPage, ChatPatch, ChatSettings, MessageStatus, NewMessage, Role, Store,
 };
 
-use crate::helpers::{event, user};
+use crate::helpers::user;
 
 on_both_backends!(
     creating_a_chat_returns_what_get_reads_back,
@@ -307,18 +307,14 @@ async fn deleting_a_chat_deletes_its_messages_events_and_search_entries(store: S
         .create_chat("default", "kept", &settings())
         .await
         .unwrap();
-    let reply = store
-        .insert_message("default", &doomed.id, &NewMessage::streaming_reply("m"))
-        .await
-        .unwrap()
-        .unwrap();
+    let reply = crate::helpers::start_reply(&store, &doomed.id, "question").await;
+    crate::helpers::append(&store, &reply, "ephemeral zebra").await;
     store
-        .flush_generation(&GenerationFlush {
-            message_id: reply.id.clone(),
-            content: "ephemeral zebra".into(),
-            events: vec![event(1, "delta"), event(2, "delta")],
-            ..GenerationFlush::default()
-        })
+        .finish_message(&crate::helpers::finish(
+            &reply,
+            switchboard_store::MessageStatus::Complete,
+            "ephemeral zebra",
+        ))
         .await
         .unwrap();
     store
@@ -343,7 +339,7 @@ async fn deleting_a_chat_deletes_its_messages_events_and_search_entries(store: S
             .unwrap()
             .is_empty()
     );
-    assert_eq!(store.max_event_seq(&doomed.id).await.unwrap(), 0);
+    assert_eq!(store.last_event_seq(&doomed.id).await.unwrap(), 0);
     let hits = store.search("default", "zebra", 10).await.unwrap();
     assert_eq!(hits.len(), 1);
     assert_eq!(hits[0].chat_id, kept.id);

@@ -1,422 +1,422 @@
-//! Generation checkpoints, finishing, the event log and start-up recovery.
+//! Turns, running replies, the event log, stop requests and leases.
 
-use serde_json::json;
+use std::time::Duration;
+
 use switchboard_store::{
-    ChatSettings, GenerationFlush, Message, MessageFinish, MessageStatus, NewMessage, Store, Usage,
+    ChatSettings, EventDraft, GenerationWrite, MessageStatus, NewMessage, NewTurn, Store,
+    StoreError,
 };
 
-use crate::helpers::{event, user};
+use crate::helpers::{OWNER, append, event, finish, start_reply, user};
 
 on_both_backends!(
-    flush_stores_events_and_the_current_full_text,
-    a_flush_is_one_transaction,
-    a_flush_stores_a_backlog_of_events_larger_than_one_statement,
-    finish_message_records_the_outcome_once,
-    a_finished_message_is_never_rewritten_by_a_late_flush,
+    one_reply_per_chat_is_claimed_in_the_database,
+    a_refused_turn_changes_nothing,
+    a_turn_replaces_messages_in_the_same_transaction,
+    a_streaming_reply_reads_with_every_appended_part,
+    writes_of_a_reply_that_is_not_ours_change_nothing,
+    finishing_compacts_the_deltas_and_happens_once,
+    event_seqs_never_collide_between_concurrent_writers,
+    a_write_stores_a_backlog_of_events_larger_than_one_statement,
     events_after_resumes_after_the_given_seq,
-    flushing_a_deleted_message_stores_nothing,
-    mark_streaming_interrupted_keeps_the_text,
+    a_stop_request_reaches_the_owner_at_its_next_write,
+    leases_tell_live_owners_from_dead_ones,
+    a_snapshot_agrees_with_its_last_event_seq,
+    a_reply_is_searchable_once_finished,
 );
 
-/// A chat with a user message and an empty streaming reply.
-async fn streaming_reply(store: &Store) -> Message {
-    let chat = store
+async fn chat(store: &Store) -> String {
+    store
         .create_chat("default", "gen", &ChatSettings::default())
         .await
-        .unwrap();
-    store
-        .insert_message("default", &chat.id, &user("hello"))
-        .await
         .unwrap()
-        .unwrap();
-    store
-        .insert_message(
-            "default",
-            &chat.id,
-            &NewMessage::streaming_reply("openai/gpt-5"),
-        )
-        .await
-        .unwrap()
-        .unwrap()
+        .id
 }
 
-async fn read(store: &Store, message: &Message) -> Message {
-    store
-        .get_message("default", &message.chat_id, &message.id)
-        .await
-        .unwrap()
-        .unwrap()
-}
-
-fn finish(message: &Message, status: MessageStatus, content: &str) -> MessageFinish {
-    MessageFinish {
-        message_id: message.id.clone(),
-        status,
-        content: content.into(),
-        reasoning: String::new(),
-        reasoning_details: None,
-        tool_calls: None,
-        annotations: None,
-        usage: Usage::default(),
-        finish_reason: None,
-        error_code: None,
-        error_message: None,
-        finished_at: 2_000,
-        generation_id: None,
-        provider: None,
-        model: None,
-        events: Vec::new(),
-    }
-}
-
-async fn flush_stores_events_and_the_current_full_text(store: Store) {
-    let reply = streaming_reply(&store).await;
+async fn one_reply_per_chat_is_claimed_in_the_database(store: Store) {
+    let chat = chat(&store).await;
+    let reply = start_reply(&store, &chat, "hello").await;
     assert_eq!(reply.status, MessageStatus::Streaming);
-    assert_eq!(store.max_event_seq(&reply.chat_id).await.unwrap(), 0);
-
+    let second = NewTurn {
+        truncate_from: None,
+        messages: vec![user("again"), NewMessage::streaming_reply("m")],
+        owner: "another-instance".into(),
+        settings: None,
+    };
+    let refused = store
+        .start_turn("default", &chat, &second, |_, _| Vec::new())
+        .await;
+    assert!(
+        matches!(refused, Err(StoreError::Busy { .. })),
+        "{refused:?}"
+    );
+    // Once the first reply is finished, the chat takes the next turn.
     store
-        .flush_generation(&GenerationFlush {
-            message_id: reply.id.clone(),
-            content: "Hel".into(),
-            reasoning: "The user".into(),
-            reasoning_details: Some(json!([{"type": "reasoning.encrypted", "data": "opaque=="}])),
-            first_token_at: Some(1_100),
-            generation_id: Some("gen-1".into()),
-            provider: Some("OpenAI".into()),
-            events: vec![event(1, "reasoning"), event(2, "delta")],
-            ..GenerationFlush::default()
-        })
+        .finish_message(&finish(&reply, MessageStatus::Complete, "hi"))
         .await
-        .unwrap();
-    store
-        .flush_generation(&GenerationFlush {
-            message_id: reply.id.clone(),
-            content: "Hello there".into(),
-            reasoning: "The user greets".into(),
-            tool_calls: Some(json!([{"id": "call_1", "type": "function"}])),
-            annotations: Some(json!([{"type": "url_citation", "url": "https://example.com"}])),
-            first_token_at: Some(1_200),
-            events: vec![event(3, "delta")],
-            ..GenerationFlush::default()
-        })
-        .await
-        .unwrap();
-
-    let stored = read(&store, &reply).await;
-    assert_eq!(stored.status, MessageStatus::Streaming);
-    assert_eq!(stored.content, "Hello there");
-    assert_eq!(stored.reasoning, "The user greets");
-    // `None` fields keep what an earlier flush wrote; the first token time never moves.
-    assert_eq!(
-        stored.reasoning_details,
-        Some(json!([{"type": "reasoning.encrypted", "data": "opaque=="}]))
+        .unwrap()
+        .expect("finished");
+    assert!(
+        store
+            .start_turn("default", &chat, &second, |_, _| Vec::new())
+            .await
+            .unwrap()
+            .is_some()
     );
-    assert_eq!(
-        stored.tool_calls,
-        Some(json!([{"id": "call_1", "type": "function"}]))
+    // Another workspace's chat is not found.
+    assert!(
+        store
+            .start_turn("other", &chat, &second, |_, _| Vec::new())
+            .await
+            .unwrap()
+            .is_none()
     );
-    assert_eq!(
-        stored.annotations,
-        Some(json!([{"type": "url_citation", "url": "https://example.com"}]))
-    );
-    assert_eq!(stored.first_token_at, Some(1_100));
-    assert_eq!(stored.generation_id.as_deref(), Some("gen-1"));
-    assert_eq!(stored.provider.as_deref(), Some("OpenAI"));
-    assert_eq!(stored.model.as_deref(), Some("openai/gpt-5"));
-
-    let events = store.events_after(&reply.chat_id, 0, 100).await.unwrap();
-    let kinds: Vec<(i64, &str)> = events.iter().map(|e| (e.seq, e.kind.as_str())).collect();
-    assert_eq!(kinds, [(1, "reasoning"), (2, "delta"), (3, "delta")]);
-    assert!(events.iter().all(|e| e.message_id == reply.id));
-    assert_eq!(events[0].data, r#"{"n":1}"#);
-    assert_eq!(events[0].created_at, 1_001);
-    assert_eq!(store.max_event_seq(&reply.chat_id).await.unwrap(), 3);
 }
 
-/// A checkpoint that failed keeps its events for the next one, so a flush can carry more events
-/// than one statement inserts: all of them are stored, each with its own fields.
-async fn a_flush_stores_a_backlog_of_events_larger_than_one_statement(store: Store) {
-    let reply = streaming_reply(&store).await;
-    let backlog: Vec<_> = (1..=75).map(|seq| event(seq, "delta")).collect();
+async fn a_refused_turn_changes_nothing(store: Store) {
+    let chat = chat(&store).await;
+    let first = start_reply(&store, &chat, "hello").await;
+    let before = store.list_messages("default", &chat).await.unwrap();
+    let last_seq = store.last_event_seq(&chat).await.unwrap();
+    // An edit of the first message while a reply streams: refused, and nothing is deleted.
+    let edit = NewTurn {
+        truncate_from: Some(1),
+        messages: vec![user("edited"), NewMessage::streaming_reply("m")],
+        owner: OWNER.into(),
+        settings: Some(ChatSettings {
+            model: Some("changed/model".into()),
+            ..ChatSettings::default()
+        }),
+    };
+    let refused = store
+        .start_turn("default", &chat, &edit, |_, _| vec![event("deleted")])
+        .await;
+    assert!(matches!(refused, Err(StoreError::Busy { .. })));
+    assert_eq!(store.list_messages("default", &chat).await.unwrap(), before);
+    assert_eq!(store.last_event_seq(&chat).await.unwrap(), last_seq);
+    let settings = store
+        .get_chat("default", &chat)
+        .await
+        .unwrap()
+        .unwrap()
+        .settings;
+    assert_eq!(settings.model, None, "the settings were not saved either");
+    assert_eq!(first.seq, 2);
+}
+
+async fn a_turn_replaces_messages_in_the_same_transaction(store: Store) {
+    let chat = chat(&store).await;
+    let first = start_reply(&store, &chat, "hello").await;
     store
-        .flush_generation(&GenerationFlush {
-            message_id: reply.id.clone(),
-            content: "long".into(),
-            events: backlog,
-            ..GenerationFlush::default()
-        })
+        .finish_message(&finish(&first, MessageStatus::Complete, "hi"))
         .await
         .unwrap();
+    let edit = NewTurn {
+        truncate_from: Some(1),
+        messages: vec![user("edited"), NewMessage::streaming_reply("m")],
+        owner: OWNER.into(),
+        settings: None,
+    };
+    let started = store
+        .start_turn("default", &chat, &edit, |deleted, added| {
+            assert_eq!(deleted.len(), 2);
+            assert_eq!(added.len(), 2);
+            vec![event("deleted"), event("message"), event("message")]
+        })
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(started.deleted.len(), 2);
+    let seqs: Vec<i64> = started.events.iter().map(|e| e.seq).collect();
+    assert_eq!(seqs.len(), 3);
+    assert!(seqs.windows(2).all(|w| w[1] == w[0] + 1));
+    let messages = store.list_messages("default", &chat).await.unwrap();
+    assert_eq!(messages.len(), 2);
+    assert_eq!(messages[0].content, "edited");
+}
 
-    let events = store.events_after(&reply.chat_id, 0, 200).await.unwrap();
-    let seqs: Vec<i64> = events.iter().map(|e| e.seq).collect();
-    assert_eq!(seqs, (1..=75).collect::<Vec<_>>());
-    for e in &events {
-        assert_eq!(e.data, format!(r#"{{"n":{}}}"#, e.seq));
-        assert_eq!(e.created_at, 1_000 + e.seq);
-        assert_eq!(
-            (e.kind.as_str(), e.message_id.as_str()),
-            ("delta", reply.id.as_str())
-        );
+async fn a_streaming_reply_reads_with_every_appended_part(store: Store) {
+    let chat = chat(&store).await;
+    let reply = start_reply(&store, &chat, "hello").await;
+    for word in ["one ", "two ", "three"] {
+        let ack = append(&store, &reply, word).await.expect("ours");
+        assert!(!ack.stop_requested);
+        assert_eq!(ack.events.len(), 1);
     }
-    assert_eq!(store.max_event_seq(&reply.chat_id).await.unwrap(), 75);
+    let read = store
+        .get_message("default", &chat, &reply.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(read.content, "one two three");
+    assert_eq!(read.status, MessageStatus::Streaming);
+    let page = store
+        .list_messages_page("default", &chat, None, 10)
+        .await
+        .unwrap();
+    assert_eq!(page[1].content, "one two three");
 }
 
-/// If any event of a batch cannot be stored, neither the events nor the text are.
-async fn a_flush_is_one_transaction(store: Store) {
-    let reply = streaming_reply(&store).await;
-    store
-        .flush_generation(&GenerationFlush {
+async fn writes_of_a_reply_that_is_not_ours_change_nothing(store: Store) {
+    let chat = chat(&store).await;
+    let reply = start_reply(&store, &chat, "hello").await;
+    let last = store.last_event_seq(&chat).await.unwrap();
+    let foreign = store
+        .write_generation(&GenerationWrite {
+            chat_id: chat.clone(),
             message_id: reply.id.clone(),
-            content: "kept".into(),
-            events: vec![event(1, "delta")],
-            ..GenerationFlush::default()
+            owner: "somebody-else".into(),
+            events: vec![event("delta")],
+            ..GenerationWrite::default()
         })
         .await
         .unwrap();
-
-    let duplicate_seq = GenerationFlush {
-        message_id: reply.id.clone(),
-        content: "lost".into(),
-        events: vec![event(2, "delta"), event(1, "delta")],
-        ..GenerationFlush::default()
-    };
-    assert!(store.flush_generation(&duplicate_seq).await.is_err());
-
-    assert_eq!(read(&store, &reply).await.content, "kept");
-    assert_eq!(store.max_event_seq(&reply.chat_id).await.unwrap(), 1);
-
-    let mut finishing = finish(&reply, MessageStatus::Complete, "lost too");
-    finishing.events = vec![event(1, "done")];
-    assert!(store.finish_message(&finishing).await.is_err());
-    let stored = read(&store, &reply).await;
+    assert!(foreign.is_none());
     assert_eq!(
-        (stored.status, stored.content.as_str()),
-        (MessageStatus::Streaming, "kept")
+        store.last_event_seq(&chat).await.unwrap(),
+        last,
+        "its events were rolled back"
+    );
+    let mut theirs = finish(&reply, MessageStatus::Complete, "stolen");
+    theirs.owner = Some("somebody-else".into());
+    assert!(store.finish_message(&theirs).await.unwrap().is_none());
+}
+
+async fn finishing_compacts_the_deltas_and_happens_once(store: Store) {
+    let chat = chat(&store).await;
+    let reply = start_reply(&store, &chat, "hello").await;
+    append(&store, &reply, "Hel").await.unwrap();
+    append(&store, &reply, "lo").await.unwrap();
+    let done = store
+        .finish_message(&finish(&reply, MessageStatus::Complete, "Hello"))
+        .await
+        .unwrap()
+        .expect("finished");
+    assert_eq!(done.len(), 1);
+    let events = store.events_after(&chat, 0, 100).await.unwrap();
+    assert!(events.iter().all(|e| e.kind != "delta"), "{events:?}");
+    assert_eq!(events.last().unwrap().kind, "done");
+    let read = store
+        .get_message("default", &chat, &reply.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(read.content, "Hello");
+    assert_eq!(read.status, MessageStatus::Complete);
+    // A second finish (a late retry, a sweeper) changes nothing and stores no event.
+    assert!(
+        store
+            .finish_message(&finish(&reply, MessageStatus::Error, "other"))
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(append(&store, &reply, "late").await.is_none());
+    let again = store
+        .get_message("default", &chat, &reply.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (again.content.as_str(), again.status),
+        ("Hello", MessageStatus::Complete)
     );
 }
 
-async fn finish_message_records_the_outcome_once(store: Store) {
-    let reply = streaming_reply(&store).await;
-    store
-        .flush_generation(&GenerationFlush {
-            message_id: reply.id.clone(),
-            content: "partial".into(),
-            generation_id: Some("gen-9".into()),
-            reasoning_details: Some(json!([{"type": "reasoning.text", "text": "hm"}])),
-            events: vec![event(1, "delta")],
-            ..GenerationFlush::default()
+async fn event_seqs_never_collide_between_concurrent_writers(store: Store) {
+    let chat = chat(&store).await;
+    let writers: Vec<_> = (0..8)
+        .map(|_| {
+            let store = store.clone();
+            let chat = chat.clone();
+            tokio::spawn(async move {
+                let mut seqs = Vec::new();
+                for _ in 0..10 {
+                    let stored = store
+                        .append_chat_events(&chat, &[event("chat"), event("chat")])
+                        .await
+                        .unwrap();
+                    seqs.extend(stored.iter().map(|e| e.seq));
+                }
+                seqs
+            })
         })
+        .collect();
+    let mut all = Vec::new();
+    for w in writers {
+        all.extend(w.await.unwrap());
+    }
+    all.sort_unstable();
+    assert_eq!(all, (1..=160).collect::<Vec<i64>>());
+    let stored: Vec<i64> = store
+        .events_after(&chat, 0, 1000)
         .await
-        .unwrap();
-
-    let mut done = finish(&reply, MessageStatus::Complete, "partial and whole");
-    done.reasoning = "hm, done".into();
-    done.usage = Usage {
-        prompt_tokens: Some(12),
-        completion_tokens: Some(34),
-        reasoning_tokens: Some(5),
-        cached_tokens: Some(0),
-        cost: Some(0.000_42),
-    };
-    done.finish_reason = Some("stop".into());
-    done.provider = Some("Azure".into());
-    done.events = vec![event(2, "done")];
-    store.finish_message(&done).await.unwrap();
-
-    let stored = read(&store, &reply).await;
-    assert_eq!(stored.status, MessageStatus::Complete);
-    assert_eq!(stored.content, "partial and whole");
-    assert_eq!(stored.reasoning, "hm, done");
-    assert_eq!(stored.usage, done.usage);
-    assert_eq!(stored.finish_reason.as_deref(), Some("stop"));
-    assert_eq!(stored.finished_at, Some(2_000));
-    assert_eq!(stored.provider.as_deref(), Some("Azure"));
-    assert_eq!(
-        stored.generation_id.as_deref(),
-        Some("gen-9"),
-        "kept from the flush"
-    );
-    assert_eq!(
-        stored.reasoning_details,
-        Some(json!([{"type": "reasoning.text", "text": "hm"}]))
-    );
-    assert_eq!(stored.error_code, None);
-    assert_eq!(store.max_event_seq(&reply.chat_id).await.unwrap(), 2);
-
-    // A second finish (say, an error racing the stop button) changes nothing.
-    let mut failed = finish(&reply, MessageStatus::Error, "");
-    failed.error_code = Some("429".into());
-    failed.error_message = Some("rate limited".into());
-    store.finish_message(&failed).await.unwrap();
-    assert_eq!(read(&store, &reply).await, stored);
-
-    // An error outcome on another message.
-    let other = streaming_reply(&store).await;
-    let mut failed = finish(&other, MessageStatus::Error, "so far");
-    failed.error_code = Some("502".into());
-    failed.error_message = Some("provider returned error".into());
-    store.finish_message(&failed).await.unwrap();
-    let stored = read(&store, &other).await;
-    assert_eq!(stored.status, MessageStatus::Error);
-    assert_eq!(stored.content, "so far");
-    assert_eq!(stored.error_code.as_deref(), Some("502"));
-    assert_eq!(
-        stored.error_message.as_deref(),
-        Some("provider returned error")
-    );
+        .unwrap()
+        .iter()
+        .map(|e| e.seq)
+        .collect();
+    assert_eq!(stored, all);
 }
 
-/// Invariant: a message leaves `streaming` once; later flushes store their events but
-/// never touch its text.
-async fn a_finished_message_is_never_rewritten_by_a_late_flush(store: Store) {
-    let reply = streaming_reply(&store).await;
-    store
-        .finish_message(&finish(&reply, MessageStatus::Stopped, "stopped here"))
-        .await
-        .unwrap();
-
-    store
-        .flush_generation(&GenerationFlush {
+async fn a_write_stores_a_backlog_of_events_larger_than_one_statement(store: Store) {
+    let chat = chat(&store).await;
+    let reply = start_reply(&store, &chat, "hello").await;
+    let events: Vec<EventDraft> = (0..75)
+        .map(|i| {
+            let mut e = EventDraft::new("delta", &reply.id, format!("{{\"i\":{i}}}"));
+            e.part = Some(switchboard_store::TextPart {
+                content: format!("{i},"),
+                reasoning: String::new(),
+            });
+            e
+        })
+        .collect();
+    let ack = store
+        .write_generation(&GenerationWrite {
+            chat_id: chat.clone(),
             message_id: reply.id.clone(),
-            content: "stopped here and then some".into(),
-            events: vec![event(1, "delta")],
-            ..GenerationFlush::default()
+            owner: OWNER.into(),
+            events,
+            ..GenerationWrite::default()
         })
         .await
+        .unwrap()
         .unwrap();
-
-    let stored = read(&store, &reply).await;
-    assert_eq!(stored.status, MessageStatus::Stopped);
-    assert_eq!(stored.content, "stopped here");
-    assert_eq!(store.max_event_seq(&reply.chat_id).await.unwrap(), 1);
+    assert_eq!(ack.events.len(), 75);
+    let read = store.reply(&reply.id).await.unwrap().unwrap();
+    let expected: String = (0..75).map(|i| format!("{i},")).collect();
+    assert_eq!(read.content, expected, "parts read back in order");
 }
 
 async fn events_after_resumes_after_the_given_seq(store: Store) {
-    let reply = streaming_reply(&store).await;
-    let neighbour = streaming_reply(&store).await;
-    for batch in [1..=4, 5..=10] {
-        store
-            .flush_generation(&GenerationFlush {
-                message_id: reply.id.clone(),
-                content: "x".into(),
-                events: batch.map(|seq| event(seq, "delta")).collect(),
-                ..GenerationFlush::default()
-            })
-            .await
-            .unwrap();
+    let chat = chat(&store).await;
+    let kinds = ["a", "b", "c", "d", "e"];
+    for k in kinds {
+        store.append_chat_events(&chat, &[event(k)]).await.unwrap();
     }
-    store
-        .flush_generation(&GenerationFlush {
-            message_id: neighbour.id.clone(),
-            events: vec![event(1, "delta"), event(2, "delta")],
-            ..GenerationFlush::default()
-        })
+    let after_two: Vec<String> = store
+        .events_after(&chat, 2, 100)
         .await
-        .unwrap();
-    let seqs = |events: Vec<switchboard_store::StoredEvent>| {
-        events.iter().map(|e| e.seq).collect::<Vec<_>>()
+        .unwrap()
+        .into_iter()
+        .map(|e| e.kind)
+        .collect();
+    assert_eq!(after_two, ["c", "d", "e"]);
+    assert_eq!(store.events_after(&chat, 2, 1).await.unwrap().len(), 1);
+    assert_eq!(store.last_event_seq(&chat).await.unwrap(), 5);
+    // A chat that is gone stores nothing.
+    store.delete_chat("default", &chat).await.unwrap();
+    assert!(
+        store
+            .append_chat_events(&chat, &[event("x")])
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+async fn a_stop_request_reaches_the_owner_at_its_next_write(store: Store) {
+    let chat = chat(&store).await;
+    assert_eq!(store.request_stop("default", &chat).await.unwrap(), None);
+    let reply = start_reply(&store, &chat, "hello").await;
+    assert!(!append(&store, &reply, "a").await.unwrap().stop_requested);
+    assert_eq!(store.request_stop("other", &chat).await.unwrap(), None);
+    assert_eq!(
+        store.request_stop("default", &chat).await.unwrap(),
+        Some(reply.id.clone())
+    );
+    assert!(append(&store, &reply, "b").await.unwrap().stop_requested);
+}
+
+async fn leases_tell_live_owners_from_dead_ones(store: Store) {
+    let chat_a = chat(&store).await;
+    let chat_b = chat(&store).await;
+    store.heartbeat(OWNER).await.unwrap();
+    let mine = start_reply(&store, &chat_a, "hello").await;
+    let turn = NewTurn {
+        truncate_from: None,
+        messages: vec![NewMessage::streaming_reply("m")],
+        owner: "a-dead-instance".into(),
+        settings: None,
     };
-
-    assert_eq!(
-        seqs(store.events_after(&reply.chat_id, 4, 100).await.unwrap()),
-        [5, 6, 7, 8, 9, 10]
-    );
-    assert_eq!(
-        seqs(store.events_after(&reply.chat_id, 4, 3).await.unwrap()),
-        [5, 6, 7]
-    );
-    assert_eq!(
-        seqs(store.events_after(&reply.chat_id, 7, 3).await.unwrap()),
-        [8, 9, 10]
-    );
-    assert!(
-        store
-            .events_after(&reply.chat_id, 10, 100)
-            .await
+    let theirs = store
+        .start_turn("default", &chat_b, &turn, |_, _| Vec::new())
+        .await
+        .unwrap()
+        .unwrap()
+        .messages
+        .remove(0);
+    let replies = store
+        .streaming_replies(Duration::from_secs(30))
+        .await
+        .unwrap();
+    let alive = |id: &str| {
+        replies
+            .iter()
+            .find(|r| r.message_id == id)
             .unwrap()
-            .is_empty()
-    );
-    assert_eq!(
-        seqs(
-            store
-                .events_after(&neighbour.chat_id, 0, 100)
-                .await
-                .unwrap()
-        ),
-        [1, 2]
-    );
-    assert!(
-        store
-            .events_after("c_missing", 0, 100)
-            .await
-            .unwrap()
-            .is_empty()
-    );
-    assert_eq!(store.max_event_seq(&reply.chat_id).await.unwrap(), 10);
+            .owner_alive
+    };
+    assert!(alive(&mine.id));
+    assert!(!alive(&theirs.id), "an owner with no lease is dead");
+    store.release_lease(OWNER).await.unwrap();
+    let replies = store
+        .streaming_replies(Duration::from_secs(30))
+        .await
+        .unwrap();
+    assert!(replies.iter().all(|r| !r.owner_alive));
 }
 
-/// The user deleted the chat mid-stream: the engine's next checkpoint must not fail.
-async fn flushing_a_deleted_message_stores_nothing(store: Store) {
-    let reply = streaming_reply(&store).await;
-    assert!(store.delete_chat("default", &reply.chat_id).await.unwrap());
-
-    store
-        .flush_generation(&GenerationFlush {
-            message_id: reply.id.clone(),
-            content: "orphan".into(),
-            events: vec![event(1, "delta")],
-            ..GenerationFlush::default()
-        })
+async fn a_snapshot_agrees_with_its_last_event_seq(store: Store) {
+    let chat = chat(&store).await;
+    let reply = start_reply(&store, &chat, "hello").await;
+    append(&store, &reply, "partial").await.unwrap();
+    let snapshot = store
+        .chat_snapshot("default", &chat, None, 50)
         .await
+        .unwrap()
         .unwrap();
-    store
-        .finish_message(&finish(&reply, MessageStatus::Complete, "orphan"))
-        .await
-        .unwrap();
-
+    assert_eq!(snapshot.messages.len(), 2);
+    assert_eq!(snapshot.messages[1].content, "partial");
+    assert_eq!(
+        snapshot.last_event_seq,
+        store.last_event_seq(&chat).await.unwrap()
+    );
+    assert!(!snapshot.has_more);
     assert!(
         store
-            .events_after(&reply.chat_id, 0, 10)
+            .chat_snapshot("other", &chat, None, 50)
             .await
             .unwrap()
-            .is_empty()
+            .is_none()
     );
+    let one = store
+        .chat_snapshot("default", &chat, None, 1)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(one.has_more);
+    assert_eq!(one.messages.len(), 1);
 }
 
-async fn mark_streaming_interrupted_keeps_the_text(store: Store) {
-    let first = streaming_reply(&store).await;
-    let second = streaming_reply(&store).await;
-    let done = streaming_reply(&store).await;
-    store
-        .flush_generation(&GenerationFlush {
-            message_id: first.id.clone(),
-            content: "half an ans".into(),
-            ..GenerationFlush::default()
-        })
-        .await
-        .unwrap();
-    store
-        .finish_message(&finish(&done, MessageStatus::Complete, "whole"))
-        .await
-        .unwrap();
-
-    assert_eq!(store.mark_streaming_interrupted().await.unwrap(), 2);
-
-    let first = read(&store, &first).await;
-    assert_eq!(
-        (first.status, first.content.as_str()),
-        (MessageStatus::Interrupted, "half an ans")
+async fn a_reply_is_searchable_once_finished(store: Store) {
+    let chat = chat(&store).await;
+    let reply = start_reply(&store, &chat, "hello").await;
+    append(&store, &reply, "walrus").await.unwrap();
+    assert!(
+        store
+            .search("default", "walrus", 10)
+            .await
+            .unwrap()
+            .is_empty(),
+        "a streaming reply is indexed once, at its end"
     );
-    assert_eq!(
-        read(&store, &second).await.status,
-        MessageStatus::Interrupted
-    );
-    assert_eq!(read(&store, &done).await.status, MessageStatus::Complete);
-    let user_messages = store
-        .list_messages("default", &first.chat_id)
+    store
+        .finish_message(&finish(&reply, MessageStatus::Complete, "walrus"))
         .await
         .unwrap();
-    assert_eq!(user_messages[0].status, MessageStatus::Complete);
-    assert_eq!(store.mark_streaming_interrupted().await.unwrap(), 0);
+    assert_eq!(
+        store.search("default", "walrus", 10).await.unwrap().len(),
+        1
+    );
 }

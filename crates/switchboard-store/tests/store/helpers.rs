@@ -3,7 +3,10 @@
 use rand::Rng;
 use sqlx::Connection;
 use sqlx::postgres::PgConnection;
-use switchboard_store::{NewEvent, NewMessage, Role, Store};
+use switchboard_store::{
+    EventDraft, GenerationAck, GenerationWrite, Message, MessageFinish, MessageStatus, NewMessage,
+    NewTurn, Role, Store, TextPart, Usage,
+};
 use tempfile::TempDir;
 
 const DEFAULT_ADMIN_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
@@ -119,11 +122,72 @@ pub fn user(text: &str) -> NewMessage {
     NewMessage::new(Role::User, text)
 }
 
-pub fn event(seq: i64, kind: &str) -> NewEvent {
-    NewEvent {
-        seq,
-        kind: kind.to_owned(),
-        data: format!(r#"{{"n":{seq}}}"#),
-        created_at: 1_000 + seq,
+/// The instance that owns the replies the tests start.
+pub const OWNER: &str = "test-instance";
+
+/// An event to store, with a small JSON body naming it.
+pub fn event(kind: &str) -> EventDraft {
+    EventDraft::new(kind, "", format!(r#"{{"kind":"{kind}"}}"#))
+}
+
+/// Starts a turn in `chat_id`: a user message `text` and a streaming reply owned by [`OWNER`].
+/// Returns the reply.
+pub async fn start_reply(store: &Store, chat_id: &str, text: &str) -> Message {
+    let turn = NewTurn {
+        truncate_from: None,
+        messages: vec![user(text), NewMessage::streaming_reply("m")],
+        owner: OWNER.into(),
+        settings: None,
+    };
+    let mut started = store
+        .start_turn("default", chat_id, &turn, |_, _| Vec::new())
+        .await
+        .unwrap()
+        .expect("chat exists");
+    started.messages.pop().unwrap()
+}
+
+/// Appends `text` to a streaming reply as one delta event, as a generation does.
+pub async fn append(store: &Store, reply: &Message, text: &str) -> Option<GenerationAck> {
+    let mut delta = EventDraft::new("delta", &reply.id, format!(r#"{{"content":"{text}"}}"#));
+    delta.part = Some(TextPart {
+        content: text.into(),
+        reasoning: String::new(),
+    });
+    store
+        .write_generation(&GenerationWrite {
+            chat_id: reply.chat_id.clone(),
+            message_id: reply.id.clone(),
+            owner: OWNER.into(),
+            events: vec![delta],
+            ..GenerationWrite::default()
+        })
+        .await
+        .unwrap()
+}
+
+/// The final write of a reply by [`OWNER`], with a `done` event; deltas compacted.
+pub fn finish(reply: &Message, status: MessageStatus, content: &str) -> MessageFinish {
+    MessageFinish {
+        chat_id: reply.chat_id.clone(),
+        message_id: reply.id.clone(),
+        owner: Some(OWNER.into()),
+        status,
+        content: content.into(),
+        reasoning: String::new(),
+        reasoning_details: None,
+        tool_calls: None,
+        annotations: None,
+        usage: Usage::default(),
+        finish_reason: Some("stop".into()),
+        error_code: None,
+        error_message: None,
+        finished_at: 1,
+        generation_id: None,
+        provider: None,
+        model: None,
+        first_token_at: None,
+        events: vec![EventDraft::new("done", &reply.id, "{}".into())],
+        compact: vec!["delta".into()],
     }
 }

@@ -129,6 +129,7 @@ async fn message_fields_round_trip(store: Store) {
         .await
         .unwrap();
     let new = NewMessage {
+        id: None,
         role: Role::User,
         content: "what's in these? «ünïcödé» 日本語 \"quotes\" 'single' \\ \n newline".into(),
         reasoning: "thinking".into(),

@@ -1,6 +1,6 @@
 //! Full-text search: matching, order, snippets, index maintenance and hostile input.
 
-use switchboard_store::{ChatSettings, GenerationFlush, NewMessage, Role, Store};
+use switchboard_store::{ChatSettings, NewMessage, Role, Store};
 
 use crate::helpers::user;
 
@@ -192,30 +192,22 @@ async fn search_follows_edits_and_deletes(store: Store) {
         .create_chat("default", "c", &ChatSettings::default())
         .await
         .unwrap();
-    let reply = store
-        .insert_message("default", &chat.id, &NewMessage::streaming_reply("m"))
-        .await
-        .unwrap()
-        .unwrap();
-    store
-        .flush_generation(&GenerationFlush {
-            message_id: reply.id.clone(),
-            content: "first draft mentions walrus".into(),
-            ..GenerationFlush::default()
-        })
-        .await
-        .unwrap();
-    assert_eq!(
-        store.search("default", "walrus", 10).await.unwrap().len(),
-        1
+    let reply = crate::helpers::start_reply(&store, &chat.id, "question").await;
+    crate::helpers::append(&store, &reply, "first draft mentions walrus").await;
+    assert!(
+        store
+            .search("default", "walrus", 10)
+            .await
+            .unwrap()
+            .is_empty(),
+        "not indexed while streaming"
     );
-
     store
-        .flush_generation(&GenerationFlush {
-            message_id: reply.id.clone(),
-            content: "second draft mentions narwhal".into(),
-            ..GenerationFlush::default()
-        })
+        .finish_message(&crate::helpers::finish(
+            &reply,
+            switchboard_store::MessageStatus::Complete,
+            "second draft mentions narwhal",
+        ))
         .await
         .unwrap();
     assert!(

@@ -3,10 +3,7 @@
 use std::time::Duration;
 
 use sqlx::{Connection, SqliteConnection};
-use switchboard_store::{
-    Backend, ChatSettings, GenerationFlush, MessageFinish, MessageStatus, NewMessage, Store,
-    StoreError, Usage,
-};
+use switchboard_store::{Backend, ChatSettings, MessageStatus, Store, StoreError};
 
 use crate::helpers::{event, user};
 
@@ -126,48 +123,25 @@ async fn concurrent_flushes_lose_nothing() {
                 let chat = store
                     .create_chat("default", &format!("chat {i}"), &ChatSettings::default())
                     .await?;
-                store
-                    .insert_message("default", &chat.id, &user("go"))
-                    .await?;
-                let reply = store
-                    .insert_message("default", &chat.id, &NewMessage::streaming_reply("m"))
-                    .await?
-                    .expect("chat exists");
+                let reply = crate::helpers::start_reply(&store, &chat.id, "go").await;
                 let mut text = String::new();
                 for flush in 0..FLUSHES {
-                    text.push_str(&format!("chunk {flush} "));
-                    let first = flush * EVENTS_PER_FLUSH + 1;
-                    store
-                        .flush_generation(&GenerationFlush {
-                            message_id: reply.id.clone(),
-                            content: text.clone(),
-                            events: (first..first + EVENTS_PER_FLUSH)
-                                .map(|seq| event(seq, "delta"))
-                                .collect(),
-                            ..GenerationFlush::default()
-                        })
-                        .await?;
+                    let piece = format!("chunk {flush} ");
+                    text.push_str(&piece);
+                    for _ in 1..EVENTS_PER_FLUSH {
+                        store.append_chat_events(&chat.id, &[event("tick")]).await?;
+                    }
+                    crate::helpers::append(&store, &reply, &piece)
+                        .await
+                        .expect("ours");
                     tokio::task::yield_now().await;
                 }
                 store
-                    .finish_message(&MessageFinish {
-                        message_id: reply.id.clone(),
-                        status: MessageStatus::Complete,
-                        content: text.clone(),
-                        reasoning: String::new(),
-                        reasoning_details: None,
-                        tool_calls: None,
-                        annotations: None,
-                        usage: Usage::default(),
-                        finish_reason: Some("stop".into()),
-                        error_code: None,
-                        error_message: None,
-                        finished_at: 1,
-                        generation_id: None,
-                        provider: None,
-                        model: None,
-                        events: vec![event(FLUSHES * EVENTS_PER_FLUSH + 1, "done")],
-                    })
+                    .finish_message(&crate::helpers::finish(
+                        &reply,
+                        MessageStatus::Complete,
+                        &text,
+                    ))
                     .await?;
                 Ok::<_, StoreError>((chat.id, text))
             })
@@ -181,10 +155,14 @@ async fn concurrent_flushes_lose_nothing() {
         assert_eq!(messages[1].content, text);
         assert_eq!(messages[1].status, MessageStatus::Complete);
         let events = store.events_after(&chat_id, 0, 1_000).await.unwrap();
+        // The deltas are compacted; every other event kept its seq, in order.
         let seqs: Vec<i64> = events.iter().map(|e| e.seq).collect();
+        assert!(seqs.windows(2).all(|w| w[1] > w[0]), "{seqs:?}");
         assert_eq!(
-            seqs,
-            (1..=FLUSHES * EVENTS_PER_FLUSH + 1).collect::<Vec<_>>()
+            seqs.len() as i64,
+            FLUSHES * (EVENTS_PER_FLUSH - 1) + 1,
+            "{seqs:?}"
         );
+        assert_eq!(*seqs.last().unwrap(), FLUSHES * EVENTS_PER_FLUSH + 1);
     }
 }

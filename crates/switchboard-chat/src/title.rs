@@ -2,16 +2,13 @@
 //! never a hard-wired OpenAI model (NextChat's bug: titles failed for everyone without OpenAI).
 //! A failure leaves the default title.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::json;
 use switchboard_core::secret::Secret;
 use switchboard_core::stream::{StreamEvent, decode_json_body};
 
-use super::engine::emit_stored;
-use super::hub::ChatHub;
-use crate::state::AppState;
+use crate::engine::Inner;
 
 /// The title a chat has until it is named.
 pub const DEFAULT_TITLE: &str = "New chat";
@@ -27,7 +24,7 @@ pub struct TitleJob {
 }
 
 impl TitleJob {
-    pub async fn run(self, state: &AppState, hub: &Arc<ChatHub>, reply: &str) {
+    pub(crate) async fn run(self, engine: &Inner, reply: &str) {
         let clip = |s: &str| s.chars().take(2000).collect::<String>();
         let body = json!({
             "model": self.model,
@@ -43,7 +40,7 @@ impl TitleJob {
             .http
             .post(&self.upstream_url)
             .header("authorization", format!("Bearer {}", self.key.expose()))
-            .header("x-title", state.settings().app_name.as_str())
+            .header("x-title", engine.config.app_name.as_str())
             .timeout(Duration::from_secs(60))
             .json(&body)
             .send()
@@ -66,14 +63,16 @@ impl TitleJob {
         let Some(title) = clean_title(&text) else {
             return;
         };
-        match state
-            .store()
+        match engine
+            .store
             .set_title_if_default(&self.chat_id, DEFAULT_TITLE, &title)
             .await
         {
             Ok(true) => {
                 let data = json!({"id": self.chat_id, "title": title}).to_string();
-                emit_stored(state, hub, &self.chat_id, "chat", "", data).await;
+                if let Err(e) = engine.emit(&self.chat_id, "chat", "", data).await {
+                    tracing::warn!(error = %e, "could not store a chat title event");
+                }
             }
             Ok(false) => {}
             Err(e) => tracing::warn!(error = %e, "could not save a chat title"),

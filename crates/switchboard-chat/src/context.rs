@@ -159,7 +159,7 @@ mod tests {
     use super::*;
 
     fn msg(role: Role, content: &str) -> Message {
-        crate::chats::test_message(
+        crate::test_message(
             &format!("m_{content}"),
             role,
             MessageStatus::Complete,

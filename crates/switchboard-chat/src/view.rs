@@ -4,7 +4,6 @@ use serde::Serialize;
 use serde_json::Value;
 use switchboard_store::{Chat, Message, MessageStatus, Role};
 
-use super::hub::LiveMessage;
 use crate::markdown;
 
 #[derive(Serialize, Clone)]
@@ -48,6 +47,14 @@ pub struct MessageView {
 
 impl MessageView {
     pub fn new(m: &Message) -> MessageView {
+        MessageView {
+            html: markdown::render(&m.content),
+            ..MessageView::new_plain(m)
+        }
+    }
+
+    /// The view without the rendered HTML.
+    fn new_plain(m: &Message) -> MessageView {
         let u = &m.usage;
         let usage =
             (u.prompt_tokens.is_some() || u.completion_tokens.is_some() || u.cost.is_some())
@@ -69,7 +76,7 @@ impl MessageView {
             id: m.id.clone(),
             seq: m.seq,
             role: m.role,
-            html: markdown::render(&m.content),
+            html: String::new(),
             content: m.content.clone(),
             reasoning: m.reasoning.clone(),
             model: m.model.clone(),
@@ -87,39 +94,23 @@ impl MessageView {
         }
     }
 
-    /// Views of a page of messages, with live text laid over the streaming ones, rendered on
-    /// tokio's blocking pool. Rendering markdown with highlighting is the one CPU-heavy thing a
-    /// request does, and a serving thread busy with a long chat would hold up every other
-    /// connection it serves (see `serving`), the relayed streams among them.
-    pub async fn render_page(
-        messages: Vec<Message>,
-        live: std::collections::HashMap<String, LiveMessage>,
-    ) -> Result<Vec<MessageView>, crate::ApiError> {
-        tokio::task::spawn_blocking(move || {
-            messages
-                .iter()
-                .map(|m| MessageView::with_live(m, live.get(&m.id)))
-                .collect()
-        })
-        .await
-        .map_err(|e| crate::ApiError::internal(format!("rendering the messages failed: {e}")))
-    }
-
-    /// The stored message with a streaming message's live text laid over it, or the finished
-    /// message its `done` event carried when that is not written yet.
-    pub fn with_live(m: &Message, live: Option<&LiveMessage>) -> MessageView {
-        if let Some(finished) = live.and_then(|l| l.finished.as_deref()) {
-            return MessageView::new(finished);
-        }
-        let mut view = MessageView::new(m);
-        if let Some(live) = live {
-            view.content = live.content.clone();
-            view.html = markdown::render(&live.content);
-            view.reasoning = live.reasoning.clone();
-            view.tool_calls = live.tool_calls_json();
-            view.annotations = live.annotations_json();
-        }
-        view
+    /// Views of a page of messages, rendered on tokio's blocking pool: rendering markdown with
+    /// highlighting is the one CPU-heavy thing a request does, and it must not hold up the
+    /// threads that relay streams.
+    pub async fn render_page(messages: Vec<Message>) -> Vec<MessageView> {
+        let fallback = messages.clone();
+        tokio::task::spawn_blocking(move || messages.iter().map(MessageView::new).collect())
+            .await
+            // Only a panic in the renderer gets here: show the text unrendered rather than fail.
+            .unwrap_or_else(|_| {
+                fallback
+                    .iter()
+                    .map(|m| MessageView {
+                        html: String::new(),
+                        ..MessageView::new_plain(m)
+                    })
+                    .collect()
+            })
     }
 }
 
@@ -139,6 +130,29 @@ pub struct ChatView {
 }
 
 impl ChatView {
+    /// The chat as one snapshot shows it: `last_event_id` counts exactly the changes these
+    /// messages include, and `generating` is the reply still streaming, if any.
+    pub async fn from_snapshot(snapshot: switchboard_store::ChatSnapshot) -> ChatView {
+        let chat = snapshot.chat;
+        let generating = snapshot
+            .messages
+            .iter()
+            .find(|m| m.status == MessageStatus::Streaming)
+            .map(|m| m.id.clone());
+        ChatView {
+            messages: MessageView::render_page(snapshot.messages).await,
+            has_more: snapshot.has_more,
+            last_event_id: snapshot.last_event_seq,
+            generating,
+            id: chat.id,
+            title: chat.title,
+            created_at: chat.created_at,
+            updated_at: chat.updated_at,
+            settings: chat.settings,
+            forked_from: chat.forked_from,
+        }
+    }
+
     pub fn header(chat: &Chat) -> Value {
         serde_json::json!({
             "id": chat.id,

@@ -1,0 +1,18 @@
+//! What can go wrong when the web layer asks the engine for something.
+
+use switchboard_store::StoreError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ChatError {
+    /// The chat is not in the caller's workspace (or does not exist).
+    #[error("no such chat")]
+    NotFound,
+    /// Another reply is being generated in the chat, on this instance or another.
+    #[error("a reply is being generated in this chat; stop it first")]
+    Busy,
+    /// The instance is shutting down and starts no new replies.
+    #[error("this server is shutting down; send again in a moment")]
+    ShuttingDown,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}

@@ -1,0 +1,655 @@
+//! A generation: one assistant reply streamed from the provider into the database, detached from
+//! the HTTP request that started it.
+//!
+//! The path of a reply: provider bytes → [`StreamDecoder`] events → the text and parts pending
+//! since the last write → a write ([`Store::write_generation`]) at most every [`WRITE_EVERY`],
+//! whose events carry the new text → the hubs wake the browsers that follow the chat → at the end
+//! one transaction writes the final message with its `done` event and compacts the deltas. So a
+//! browser never sees a word that is not stored, and a crash loses at most the last
+//! [`WRITE_EVERY`] of text. An upstream error keeps the partial text; a stop drops the upstream
+//! request at once and keeps the text too.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use serde_json::{Value, json};
+use switchboard_core::stream::{
+    Annotation, DecodeError, ErrorCode, StreamDecoder, StreamEvent, ToolCallAssembler, decode_body,
+    decode_json_body, merge_reasoning_details,
+};
+use switchboard_store::{
+    EventDraft, GenerationWrite, Message, MessageFinish, MessageStatus, Role, TextPart, Usage,
+};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use crate::context::{DEFAULT_HISTORY_LENGTH, build_request};
+use crate::engine::{Inner, ReplyPlan};
+use crate::now_ms;
+use crate::title::{DEFAULT_TITLE, TitleJob};
+use crate::view::MessageView;
+
+/// How often a streaming reply is written (and so shown) at most. The first text is written at
+/// once; later text is gathered for this long, so one write carries many small deltas.
+pub const WRITE_EVERY: Duration = Duration::from_millis(50);
+/// The largest error body read from a provider that refused a request.
+const MAX_ERROR_BODY: usize = 64 * 1024;
+/// Event kinds a finished reply's `done` supersedes: deleted when it finishes.
+pub(crate) const COMPACTED_KINDS: &[&str] = &["delta", "tool_calls", "annotations"];
+
+enum Outcome {
+    Complete,
+    Stopped,
+    /// The instance is shutting down and the grace period is over.
+    Interrupted,
+    Failed {
+        code: Option<String>,
+        message: String,
+    },
+    /// The reply is no longer ours to write: finished elsewhere, or its chat was deleted.
+    Lost,
+}
+
+/// What the stream told us besides text.
+#[derive(Default)]
+struct Facts {
+    generation_id: Option<String>,
+    model: Option<String>,
+    provider: Option<String>,
+    details: Vec<Value>,
+    usage: Option<switchboard_core::stream::Usage>,
+    finish_reason: Option<String>,
+    error: Option<(Option<String>, String)>,
+    first_token_at: Option<i64>,
+    /// An SSE line or event over the decoder's limit: the stream cannot be trusted after it.
+    too_long: Option<usize>,
+}
+
+impl Facts {
+    /// Whether the provider has told us nothing at all: no text, metadata, finish, usage or error.
+    fn said_nothing(&self) -> bool {
+        self.first_token_at.is_none()
+            && self.generation_id.is_none()
+            && self.model.is_none()
+            && self.finish_reason.is_none()
+            && self.usage.is_none()
+            && self.error.is_none()
+    }
+}
+
+/// What arrived since the last write.
+#[derive(Default)]
+struct Pending {
+    content: String,
+    reasoning: String,
+    tool_calls_changed: bool,
+    annotations_changed: bool,
+}
+
+impl Pending {
+    fn is_empty(&self) -> bool {
+        self.content.is_empty()
+            && self.reasoning.is_empty()
+            && !self.tool_calls_changed
+            && !self.annotations_changed
+    }
+}
+
+pub(crate) struct Generation {
+    engine: Arc<Inner>,
+    plan: ReplyPlan,
+    /// The reply as stored (`streaming`, empty).
+    message: Message,
+    stop: CancellationToken,
+    content: String,
+    reasoning: String,
+    tools: ToolCallAssembler,
+    annotations: Vec<Value>,
+    facts: Facts,
+    pending: Pending,
+    /// Bytes of text and tool arguments so far, against the reply cap.
+    size: usize,
+}
+
+impl Generation {
+    pub(crate) fn new(
+        engine: Arc<Inner>,
+        plan: ReplyPlan,
+        message: Message,
+        stop: CancellationToken,
+    ) -> Generation {
+        Generation {
+            engine,
+            plan,
+            message,
+            stop,
+            content: String::new(),
+            reasoning: String::new(),
+            tools: ToolCallAssembler::new(),
+            annotations: Vec::new(),
+            facts: Facts::default(),
+            pending: Pending::default(),
+            size: 0,
+        }
+    }
+
+    pub(crate) async fn run(mut self) {
+        let (outcome, title) = match self.prepare().await {
+            Ok((body, title)) => (self.stream(body).await, title),
+            Err(outcome) => (outcome, None),
+        };
+        let complete = matches!(outcome, Outcome::Complete);
+        self.finish(outcome).await;
+        self.engine.forget(&self.plan.chat.id, &self.message.id);
+        if complete
+            && let Some(title) = title
+            && !self.engine.interrupt.is_cancelled()
+        {
+            let engine = self.engine.clone();
+            tokio::select! {
+                () = title.run(&engine, &self.content) => {}
+                () = engine.interrupt.cancelled() => {}
+            }
+        }
+    }
+
+    /// The request body, from the history as stored with the new turn, and the title job when the
+    /// chat still has the default title.
+    async fn prepare(&self) -> Result<(Bytes, Option<TitleJob>), Outcome> {
+        let chat = &self.plan.chat;
+        let history = self
+            .engine
+            .store
+            .list_messages_page(
+                &self.plan.workspace,
+                &chat.id,
+                Some(self.message.seq),
+                chat.settings
+                    .history_length
+                    .unwrap_or(DEFAULT_HISTORY_LENGTH)
+                    .clamp(1, 500),
+            )
+            .await
+            .map_err(|e| {
+                tracing::warn!(error = %e, "reading the conversation for a reply failed");
+                failed(503, "the conversation could not be read from the database")
+            })?;
+        let body = build_request(
+            &self.plan.model,
+            &chat.settings,
+            &history,
+            &self.plan.limits,
+            self.plan.reasoning_effort.as_deref(),
+        );
+        let first_user_message = history
+            .iter()
+            .find(|m| m.role == Role::User)
+            .map(|m| m.content.clone());
+        let title = match (chat.title == DEFAULT_TITLE, first_user_message) {
+            (true, Some(first_user_message)) => Some(TitleJob {
+                chat_id: chat.id.clone(),
+                upstream_url: self.plan.upstream.url.clone(),
+                http: self.plan.upstream.http.clone(),
+                key: self.plan.upstream.key.clone(),
+                model: self
+                    .engine
+                    .config
+                    .title_model
+                    .clone()
+                    .unwrap_or_else(|| self.plan.model.clone()),
+                first_user_message,
+            }),
+            _ => None,
+        };
+        Ok((Bytes::from(body.to_string()), title))
+    }
+
+    async fn stream(&mut self, body: Bytes) -> Outcome {
+        let config = &self.engine.config;
+        let upstream = &self.plan.upstream;
+        let mut req = upstream
+            .http
+            .post(&upstream.url)
+            .header("authorization", format!("Bearer {}", upstream.key.expose()))
+            .header("content-type", "application/json")
+            .header("accept", "text/event-stream")
+            .header("x-title", config.app_name.as_str())
+            .body(body);
+        if let Some(site) = &config.site_url {
+            req = req.header("http-referer", site.as_str());
+        }
+        let idle = config.idle_timeout;
+        let stop = self.stop.clone();
+        let interrupt = self.engine.interrupt.clone();
+
+        let resp = tokio::select! {
+            biased;
+            () = stop.cancelled() => return Outcome::Stopped,
+            () = interrupt.cancelled() => return Outcome::Interrupted,
+            r = tokio::time::timeout(config.first_byte_timeout, req.send()) => r,
+        };
+        let mut resp = match resp {
+            Err(_) => return failed(504, "the provider sent no response in time"),
+            Ok(Err(e)) if e.is_connect() => {
+                return failed(502, "could not connect to the provider");
+            }
+            Ok(Err(_)) => return failed(502, "the request to the provider failed"),
+            Ok(Ok(r)) => r,
+        };
+        if !resp.status().is_success() {
+            return refusal(resp, idle).await;
+        }
+
+        // A line longer than the reply cap could never be stored anyway.
+        let mut decoder = StreamDecoder::with_limit(config.max_reply_bytes + 64 * 1024);
+        // The start of the body, for an answer that turns out not to be an event stream.
+        let mut head = Vec::new();
+        // The first text is written at once; later writes wait until this instant.
+        let mut next_write = Instant::now();
+        // A deadline rather than a timeout per poll: the write timer wakes this loop, and a
+        // fresh timeout each time would never expire.
+        let mut silent_until = Instant::now() + idle;
+        let outcome = loop {
+            if let Some(outcome) = self.over_limits() {
+                break outcome;
+            }
+            let due = !self.pending.is_empty();
+            if due && Instant::now() >= next_write {
+                // Written before anything else is read, so the first words go out at once (a
+                // timer already due would still wait for the timer wheel's next tick).
+                if let Some(outcome) = self.write().await {
+                    break outcome;
+                }
+                next_write = Instant::now() + WRITE_EVERY;
+                continue;
+            }
+            tokio::select! {
+                biased;
+                () = stop.cancelled() => break Outcome::Stopped,
+                () = interrupt.cancelled() => break Outcome::Interrupted,
+                () = tokio::time::sleep_until(next_write), if due => {}
+                chunk = tokio::time::timeout_at(silent_until, resp.chunk()) => match chunk {
+                    Err(_) => break failed(504, "the provider went silent mid-reply"),
+                    Ok(Err(_)) => break failed(502, "the connection to the provider broke mid-reply"),
+                    Ok(Ok(None)) => {
+                        let events = decoder.finish();
+                        self.apply(events);
+                        if let Some(outcome) = self.over_limits() {
+                            break outcome;
+                        }
+                        if !decoder.saw_done() && self.facts.said_nothing() {
+                            // Not an event stream: a JSON completion, a 200 carrying an error
+                            // body, or an HTML page.
+                            self.apply(decode_body(&head));
+                            if self.facts.said_nothing() {
+                                break failed(502, "the provider's answer was not a completion");
+                            }
+                            break Outcome::Complete;
+                        }
+                        if !decoder.saw_done()
+                            && self.facts.finish_reason.is_none()
+                            && self.facts.error.is_none()
+                        {
+                            // An event stream that stopped with neither `[DONE]` nor a finish
+                            // reason was cut off, even though the connection closed cleanly.
+                            break failed(
+                                502,
+                                "the provider's stream ended before the reply was finished",
+                            );
+                        }
+                        break Outcome::Complete;
+                    }
+                    Ok(Ok(Some(bytes))) => {
+                        silent_until = Instant::now() + idle;
+                        let room = MAX_ERROR_BODY.saturating_sub(head.len()).min(bytes.len());
+                        head.extend_from_slice(&bytes[..room]);
+                        let events = decoder.feed(&bytes);
+                        self.apply(events);
+                    }
+                },
+            }
+        };
+        // The provider's own error (mid-stream) wins over a clean end.
+        match (&outcome, self.facts.error.take()) {
+            (Outcome::Complete, Some((code, message))) => Outcome::Failed { code, message },
+            _ => outcome,
+        }
+    }
+
+    /// A reply past `SWITCHBOARD_MAX_REPLY_BYTES`, or a stream with an over-long line, ends here
+    /// as an error that keeps its text.
+    fn over_limits(&self) -> Option<Outcome> {
+        if let Some(limit) = self.facts.too_long {
+            return Some(failed(
+                502,
+                &format!(
+                    "the provider sent an event longer than {limit} bytes; the reply was cut there"
+                ),
+            ));
+        }
+        let cap = self.engine.config.max_reply_bytes;
+        (self.size > cap).then(|| Outcome::Failed {
+            code: Some("reply_too_long".into()),
+            message: format!(
+                "the reply grew past {cap} bytes (SWITCHBOARD_MAX_REPLY_BYTES) and was cut there"
+            ),
+        })
+    }
+
+    /// Fold decoded events into the reply and what is pending for the next write.
+    fn apply(&mut self, events: Vec<StreamEvent>) {
+        for event in events {
+            self.tools.push(&event);
+            match event {
+                StreamEvent::Meta {
+                    id,
+                    model,
+                    provider,
+                } => {
+                    let f = &mut self.facts;
+                    f.generation_id = f.generation_id.take().or(id);
+                    f.model = f.model.take().or(model);
+                    f.provider = f.provider.take().or(provider);
+                }
+                StreamEvent::Reasoning(text) => {
+                    self.size += text.len();
+                    self.reasoning.push_str(&text);
+                    self.pending.reasoning.push_str(&text);
+                    self.first_token();
+                }
+                StreamEvent::ReasoningDetail(v) => self.facts.details.push(v),
+                StreamEvent::Content(text) => {
+                    self.size += text.len();
+                    self.content.push_str(&text);
+                    self.pending.content.push_str(&text);
+                    self.first_token();
+                }
+                StreamEvent::ToolCall {
+                    arguments_delta, ..
+                } => {
+                    self.size += arguments_delta.len();
+                    self.pending.tool_calls_changed = true;
+                    self.first_token();
+                }
+                StreamEvent::Annotation(a) => {
+                    self.annotations.push(annotation_json(a));
+                    self.pending.annotations_changed = true;
+                }
+                StreamEvent::Usage(u) => self.facts.usage = Some(u),
+                StreamEvent::Finish { reason, .. } => self.facts.finish_reason = Some(reason),
+                StreamEvent::Error { code, message, .. } => {
+                    self.facts.error.get_or_insert((error_code(&code), message));
+                }
+                StreamEvent::Malformed(DecodeError::Sse(e)) => {
+                    tracing::warn!(message_id = %self.message.id, error = %e, "over-long event from the provider");
+                    self.facts
+                        .too_long
+                        .get_or_insert(self.engine.config.max_reply_bytes + 64 * 1024);
+                }
+                StreamEvent::Malformed(e) => {
+                    tracing::warn!(message_id = %self.message.id, error = %e, "malformed chunk from the provider skipped");
+                }
+                StreamEvent::Done => {}
+            }
+        }
+    }
+
+    fn first_token(&mut self) {
+        self.facts.first_token_at.get_or_insert_with(now_ms);
+    }
+
+    /// The tool calls so far, whole, as stored and shown.
+    fn tool_calls_json(&self) -> Option<Value> {
+        let calls = self.tools_snapshot();
+        (!calls.is_empty()).then(|| {
+            Value::Array(
+                calls
+                    .into_iter()
+                    .map(|c| json!({"id": c.id, "name": c.name, "arguments": c.arguments}))
+                    .collect(),
+            )
+        })
+    }
+
+    fn tools_snapshot(&self) -> Vec<switchboard_core::stream::ToolCall> {
+        // The assembler hands out whole calls only when finished; tool calls are few and small.
+        self.tools.clone().finish()
+    }
+
+    fn annotations_json(&self) -> Option<Value> {
+        (!self.annotations.is_empty()).then(|| Value::Array(self.annotations.clone()))
+    }
+
+    /// Store what is pending. A failed write keeps it for the next attempt; `Some` when the
+    /// generation must end (stop requested, or the reply is no longer ours).
+    async fn write(&mut self) -> Option<Outcome> {
+        let id = self.message.id.clone();
+        let mut events = Vec::with_capacity(3);
+        if !self.pending.content.is_empty() || !self.pending.reasoning.is_empty() {
+            let mut data = json!({"message_id": id});
+            if !self.pending.content.is_empty() {
+                data["content"] = json!(self.pending.content);
+            }
+            if !self.pending.reasoning.is_empty() {
+                data["reasoning"] = json!(self.pending.reasoning);
+            }
+            let mut event = EventDraft::new("delta", &id, data.to_string());
+            event.part = Some(TextPart {
+                content: self.pending.content.clone(),
+                reasoning: self.pending.reasoning.clone(),
+            });
+            events.push(event);
+        }
+        let tool_calls = self.tool_calls_json();
+        if self.pending.tool_calls_changed {
+            let data = json!({"message_id": id, "tool_calls": tool_calls}).to_string();
+            events.push(EventDraft::new("tool_calls", &id, data));
+        }
+        let annotations = self.annotations_json();
+        if self.pending.annotations_changed {
+            let data = json!({"message_id": id, "annotations": annotations}).to_string();
+            events.push(EventDraft::new("annotations", &id, data));
+        }
+        let write = GenerationWrite {
+            chat_id: self.plan.chat.id.clone(),
+            message_id: id.clone(),
+            owner: self.engine.instance.clone(),
+            events,
+            tool_calls,
+            annotations,
+            first_token_at: self.facts.first_token_at,
+            generation_id: self.facts.generation_id.clone(),
+            model: self.facts.model.clone(),
+            provider: self.facts.provider.clone(),
+        };
+        match self.engine.store.write_generation(&write).await {
+            Ok(Some(ack)) => {
+                self.pending = Pending::default();
+                self.engine.hubs.stored(&self.plan.chat.id, ack.events);
+                ack.stop_requested.then_some(Outcome::Stopped)
+            }
+            Ok(None) => Some(Outcome::Lost),
+            Err(e) => {
+                tracing::warn!(message_id = %id, error = %e, "writing a reply failed; will retry");
+                None
+            }
+        }
+    }
+
+    async fn finish(&mut self, outcome: Outcome) {
+        let (status, error_code, error_message) = match outcome {
+            Outcome::Complete => (MessageStatus::Complete, None, None),
+            Outcome::Stopped => (MessageStatus::Stopped, None, None),
+            Outcome::Interrupted => (MessageStatus::Interrupted, None, None),
+            Outcome::Failed { code, message } => (MessageStatus::Error, code, Some(message)),
+            Outcome::Lost => return,
+        };
+        let usage = self
+            .facts
+            .usage
+            .as_ref()
+            .map(store_usage)
+            .unwrap_or_default();
+        let cap = self.engine.config.max_reply_bytes;
+        let mut message = self.message.clone();
+        // What was kept of a reply over the cap is the cap's worth.
+        message.content = within(&self.content, cap).to_string();
+        message.reasoning = within(&self.reasoning, cap).to_string();
+        message.reasoning_details = details_json(&self.facts.details);
+        message.tool_calls = self.tool_calls_json();
+        message.annotations = self.annotations_json();
+        message.status = status;
+        message.error_code = error_code.clone();
+        message.error_message = error_message.clone();
+        message.usage = usage.clone();
+        message.finish_reason = self.facts.finish_reason.clone();
+        message.generation_id = self.facts.generation_id.clone();
+        message.model = self.facts.model.clone().or(message.model);
+        message.provider = self.facts.provider.clone().or(message.provider);
+        message.first_token_at = self.facts.first_token_at;
+        message.finished_at = Some(now_ms());
+
+        // Rendering a long reply's markdown is CPU work: off the async threads.
+        let view = {
+            let message = message.clone();
+            tokio::task::spawn_blocking(move || {
+                json!({"message": MessageView::new(&message)}).to_string()
+            })
+            .await
+            .unwrap_or_else(|_| json!({"message": {"id": self.message.id}}).to_string())
+        };
+        let finish = MessageFinish {
+            chat_id: message.chat_id.clone(),
+            message_id: message.id.clone(),
+            owner: Some(self.engine.instance.clone()),
+            status,
+            content: message.content.clone(),
+            reasoning: message.reasoning.clone(),
+            reasoning_details: message.reasoning_details.clone(),
+            tool_calls: message.tool_calls.clone(),
+            annotations: message.annotations.clone(),
+            usage,
+            finish_reason: message.finish_reason.clone(),
+            error_code,
+            error_message,
+            finished_at: message.finished_at.unwrap_or_else(now_ms),
+            generation_id: message.generation_id.clone(),
+            provider: message.provider.clone(),
+            model: message.model.clone(),
+            first_token_at: message.first_token_at,
+            events: vec![EventDraft::new("done", &message.id, view)],
+            compact: COMPACTED_KINDS.iter().map(|k| k.to_string()).collect(),
+        };
+        // The final write matters most: retry a few times before giving up. If it never lands,
+        // the reply stays `streaming` with the text already written, and this instance's sweeper
+        // closes it as `interrupted` once it is no longer running here.
+        let mut delay = Duration::from_millis(100);
+        for attempt in 1..=6 {
+            match self.engine.store.finish_message(&finish).await {
+                Ok(Some(events)) => {
+                    self.engine.hubs.stored(&message.chat_id, events);
+                    break;
+                }
+                Ok(None) => break,
+                Err(e) if attempt < 6 => {
+                    tracing::warn!(message_id = %message.id, error = %e, attempt, "finishing a message failed; retrying");
+                    tokio::time::sleep(delay).await;
+                    delay *= 2;
+                }
+                Err(e) => {
+                    tracing::error!(message_id = %message.id, error = %e, "could not finish a message")
+                }
+            }
+        }
+    }
+}
+
+/// The longest prefix of `text` of at most `max` bytes, on a character boundary.
+fn within(text: &str, max: usize) -> &str {
+    if text.len() <= max {
+        return text;
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    &text[..end]
+}
+
+fn failed(code: u16, message: &str) -> Outcome {
+    Outcome::Failed {
+        code: Some(code.to_string()),
+        message: message.to_string(),
+    }
+}
+
+/// A provider that refused before streaming: keep its status and its own message
+/// (e.g. 402 "requires more credits", 429 rate limited).
+async fn refusal(mut resp: reqwest::Response, idle: Duration) -> Outcome {
+    let status = resp.status().as_u16();
+    let mut body = Vec::new();
+    while body.len() < MAX_ERROR_BODY {
+        match tokio::time::timeout(idle, resp.chunk()).await {
+            Ok(Ok(Some(chunk))) => body.extend_from_slice(&chunk),
+            _ => break,
+        }
+    }
+    let provider_message = decode_json_body(&body).into_iter().find_map(|e| match e {
+        StreamEvent::Error { message, .. } if !message.is_empty() => Some(message),
+        _ => None,
+    });
+    Outcome::Failed {
+        code: Some(status.to_string()),
+        message: provider_message.unwrap_or_else(|| format!("the provider answered HTTP {status}")),
+    }
+}
+
+fn error_code(code: &ErrorCode) -> Option<String> {
+    match code {
+        ErrorCode::Int(n) => Some(n.to_string()),
+        ErrorCode::Text(s) => Some(s.clone()),
+        ErrorCode::Missing => None,
+    }
+}
+
+fn annotation_json(a: Annotation) -> Value {
+    match a {
+        Annotation::UrlCitation(c) => json!({
+            "type": "url_citation",
+            "url": c.url,
+            "title": c.title,
+            "content": c.content,
+            "start_index": c.start_index,
+            "end_index": c.end_index,
+        }),
+        Annotation::Other(v) => v,
+    }
+}
+
+fn details_json(details: &[Value]) -> Option<Value> {
+    (!details.is_empty()).then(|| Value::Array(merge_reasoning_details(details.iter())))
+}
+
+fn store_usage(u: &switchboard_core::stream::Usage) -> Usage {
+    let int = |n: u64| Some(i64::try_from(n).unwrap_or(i64::MAX));
+    Usage {
+        prompt_tokens: int(u.prompt_tokens),
+        completion_tokens: int(u.completion_tokens),
+        reasoning_tokens: u.reasoning_tokens.and_then(int),
+        cached_tokens: u.cached_tokens.and_then(int),
+        cost: u.cost,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::within;
+
+    #[test]
+    fn cutting_text_keeps_whole_characters() {
+        assert_eq!(within("héllo", 2), "h");
+        assert_eq!(within("héllo", 3), "hé");
+        assert_eq!(within("hi", 10), "hi");
+    }
+}

@@ -1,0 +1,358 @@
+//! Starting a turn, reading a chat as one snapshot, and the leases that say which instance is
+//! alive.
+//!
+//! A turn (a user's message and the streaming reply that answers it, or a reply alone) is
+//! *claimed in the database*: at most one reply per chat is `streaming` (a unique index says so),
+//! and [`Store::start_turn`] checks and inserts in one transaction with the chat row locked. So two
+//! sends to one chat on two instances get one turn and one [`StoreError::Busy`]. Whatever the turn
+//! replaces (an edit or a regenerate deletes the messages after a point) is deleted in that same
+//! transaction: a refused turn leaves the chat exactly as it was.
+
+use std::time::Duration;
+
+use crate::chats::{bump_updated_at, chat_from_row, settings_json};
+use crate::db::{Conn, Db, Sql};
+use crate::generation::{EventDraft, fill_streaming_text, store_events};
+use crate::ids::now_ms;
+use crate::messages::{insert_message_row, message_columns, message_from_new, message_from_row};
+use crate::{
+    Chat, ChatSettings, Message, MessageStatus, NewMessage, Store, StoreError, StoredEvent,
+};
+
+/// A turn to start in a chat, fully validated by the caller.
+#[derive(Debug, Clone)]
+pub struct NewTurn {
+    /// Delete the messages from this seq on first (edit, regenerate).
+    pub truncate_from: Option<i64>,
+    /// The messages to append, in order; a `streaming` one is the reply this turn generates.
+    pub messages: Vec<NewMessage>,
+    /// The instance that will generate the streaming reply.
+    pub owner: String,
+    /// New settings for the chat (the model a message was sent with becomes the chat's).
+    pub settings: Option<ChatSettings>,
+}
+
+/// What [`Store::start_turn`] did.
+#[derive(Debug, Clone)]
+pub struct TurnStarted {
+    /// Ids of the messages the turn replaced, in seq order.
+    pub deleted: Vec<String>,
+    /// The appended messages as stored.
+    pub messages: Vec<Message>,
+    /// The events describing both, as stored.
+    pub events: Vec<StoredEvent>,
+}
+
+/// A chat with one page of its latest messages and the seq of its latest event, read in one
+/// snapshot: resuming the event stream after `last_event_seq` neither skips nor repeats a change
+/// relative to these messages.
+#[derive(Debug, Clone)]
+pub struct ChatSnapshot {
+    pub chat: Chat,
+    /// Ascending seq; streaming replies carry the text they have so far.
+    pub messages: Vec<Message>,
+    /// Whether older messages exist before this page.
+    pub has_more: bool,
+    pub last_event_seq: i64,
+}
+
+/// A reply that is streaming, and whether its owner is still alive.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StreamingReply {
+    pub chat_id: String,
+    pub message_id: String,
+    /// `None` for a reply stored by a version that recorded no owner.
+    pub owner: Option<String>,
+    /// The owner's lease was renewed within the lease timeout.
+    pub owner_alive: bool,
+}
+
+fn is_unique_violation(e: &StoreError) -> bool {
+    match e {
+        StoreError::Query {
+            source: sqlx::Error::Database(db),
+            ..
+        } => db.is_unique_violation(),
+        _ => false,
+    }
+}
+
+impl Store {
+    /// A fresh message id, for a reply that must be known (registered as running) before it is
+    /// stored.
+    pub fn new_message_id() -> String {
+        crate::ids::new_message_id()
+    }
+
+    /// Starts a turn in one transaction (see the module docs). `Ok(None)`: the chat is not in
+    /// `ws`. [`StoreError::Busy`]: another reply is streaming in the chat; nothing was changed.
+    /// `describe` turns what was deleted and inserted into the events that announce it.
+    pub async fn start_turn(
+        &self,
+        ws: &str,
+        chat_id: &str,
+        turn: &NewTurn,
+        describe: impl FnOnce(&[String], &[Message]) -> Vec<EventDraft>,
+    ) -> Result<Option<TurnStarted>, StoreError> {
+        let now = now_ms();
+        let mut tx = self.db.begin("start a turn").await?;
+        // Locks the chat row until commit: on PostgreSQL this serialises turns of one chat.
+        let chat = tx
+            .fetch_optional(
+                Sql::new(
+                    "lock the chat for a new turn",
+                    concat!(
+                        "UPDATE chats SET ",
+                        bump_updated_at!("$3"),
+                        ", settings = COALESCE($4, settings) WHERE id = $1 AND workspace = $2 RETURNING id"
+                    ),
+                )
+                .text(chat_id)
+                .text(ws)
+                .int(now)
+                .opt_text(turn.settings.as_ref().map(settings_json)),
+            )
+            .await?;
+        if chat.is_none() {
+            return Ok(None);
+        }
+        let busy = tx
+            .fetch_optional(
+                Sql::new(
+                    "look for a streaming reply",
+                    "SELECT id FROM messages WHERE chat_id = $1 AND status = 'streaming'",
+                )
+                .text(chat_id),
+            )
+            .await?;
+        if busy.is_some() {
+            return Err(StoreError::Busy {
+                chat_id: chat_id.to_owned(),
+            });
+        }
+        let mut deleted = Vec::new();
+        if let Some(from) = turn.truncate_from {
+            let rows = tx
+                .fetch_all(
+                    Sql::new(
+                        "delete the messages a turn replaces",
+                        "DELETE FROM messages WHERE chat_id = $1 AND seq >= $2 RETURNING id, seq",
+                    )
+                    .text(chat_id)
+                    .int(from),
+                )
+                .await?;
+            let mut gone = rows
+                .iter()
+                .map(|row| Ok((row.get::<i64>("seq")?, row.get::<String>("id")?)))
+                .collect::<Result<Vec<_>, StoreError>>()?;
+            gone.sort_unstable();
+            deleted = gone.into_iter().map(|(_, id)| id).collect();
+        }
+        let first_seq: i64 = tx
+            .fetch_one(
+                Sql::new(
+                    "pick the next message seq",
+                    "SELECT COALESCE(MAX(seq), 0) + 1 AS next FROM messages WHERE chat_id = $1",
+                )
+                .text(chat_id),
+            )
+            .await?
+            .get("next")?;
+        let mut messages = Vec::with_capacity(turn.messages.len());
+        for (i, new) in turn.messages.iter().enumerate() {
+            let message = message_from_new(chat_id, first_seq + i as i64, new, now);
+            let inserted = insert_message_row(&mut tx, &message).await;
+            if let Err(e) = &inserted
+                && is_unique_violation(e)
+            {
+                return Err(StoreError::Busy {
+                    chat_id: chat_id.to_owned(),
+                });
+            }
+            inserted?;
+            if message.status == MessageStatus::Streaming {
+                tx.execute(
+                    Sql::new(
+                        "record a reply's owner",
+                        "UPDATE messages SET owner = $2 WHERE id = $1",
+                    )
+                    .text(&message.id)
+                    .text(&turn.owner),
+                )
+                .await?;
+            }
+            messages.push(message);
+        }
+        let drafts = describe(&deleted, &messages);
+        let events = store_events(&mut tx, chat_id, &drafts)
+            .await?
+            .unwrap_or_default();
+        let committed = tx.commit("start a turn").await;
+        if let Err(e) = &committed
+            && is_unique_violation(e)
+        {
+            return Err(StoreError::Busy {
+                chat_id: chat_id.to_owned(),
+            });
+        }
+        committed?;
+        Ok(Some(TurnStarted {
+            deleted,
+            messages,
+            events,
+        }))
+    }
+
+    /// The chat, its last `limit` messages before `before_seq` (or its end), and its latest
+    /// event seq, in one snapshot. `None` if the chat is not in `ws`.
+    pub async fn chat_snapshot(
+        &self,
+        ws: &str,
+        chat_id: &str,
+        before_seq: Option<i64>,
+        limit: u32,
+    ) -> Result<Option<ChatSnapshot>, StoreError> {
+        let mut tx = self.db.begin_read("read a chat").await?;
+        let Some(row) = tx
+            .fetch_optional(
+                Sql::new(
+                    "read a chat",
+                    "SELECT id, workspace, title, settings, forked_from, created_at, updated_at,
+                            last_event_seq
+                     FROM chats WHERE id = $1 AND workspace = $2",
+                )
+                .text(chat_id)
+                .text(ws),
+            )
+            .await?
+        else {
+            return Ok(None);
+        };
+        let chat = chat_from_row(&row)?;
+        let last_event_seq: i64 = row.get("last_event_seq")?;
+        let rows = tx
+            .fetch_all(
+                Sql::new(
+                    "list a page of messages",
+                    concat!(
+                        "SELECT * FROM (SELECT ",
+                        message_columns!(),
+                        " FROM messages WHERE chat_id = $1 AND seq < $2",
+                        " ORDER BY seq DESC LIMIT $3) AS page ORDER BY seq"
+                    ),
+                )
+                .text(chat_id)
+                .int(before_seq.unwrap_or(i64::MAX))
+                .int(i64::from(limit) + 1),
+            )
+            .await?;
+        let mut messages = rows
+            .iter()
+            .map(message_from_row)
+            .collect::<Result<Vec<_>, _>>()?;
+        let has_more = messages.len() > limit as usize;
+        if has_more {
+            messages.remove(0);
+        }
+        fill_streaming_text(Conn::Tx(&mut tx), &mut messages).await?;
+        // Read-only: ending it without a commit changes nothing.
+        drop(tx);
+        Ok(Some(ChatSnapshot {
+            chat,
+            messages,
+            has_more,
+            last_event_seq,
+        }))
+    }
+
+    /// Records that `instance` is alive, now by the database's clock. Returns that time (ms).
+    pub async fn heartbeat(&self, instance: &str) -> Result<i64, StoreError> {
+        let now = self.db_now_ms().await?;
+        self.db
+            .execute(
+                Sql::new(
+                    "renew an instance's lease",
+                    "INSERT INTO instances (id, started_at, heartbeat_at) VALUES ($1, $2, $2)
+                     ON CONFLICT (id) DO UPDATE SET heartbeat_at = $2",
+                )
+                .text(instance)
+                .int(now),
+            )
+            .await?;
+        Ok(now)
+    }
+
+    /// Gives up `instance`'s lease (a clean shutdown), and forgets leases long expired.
+    pub async fn release_lease(&self, instance: &str) -> Result<(), StoreError> {
+        self.db
+            .execute(
+                Sql::new("release a lease", "DELETE FROM instances WHERE id = $1").text(instance),
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// Every streaming reply, with whether its owner renewed its lease within `lease_timeout` by
+    /// the database's clock. Leases expired for a day are deleted on the way.
+    pub async fn streaming_replies(
+        &self,
+        lease_timeout: Duration,
+    ) -> Result<Vec<StreamingReply>, StoreError> {
+        let now = self.db_now_ms().await?;
+        let cutoff = now - lease_timeout.as_millis() as i64;
+        self.db
+            .execute(
+                Sql::new(
+                    "forget long-expired leases",
+                    "DELETE FROM instances WHERE heartbeat_at < $1",
+                )
+                .int(now - 86_400_000),
+            )
+            .await?;
+        let rows = self
+            .db
+            .fetch_all(
+                Sql::new(
+                    "list streaming replies",
+                    "SELECT m.chat_id, m.id, m.owner,
+                            CAST(CASE WHEN i.heartbeat_at >= $1 THEN 1 ELSE 0 END AS BIGINT) AS alive
+                     FROM messages m LEFT JOIN instances i ON i.id = m.owner
+                     WHERE m.status = 'streaming'",
+                )
+                .int(cutoff),
+            )
+            .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(StreamingReply {
+                    chat_id: row.get("chat_id")?,
+                    message_id: row.get("id")?,
+                    owner: row.get("owner")?,
+                    owner_alive: row.get::<i64>("alive")? == 1,
+                })
+            })
+            .collect()
+    }
+
+    /// The database's clock in ms since the Unix epoch: leases are compared on one clock even
+    /// when instances run on machines whose clocks differ.
+    async fn db_now_ms(&self) -> Result<i64, StoreError> {
+        let sql = match &self.db {
+            Db::Sqlite(_) => {
+                "SELECT CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER) AS now"
+            }
+            Db::Postgres(_) => {
+                "SELECT (extract(epoch from clock_timestamp()) * 1000)::BIGINT AS now"
+            }
+        };
+        let row = self
+            .db
+            .fetch_optional(Sql::new("read the database clock", sql))
+            .await?;
+        match row {
+            Some(row) => row.get("now"),
+            None => Ok(now_ms()),
+        }
+    }
+}

@@ -1,0 +1,474 @@
+//! Several `switchboard` processes on one PostgreSQL database, as a team runs them behind a load
+//! balancer, and one process being stopped mid-reply: the conversations lose no word.
+//!
+//! Every test here drives real processes against the real PostgreSQL (a fresh database each,
+//! dropped afterwards) and the in-process mock upstream. Waits are for an event or a state, each
+//! with a generous bound; no test asserts how long anything took.
+
+mod util;
+
+use std::time::{Duration, Instant};
+
+use mock_openrouter::{MockConfig, MockOpenRouter};
+use serde_json::{Value, json};
+use util::Switchboard;
+
+/// How long an instance may be silent before the others presume it dead (short, so the crash
+/// test does not wait the default 30 s).
+const LEASE_TIMEOUT: &str = "3s";
+
+/// A fresh PostgreSQL database, dropped when this is.
+struct Database {
+    admin: String,
+    name: String,
+    url: String,
+}
+
+impl Database {
+    /// `None` only when `SWITCHBOARD_SKIP_POSTGRES=1`; a missing server fails the test.
+    async fn fresh() -> Option<Database> {
+        if std::env::var("SWITCHBOARD_SKIP_POSTGRES").as_deref() == Ok("1") {
+            eprintln!("SWITCHBOARD_SKIP_POSTGRES=1: skipped");
+            return None;
+        }
+        let admin = std::env::var("SWITCHBOARD_TEST_POSTGRES_URL")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
+        let pool = sqlx::PgPool::connect(&admin)
+            .await
+            .unwrap_or_else(|e| panic!("PostgreSQL at {admin} is required: {e}"));
+        let name = format!(
+            "sb_instances_{}",
+            tempfile::Builder::new()
+                .tempfile()
+                .unwrap()
+                .path()
+                .file_name()
+                .unwrap()
+                .to_string_lossy()
+                .trim_start_matches('.')
+                .to_ascii_lowercase()
+                .replace(|c: char| !c.is_ascii_alphanumeric(), "")
+        );
+        sqlx::query(&format!("CREATE DATABASE {name}"))
+            .execute(&pool)
+            .await
+            .unwrap();
+        pool.close().await;
+        let base = admin.rsplit_once('/').map_or(admin.as_str(), |(b, _)| b);
+        let url = format!("{base}/{name}");
+        Some(Database { admin, name, url })
+    }
+}
+
+impl Drop for Database {
+    fn drop(&mut self) {
+        let (admin, name) = (self.admin.clone(), self.name.clone());
+        let _ = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            runtime.block_on(async {
+                if let Ok(pool) = sqlx::PgPool::connect(&admin).await {
+                    let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                        .execute(&pool)
+                        .await;
+                    pool.close().await;
+                }
+            });
+        })
+        .join();
+    }
+}
+
+/// A mock upstream that streams one word every `delta_ms`, and the environment instances use.
+struct Setup {
+    mock: MockOpenRouter,
+    env: Vec<(String, String)>,
+}
+
+impl Setup {
+    async fn new(database: &Database, delta_ms: u64) -> Setup {
+        let mock = MockOpenRouter::start(MockConfig {
+            delta_ms,
+            ..MockConfig::default()
+        })
+        .await
+        .unwrap();
+        let env = vec![
+            ("OPENROUTER_URL".into(), mock.api_url()),
+            ("DATABASE_URL".into(), database.url.clone()),
+            ("SWITCHBOARD_LEASE_TIMEOUT".into(), LEASE_TIMEOUT.into()),
+        ];
+        Setup { mock, env }
+    }
+
+    async fn instance(&self, extra: &[(&str, &str)]) -> Switchboard {
+        let mut env: Vec<(&str, &str)> = self
+            .env
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        env.extend_from_slice(extra);
+        Switchboard::start(&env).await
+    }
+}
+
+fn http() -> reqwest::Client {
+    reqwest::Client::builder().no_proxy().build().unwrap()
+}
+
+async fn send(sb: &Switchboard, chat: &str, content: &str) -> (u16, Value) {
+    let res = http()
+        .post(format!("{}/api/chats/{chat}/messages", sb.url))
+        .json(&json!({"content": content, "model": "mock/echo"}))
+        .send()
+        .await
+        .unwrap();
+    let status = res.status().as_u16();
+    (status, res.json().await.unwrap_or(Value::Null))
+}
+
+async fn chat_on(sb: &Switchboard, chat: &str) -> Value {
+    http()
+        .get(format!("{}/api/chats/{chat}", sb.url))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+/// The chat as `sb` shows it once no reply streams in it (waits up to `limit`).
+async fn settled(sb: &Switchboard, chat: &str, limit: Duration) -> Value {
+    let deadline = Instant::now() + limit;
+    loop {
+        let body = chat_on(sb, chat).await;
+        let streaming = body["messages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|m| m["status"] == "streaming");
+        if !streaming && body["generating"].is_null() {
+            return body;
+        }
+        assert!(Instant::now() < deadline, "never settled: {body}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// `n` words, as mock/echo answers them back.
+fn words(n: usize, tag: &str) -> String {
+    (0..n)
+        .map(|i| format!("{tag}{i}"))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// A chat's event stream, read frame by frame.
+struct Events {
+    res: reqwest::Response,
+    buf: String,
+}
+
+impl Events {
+    async fn open(sb: &Switchboard, chat: &str, after: i64) -> Events {
+        let res = http()
+            .get(format!("{}/api/chats/{chat}/events?after={after}", sb.url))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 200);
+        Events {
+            res,
+            buf: String::new(),
+        }
+    }
+
+    /// The next event `(id, kind, data)`, waiting up to 30 s.
+    async fn next(&mut self) -> (i64, String, Value) {
+        loop {
+            if let Some(end) = self.buf.find("\n\n") {
+                let frame: String = self.buf.drain(..end + 2).collect();
+                let (mut id, mut kind, mut data) = (None, None, None);
+                for line in frame.lines() {
+                    if let Some(v) = line.strip_prefix("id: ") {
+                        id = v.parse().ok();
+                    } else if let Some(v) = line.strip_prefix("event: ") {
+                        kind = Some(v.to_string());
+                    } else if let Some(v) = line.strip_prefix("data: ") {
+                        data = serde_json::from_str(v).ok();
+                    }
+                }
+                if let (Some(id), Some(kind), Some(data)) = (id, kind, data) {
+                    return (id, kind, data);
+                }
+                continue;
+            }
+            let chunk = tokio::time::timeout(Duration::from_secs(30), self.res.chunk())
+                .await
+                .expect("events keep coming")
+                .expect("the stream is not cut")
+                .expect("the stream stays open");
+            self.buf.push_str(&String::from_utf8_lossy(&chunk));
+        }
+    }
+
+    /// Events up to and including the first `done`.
+    async fn until_done(&mut self) -> Vec<(i64, String, Value)> {
+        let mut seen = Vec::new();
+        loop {
+            let e = self.next().await;
+            let done = e.1 == "done";
+            seen.push(e);
+            if done {
+                return seen;
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_reply_generated_on_one_instance_streams_live_on_another() {
+    let Some(db) = Database::fresh().await else {
+        return;
+    };
+    let setup = Setup::new(&db, 20).await;
+    let a = setup.instance(&[]).await;
+    let b = setup.instance(&[]).await;
+    let chat = a.create_chat(&http()).await;
+    let mut on_b = Events::open(&b, &chat, 0).await;
+    let text = words(40, "w");
+    let (status, ids) = send(&a, &chat, &text).await;
+    assert_eq!(status, 202, "{ids}");
+    let seen = on_b.until_done().await;
+    let deltas: String = seen
+        .iter()
+        .filter(|e| e.1 == "delta")
+        .filter_map(|e| e.2["content"].as_str())
+        .collect();
+    assert!(
+        seen.iter().filter(|e| e.1 == "delta").count() > 1,
+        "B saw the reply live, in several deltas: {seen:?}"
+    );
+    // The deltas B saw are the reply in order; the last words may come only with `done`.
+    assert!(text.starts_with(&deltas), "{deltas:?}");
+    let ids_seen: Vec<i64> = seen.iter().map(|e| e.0).collect();
+    assert!(ids_seen.windows(2).all(|w| w[1] > w[0]), "{ids_seen:?}");
+    let done = &seen.last().unwrap().2["message"];
+    assert_eq!(done["status"], "complete");
+    assert_eq!(done["content"], text.as_str());
+    assert_eq!(done["id"], ids["assistant_message_id"]);
+    // While it streamed, B also showed it as generating; now both show it complete.
+    for sb in [&a, &b] {
+        let body = settled(sb, &chat, Duration::from_secs(30)).await;
+        assert_eq!(body["messages"][1]["content"], text.as_str());
+    }
+}
+
+#[tokio::test]
+async fn stop_on_any_instance_stops_the_generation_where_it_runs() {
+    let Some(db) = Database::fresh().await else {
+        return;
+    };
+    let setup = Setup::new(&db, 50).await;
+    let a = setup.instance(&[]).await;
+    let b = setup.instance(&[]).await;
+    let chat = a.create_chat(&http()).await;
+    let mut on_b = Events::open(&b, &chat, 0).await;
+    let (status, _) = send(&a, &chat, &words(400, "w")).await;
+    assert_eq!(status, 202);
+    // B sees the reply running, then stops it.
+    loop {
+        if on_b.next().await.1 == "delta" {
+            break;
+        }
+    }
+    assert!(!chat_on(&b, &chat).await["generating"].is_null());
+    let res = http()
+        .post(format!("{}/api/chats/{chat}/stop", b.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 204);
+    let seen = on_b.until_done().await;
+    let done = &seen.last().unwrap().2["message"];
+    assert_eq!(done["status"], "stopped", "{done}");
+    assert!(!done["content"].as_str().unwrap().is_empty());
+    // The owner dropped the upstream request: the mock saw its client go.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !setup.mock.generations().iter().any(|g| g.cancelled) {
+        assert!(
+            Instant::now() < deadline,
+            "the upstream request was not dropped"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let body = settled(&a, &chat, Duration::from_secs(10)).await;
+    assert_eq!(body["messages"][1]["status"], "stopped");
+}
+
+#[tokio::test]
+async fn two_sends_to_one_chat_on_two_instances_start_one_reply() {
+    let Some(db) = Database::fresh().await else {
+        return;
+    };
+    let setup = Setup::new(&db, 20).await;
+    let a = setup.instance(&[]).await;
+    let b = setup.instance(&[]).await;
+    for round in 0..3 {
+        let chat = a.create_chat(&http()).await;
+        let text = words(100, "w");
+        let (first, second) = tokio::join!(send(&a, &chat, &text), send(&b, &chat, &text));
+        let mut statuses = [first.0, second.0];
+        statuses.sort_unstable();
+        assert_eq!(statuses, [202, 409], "round {round}: {first:?} {second:?}");
+        let refused = if first.0 == 409 { &first.1 } else { &second.1 };
+        assert!(refused["error"]["message"].is_string(), "{refused}");
+        let body = settled(&b, &chat, Duration::from_secs(30)).await;
+        let roles: Vec<&str> = body["messages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["role"].as_str().unwrap())
+            .collect();
+        assert_eq!(roles, ["user", "assistant"], "round {round}");
+        http()
+            .post(format!("{}/api/chats/{chat}/stop", a.url))
+            .send()
+            .await
+            .unwrap();
+    }
+}
+
+#[tokio::test]
+async fn turns_alternating_between_three_instances_keep_every_word() {
+    let Some(db) = Database::fresh().await else {
+        return;
+    };
+    let setup = Setup::new(&db, 0).await;
+    let instances = [
+        setup.instance(&[]).await,
+        setup.instance(&[]).await,
+        setup.instance(&[]).await,
+    ];
+    let chat = instances[0].create_chat(&http()).await;
+    // Every instance has the chat open (its event stream followed) from the start.
+    let mut followers = Vec::new();
+    for sb in &instances {
+        followers.push(Events::open(sb, &chat, 0).await);
+    }
+    const TURNS: usize = 20;
+    for turn in 0..TURNS {
+        let sb = &instances[turn % 3];
+        let text = words(12, &format!("t{turn}w"));
+        let (status, body) = send(sb, &chat, &text).await;
+        assert_eq!(status, 202, "turn {turn}: {body}");
+        settled(&instances[(turn + 1) % 3], &chat, Duration::from_secs(30)).await;
+    }
+    for sb in &instances {
+        let body = settled(sb, &chat, Duration::from_secs(30)).await;
+        let messages = body["messages"].as_array().unwrap();
+        assert_eq!(messages.len(), TURNS * 2, "{body}");
+        for (turn, pair) in messages.chunks(2).enumerate() {
+            let text = words(12, &format!("t{turn}w"));
+            assert_eq!(pair[0]["content"], text.as_str());
+            assert_eq!(pair[1]["status"], "complete", "turn {turn}: {}", pair[1]);
+            assert_eq!(pair[1]["content"], text.as_str(), "turn {turn}");
+        }
+    }
+    // Every follower saw every reply end, in order, with ids that only grow.
+    for follower in &mut followers {
+        let mut ids = Vec::new();
+        for _ in 0..TURNS {
+            ids.extend(follower.until_done().await.into_iter().map(|e| e.0));
+        }
+        assert!(ids.windows(2).all(|w| w[1] > w[0]), "{ids:?}");
+    }
+}
+
+#[tokio::test]
+async fn a_rolling_restart_of_the_other_instances_leaves_a_running_reply_whole() {
+    let Some(db) = Database::fresh().await else {
+        return;
+    };
+    let setup = Setup::new(&db, 15).await;
+    let a = setup.instance(&[]).await;
+    let mut b = setup.instance(&[]).await;
+    let mut c = setup.instance(&[]).await;
+    let chat = a.create_chat(&http()).await;
+    let mut on_a = Events::open(&a, &chat, 0).await;
+    let text = words(300, "w");
+    let (status, _) = send(&a, &chat, &text).await;
+    assert_eq!(status, 202);
+    loop {
+        if on_a.next().await.1 == "delta" {
+            break;
+        }
+    }
+    // B, then C: stopped (SIGTERM) and started again, while A generates.
+    for sb in [&mut b, &mut c] {
+        sb.signal("TERM");
+        sb.assert_exits_cleanly(Duration::from_secs(30), "on SIGTERM");
+        *sb = setup.instance(&[]).await;
+        assert_eq!(
+            chat_on(sb, &chat).await["messages"][1]["status"],
+            "streaming",
+            "a new instance leaves a live owner's reply alone"
+        );
+    }
+    let seen = on_a.until_done().await;
+    let done = &seen.last().unwrap().2["message"];
+    assert_eq!(done["status"], "complete", "{done}");
+    assert_eq!(done["content"], text.as_str());
+    for sb in [&a, &b, &c] {
+        let body = settled(sb, &chat, Duration::from_secs(10)).await;
+        assert_eq!(body["messages"][1]["content"], text.as_str());
+    }
+}
+
+#[tokio::test]
+async fn a_killed_instance_s_reply_becomes_interrupted_with_its_text_on_the_others() {
+    let Some(db) = Database::fresh().await else {
+        return;
+    };
+    let setup = Setup::new(&db, 30).await;
+    let mut a = setup.instance(&[]).await;
+    let b = setup.instance(&[]).await;
+    let chat = a.create_chat(&http()).await;
+    let mut on_b = Events::open(&b, &chat, 0).await;
+    let (status, _) = send(&a, &chat, &words(500, "w")).await;
+    assert_eq!(status, 202);
+    let mut text = String::new();
+    while text.len() < 40 {
+        let (_, kind, data) = on_b.next().await;
+        if kind == "delta" {
+            text.push_str(data["content"].as_str().unwrap_or(""));
+        }
+    }
+    a.signal("KILL");
+    a.wait(Duration::from_secs(5)).expect("killed");
+    // B notices the lease expire, closes the reply, and tells its followers.
+    let seen = tokio::time::timeout(Duration::from_secs(45), on_b.until_done())
+        .await
+        .expect("B closes the dead instance's reply within 45 s");
+    for (_, kind, data) in &seen {
+        if kind == "delta" {
+            text.push_str(data["content"].as_str().unwrap_or(""));
+        }
+    }
+    let done = &seen.last().unwrap().2["message"];
+    assert_eq!(done["status"], "interrupted", "{done}");
+    let kept = done["content"].as_str().unwrap();
+    assert!(
+        kept.starts_with(&text),
+        "every word B was shown is kept: {kept:?}"
+    );
+    let body = settled(&b, &chat, Duration::from_secs(5)).await;
+    assert_eq!(body["messages"][1]["status"], "interrupted");
+    assert_eq!(body["messages"][1]["content"], kept);
+    // And the chat takes the next message.
+    let (status, body) = send(&b, &chat, "again").await;
+    assert_eq!(status, 202, "{body}");
+}
