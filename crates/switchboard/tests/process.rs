@@ -291,3 +291,133 @@ async fn no_secret_in_any_log_line_of_a_whole_session() {
         assert!(hit.is_none(), "secret in a log line: {hit:?}");
     }
 }
+
+/// Start a reply that streams for a few seconds, wait until its first words are stored, and
+/// return the chat id.
+async fn a_reply_under_way(sb: &Switchboard, text: &str) -> String {
+    let http = reqwest::Client::new();
+    let chat = sb.create_chat(&http).await;
+    let res = http
+        .post(format!("{}/api/chats/{chat}/messages", sb.url))
+        .json(&json!({"content": text, "model": "mock/echo"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 202);
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let body: Value = http
+            .get(format!("{}/api/chats/{chat}", sb.url))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if !body["messages"][1]["content"]
+            .as_str()
+            .unwrap_or("")
+            .is_empty()
+        {
+            return chat;
+        }
+        assert!(Instant::now() < deadline, "the reply never began: {body}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn reply_after_restart(dir: &std::path::Path, env: &[(&str, &str)], chat: &str) -> Value {
+    let sb = Switchboard::start_in(dir, env).await;
+    let body: Value = reqwest::get(format!("{}/api/chats/{chat}", sb.url))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    body["messages"][1].clone()
+}
+
+/// A deploy sends SIGTERM: the process stops taking requests but lets the reply it is generating
+/// finish (within `SWITCHBOARD_SHUTDOWN_GRACE`), and only then exits.
+#[tokio::test]
+async fn sigterm_lets_a_running_reply_finish() {
+    let mock = mock_openrouter::MockOpenRouter::start(mock_openrouter::MockConfig {
+        delta_ms: 40,
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let api_url = mock.api_url();
+    let env = [("OPENROUTER_URL", api_url.as_str())];
+    let mut sb = Switchboard::start_in(dir.path(), &env).await;
+    let text: String = (0..40).map(|i| format!("w{i} ")).collect();
+    let text = text.trim_end();
+    let chat = a_reply_under_way(&sb, text).await;
+    sb.signal("TERM");
+    let status = sb.exited(Duration::from_secs(30)).await;
+    assert!(
+        status.is_some_and(|s| s.success()),
+        "exits 0 once the reply is finished: {status:?}"
+    );
+    let reply = reply_after_restart(dir.path(), &env, &chat).await;
+    assert_eq!(reply["status"], "complete", "{reply}");
+    assert_eq!(reply["content"], text);
+}
+
+/// When the grace period runs out, the reply still running is closed as `interrupted` with the
+/// text it has, by the process itself, before it exits.
+#[tokio::test]
+async fn sigterm_with_a_short_grace_leaves_the_reply_interrupted_with_its_text() {
+    let mock = mock_openrouter::MockOpenRouter::start(mock_openrouter::MockConfig {
+        delta_ms: 40,
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let api_url = mock.api_url();
+    let env = [
+        ("OPENROUTER_URL", api_url.as_str()),
+        ("SWITCHBOARD_SHUTDOWN_GRACE", "200ms"),
+    ];
+    let mut sb = Switchboard::start_in(dir.path(), &env).await;
+    let text: String = (0..400).map(|i| format!("w{i} ")).collect();
+    let chat = a_reply_under_way(&sb, text.trim_end()).await;
+    sb.signal("TERM");
+    let status = sb.exited(Duration::from_secs(30)).await;
+    assert!(status.is_some_and(|s| s.success()), "{status:?}");
+    let logs = sb.logs();
+    assert!(
+        logs.contains("shutdown grace is over"),
+        "the process closed the reply itself: {logs}"
+    );
+    let reply = reply_after_restart(dir.path(), &env, &chat).await;
+    assert_eq!(reply["status"], "interrupted", "{reply}");
+    let kept = reply["content"].as_str().unwrap();
+    assert!(!kept.is_empty() && text.starts_with(kept), "{kept:?}");
+}
+
+/// SQLite serves one process: a second one on the same file stops at start with one line that
+/// says why, instead of both writing and each closing the other's replies.
+#[tokio::test]
+async fn a_second_process_on_the_same_sqlite_file_is_refused_with_one_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let _first = Switchboard::start_in(dir.path(), &[]).await;
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_switchboard"))
+        .current_dir(dir.path())
+        .env_clear()
+        .env("SWITCHBOARD_ADDR", "127.0.0.1:0")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let errors: Vec<&str> = stderr.lines().filter(|l| l.starts_with("error:")).collect();
+    assert_eq!(errors.len(), 1, "{stderr}");
+    assert!(
+        errors[0].contains("another Switchboard process is using")
+            && errors[0].contains("PostgreSQL"),
+        "{stderr}"
+    );
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("listening on"));
+}

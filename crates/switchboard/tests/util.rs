@@ -84,6 +84,28 @@ impl Switchboard {
         None
     }
 
+    /// Like [`Switchboard::wait`], but yields to the runtime while it waits, so that what the test
+    /// runs in process (the mock upstream) keeps serving the process meanwhile.
+    pub async fn exited(&mut self, limit: Duration) -> Option<ExitStatus> {
+        let deadline = Instant::now() + limit;
+        while Instant::now() < deadline {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return Some(status);
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        None
+    }
+
+    /// Everything it logged to stderr; call once it has exited.
+    pub fn logs(&mut self) -> String {
+        let mut logs = String::new();
+        if let Some(mut err) = self.child.stderr.take() {
+            err.read_to_string(&mut logs).unwrap();
+        }
+        logs
+    }
+
     /// Create an empty chat through the API; its id.
     pub async fn create_chat(&self, http: &reqwest::Client) -> String {
         let chat: serde_json::Value = http

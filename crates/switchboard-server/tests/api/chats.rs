@@ -909,3 +909,101 @@ async fn the_web_uis_own_key_pays_but_keeps_the_pages_workspace() {
         .unwrap();
     assert_eq!(res.status(), 401);
 }
+
+/// Plan, then act: an edit or a regenerate that is refused for any reason — no credential on this
+/// device, a model the server does not offer, a reply already running — leaves the chat exactly as
+/// it was (messages, settings, events).
+#[tokio::test]
+async fn a_refused_edit_or_regenerate_leaves_the_chat_as_it_was() {
+    // No server key: only a user's own key can reach the provider.
+    let app = spawn_app(&[
+        ("OPENROUTER_API_KEY", ""),
+        ("CUSTOM_MODELS", "-all,+mock/echo,+mock/slow"),
+    ])
+    .await;
+    app.load_catalog().await;
+    let own_key = ("x-switchboard-user-key", "sk-or-my-own-key");
+    let chat = create_chat(&app, None).await;
+    let post = |path: String, body: Value, with_key: bool| {
+        let mut req = app.http.post(app.at(&path)).json(&body);
+        if with_key {
+            req = req.header(own_key.0, own_key.1);
+        }
+        async move {
+            let res = req.send().await.unwrap();
+            let status = res.status().as_u16();
+            (status, res.json::<Value>().await.unwrap_or(Value::Null))
+        }
+    };
+    let (status, ids) = post(
+        format!("/api/chats/{chat}/messages"),
+        json!({"content": "first question", "model": "mock/echo"}),
+        true,
+    )
+    .await;
+    assert_eq!(status, 202, "{ids}");
+    let before = settled(&app, &chat).await;
+    let user_id = ids["user_message_id"].as_str().unwrap().to_string();
+    let reply_id = ids["assistant_message_id"].as_str().unwrap().to_string();
+    let edit = format!("/api/chats/{chat}/messages/{user_id}/edit");
+    let regenerate = format!("/api/chats/{chat}/messages/{reply_id}/regenerate");
+
+    let refusals = [
+        // Another device, without the key.
+        (edit.clone(), json!({"content": "edited"}), false, 401),
+        (regenerate.clone(), json!({}), false, 401),
+        // A model this server does not offer.
+        (
+            edit.clone(),
+            json!({"content": "edited", "model": "no/such-model"}),
+            true,
+            400,
+        ),
+        (
+            regenerate.clone(),
+            json!({"model": "no/such-model"}),
+            true,
+            400,
+        ),
+    ];
+    for (path, body, with_key, expected) in refusals {
+        let (status, error) = post(path.clone(), body, with_key).await;
+        assert_eq!(status, expected, "{path}: {error}");
+        assert!(error["error"]["message"].is_string(), "{error}");
+        let (_, now) = app.get_json(&format!("/api/chats/{chat}")).await;
+        assert_eq!(now, before, "{path} changed the chat");
+    }
+
+    // A reply is running: an edit or regenerate is refused and deletes nothing.
+    let (status, running) = post(
+        format!("/api/chats/{chat}/messages"),
+        json!({"content": "take your time", "model": "mock/slow"}),
+        true,
+    )
+    .await;
+    assert_eq!(status, 202, "{running}");
+    let (_, busy_before) = app.get_json(&format!("/api/chats/{chat}")).await;
+    for (path, body) in [
+        (edit.clone(), json!({"content": "edited"})),
+        (regenerate.clone(), json!({})),
+    ] {
+        let (status, error) = post(path.clone(), body, true).await;
+        assert_eq!(status, 409, "{path}: {error}");
+        let (_, now) = app.get_json(&format!("/api/chats/{chat}")).await;
+        let ids = |v: &Value| -> Vec<Value> {
+            v["messages"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|m| m["id"].clone())
+                .collect()
+        };
+        assert_eq!(ids(&now), ids(&busy_before), "{path} deleted messages");
+    }
+    app.http
+        .post(app.at(&format!("/api/chats/{chat}/stop")))
+        .send()
+        .await
+        .unwrap();
+    settled(&app, &chat).await;
+}

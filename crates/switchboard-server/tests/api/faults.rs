@@ -187,6 +187,70 @@ async fn app_replaying<'a>(
     .await
 }
 
+/// Two tool calls that share index 0 and differ by id (as some providers send them) stay two
+/// calls: not one named `get_weatherget_time`.
+#[tokio::test]
+async fn tool_calls_sharing_an_index_stay_apart() {
+    let chunk = |delta: Value| {
+        format!(
+            "data: {}\n\n",
+            json!({"choices": [{"index": 0, "delta": delta}]})
+        )
+    };
+    let body = [
+        chunk(
+            json!({"tool_calls": [{"index": 0, "id": "call_a", "type": "function",
+            "function": {"name": "get_weather", "arguments": "{\"city\":"}}]}),
+        ),
+        chunk(json!({"tool_calls": [{"index": 0, "function": {"arguments": "\"Oslo\"}"}}]})),
+        chunk(
+            json!({"tool_calls": [{"index": 0, "id": "call_b", "type": "function",
+            "function": {"name": "get_time", "arguments": "{}"}}]}),
+        ),
+        format!(
+            "data: {}\n\ndata: [DONE]\n\n",
+            json!({"choices": [{"index": 0, "delta": {}, "finish_reason": "tool_calls"}]})
+        ),
+    ]
+    .concat();
+    let dir = tempfile::tempdir().unwrap();
+    let app = app_replaying(&dir, [("fx/two-calls", body.as_bytes())].into_iter()).await;
+    let (_, reply) = reply_to(&app, "fx/two-calls").await;
+    assert_eq!(reply["status"], "complete", "{reply}");
+    assert_eq!(
+        reply["tool_calls"],
+        json!([
+            {"id": "call_a", "name": "get_weather", "arguments": "{\"city\":\"Oslo\"}"},
+            {"id": "call_b", "name": "get_time", "arguments": "{}"},
+        ])
+    );
+}
+
+/// A reply over `SWITCHBOARD_MAX_REPLY_BYTES` ends there as an error that names the limit and
+/// keeps the text up to it; the upstream request is dropped.
+#[tokio::test]
+async fn a_reply_over_the_size_cap_ends_as_an_error_with_its_text() {
+    let app = spawn_app(&[("SWITCHBOARD_MAX_REPLY_BYTES", "2048")]).await;
+    let words: String = (0..1000).map(|i| format!("w{i} ")).collect();
+    let words = words.trim_end();
+    let chat = titled_chat(&app).await;
+    send_message(&app, &chat, "mock/echo", words).await;
+    let body = settled(&app, &chat).await;
+    let reply = &body["messages"][1];
+    assert_eq!(reply["status"], "error", "{reply}");
+    assert_eq!(reply["error"]["code"], "reply_too_long");
+    assert!(
+        reply["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("SWITCHBOARD_MAX_REPLY_BYTES"),
+        "{reply}"
+    );
+    let kept = reply["content"].as_str().unwrap();
+    assert_eq!(kept.len(), 2048, "the text up to the cap is kept");
+    assert!(words.starts_with(kept));
+}
+
 // ---------------------------------------------------------------------------------------------
 // The upstream fails
 
