@@ -114,13 +114,43 @@ impl Setup {
     }
 }
 
+/// Where requests go: an instance, or a proxy in front of several.
+trait Base {
+    fn base(&self) -> &str;
+}
+
+impl Base for Switchboard {
+    fn base(&self) -> &str {
+        &self.url
+    }
+}
+
+impl Base for String {
+    fn base(&self) -> &str {
+        self
+    }
+}
+
+async fn create_chat(sb: &impl Base) -> String {
+    let chat: Value = http()
+        .post(format!("{}/api/chats", sb.base()))
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    chat["id"].as_str().expect("a chat id").to_string()
+}
+
 fn http() -> reqwest::Client {
     reqwest::Client::builder().no_proxy().build().unwrap()
 }
 
-async fn send(sb: &Switchboard, chat: &str, content: &str) -> (u16, Value) {
+async fn send(sb: &impl Base, chat: &str, content: &str) -> (u16, Value) {
     let res = http()
-        .post(format!("{}/api/chats/{chat}/messages", sb.url))
+        .post(format!("{}/api/chats/{chat}/messages", sb.base()))
         .json(&json!({"content": content, "model": "mock/echo"}))
         .send()
         .await
@@ -129,9 +159,9 @@ async fn send(sb: &Switchboard, chat: &str, content: &str) -> (u16, Value) {
     (status, res.json().await.unwrap_or(Value::Null))
 }
 
-async fn chat_on(sb: &Switchboard, chat: &str) -> Value {
+async fn chat_on(sb: &impl Base, chat: &str) -> Value {
     http()
-        .get(format!("{}/api/chats/{chat}", sb.url))
+        .get(format!("{}/api/chats/{chat}", sb.base()))
         .send()
         .await
         .unwrap()
@@ -141,7 +171,7 @@ async fn chat_on(sb: &Switchboard, chat: &str) -> Value {
 }
 
 /// The chat as `sb` shows it once no reply streams in it (waits up to `limit`).
-async fn settled(sb: &Switchboard, chat: &str, limit: Duration) -> Value {
+async fn settled(sb: &impl Base, chat: &str, limit: Duration) -> Value {
     let deadline = Instant::now() + limit;
     loop {
         let body = chat_on(sb, chat).await;
@@ -173,9 +203,12 @@ struct Events {
 }
 
 impl Events {
-    async fn open(sb: &Switchboard, chat: &str, after: i64) -> Events {
+    async fn open(sb: &impl Base, chat: &str, after: i64) -> Events {
         let res = http()
-            .get(format!("{}/api/chats/{chat}/events?after={after}", sb.url))
+            .get(format!(
+                "{}/api/chats/{chat}/events?after={after}",
+                sb.base()
+            ))
             .send()
             .await
             .unwrap();
@@ -237,7 +270,7 @@ async fn a_reply_generated_on_one_instance_streams_live_on_another() {
     let setup = Setup::new(&db, 20).await;
     let a = setup.instance(&[]).await;
     let b = setup.instance(&[]).await;
-    let chat = a.create_chat(&http()).await;
+    let chat = create_chat(&a).await;
     let mut on_b = Events::open(&b, &chat, 0).await;
     let text = words(40, "w");
     let (status, ids) = send(&a, &chat, &text).await;
@@ -275,7 +308,7 @@ async fn stop_on_any_instance_stops_the_generation_where_it_runs() {
     let setup = Setup::new(&db, 50).await;
     let a = setup.instance(&[]).await;
     let b = setup.instance(&[]).await;
-    let chat = a.create_chat(&http()).await;
+    let chat = create_chat(&a).await;
     let mut on_b = Events::open(&b, &chat, 0).await;
     let (status, _) = send(&a, &chat, &words(400, "w")).await;
     assert_eq!(status, 202);
@@ -318,7 +351,7 @@ async fn two_sends_to_one_chat_on_two_instances_start_one_reply() {
     let a = setup.instance(&[]).await;
     let b = setup.instance(&[]).await;
     for round in 0..3 {
-        let chat = a.create_chat(&http()).await;
+        let chat = create_chat(&a).await;
         let text = words(100, "w");
         let (first, second) = tokio::join!(send(&a, &chat, &text), send(&b, &chat, &text));
         let mut statuses = [first.0, second.0];
@@ -353,7 +386,7 @@ async fn turns_alternating_between_three_instances_keep_every_word() {
         setup.instance(&[]).await,
         setup.instance(&[]).await,
     ];
-    let chat = instances[0].create_chat(&http()).await;
+    let chat = create_chat(&instances[0]).await;
     // Every instance has the chat open (its event stream followed) from the start.
     let mut followers = Vec::new();
     for sb in &instances {
@@ -397,7 +430,7 @@ async fn a_rolling_restart_of_the_other_instances_leaves_a_running_reply_whole()
     let a = setup.instance(&[]).await;
     let mut b = setup.instance(&[]).await;
     let mut c = setup.instance(&[]).await;
-    let chat = a.create_chat(&http()).await;
+    let chat = create_chat(&a).await;
     let mut on_a = Events::open(&a, &chat, 0).await;
     let text = words(300, "w");
     let (status, _) = send(&a, &chat, &text).await;
@@ -437,7 +470,7 @@ async fn a_killed_instance_s_reply_becomes_interrupted_with_its_text_on_the_othe
     let setup = Setup::new(&db, 30).await;
     let mut a = setup.instance(&[]).await;
     let b = setup.instance(&[]).await;
-    let chat = a.create_chat(&http()).await;
+    let chat = create_chat(&a).await;
     let mut on_b = Events::open(&b, &chat, 0).await;
     let (status, _) = send(&a, &chat, &words(500, "w")).await;
     assert_eq!(status, 202);
@@ -472,4 +505,75 @@ async fn a_killed_instance_s_reply_becomes_interrupted_with_its_text_on_the_othe
     // And the chat takes the next message.
     let (status, body) = send(&b, &chat, "again").await;
     assert_eq!(status, 202, "{body}");
+}
+
+/// nginx, configured as docs/nginx-several-instances.conf says, in front of two instances: the
+/// browser's requests land on either one, round robin, and the conversation is whole.
+#[tokio::test]
+async fn behind_nginx_two_instances_serve_one_conversation() {
+    let Some(db) = Database::fresh().await else {
+        return;
+    };
+    let nginx_bin = std::path::Path::new("/usr/sbin/nginx");
+    if !nginx_bin.exists() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "nginx is missing (.ci/run installs it)"
+        );
+        eprintln!("nginx is not installed: skipped");
+        return;
+    }
+    let setup = Setup::new(&db, 5).await;
+    let a = setup.instance(&[]).await;
+    let b = setup.instance(&[]).await;
+    let port = |url: &str| url.rsplit(':').next().unwrap().to_string();
+    let front = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let front_port = front.local_addr().unwrap().port();
+    drop(front);
+    let snippet = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../docs/nginx-several-instances.conf"
+    ))
+    .unwrap()
+    .replace("127.0.0.1:3001", &format!("127.0.0.1:{}", port(&a.url)))
+    .replace("127.0.0.1:3002", &format!("127.0.0.1:{}", port(&b.url)))
+    .replace("listen 8080", &format!("listen 127.0.0.1:{front_port}"));
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().display();
+    let conf = format!(
+        "daemon off;\npid {d}/nginx.pid;\nerror_log {d}/error.log;\nevents {{}}\nhttp {{\n\
+         access_log off;\nclient_body_temp_path {d}/body;\nproxy_temp_path {d}/proxy;\n\
+         fastcgi_temp_path {d}/fastcgi;\nuwsgi_temp_path {d}/uwsgi;\nscgi_temp_path {d}/scgi;\n\
+         {snippet}\n}}\n"
+    );
+    std::fs::write(dir.path().join("nginx.conf"), conf).unwrap();
+    let mut nginx = std::process::Command::new(nginx_bin)
+        .args(["-p", &d.to_string(), "-c", &format!("{d}/nginx.conf")])
+        .spawn()
+        .unwrap();
+    let url = format!("http://127.0.0.1:{front_port}");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while http().get(format!("{url}/healthz")).send().await.is_err() {
+        assert!(Instant::now() < deadline, "nginx did not start");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let front = url;
+    let chat = create_chat(&front).await;
+    let mut events = Events::open(&front, &chat, 0).await;
+    for turn in 0..6 {
+        let text = words(10, &format!("t{turn}w"));
+        let (status, body) = send(&front, &chat, &text).await;
+        assert_eq!(status, 202, "{body}");
+        let done = events.until_done().await;
+        let message = &done.last().unwrap().2["message"];
+        assert_eq!(message["status"], "complete", "{message}");
+        assert_eq!(message["content"], text.as_str());
+    }
+    // Each instance shows the whole conversation.
+    for sb in [&a, &b] {
+        let body = settled(sb, &chat, Duration::from_secs(10)).await;
+        assert_eq!(body["messages"].as_array().unwrap().len(), 12);
+    }
+    let _ = nginx.kill();
+    let _ = nginx.wait();
 }
