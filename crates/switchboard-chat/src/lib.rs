@@ -17,6 +17,7 @@ mod engine;
 mod error;
 pub mod generate;
 mod hub;
+pub mod import;
 pub mod markdown;
 pub mod title;
 pub mod view;

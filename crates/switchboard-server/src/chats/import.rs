@@ -1,19 +1,13 @@
-//! `POST /api/import/nextchat`: a NextChat backup file (Settings → Backup in NextChat) becomes
-//! chats in the caller's workspace — sessions with their messages, and each session's mask (its
-//! system prompt, context messages and model settings).
-//!
-//! The backup is NextChat's persisted zustand stores: `{"chat-next-web-store": {"sessions": [...]},
-//! "mask-store": …, "app-config": …}`. Each session has `topic`, `messages` (`role`, `content` as a
-//! string or OpenAI content parts, `date`), `lastUpdate` (ms) and `mask` (`context`, `modelConfig`).
+//! `POST /api/import/nextchat`: a NextChat backup file becomes chats in the caller's workspace
+//! (the file is read by `switchboard_chat::import`).
 
 use axum::Json;
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use serde::Deserialize;
-use serde_json::{Value, json};
-use switchboard_store::{ChatSettings, MessageStatus, NewMessage, Role};
+use serde_json::json;
+use switchboard_chat::import::parse_nextchat_backup;
 
 use super::Caller;
 use crate::error::ApiError;
@@ -23,90 +17,6 @@ use crate::state::AppState;
 /// Backups hold every chat a browser ever had: allow far more than a chat request.
 const MIN_IMPORT_LIMIT: usize = 64 * 1024 * 1024;
 
-#[derive(Deserialize)]
-struct Backup {
-    #[serde(rename = "chat-next-web-store")]
-    chat_store: Option<ChatStore>,
-    /// A bare store export (`{"sessions": [...]}`) is accepted too.
-    sessions: Option<Vec<Session>>,
-}
-
-#[derive(Deserialize)]
-struct ChatStore {
-    #[serde(default)]
-    sessions: Vec<Session>,
-}
-
-#[derive(Deserialize, Default)]
-#[serde(default, rename_all = "camelCase")]
-struct Session {
-    topic: String,
-    messages: Vec<NcMessage>,
-    last_update: Option<f64>,
-    mask: Option<Mask>,
-}
-
-#[derive(Deserialize, Default)]
-#[serde(default, rename_all = "camelCase")]
-struct Mask {
-    context: Vec<NcMessage>,
-    model_config: Option<ModelConfig>,
-}
-
-#[derive(Deserialize, Default)]
-#[serde(default, rename_all = "camelCase")]
-struct ModelConfig {
-    model: Option<String>,
-    temperature: Option<f64>,
-    top_p: Option<f64>,
-    max_tokens: Option<f64>,
-    history_message_count: Option<f64>,
-}
-
-#[derive(Deserialize, Default)]
-#[serde(default)]
-struct NcMessage {
-    role: String,
-    content: Value,
-    #[serde(rename = "isError")]
-    is_error: bool,
-}
-
-impl NcMessage {
-    /// The text and the image URLs of a message.
-    fn parts(&self) -> (String, Vec<String>) {
-        match &self.content {
-            Value::String(s) => (s.clone(), Vec::new()),
-            Value::Array(parts) => {
-                let mut text = String::new();
-                let mut images = Vec::new();
-                for p in parts {
-                    match p["type"].as_str() {
-                        Some("text") => text.push_str(p["text"].as_str().unwrap_or("")),
-                        Some("image_url") => {
-                            if let Some(url) = p["image_url"]["url"].as_str() {
-                                images.push(url.to_string());
-                            }
-                        }
-                        _ => {}
-                    }
-                }
-                (text, images)
-            }
-            _ => (String::new(), Vec::new()),
-        }
-    }
-
-    fn role(&self) -> Option<Role> {
-        match self.role.as_str() {
-            "user" => Some(Role::User),
-            "assistant" => Some(Role::Assistant),
-            "system" => Some(Role::System),
-            _ => None,
-        }
-    }
-}
-
 pub async fn import_nextchat(
     caller: Caller,
     State(state): State<AppState>,
@@ -115,90 +25,24 @@ pub async fn import_nextchat(
 ) -> Result<Response, ApiError> {
     let limit = state.settings().max_body_bytes.max(MIN_IMPORT_LIMIT);
     let bytes = read_body(&headers, body, limit).await?;
-    let backup: Backup = serde_json::from_slice(&bytes)
-        .map_err(|e| ApiError::bad_request(format!("not a NextChat backup file: {e}")))?;
-    let sessions = match (backup.chat_store, backup.sessions) {
-        (Some(store), _) => store.sessions,
-        (None, Some(sessions)) => sessions,
-        (None, None) => {
-            return Err(ApiError::bad_request(
-                "not a NextChat backup file: no \"chat-next-web-store\" sessions",
-            ));
-        }
-    };
+    let chats = parse_nextchat_backup(&bytes).map_err(|e| ApiError::bad_request(e.to_string()))?;
     let mut chat_ids = Vec::new();
-    for session in sessions {
-        let (settings, mut messages) = convert(&session);
-        if messages.is_empty() {
-            continue;
-        }
-        let created_at = session
-            .last_update
-            .map(|t| t as i64)
-            .unwrap_or_else(switchboard_chat::now_ms);
-        // NextChat's dates are locale strings; keep the order and give each a distinct time.
-        let n = messages.len() as i64;
-        for (i, m) in messages.iter_mut().enumerate() {
-            m.created_at = Some(created_at - (n - i as i64));
-        }
-        let title = match session.topic.trim() {
-            "" => "Imported chat",
-            t => t,
-        };
-        let chat = state
+    for chat in chats {
+        let stored = state
             .store()
-            .import_chat(&caller.workspace, title, &settings, created_at, &messages)
+            .import_chat(
+                &caller.workspace,
+                &chat.title,
+                &chat.settings,
+                chat.created_at,
+                &chat.messages,
+            )
             .await?;
-        chat_ids.push(chat.id);
+        chat_ids.push(stored.id);
     }
     Ok((
         StatusCode::CREATED,
         Json(json!({"imported": chat_ids.len(), "chat_ids": chat_ids})),
     )
         .into_response())
-}
-
-fn convert(session: &Session) -> (ChatSettings, Vec<NewMessage>) {
-    let mut settings = ChatSettings::default();
-    let mut system = Vec::new();
-    let mut messages = Vec::new();
-    if let Some(mask) = &session.mask {
-        if let Some(c) = &mask.model_config {
-            settings.model = c.model.clone().filter(|m| !m.is_empty());
-            settings.temperature = c.temperature.map(|t| t.clamp(0.0, 2.0));
-            settings.top_p = c.top_p.map(|t| t.clamp(0.0, 1.0));
-            settings.max_tokens = c.max_tokens.filter(|m| *m >= 1.0).map(|m| m as u32);
-            settings.history_length = c
-                .history_message_count
-                .filter(|m| *m >= 1.0)
-                .map(|m| m as u32);
-        }
-        for m in &mask.context {
-            let (text, _) = m.parts();
-            match m.role() {
-                Some(Role::System) => system.push(text),
-                Some(role) if !text.is_empty() => messages.push(NewMessage::new(role, text)),
-                _ => {}
-            }
-        }
-    }
-    if !system.is_empty() {
-        settings.system_prompt = Some(system.join("\n\n"));
-    }
-    for m in &session.messages {
-        let Some(role) = m.role() else { continue };
-        let (text, images) = m.parts();
-        if text.is_empty() && images.is_empty() {
-            continue;
-        }
-        let mut new = NewMessage::new(role, text);
-        if !images.is_empty() {
-            new.attachments = Some(json!(images));
-        }
-        if m.is_error {
-            new.status = MessageStatus::Error;
-        }
-        messages.push(new);
-    }
-    (settings, messages)
 }
