@@ -3,6 +3,7 @@
 //! see them and previous reasoning handed back for providers that need it.
 
 use serde_json::{Value, json};
+use switchboard_core::routing::{MAX_FALLBACK_MODELS, ProviderPreferences};
 use switchboard_store::{ChatSettings, Message, MessageStatus, Role};
 
 /// Messages sent when the chat does not say.
@@ -31,6 +32,15 @@ pub fn clamp_settings(s: &ChatSettings) -> (Option<f64>, Option<f64>, Option<u32
     )
 }
 
+/// Per-request routing the chat does not store: its id (OpenRouter's `session_id`, for sticky
+/// routing and cache hits) and the server's default provider preferences.
+pub struct Routing<'a> {
+    /// Whether the request goes to OpenRouter: only then are its own fields sent.
+    pub openrouter: bool,
+    pub session_id: &'a str,
+    pub provider_default: Option<&'a ProviderPreferences>,
+}
+
 /// The body of the upstream `chat/completions` request.
 pub fn build_request(
     model: &str,
@@ -38,6 +48,7 @@ pub fn build_request(
     history: &[Message],
     limits: &ModelLimits,
     reasoning_effort: Option<&str>,
+    routing: &Routing<'_>,
 ) -> Value {
     let (temperature, top_p, max_tokens) = clamp_settings(settings);
     let history_length = settings
@@ -103,10 +114,72 @@ pub fn build_request(
             body[name] = json!(v.clamp(-2.0, 2.0));
         }
     }
-    if let Some(effort) = reasoning_effort.or(settings.reasoning_effort.as_deref()) {
-        body["reasoning"] = json!({"effort": effort});
+    if let Some(reasoning) = reasoning_options(reasoning_effort, settings) {
+        body["reasoning"] = reasoning;
+    }
+    if routing.openrouter {
+        add_openrouter_routing(&mut body, model, settings, routing);
     }
     body
+}
+
+/// `session_id`, `provider`, fallback `models` and the `web` plugin: OpenRouter's own fields,
+/// which other OpenAI-compatible APIs would refuse.
+fn add_openrouter_routing(
+    body: &mut Value,
+    model: &str,
+    settings: &ChatSettings,
+    routing: &Routing<'_>,
+) {
+    body["session_id"] = json!(routing.session_id);
+    let chat_provider = settings
+        .provider
+        .as_ref()
+        .and_then(|p| ProviderPreferences::parse(p).ok());
+    let provider = match (chat_provider, routing.provider_default) {
+        (Some(mine), Some(default)) => Some(mine.over(default)),
+        (Some(mine), None) => Some(mine.over(&ProviderPreferences::default())),
+        (None, Some(default)) => Some(default.over(&ProviderPreferences::default())),
+        (None, None) => None,
+    };
+    if let Some(provider) = provider.filter(|p| p.as_object().is_some_and(|o| !o.is_empty())) {
+        body["provider"] = provider;
+    }
+    if let Some(fallbacks) = settings.fallback_models.as_ref().filter(|f| !f.is_empty()) {
+        let mut models = vec![json!(model)];
+        models.extend(fallbacks.iter().take(MAX_FALLBACK_MODELS).map(|m| json!(m)));
+        body["models"] = Value::Array(models);
+    }
+    if let Some(web) = settings.web_search.as_ref().filter(|w| w.enabled) {
+        let mut plugin = json!({"id": "web"});
+        if let Some(n) = web.max_results {
+            plugin["max_results"] = json!(n);
+        }
+        if let Some(engine) = &web.engine {
+            plugin["engine"] = json!(engine);
+        }
+        body["plugins"] = json!([plugin]);
+    }
+}
+
+/// OpenRouter's `reasoning` object: an effort (the message's, else the chat's), a token budget,
+/// whether to leave the reasoning out of the reply, or `off`.
+fn reasoning_options(effort: Option<&str>, settings: &ChatSettings) -> Option<Value> {
+    let effort = effort.or(settings.reasoning_effort.as_deref());
+    if effort == Some("off") {
+        return Some(json!({"enabled": false}));
+    }
+    let mut reasoning = serde_json::Map::new();
+    if let Some(effort) = effort {
+        reasoning.insert("effort".into(), json!(effort));
+    }
+    if let Some(max) = settings.reasoning_max_tokens {
+        reasoning.insert("max_tokens".into(), json!(max));
+    }
+    if settings.reasoning_exclude == Some(true) {
+        reasoning.insert("exclude".into(), json!(true));
+    }
+    (!reasoning.is_empty()).then_some(Value::Object(reasoning))
 }
 
 fn upstream_message(m: &Message, vision: bool) -> Option<Value> {
@@ -158,6 +231,63 @@ fn upstream_message(m: &Message, vision: bool) -> Option<Value> {
 mod tests {
     use super::*;
 
+    const NO_ROUTING: Routing<'static> = Routing {
+        openrouter: false,
+        session_id: "c",
+        provider_default: None,
+    };
+
+    #[test]
+    fn openrouter_routing_goes_with_requests_to_openrouter_only() {
+        let settings = ChatSettings {
+            provider: Some(json!({"sort": "latency", "zdr": true})),
+            fallback_models: Some(vec!["b/one".into(), "c/two".into()]),
+            web_search: Some(switchboard_store::WebSearch {
+                enabled: true,
+                max_results: Some(3),
+                engine: Some("exa".into()),
+            }),
+            reasoning_max_tokens: Some(2000),
+            reasoning_exclude: Some(true),
+            ..ChatSettings::default()
+        };
+        let server =
+            ProviderPreferences::parse(&json!({"data_collection": "deny", "sort": "price"}))
+                .unwrap();
+        let limits = ModelLimits {
+            context_length: None,
+            vision: false,
+        };
+        let routing = Routing {
+            openrouter: true,
+            session_id: "c_chat",
+            provider_default: Some(&server),
+        };
+        let body = build_request("a/model", &settings, &[], &limits, Some("low"), &routing);
+        assert_eq!(body["session_id"], "c_chat");
+        assert_eq!(
+            body["provider"],
+            json!({"data_collection": "deny", "sort": "latency", "zdr": true})
+        );
+        assert_eq!(body["models"], json!(["a/model", "b/one", "c/two"]));
+        assert_eq!(
+            body["plugins"],
+            json!([{"id": "web", "max_results": 3, "engine": "exa"}])
+        );
+        assert_eq!(
+            body["reasoning"],
+            json!({"effort": "low", "max_tokens": 2000, "exclude": true})
+        );
+        let elsewhere = build_request("a/model", &settings, &[], &limits, Some("off"), &NO_ROUTING);
+        for key in ["session_id", "provider", "models", "plugins"] {
+            assert!(
+                elsewhere.get(key).is_none(),
+                "{key} sent to a non-OpenRouter API"
+            );
+        }
+        assert_eq!(elsewhere["reasoning"], json!({"enabled": false}));
+    }
+
     fn msg(role: Role, content: &str) -> Message {
         crate::test_message(
             &format!("m_{content}"),
@@ -185,7 +315,7 @@ mod tests {
             context_length: None,
             vision: false,
         };
-        let body = build_request("m", &settings, &history, &limits, Some("high"));
+        let body = build_request("m", &settings, &history, &limits, Some("high"), &NO_ROUTING);
         let contents: Vec<&str> = body["messages"]
             .as_array()
             .unwrap()
@@ -210,7 +340,14 @@ mod tests {
             context_length: Some(1000),
             vision: false,
         };
-        let body = build_request("m", &ChatSettings::default(), &history, &limits, None);
+        let body = build_request(
+            "m",
+            &ChatSettings::default(),
+            &history,
+            &limits,
+            None,
+            &NO_ROUTING,
+        );
         let n = body["messages"].as_array().unwrap().len();
         assert_eq!(n, 2, "{body}");
     }
@@ -226,7 +363,14 @@ mod tests {
             context_length: None,
             vision: true,
         };
-        let body = build_request("m", &ChatSettings::default(), &history, &vision, None);
+        let body = build_request(
+            "m",
+            &ChatSettings::default(),
+            &history,
+            &vision,
+            None,
+            &NO_ROUTING,
+        );
         assert_eq!(body["messages"][0]["content"][1]["type"], "image_url");
         assert_eq!(
             body["messages"][1]["reasoning_details"][0]["signature"],
@@ -236,7 +380,14 @@ mod tests {
             context_length: None,
             vision: false,
         };
-        let body = build_request("m", &ChatSettings::default(), &history, &blind, None);
+        let body = build_request(
+            "m",
+            &ChatSettings::default(),
+            &history,
+            &blind,
+            None,
+            &NO_ROUTING,
+        );
         assert!(
             body["messages"][0]["content"]
                 .as_str()

@@ -37,6 +37,8 @@ pub struct EngineConfig {
     pub lease_timeout: Duration,
     pub shutdown_grace: Duration,
     pub title_model: Option<String>,
+    /// `OPENROUTER_PROVIDER`: provider preferences a chat's own are laid over.
+    pub provider_default: Option<switchboard_core::routing::ProviderPreferences>,
 }
 
 impl EngineConfig {
@@ -50,6 +52,7 @@ impl EngineConfig {
             lease_timeout: s.lease_timeout,
             shutdown_grace: s.shutdown_grace,
             title_model: s.title_model.clone(),
+            provider_default: s.openrouter_provider.clone(),
         }
     }
 

@@ -24,11 +24,12 @@ use switchboard_store::{
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use crate::context::{DEFAULT_HISTORY_LENGTH, build_request};
+use crate::context::{DEFAULT_HISTORY_LENGTH, Routing, build_request};
 use crate::engine::{Inner, ReplyPlan};
 use crate::now_ms;
 use crate::title::{DEFAULT_TITLE, TitleJob};
 use crate::view::MessageView;
+use switchboard_core::provider::ProviderId;
 
 /// How often a streaming reply is written (and so shown) at most. The first text is written at
 /// once; later text is gathered for this long, so one write carries many small deltas.
@@ -175,12 +176,18 @@ impl Generation {
                 tracing::warn!(error = %e, "reading the conversation for a reply failed");
                 failed(503, "the conversation could not be read from the database")
             })?;
+        let routing = Routing {
+            openrouter: self.plan.provider == ProviderId::OpenRouter.as_str(),
+            session_id: &chat.id,
+            provider_default: self.engine.config.provider_default.as_ref(),
+        };
         let body = build_request(
             &self.plan.model,
             &chat.settings,
             &history,
             &self.plan.limits,
             self.plan.reasoning_effort.as_deref(),
+            &routing,
         );
         let first_user_message = history
             .iter()

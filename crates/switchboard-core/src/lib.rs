@@ -13,6 +13,7 @@ pub mod access;
 pub mod catalog;
 pub mod error;
 pub mod provider;
+pub mod routing;
 pub mod secret;
 pub mod settings;
 pub mod stream;

@@ -24,6 +24,7 @@ use crate::secret::Secret;
 pub const VARIABLES: &[(&str, &str)] = &[
     ("OPENROUTER_API_KEY", ""),
     ("OPENROUTER_URL", "https://openrouter.ai/api"),
+    ("OPENROUTER_PROVIDER", ""),
     ("OPENAI_API_KEY", ""),
     ("BASE_URL", "https://api.openai.com"),
     ("CODE", ""),
@@ -118,6 +119,9 @@ pub struct Settings {
     pub title_model: Option<String>,
     /// Signs the browser's login cookie. Random per start when unset (logins then end on restart).
     pub cookie_secret: Option<Secret>,
+    /// Provider preferences every chat request starts from (`OPENROUTER_PROVIDER`, JSON); a chat's
+    /// own `provider` setting is laid over them.
+    pub openrouter_provider: Option<crate::routing::ProviderPreferences>,
     /// A reply longer than this (text and reasoning) is ended as `error`, keeping its text.
     pub max_reply_bytes: usize,
     /// How long running replies may take to finish after SIGTERM before they are interrupted.
@@ -360,6 +364,18 @@ impl Settings {
                 }
             },
         };
+        let openrouter_provider = match src.non_empty("OPENROUTER_PROVIDER") {
+            None => None,
+            Some(raw) => {
+                let value: serde_json::Value = serde_json::from_str(raw).map_err(|e| {
+                    SettingsError::invalid("OPENROUTER_PROVIDER", format!("not JSON: {e}"))
+                })?;
+                Some(
+                    crate::routing::ProviderPreferences::parse(&value)
+                        .map_err(|e| SettingsError::invalid("OPENROUTER_PROVIDER", e))?,
+                )
+            }
+        };
         let lease_timeout = duration(src, "SWITCHBOARD_LEASE_TIMEOUT", 30)?;
         if lease_timeout < Duration::from_secs(1) {
             return Err(SettingsError::invalid(
@@ -417,6 +433,7 @@ impl Settings {
             cookie_secret: src
                 .non_empty("SWITCHBOARD_COOKIE_SECRET")
                 .map(|s| Secret::new(s.to_string())),
+            openrouter_provider,
             max_reply_bytes,
             shutdown_grace: duration(src, "SWITCHBOARD_SHUTDOWN_GRACE", 30)?,
             lease_timeout,

@@ -72,7 +72,7 @@ pub use crate::error::StoreError;
 pub use crate::generation::{EventDraft, GenerationAck, GenerationWrite, TextPart};
 pub use crate::model::{
     Chat, ChatPage, ChatPatch, ChatSettings, ChatSummary, Message, MessageFinish, MessageStatus,
-    NewMessage, Role, SearchHit, StoredEvent, Usage,
+    NewMessage, Role, SearchHit, StoredEvent, Usage, WebSearch,
 };
 pub use crate::notify::{Notice, Notifications};
 pub use crate::turns::{ChatSnapshot, NewTurn, StreamingReply, TurnStarted};

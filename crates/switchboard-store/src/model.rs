@@ -31,6 +31,32 @@ pub struct ChatSettings {
     pub frequency_penalty: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub presence_penalty: Option<f64>,
+    /// OpenRouter's provider preferences (`provider`), as the chat API validated them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub provider: Option<Value>,
+    /// Models OpenRouter tries, in order, when the chat's model fails (`models`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fallback_models: Option<Vec<String>>,
+    /// Web search for every message (OpenRouter's `web` plugin).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub web_search: Option<WebSearch>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reasoning_max_tokens: Option<u32>,
+    /// Let the model reason but leave the reasoning out of the reply.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reasoning_exclude: Option<bool>,
+}
+
+/// A chat's web search setting.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebSearch {
+    pub enabled: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_results: Option<u32>,
+    /// `native` (the provider's own search) or `exa`; OpenRouter picks when unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub engine: Option<String>,
 }
 
 /// A conversation. It belongs to exactly one workspace.

@@ -13,6 +13,7 @@ use switchboard_chat::view::{ChatView, MessageView};
 use switchboard_chat::{ChatError, DEFAULT_TITLE, ReplyPlan, UserTurn};
 use switchboard_core::catalog::ModelRef;
 use switchboard_core::provider::ProviderId;
+use switchboard_core::routing::{MAX_FALLBACK_MODELS, ProviderPreferences};
 use switchboard_core::secret::Secret;
 use switchboard_store::{Chat, ChatPage, ChatPatch, ChatSettings, Role, StoreError};
 
@@ -25,7 +26,12 @@ use crate::state::AppState;
 const FIRST_PAGE: u32 = 50;
 const MAX_TITLE_CHARS: usize = 200;
 const MAX_MODEL_ID_CHARS: usize = 256;
-const REASONING_EFFORTS: &[&str] = &["none", "minimal", "low", "medium", "high", "xhigh"];
+/// `off` turns reasoning off (`reasoning.enabled: false`); the rest are OpenRouter's efforts.
+const REASONING_EFFORTS: &[&str] = &[
+    "off", "none", "minimal", "low", "medium", "high", "xhigh", "max",
+];
+const WEB_SEARCH_ENGINES: &[&str] = &["native", "exa"];
+const MAX_WEB_RESULTS: u32 = 25;
 
 impl From<ChatError> for ApiError {
     fn from(e: ChatError) -> Self {
@@ -117,6 +123,48 @@ fn validate_settings(s: &ChatSettings) -> Result<(), ApiError> {
     {
         return Err(ApiError::bad_request("settings.model is too long"));
     }
+    if let Some(provider) = &s.provider {
+        ProviderPreferences::parse(provider)
+            .map_err(|e| ApiError::bad_request(format!("settings.provider: {e}")))?;
+    }
+    if let Some(fallbacks) = &s.fallback_models {
+        if fallbacks.len() > MAX_FALLBACK_MODELS {
+            return Err(ApiError::bad_request(format!(
+                "settings.fallback_models takes at most {MAX_FALLBACK_MODELS} models"
+            )));
+        }
+        if fallbacks
+            .iter()
+            .any(|m| m.trim().is_empty() || m.len() > MAX_MODEL_ID_CHARS)
+        {
+            return Err(ApiError::bad_request(format!(
+                "settings.fallback_models: model ids must be 1 to {MAX_MODEL_ID_CHARS} characters"
+            )));
+        }
+    }
+    if let Some(web) = &s.web_search {
+        if web
+            .max_results
+            .is_some_and(|n| !(1..=MAX_WEB_RESULTS).contains(&n))
+        {
+            return Err(ApiError::bad_request(format!(
+                "settings.web_search.max_results must be between 1 and {MAX_WEB_RESULTS}"
+            )));
+        }
+        if let Some(engine) = &web.engine
+            && !WEB_SEARCH_ENGINES.contains(&engine.as_str())
+        {
+            return Err(ApiError::bad_request(format!(
+                "settings.web_search.engine must be one of {}",
+                WEB_SEARCH_ENGINES.join(", ")
+            )));
+        }
+    }
+    if s.reasoning_max_tokens == Some(0) {
+        return Err(ApiError::bad_request(
+            "settings.reasoning_max_tokens must be at least 1",
+        ));
+    }
     Ok(())
 }
 
@@ -139,6 +187,11 @@ const SETTINGS_KEYS: &[&str] = &[
     "history_length",
     "frequency_penalty",
     "presence_penalty",
+    "provider",
+    "fallback_models",
+    "web_search",
+    "reasoning_max_tokens",
+    "reasoning_exclude",
 ];
 
 fn strict_settings<'de, D: serde::Deserializer<'de>>(d: D) -> Result<ChatSettings, D::Error> {
@@ -430,6 +483,9 @@ pub fn resolve_model(
     if raw.len() > MAX_MODEL_ID_CHARS {
         return Err(ApiError::bad_request("model id is too long"));
     }
+    if raw.starts_with("@preset/") {
+        return preset(state, &raw);
+    }
     let r = ModelRef::parse(&raw).map_err(|e| ApiError::bad_request(e.to_string()))?;
     let provider = match r.provider {
         Some(p) => p,
@@ -458,6 +514,40 @@ pub fn resolve_model(
         },
         model: r.model,
         provider,
+    })
+}
+
+/// An OpenRouter preset (`@preset/name`): passed through as it is, to OpenRouter, where this server
+/// lets chats pick that id (any, unless `CUSTOM_MODELS` restricts the list).
+fn preset(state: &AppState, raw: &str) -> Result<Target, ApiError> {
+    let name = &raw["@preset/".len()..];
+    if name.is_empty()
+        || !name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+    {
+        return Err(ApiError::bad_request(format!(
+            "{raw} is not a preset name (@preset/ followed by letters, digits, - _ .)"
+        )));
+    }
+    let provider = ProviderId::OpenRouter;
+    if !state.catalog().table().is_allowed(raw, Some(&provider)) {
+        return Err(ApiError::bad_request(format!(
+            "model {raw} is not available on this server"
+        )));
+    }
+    if state.upstream(&provider).is_none() {
+        return Err(ApiError::bad_request(
+            "provider openrouter is not configured on this server",
+        ));
+    }
+    Ok(Target {
+        model: raw.to_string(),
+        provider,
+        limits: ModelLimits {
+            context_length: None,
+            vision: false,
+        },
     })
 }
 

@@ -1007,3 +1007,110 @@ async fn a_refused_edit_or_regenerate_leaves_the_chat_as_it_was() {
         .unwrap();
     settled(&app, &chat).await;
 }
+
+/// A chat's OpenRouter routing — provider preferences over the server's `OPENROUTER_PROVIDER`,
+/// fallback models, web search, reasoning budget — and the chat id as `session_id` reach the
+/// upstream request, as the mock records it.
+#[tokio::test]
+async fn a_chat_s_routing_settings_reach_the_upstream_request() {
+    let app = spawn_app(&[(
+        "OPENROUTER_PROVIDER",
+        r#"{"data_collection":"deny","sort":"price"}"#,
+    )])
+    .await;
+    let chat = create_chat(&app, None).await;
+    let settings = json!({
+        "model": "mock/echo",
+        "provider": {"sort": "latency", "zdr": true, "order": ["mock"], "max_price": {"prompt": 1}},
+        "fallback_models": ["mock/reasoning"],
+        "web_search": {"enabled": true, "max_results": 3, "engine": "exa"},
+        "reasoning_max_tokens": 1000,
+        "reasoning_exclude": true,
+    });
+    let res = app
+        .http
+        .patch(app.at(&format!("/api/chats/{chat}")))
+        .json(&json!({"settings": settings}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let (status, _) = send(&app, &chat, json!({"content": "route me"})).await;
+    assert_eq!(status, 202);
+    settled(&app, &chat).await;
+    let sent = app
+        .mock
+        .requests()
+        .into_iter()
+        .rev()
+        .find(|r| r.path.ends_with("/chat/completions") && r.body["session_id"] == chat)
+        .expect("the reply's request was recorded")
+        .body;
+    assert_eq!(
+        sent["provider"],
+        json!({"data_collection": "deny", "sort": "latency", "zdr": true, "order": ["mock"],
+               "max_price": {"prompt": 1.0}})
+    );
+    assert_eq!(sent["models"], json!(["mock/echo", "mock/reasoning"]));
+    assert_eq!(
+        sent["plugins"],
+        json!([{"id": "web", "max_results": 3, "engine": "exa"}])
+    );
+    assert_eq!(
+        sent["reasoning"],
+        json!({"max_tokens": 1000, "exclude": true})
+    );
+    assert_eq!(sent["usage"], json!({"include": true}));
+
+    // Reasoning off, and a preset passed through untouched.
+    let (status, _) = send(
+        &app,
+        &chat,
+        json!({"content": "again", "model": "@preset/team-default", "reasoning": {"effort": "off"}}),
+    )
+    .await;
+    assert_eq!(status, 202);
+    settled(&app, &chat).await;
+    let sent = app
+        .mock
+        .requests()
+        .into_iter()
+        .rev()
+        .find(|r| {
+            r.path.ends_with("/chat/completions") && r.body["model"] == "@preset/team-default"
+        })
+        .expect("the preset reached the upstream")
+        .body;
+    assert_eq!(sent["reasoning"], json!({"enabled": false}));
+}
+
+#[tokio::test]
+async fn routing_settings_outside_openrouter_s_schema_are_refused() {
+    let app = spawn_app(&[]).await;
+    let chat = create_chat(&app, None).await;
+    for bad in [
+        json!({"provider": {"sort": "cheapest"}}),
+        json!({"provider": {"orderr": ["openai"]}}),
+        json!({"provider": {"data_collection": "sometimes"}}),
+        json!({"fallback_models": ["a/1", "b/2", "c/3", "d/4"]}),
+        json!({"fallback_models": [""]}),
+        json!({"web_search": {"enabled": true, "max_results": 0}}),
+        json!({"web_search": {"enabled": true, "engine": "bing"}}),
+        json!({"web_search": {"enabled": true, "pages": 2}}),
+        json!({"reasoning_max_tokens": 0}),
+        json!({"reasoning_effort": "maximum"}),
+    ] {
+        let res = app
+            .http
+            .patch(app.at(&format!("/api/chats/{chat}")))
+            .json(&json!({"settings": bad}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 400, "{bad}");
+        let body: Value = res.json().await.unwrap();
+        assert!(body["error"]["message"].is_string(), "{body}");
+    }
+    let (_, now) = app.get_json(&format!("/api/chats/{chat}")).await;
+    assert_eq!(now["settings"], json!({}), "nothing was saved");
+}

@@ -30,6 +30,15 @@ fn settings() -> ChatSettings {
         history_length: Some(12),
         frequency_penalty: Some(0.5),
         presence_penalty: Some(-0.5),
+        provider: Some(json!({"sort": "price", "zdr": true})),
+        fallback_models: Some(vec!["openai/gpt-5".into()]),
+        web_search: Some(switchboard_store::WebSearch {
+            enabled: true,
+            max_results: Some(5),
+            engine: Some("exa".into()),
+        }),
+        reasoning_max_tokens: Some(2048),
+        reasoning_exclude: Some(false),
     }
 }
 
