@@ -50,6 +50,7 @@ pub const VARIABLES: &[(&str, &str)] = &[
     ("SWITCHBOARD_MAX_REPLY_BYTES", "4194304"),
     ("SWITCHBOARD_SHUTDOWN_GRACE", "30s"),
     ("SWITCHBOARD_LEASE_TIMEOUT", "30s"),
+    ("SWITCHBOARD_SHARING", "on"),
 ];
 
 /// A setting that could not be used. The message always starts with the variable's name, so the one
@@ -122,6 +123,8 @@ pub struct Settings {
     /// Provider preferences every chat request starts from (`OPENROUTER_PROVIDER`, JSON); a chat's
     /// own `provider` setting is laid over them.
     pub openrouter_provider: Option<crate::routing::ProviderPreferences>,
+    /// Whether chats may be shared by link (`SWITCHBOARD_SHARING`, on by default).
+    pub sharing: bool,
     /// A reply longer than this (text and reasoning) is ended as `error`, keeping its text.
     pub max_reply_bytes: usize,
     /// How long running replies may take to finish after SIGTERM before they are interrupted.
@@ -434,6 +437,7 @@ impl Settings {
                 .non_empty("SWITCHBOARD_COOKIE_SECRET")
                 .map(|s| Secret::new(s.to_string())),
             openrouter_provider,
+            sharing: flag_or(src, "SWITCHBOARD_SHARING", true)?,
             max_reply_bytes,
             shutdown_grace: duration(src, "SWITCHBOARD_SHUTDOWN_GRACE", 30)?,
             lease_timeout,
@@ -512,6 +516,14 @@ fn base_url(src: &Sources, var: &'static str, default: &str) -> Result<String, S
         ));
     }
     Ok(with_scheme.trim_end_matches('/').to_string())
+}
+
+/// A boolean that defaults to `default` when unset.
+fn flag_or(src: &Sources, var: &'static str, default: bool) -> Result<bool, SettingsError> {
+    match src.non_empty(var) {
+        None => Ok(default),
+        Some(_) => flag(src, var),
+    }
 }
 
 fn flag(src: &Sources, var: &'static str) -> Result<bool, SettingsError> {

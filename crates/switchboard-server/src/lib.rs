@@ -20,6 +20,7 @@ pub mod redact;
 pub mod relay;
 pub mod serving;
 pub mod session;
+pub mod share;
 pub mod ssrf;
 pub mod state;
 pub mod ui;
@@ -56,6 +57,7 @@ pub fn app(state: AppState) -> Router {
         .merge(models::routes())
         .merge(ui::routes())
         .merge(chats::routes())
+        .merge(share::routes())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::middleware::from_fn_with_state(state.clone(), edge));

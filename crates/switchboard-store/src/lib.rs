@@ -58,6 +58,7 @@ mod migrate;
 mod model;
 mod notify;
 mod search;
+mod shares;
 mod turns;
 
 use std::str::FromStr;
@@ -75,6 +76,7 @@ pub use crate::model::{
     NewMessage, Role, SearchHit, StoredEvent, Usage, WebSearch,
 };
 pub use crate::notify::{Notice, Notifications};
+pub use crate::shares::SharedChat;
 pub use crate::turns::{ChatSnapshot, NewTurn, StreamingReply, TurnStarted};
 
 /// Whether a pooled connection may be handed out again. A transaction whose `COMMIT` failed

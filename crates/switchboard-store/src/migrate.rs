@@ -28,6 +28,11 @@ const SQLITE: &[Migration] = &[
         name: "reply ownership, event order and streaming text",
         sql: include_str!("../migrations/sqlite/0002_ownership.sql"),
     },
+    Migration {
+        version: 3,
+        name: "share links",
+        sql: include_str!("../migrations/sqlite/0003_shares.sql"),
+    },
 ];
 
 const POSTGRES: &[Migration] = &[
@@ -40,6 +45,11 @@ const POSTGRES: &[Migration] = &[
         version: 2,
         name: "reply ownership, event order and streaming text",
         sql: include_str!("../migrations/postgres/0002_ownership.sql"),
+    },
+    Migration {
+        version: 3,
+        name: "share links",
+        sql: include_str!("../migrations/postgres/0003_shares.sql"),
     },
 ];
 

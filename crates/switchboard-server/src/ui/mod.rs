@@ -64,7 +64,7 @@ pub struct Chrome {
 }
 
 impl Chrome {
-    fn new(headers: &HeaderMap) -> Chrome {
+    pub fn new(headers: &HeaderMap) -> Chrome {
         let theme = match i18n::read_cookie(headers, THEME_COOKIE) {
             Some("light") => "light",
             Some("dark") => "dark",

@@ -10,3 +10,4 @@ mod gateway;
 mod helpers;
 mod proxy;
 mod sdk;
+mod share;
