@@ -7,7 +7,7 @@
 //! refused; the request is then pinned to the vetted address, so a second DNS answer cannot
 //! rebind it; redirects are never followed.
 
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
 use crate::error::ApiError;
@@ -137,6 +137,7 @@ fn is_public_v4(ip: Ipv4Addr) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::net::Ipv6Addr;
 
     #[test]
     fn address_classes() {
