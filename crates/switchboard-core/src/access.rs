@@ -83,13 +83,22 @@ pub enum Credential {
 }
 
 impl Credential {
-    /// NextChat's reading of an `Authorization` header (proxy, chat API).
-    pub fn from_authorization(header: Option<&str>) -> Credential {
+    /// NextChat's reading of an `Authorization` header (proxy, chat API), with one hole closed: a
+    /// bare token that equals one of `codes` is that code, never an own key, so a code sent
+    /// without its `nk-` prefix is not forwarded upstream as an API key. With codes configured, a
+    /// token not shaped like a provider key (`sk-…`) is a (wrong) code, as on the gateway.
+    pub fn from_authorization(header: Option<&str>, codes: &AccessCodes) -> Credential {
         let token = header.map(bearer_token).unwrap_or("");
         if token.is_empty() {
             Credential::None
         } else if let Some(code) = token.strip_prefix(ACCESS_CODE_PREFIX) {
             Credential::AccessCode(Secret::new(code.to_string()))
+        } else if codes.check(token).is_some() {
+            Credential::AccessCode(Secret::new(token.to_string()))
+        } else if !codes.is_empty() && !token.starts_with("sk-") {
+            // As on the gateway: otherwise every wrong guess would go upstream as a key, unthrottled,
+            // and the upstream's 401 against our 200 would tell the guesser when they hit the code.
+            Credential::AccessCode(Secret::new(token.to_string()))
         } else {
             Credential::OwnKey(Secret::new(token.to_string()))
         }
@@ -236,13 +245,34 @@ impl AccessPolicy {
     }
 }
 
-/// Throttles wrong access codes per client address: `limit` failures per `window`, then refusal
-/// until the window ends. Correct codes are never counted nor refused.
+/// Throttles access-code guessing per client: `limit` wrong codes per `window`, then *every*
+/// credential attempt from that client is refused until the window ends — a right code too, or the
+/// difference between 429 and 200 would still tell a guesser when they hit. Clients are IPv4
+/// addresses or IPv6 /64 networks (one host usually holds a whole /64).
 #[derive(Debug)]
 pub struct FailureThrottle {
     limit: u32,
     window: Duration,
-    state: Mutex<HashMap<IpAddr, (Instant, u32)>>,
+    state: Mutex<HashMap<ClientKey, (Instant, u32)>>,
+}
+
+/// Who the throttle counts: an IPv4 address, or the /64 network of an IPv6 one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ClientKey {
+    V4(std::net::Ipv4Addr),
+    V6Net64(u64),
+}
+
+impl ClientKey {
+    pub fn of(ip: IpAddr) -> ClientKey {
+        match ip {
+            IpAddr::V4(v4) => ClientKey::V4(v4),
+            IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+                Some(v4) => ClientKey::V4(v4),
+                None => ClientKey::V6Net64((u128::from(v6) >> 64) as u64),
+            },
+        }
+    }
 }
 
 impl FailureThrottle {
@@ -254,10 +284,11 @@ impl FailureThrottle {
         }
     }
 
-    /// `Err` with the time to wait when `ip` has used up its failures.
+    /// `Err` with the time to wait when `ip`'s client has used up its failures; asked before every
+    /// credential attempt, right or wrong.
     pub fn check(&self, ip: IpAddr, now: Instant) -> Result<(), AccessError> {
         let state = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        match state.get(&ip) {
+        match state.get(&ClientKey::of(ip)) {
             Some((start, n)) if *n >= self.limit && now.duration_since(*start) < self.window => {
                 Err(AccessError::Throttled {
                     retry_after: self.window - now.duration_since(*start),
@@ -274,7 +305,7 @@ impl FailureThrottle {
             let window = self.window;
             state.retain(|_, (start, _)| now.duration_since(*start) < window);
         }
-        let entry = state.entry(ip).or_insert((now, 0));
+        let entry = state.entry(ClientKey::of(ip)).or_insert((now, 0));
         if now.duration_since(entry.0) >= self.window {
             *entry = (now, 0);
         }
@@ -294,7 +325,7 @@ mod tests {
     }
 
     fn cred(h: &str) -> Credential {
-        Credential::from_authorization(Some(h))
+        Credential::from_authorization(Some(h), &AccessCodes::default())
     }
 
     #[test]
@@ -351,6 +382,27 @@ mod tests {
     }
 
     #[test]
+    fn a_bare_code_is_a_code_on_every_entry_point() {
+        let codes = AccessCodes::new(&["secret123".to_string()]);
+        assert_eq!(
+            Credential::from_authorization(Some("Bearer secret123"), &codes),
+            Credential::AccessCode(Secret::new("secret123".into()))
+        );
+        assert_eq!(
+            Credential::from_authorization(Some("Bearer sk-or-mine"), &codes),
+            Credential::OwnKey(Secret::new("sk-or-mine".into()))
+        );
+        assert_eq!(
+            Credential::from_authorization(Some("Bearer guess"), &codes),
+            Credential::AccessCode(Secret::new("guess".into()))
+        );
+        assert_eq!(
+            Credential::from_authorization(Some("Bearer guess"), &AccessCodes::default()),
+            Credential::OwnKey(Secret::new("guess".into()))
+        );
+    }
+
+    #[test]
     fn gateway_accepts_bare_codes() {
         let codes = AccessCodes::new(&["abc".to_string()]);
         assert_eq!(
@@ -386,5 +438,26 @@ mod tests {
         ));
         assert!(t.check(other, now).is_ok());
         assert!(t.check(ip, now + Duration::from_secs(61)).is_ok());
+    }
+
+    #[test]
+    fn throttle_keys_ipv6_by_its_64() {
+        let t = FailureThrottle::new(2, Duration::from_secs(60));
+        let now = Instant::now();
+        // One host rotating through its /64 is one client.
+        for a in ["2001:db8:1:2::1", "2001:db8:1:2::2"] {
+            t.record_failure(a.parse().unwrap(), now);
+        }
+        let same_64: IpAddr = "2001:db8:1:2:ffff::9".parse().unwrap();
+        let next_64: IpAddr = "2001:db8:1:3::1".parse().unwrap();
+        assert!(matches!(
+            t.check(same_64, now),
+            Err(AccessError::Throttled { .. })
+        ));
+        assert!(t.check(next_64, now).is_ok());
+        // An IPv4-mapped address is its IPv4 client.
+        t.record_failure("10.0.0.1".parse().unwrap(), now);
+        t.record_failure("::ffff:10.0.0.1".parse().unwrap(), now);
+        assert!(t.check("10.0.0.1".parse().unwrap(), now).is_err());
     }
 }

@@ -44,6 +44,8 @@ pub const VARIABLES: &[(&str, &str)] = &[
     ("SWITCHBOARD_UPSTREAM_FIRST_BYTE_TIMEOUT", "300s"),
     ("SWITCHBOARD_UPSTREAM_IDLE_TIMEOUT", "300s"),
     ("SWITCHBOARD_CORS_ORIGINS", ""),
+    ("SWITCHBOARD_ALLOWED_HOSTS", ""),
+    ("SWITCHBOARD_TRUSTED_PROXIES", "127.0.0.0/8,::1/128"),
     ("SWITCHBOARD_METRICS", "code"),
     ("SWITCHBOARD_TITLE_MODEL", ""),
     ("SWITCHBOARD_COOKIE_SECRET", ""),
@@ -91,6 +93,18 @@ pub enum CorsOrigins {
     List(Vec<String>),
 }
 
+/// Which `Host` names the server answers (the DNS-rebinding defence).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum AllowedHosts {
+    /// Loopback names and the bind address when bound to loopback, any host otherwise; plus the
+    /// host of `SWITCHBOARD_SITE_URL`.
+    #[default]
+    Default,
+    Any,
+    /// These host names (lower case, no port), plus the host of `SWITCHBOARD_SITE_URL`.
+    List(Vec<String>),
+}
+
 /// Everything Switchboard is configured with.
 #[derive(Clone)]
 pub struct Settings {
@@ -116,6 +130,9 @@ pub struct Settings {
     pub upstream_first_byte_timeout: Duration,
     pub upstream_idle_timeout: Duration,
     pub cors_origins: CorsOrigins,
+    pub allowed_hosts: AllowedHosts,
+    /// Peers whose `Forwarded`/`X-Forwarded-*` headers are believed (the reverse proxy).
+    pub trusted_proxies: Vec<ipnet::IpNet>,
     pub metrics: MetricsAccess,
     pub title_model: Option<String>,
     /// Signs the browser's login cookie. Random per start when unset (logins then end on restart).
@@ -328,6 +345,42 @@ impl Settings {
                 )
             }
         };
+        let allowed_hosts = match src.non_empty("SWITCHBOARD_ALLOWED_HOSTS") {
+            None => AllowedHosts::Default,
+            Some("*") => AllowedHosts::Any,
+            Some(list) => {
+                let hosts = comma_list(list);
+                for h in &hosts {
+                    if url::Host::parse(h.trim_start_matches('[').trim_end_matches(']')).is_err()
+                        || h.contains(':') && !h.starts_with('[')
+                    {
+                        return Err(SettingsError::invalid(
+                            "SWITCHBOARD_ALLOWED_HOSTS",
+                            format!(
+                                "`{h}` is not a host name like chat.example.com (no port), or *"
+                            ),
+                        ));
+                    }
+                }
+                AllowedHosts::List(hosts.into_iter().map(|h| h.to_ascii_lowercase()).collect())
+            }
+        };
+        let trusted_proxies = comma_list(
+            src.get("SWITCHBOARD_TRUSTED_PROXIES")
+                .unwrap_or("127.0.0.0/8,::1/128"),
+        )
+        .into_iter()
+        .map(|c| {
+            c.parse::<ipnet::IpNet>()
+                .or_else(|_| c.parse::<IpAddr>().map(ipnet::IpNet::from))
+                .map_err(|_| {
+                    SettingsError::invalid(
+                        "SWITCHBOARD_TRUSTED_PROXIES",
+                        format!("`{c}` is not an address or CIDR like 10.0.0.0/8"),
+                    )
+                })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
         let metrics = match src
             .non_empty("SWITCHBOARD_METRICS")
             .map(str::to_ascii_lowercase)
@@ -431,6 +484,8 @@ impl Settings {
             )?,
             upstream_idle_timeout: duration(src, "SWITCHBOARD_UPSTREAM_IDLE_TIMEOUT", 300)?,
             cors_origins,
+            allowed_hosts,
+            trusted_proxies,
             metrics,
             title_model: src.non_empty("SWITCHBOARD_TITLE_MODEL").map(str::to_string),
             cookie_secret: src

@@ -48,7 +48,8 @@ fn admit_browser(state: &AppState, headers: &HeaderMap) -> Result<Principal, Api
 /// How an entry point's clients present credentials.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CredentialStyle {
-    /// NextChat's: `Bearer nk-<code>` is a code, any other bearer token an own key.
+    /// NextChat's: `Bearer nk-<code>` (or a bare configured code) is a code, any other bearer
+    /// token an own key.
     NextChat,
     /// SDKs on the OpenAI-compatible gateway: a bare `Bearer <code>` counts as a code too.
     Gateway,
@@ -65,7 +66,7 @@ pub fn admit(
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok());
     let cred = match style {
-        CredentialStyle::NextChat => Credential::from_authorization(header),
+        CredentialStyle::NextChat => Credential::from_authorization(header, &state.policy().codes),
         CredentialStyle::Gateway => {
             Credential::from_gateway_authorization(header, &state.policy().codes)
         }
@@ -76,17 +77,20 @@ pub fn admit(
     admit_credential(state, &cred, client_ip)
 }
 
-/// Apply the policy to one credential, throttling wrong codes per client address.
+/// Apply the policy to one credential. A client that has used up its wrong codes is refused
+/// before its credential is even looked at, so a right code cannot be told from a wrong one.
 pub fn admit_credential(
     state: &AppState,
     cred: &Credential,
     client_ip: IpAddr,
 ) -> Result<Principal, ApiError> {
+    let now = Instant::now();
+    if state.policy().needs_code() {
+        state.throttle().check(client_ip, now)?;
+    }
     match state.policy().admit(cred) {
         Ok(p) => Ok(p),
         Err(AccessError::WrongCode) => {
-            let now = Instant::now();
-            state.throttle().check(client_ip, now)?;
             state.throttle().record_failure(client_ip, now);
             Err(AccessError::WrongCode.into())
         }

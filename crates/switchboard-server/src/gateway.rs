@@ -46,6 +46,7 @@ async fn chat_completions(
         .model
         .as_deref()
         .ok_or_else(|| ApiError::bad_request("`model` is required"))?;
+    check_shape(&requested, &body)?;
     let model_ref = ModelRef::parse(raw_model).map_err(|e| ApiError::bad_request(e.to_string()))?;
     let table = state.catalog().table();
     let provider = match &model_ref.provider {
@@ -85,6 +86,38 @@ async fn chat_completions(
         started,
     )
     .await
+}
+
+/// The longest model id the gateway relays; real ids are well under 100 characters.
+pub const MAX_MODEL_ID_CHARS: usize = 256;
+
+/// Only the message count of a completion request, for [`check_shape`].
+#[derive(serde::Deserialize)]
+struct MessageCount {
+    messages: Option<Vec<serde::de::IgnoredAny>>,
+}
+
+/// Refuse what no provider would answer usefully before it costs an upstream call: an oversized
+/// model id (one of 100,000 characters was relayed) or no messages.
+fn check_shape(requested: &RequestedModels, body: &[u8]) -> Result<(), ApiError> {
+    let ids = requested.model.iter().chain(requested.models.iter());
+    if let Some(long) = ids
+        .into_iter()
+        .find(|m| m.chars().count() > MAX_MODEL_ID_CHARS)
+    {
+        return Err(ApiError::bad_request(format!(
+            "a model id is {} characters long; the limit is {MAX_MODEL_ID_CHARS}",
+            long.chars().count()
+        )));
+    }
+    let count: MessageCount = serde_json::from_slice(body)
+        .map_err(|_| ApiError::bad_request("`messages` must be an array of messages"))?;
+    match count.messages {
+        Some(m) if !m.is_empty() => Ok(()),
+        _ => Err(ApiError::bad_request(
+            "`messages` must be a non-empty array of messages",
+        )),
+    }
 }
 
 fn strip_provider_suffix(body: &[u8], model: &str) -> Result<Bytes, ApiError> {

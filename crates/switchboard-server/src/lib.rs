@@ -15,6 +15,7 @@ pub mod extract;
 pub mod gateway;
 pub mod metrics;
 pub mod models;
+pub mod origin;
 pub mod proxy;
 pub mod redact;
 pub mod relay;
@@ -143,18 +144,20 @@ fn cors_layer(origins: &CorsOrigins) -> Option<CorsLayer> {
 pub const MAX_HEADER_BYTES: usize = 64 * 1024;
 
 /// What every request passes through, in one layer (each extra `from_fn` layer costs a boxed
-/// future and a service clone per request): refuse oversized headers, give plain-text
-/// rejections the JSON error shape, count the answer for `/metrics`.
+/// future and a service clone per request): refuse oversized headers, a host we do not answer
+/// to and cross-site writes ([`origin`]), give plain-text rejections the JSON error shape, count
+/// the answer for `/metrics`.
 async fn edge(
     State(state): State<AppState>,
-    req: axum::extract::Request,
+    mut req: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> Response {
     let route = req
         .extensions()
         .get::<axum::extract::MatchedPath>()
         .cloned();
-    let res = match oversized_headers(req.headers()) {
+    let refusal = oversized_headers(req.headers()).or_else(|| check_where_from(&state, &mut req));
+    let res = match refusal {
         Some(refusal) => refusal.into_response(),
         None => json_errors(next.run(req).await).await,
     };
@@ -163,6 +166,32 @@ async fn edge(
         res.status().as_u16(),
     );
     res
+}
+
+/// The [`origin`] checks. Behind a trusted proxy the peer is the proxy, so the client's address it
+/// forwarded replaces the peer's in `ConnectInfo`: the wrong-code throttle then counts clients,
+/// not the proxy everyone shares.
+fn check_where_from(state: &AppState, req: &mut axum::extract::Request) -> Option<ApiError> {
+    let peer = req
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0)
+        .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 0)));
+    let settings = state.settings();
+    let addressed = origin::Addressed::of(settings, req.headers(), req.uri(), peer.ip());
+    if let Err(e) = origin::check_host(settings, &addressed)
+        .and_then(|()| origin::check_origin(settings, req.method(), req.headers(), &addressed))
+    {
+        return Some(e);
+    }
+    if addressed.client_ip != peer.ip() {
+        req.extensions_mut().insert(ConnectInfo(SocketAddr::new(
+            addressed.client_ip,
+            peer.port(),
+        )));
+    }
+    req.extensions_mut().insert(addressed);
+    None
 }
 
 /// 431 for requests whose headers add up to more than [`MAX_HEADER_BYTES`]. (Beyond hyper's own

@@ -7,7 +7,7 @@
 //! refused; the request is then pinned to the vetted address, so a second DNS answer cannot
 //! rebind it; redirects are never followed.
 
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
 use crate::error::ApiError;
@@ -80,7 +80,10 @@ pub async fn vet_endpoint(raw: &str) -> Result<VettedEndpoint, ApiError> {
     })
 }
 
-/// Whether `ip` is an address on the public internet.
+/// Whether `ip` is an address on the public internet. IPv6 forms that carry an IPv4 address are
+/// judged by that address (IPv4-mapped, NAT64) or refused outright where the embedding is a
+/// deprecated or tunnelling form a router may still forward (IPv4-compatible `::a.b.c.d`, 6to4
+/// `2002::/16`, Teredo `2001::/32`), as are site-local `fec0::/10` and the other special ranges.
 pub fn is_public(ip: IpAddr) -> bool {
     match ip {
         IpAddr::V4(v4) => is_public_v4(v4),
@@ -102,10 +105,15 @@ pub fn is_public(ip: IpAddr) -> bool {
             !(v6.is_loopback()
                 || v6.is_unspecified()
                 || v6.is_multicast()
+                || seg[0] < 0x0100 // ::/8 bar the forms above: IPv4-compatible ::a.b.c.d, local NAT64
+                || seg[0] == 0x0100 && seg[1..4].iter().all(|s| *s == 0) // discard-only 100::/64
+                || seg[0] == 0x2002 // 6to4, embeds an IPv4 address
+                || (seg[0] == 0x2001 && seg[1] < 0x0200) // IETF special: Teredo 2001::/32, benchmarking, ORCHID
                 || (seg[0] & 0xfe00) == 0xfc00 // unique local, incl. fd00:ec2::254 metadata
                 || (seg[0] & 0xffc0) == 0xfe80 // link-local
+                || (seg[0] & 0xffc0) == 0xfec0 // site-local (deprecated, still routed by some)
                 || (seg[0] == 0x2001 && seg[1] == 0x0db8) // documentation
-                || v6 == Ipv6Addr::new(0, 0, 0, 0, 0, 0, 0, 1))
+                || seg[0] == 0x3fff && seg[1] < 0x1000) // documentation 3fff::/20
         }
     }
 }
@@ -129,6 +137,7 @@ fn is_public_v4(ip: Ipv4Addr) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::net::Ipv6Addr;
 
     #[test]
     fn address_classes() {
@@ -153,6 +162,21 @@ mod tests {
             "192.0.0.1",
             "198.18.0.1",
             "240.0.0.1",
+            // Issue 20, item 7: each of these was accepted.
+            "::127.0.0.1",
+            "::ffff:0:7f00:1",
+            "fec0::1",
+            "2002:7f00:1::",
+            "2001::1",
+            // and their neighbours
+            "::8.8.8.8",
+            "2002:808:808::1",
+            "2001:0:4136:e378:8000:63bf:3fff:fdd2",
+            "64:ff9b:1::a00:1",
+            "64:ff9b::7f00:1",
+            "100::1",
+            "feff::1",
+            "3fff::1",
         ] {
             assert!(!is_public(ip.parse().unwrap()), "{ip} must be refused");
         }
@@ -163,6 +187,57 @@ mod tests {
             "::ffff:8.8.8.8",
         ] {
             assert!(is_public(ip.parse().unwrap()), "{ip} is public");
+        }
+    }
+
+    fn embedded_forms(v4: Ipv4Addr) -> [(&'static str, Ipv6Addr); 4] {
+        let [a, b, c, d] = v4.octets();
+        let hi = u16::from_be_bytes([a, b]);
+        let lo = u16::from_be_bytes([c, d]);
+        [
+            ("IPv4-compatible", Ipv6Addr::new(0, 0, 0, 0, 0, 0, hi, lo)),
+            ("6to4", Ipv6Addr::new(0x2002, hi, lo, 0, 0, 0, 0, 1)),
+            // Teredo carries the client's address inverted in the last 32 bits.
+            ("Teredo", Ipv6Addr::new(0x2001, 0, hi, lo, 0, 0, !hi, !lo)),
+            ("site-local", Ipv6Addr::new(0xfec0, 0, 0, 0, 0, 0, hi, lo)),
+        ]
+    }
+
+    proptest::proptest! {
+        /// The vetting never admits what `ip_network` classifies as not globally routable, and
+        /// admits every IPv4 address it calls global (bar the two IETF anycast exceptions).
+        #[test]
+        fn ipv4_vetting_agrees_with_ip_network(bits: u32) {
+            let v4 = Ipv4Addr::from(bits);
+            let global = ip_network::Ipv4Network::new(v4, 32).unwrap().is_global()
+                && !v4.is_multicast()
+                && !matches!(v4.octets(), [192, 0, 0, 9 | 10]);
+            proptest::prop_assert_eq!(is_public(IpAddr::V4(v4)), global, "{}", v4);
+            proptest::prop_assert_eq!(is_public(IpAddr::V6(v4.to_ipv6_mapped())), global);
+            for (form, v6) in embedded_forms(v4) {
+                proptest::prop_assert!(!is_public(IpAddr::V6(v6)), "{} form {} admitted", form, v6);
+            }
+        }
+
+        #[test]
+        fn ipv6_vetting_is_never_wider_than_ip_network(bits: u128) {
+            let v6 = Ipv6Addr::from(bits);
+            if is_public(IpAddr::V6(v6)) {
+                let net = ip_network::Ipv6Network::new(v6, 128).unwrap();
+                proptest::prop_assert!(net.is_unicast_global() && !net.is_multicast(), "{}", v6);
+            }
+        }
+
+        #[test]
+        fn ipv6_in_special_prefixes_is_refused(prefix in proptest::sample::select(vec![
+            0x0000u16, 0x0064, 0x2002, 0xfc00, 0xfd00, 0xfe80, 0xfec0, 0xff02,
+        ]), rest: u128) {
+            let bits = (u128::from(prefix) << 112) | (rest >> 16);
+            let v6 = Ipv6Addr::from(bits);
+            // ::ffff:a.b.c.d and 64:ff9b::a.b.c.d are judged by their IPv4 address instead.
+            if v6.to_ipv4_mapped().is_none() && !(prefix == 0x0064 && v6.segments()[1] == 0xff9b) {
+                proptest::prop_assert!(!is_public(IpAddr::V6(v6)), "{}", v6);
+            }
         }
     }
 
@@ -181,6 +256,11 @@ mod tests {
             "not a url",
             "http://0x7f000001/",
             "http://2130706433/",
+            "http://[::127.0.0.1]/",
+            "http://[::ffff:0:7f00:1]/",
+            "http://[fec0::1]/",
+            "http://[2002:7f00:1::]/",
+            "http://[2001::1]/",
         ] {
             let err = vet_endpoint(bad)
                 .await

@@ -16,7 +16,6 @@ use std::net::SocketAddr;
 use axum::Router;
 use axum::extract::{ConnectInfo, FromRequestParts};
 use axum::http::request::Parts;
-use axum::http::{HeaderMap, Method, header};
 use axum::routing::{delete, get, post};
 use switchboard_core::access::Principal;
 
@@ -71,42 +70,11 @@ impl FromRequestParts<AppState> for Caller {
             .get::<ConnectInfo<SocketAddr>>()
             .map(|c| c.0.ip())
             .unwrap_or(std::net::IpAddr::from([127, 0, 0, 1]));
-        check_origin(&parts.method, &parts.headers)?;
         let principal = admit(state, &parts.headers, ip, CredentialStyle::NextChat)?;
         let workspace = principal.workspace();
         Ok(Caller {
             principal,
             workspace,
         })
-    }
-}
-
-/// CSRF defence for cookie-authenticated writes: a browser always sends `Origin` on a
-/// cross-site POST, so one naming another host is refused. Requests that carry an
-/// `Authorization` header cannot be forged by another site and need no check.
-pub fn check_origin(method: &Method, headers: &HeaderMap) -> Result<(), ApiError> {
-    if matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS)
-        || !crate::session::uses_cookie(headers)
-    {
-        return Ok(());
-    }
-    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok());
-    match headers.get(header::ORIGIN).and_then(|o| o.to_str().ok()) {
-        Some(origin) => {
-            let origin_host = origin.split_once("://").map(|(_, rest)| rest);
-            if origin_host.is_some() && origin_host == host {
-                Ok(())
-            } else {
-                Err(ApiError::forbidden(
-                    "cross-site request refused: Origin does not match this server",
-                ))
-            }
-        }
-        None => match headers.get("sec-fetch-site").and_then(|v| v.to_str().ok()) {
-            Some("cross-site" | "same-site") => {
-                Err(ApiError::forbidden("cross-site request refused"))
-            }
-            _ => Ok(()),
-        },
     }
 }

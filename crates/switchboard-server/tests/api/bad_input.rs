@@ -109,7 +109,7 @@ fn specific(path: &str) -> Vec<(&'static str, Vec<u8>)> {
             ),
             (
                 "an unknown reasoning effort",
-                json(json!({"settings": {"reasoning_effort": "max"}})),
+                json(json!({"settings": {"reasoning_effort": "maximum"}})),
             ),
             (
                 "an overlong model id",
@@ -140,7 +140,7 @@ fn specific(path: &str) -> Vec<(&'static str, Vec<u8>)> {
             ),
             (
                 "an unknown reasoning effort",
-                json(json!({"content": "hi", "reasoning": {"effort": "max"}})),
+                json(json!({"content": "hi", "reasoning": {"effort": "maximum"}})),
             ),
             (
                 "an unknown field",

@@ -608,7 +608,7 @@ async fn patch_settings_are_validated_and_saved() {
         json!({"settings": {"temperature": 3}}),
         json!({"settings": {"top_p": 2}}),
         json!({"settings": {"temperature": "hot"}}),
-        json!({"settings": {"reasoning_effort": "max"}}),
+        json!({"settings": {"reasoning_effort": "maximum"}}),
         json!({"settings": {"presence_penalty": 2.5}}),
         json!({"settings": {"frequency_penalty": -3}}),
         json!({"settings": {"no_such_setting": 1}}),

@@ -35,7 +35,7 @@ async fn gateway_takes_bare_and_prefixed_codes() {
         let mut req = app
             .http
             .post(app.at("/v1/chat/completions"))
-            .json(&json!({"model": "mock/echo", "messages": []}));
+            .json(&json!({"model": "mock/echo", "messages": [{"role": "user", "content": "a"}]}));
         if let Some(a) = auth {
             req = req.header("authorization", a);
         }
@@ -71,7 +71,7 @@ async fn model_at_provider_routes_and_is_stripped() {
     let res = app
         .http
         .post(app.at("/v1/chat/completions"))
-        .json(&json!({"model": "mock/echo", "messages": []}))
+        .json(&json!({"model": "mock/echo", "messages": [{"role": "user", "content": "a"}]}))
         .send()
         .await
         .unwrap();
@@ -81,7 +81,7 @@ async fn model_at_provider_routes_and_is_stripped() {
     let res = app
         .http
         .post(app.at("/v1/chat/completions"))
-        .json(&json!({"model": "x@NoSuchProvider", "messages": []}))
+        .json(&json!({"model": "x@NoSuchProvider", "messages": [{"role": "user", "content": "a"}]}))
         .send()
         .await
         .unwrap();
@@ -99,17 +99,19 @@ async fn gateway_refuses_restricted_models_and_bad_bodies() {
             .send()
     };
     assert_eq!(
-        post(json!({"model": "mock/echo", "messages": []}))
+        post(json!({"model": "mock/echo", "messages": [{"role": "user", "content": "a"}]}))
             .await
             .unwrap()
             .status(),
         200
     );
-    let res = post(json!({"model": "mock/tools", "messages": []}))
+    let res = post(json!({"model": "mock/tools", "messages": [{"role": "user", "content": "a"}]}))
         .await
         .unwrap();
     assert_eq!(res.status(), 403);
-    let res = post(json!({"messages": []})).await.unwrap();
+    let res = post(json!({"messages": [{"role": "user", "content": "a"}]}))
+        .await
+        .unwrap();
     assert_eq!(res.status(), 400);
     let body: serde_json::Value = res.json().await.unwrap();
     assert!(body["error"]["message"].as_str().unwrap().contains("model"));
@@ -143,4 +145,44 @@ async fn v1_models_lists_available_models_in_openai_shape() {
     assert_eq!(ids, ["mock/echo", "qwen/qwen3-32b:free"]);
     assert_eq!(body["data"][0]["object"], "model");
     assert!(body["data"][0]["owned_by"].is_string());
+}
+
+/// Issue 20, item 11: a 100,000-character model id was relayed upstream; an empty `messages` too.
+#[tokio::test]
+async fn oversized_model_ids_and_empty_messages_are_400() {
+    let app = spawn_app(&[]).await;
+    let one = json!([{"role": "user", "content": "a"}]);
+    let long = "m".repeat(100_000);
+    let just_over = "m".repeat(257);
+    for body in [
+        json!({"model": long, "messages": one}),
+        json!({"model": just_over, "messages": one}),
+        json!({"model": "mock/echo", "models": [long], "messages": one}),
+        json!({"model": "mock/echo", "messages": []}),
+        json!({"model": "mock/echo"}),
+        json!({"model": "mock/echo", "messages": "hi"}),
+    ] {
+        let res = app
+            .http
+            .post(app.at("/v1/chat/completions"))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 400);
+        let err: serde_json::Value = res.json().await.unwrap();
+        assert!(err["error"]["message"].is_string(), "{err}");
+    }
+    assert!(
+        app.mock.requests().is_empty(),
+        "nothing reached the upstream"
+    );
+    let ok = app
+        .http
+        .post(app.at("/v1/chat/completions"))
+        .json(&json!({"model": "m".repeat(256), "messages": one}))
+        .send()
+        .await
+        .unwrap();
+    assert_ne!(ok.status(), 400, "256 characters are allowed");
 }

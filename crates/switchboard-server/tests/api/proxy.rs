@@ -69,6 +69,21 @@ async fn right_code_uses_the_server_key_and_never_forwards_the_code() {
     );
 }
 
+/// Issue 20, item 5: `Bearer secret123` (a configured code without `nk-`) reached the upstream as
+/// an API key. It is a code on every entry point, and never leaves the server.
+#[tokio::test]
+async fn a_bare_code_is_a_code_and_never_reaches_the_upstream() {
+    let app = spawn_app(&[("CODE", "secret123")]).await;
+    let res = post_chat(&app, Some("Bearer secret123"), &echo_body()).await;
+    assert_eq!(res.status(), 200);
+    assert_eq!(last_auth(&app), format!("Bearer {SERVER_KEY}"));
+    let seen = serde_json::to_string(&app.mock.requests()).unwrap();
+    assert!(
+        !seen.contains("secret123"),
+        "the access code reached the upstream"
+    );
+}
+
 #[tokio::test]
 async fn wrong_or_missing_code_is_refused() {
     let app = spawn_app(&[("CODE", "alpha")]).await;
@@ -607,23 +622,55 @@ async fn idle_stream_ends_with_an_error_chunk() {
     server.abort();
 }
 
+/// Issue 20, item 3: after 10 wrong codes the right one was still admitted, so a loop of 351
+/// guesses found the code. Once throttled, the client gets 429 for every attempt, the right code
+/// included, on every entry point.
 #[tokio::test]
-async fn wrong_codes_are_throttled_but_right_codes_are_not() {
-    let app = spawn_app(&[("CODE", "right")]).await;
-    for _ in 0..10 {
-        let res = post_chat(&app, Some("Bearer nk-guess"), &echo_body()).await;
-        assert_eq!(res.status(), 401);
+async fn a_brute_force_loop_is_stopped_by_the_throttle() {
+    let app = spawn_app(&[("CODE", "c0de-350")]).await;
+    let mut admitted = Vec::new();
+    let mut throttled = 0;
+    for n in 0..=350 {
+        let res = post_chat(&app, Some(&format!("Bearer nk-c0de-{n}")), &echo_body()).await;
+        match res.status().as_u16() {
+            200 => admitted.push(n),
+            429 => {
+                let retry: u64 = res.headers()["retry-after"]
+                    .to_str()
+                    .unwrap()
+                    .parse()
+                    .unwrap();
+                assert!((1..=60).contains(&retry));
+                throttled += 1;
+            }
+            401 => {}
+            other => panic!("guess {n}: unexpected {other}"),
+        }
     }
-    let res = post_chat(&app, Some("Bearer nk-guess"), &echo_body()).await;
-    assert_eq!(res.status(), 429);
-    let retry: u64 = res.headers()["retry-after"]
-        .to_str()
-        .unwrap()
-        .parse()
+    assert!(admitted.is_empty(), "a guess got through: {admitted:?}");
+    assert_eq!(throttled, 351 - 10, "all but the first 10 guesses are 429");
+    // The other entry points: the gateway's bare code, the login form.
+    let res = app
+        .http
+        .post(app.at("/v1/chat/completions"))
+        .header("authorization", "Bearer c0de-350")
+        .json(&echo_body())
+        .send()
+        .await
         .unwrap();
-    assert!((1..=60).contains(&retry));
-    let res = post_chat(&app, Some("Bearer nk-right"), &echo_body()).await;
-    assert_eq!(res.status(), 200);
+    assert_eq!(res.status(), 429);
+    let res = app
+        .http
+        .post(app.at("/api/login"))
+        .json(&json!({"code": "c0de-350"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 429);
+    assert!(
+        app.mock.requests().is_empty(),
+        "nothing reached the upstream"
+    );
 }
 
 #[tokio::test]
