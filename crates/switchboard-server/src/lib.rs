@@ -55,9 +55,16 @@ pub fn app(state: AppState) -> Router {
         .route("/metrics", get(metrics))
         .merge(proxy::routes())
         .merge(gateway::routes())
-        .merge(models::routes())
-        .merge(ui::routes())
-        .merge(chats::routes())
+        // Pages, assets and the JSON the UI reads are compressed (br or gzip, as the browser
+        // asks); event streams are not (each event must leave at once), and neither is anything
+        // the proxy or the gateway relays, which passes through byte for byte.
+        .merge(
+            Router::new()
+                .merge(models::routes())
+                .merge(ui::routes())
+                .merge(chats::routes())
+                .layer(tower_http::compression::CompressionLayer::new()),
+        )
         .merge(share::routes())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)

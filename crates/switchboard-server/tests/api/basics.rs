@@ -148,3 +148,51 @@ async fn login_cookie_admits_the_browser() {
         .unwrap();
     assert_eq!(res.status(), 401);
 }
+
+/// Pages, assets and the UI's JSON go out compressed when the browser asks; event streams and
+/// whatever the proxy relays do not (an event must leave at once; relayed bytes pass untouched).
+#[tokio::test]
+async fn pages_and_json_are_compressed_streams_and_relays_are_not() {
+    let app = spawn_app(&[]).await;
+    app.load_catalog().await;
+    let get = |path: String, encoding: &'static str| {
+        let req = app
+            .http
+            .get(app.at(&path))
+            .header("accept-encoding", encoding);
+        async move { req.send().await.unwrap() }
+    };
+    let plain = get("/api/models".into(), "identity").await;
+    assert!(plain.headers().get("content-encoding").is_none());
+    let plain_len = plain.bytes().await.unwrap().len();
+    for encoding in ["gzip", "br"] {
+        let res = get("/api/models".into(), encoding).await;
+        assert_eq!(res.status(), 200);
+        assert_eq!(res.headers()["content-encoding"], encoding);
+        let len = res.bytes().await.unwrap().len();
+        assert!(
+            len * 4 < plain_len,
+            "{encoding}: {len} of {plain_len} bytes"
+        );
+    }
+    let css = get(switchboard_server::ui::assets::url("app.css"), "gzip").await;
+    assert_eq!(css.headers()["content-encoding"], "gzip");
+
+    let chat = crate::chats::create_chat(&app, None).await;
+    let mut events = get(format!("/api/chats/{chat}/events"), "gzip, br").await;
+    assert_eq!(events.headers()["content-type"], "text/event-stream");
+    assert!(events.headers().get("content-encoding").is_none());
+    let first = events.chunk().await.unwrap().unwrap();
+    assert!(String::from_utf8_lossy(&first).contains("connected"));
+
+    let relayed = app
+        .http
+        .post(app.at("/api/openrouter/v1/chat/completions"))
+        .header("accept-encoding", "gzip")
+        .json(&serde_json::json!({"model": "mock/echo", "messages": [{"role": "user", "content": "x"}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(relayed.status(), 200);
+    assert!(relayed.headers().get("content-encoding").is_none());
+}
