@@ -518,6 +518,7 @@ impl Inner {
             provider: None,
             model: None,
             first_token_at: None,
+            reasoning_ended_at: None,
             events: vec![EventDraft::new(
                 "done",
                 &message.id,

@@ -63,6 +63,8 @@ struct Facts {
     finish_reason: Option<String>,
     error: Option<(Option<String>, String)>,
     first_token_at: Option<i64>,
+    /// The first answer token after reasoning.
+    reasoning_ended_at: Option<i64>,
     /// An SSE line or event over the decoder's limit: the stream cannot be trusted after it.
     too_long: Option<usize>,
 }
@@ -367,6 +369,9 @@ impl Generation {
                 }
                 StreamEvent::ReasoningDetail(v) => self.facts.details.push(v),
                 StreamEvent::Content(text) => {
+                    if !self.reasoning.is_empty() && self.content.is_empty() && !text.is_empty() {
+                        self.facts.reasoning_ended_at.get_or_insert_with(now_ms);
+                    }
                     self.size += text.len();
                     self.content.push_str(&text);
                     self.pending.content.push_str(&text);
@@ -385,7 +390,13 @@ impl Generation {
                 }
                 StreamEvent::Usage(u) => self.facts.usage = Some(u),
                 StreamEvent::Finish { reason, .. } => self.facts.finish_reason = Some(reason),
-                StreamEvent::Error { code, message, .. } => {
+                StreamEvent::Error {
+                    code,
+                    message,
+                    metadata,
+                } => {
+                    let status = code.as_http_status();
+                    let message = explain(status, &message, metadata.as_ref());
                     self.facts.error.get_or_insert((error_code(&code), message));
                 }
                 StreamEvent::Malformed(DecodeError::Sse(e)) => {
@@ -466,6 +477,7 @@ impl Generation {
             tool_calls,
             annotations,
             first_token_at: self.facts.first_token_at,
+            reasoning_ended_at: self.facts.reasoning_ended_at,
             generation_id: self.facts.generation_id.clone(),
             model: self.facts.model.clone(),
             provider: self.facts.provider.clone(),
@@ -516,6 +528,12 @@ impl Generation {
         message.provider = self.facts.provider.clone().or(message.provider);
         message.first_token_at = self.facts.first_token_at;
         message.finished_at = Some(now_ms());
+        // A reply that only reasoned (stopped, failed) thought until it ended.
+        message.reasoning_ended_at = self.facts.reasoning_ended_at.or((!message
+            .reasoning
+            .is_empty())
+        .then_some(message.finished_at)
+        .flatten());
 
         // Rendering a long reply's markdown is CPU work: off the async threads.
         let view = {
@@ -545,6 +563,7 @@ impl Generation {
             provider: message.provider.clone(),
             model: message.model.clone(),
             first_token_at: message.first_token_at,
+            reasoning_ended_at: message.reasoning_ended_at,
             events: vec![EventDraft::new("done", &message.id, view)],
             compact: COMPACTED_KINDS.iter().map(|k| k.to_string()).collect(),
         };
@@ -603,12 +622,50 @@ async fn refusal(mut resp: reqwest::Response, idle: Duration) -> Outcome {
         }
     }
     let provider_message = decode_json_body(&body).into_iter().find_map(|e| match e {
-        StreamEvent::Error { message, .. } if !message.is_empty() => Some(message),
+        StreamEvent::Error {
+            message, metadata, ..
+        } if !message.is_empty() => Some(explain(Some(status), &message, metadata.as_ref())),
         _ => None,
     });
     Outcome::Failed {
         code: Some(status.to_string()),
         message: provider_message.unwrap_or_else(|| format!("the provider answered HTTP {status}")),
+    }
+}
+
+/// The provider's error as a person can act on it: OpenRouter's message, and what the provider
+/// behind it said (`metadata.provider_name`, `metadata.raw`) — for a 429, who rate-limited the
+/// request and what to do about it.
+fn explain(status: Option<u16>, message: &str, metadata: Option<&Value>) -> String {
+    let provider = metadata
+        .and_then(|m| m.get("provider_name"))
+        .and_then(Value::as_str)
+        .filter(|p| !p.is_empty());
+    let raw = metadata
+        .and_then(|m| m.get("raw"))
+        .and_then(|raw| match raw {
+            Value::String(s) if !s.trim().is_empty() => Some(s.trim().to_string()),
+            Value::Null | Value::String(_) => None,
+            other => Some(other.to_string()),
+        });
+    // A provider's raw error can be a whole page: a sentence or two is what helps.
+    let raw = raw.map(|r| {
+        let clipped: String = r.chars().take(500).collect();
+        if clipped.len() < r.len() {
+            format!("{clipped}…")
+        } else {
+            clipped
+        }
+    });
+    match (status, provider, raw) {
+        (Some(429), Some(p), Some(raw)) => format!("Rate-limited upstream by {p}: {raw}"),
+        (Some(429), Some(p), None) => {
+            format!("Rate-limited upstream by {p}: retry shortly, or add your own key ({message})")
+        }
+        (_, Some(p), Some(raw)) => format!("{message} — {p}: {raw}"),
+        (_, None, Some(raw)) => format!("{message}: {raw}"),
+        (_, Some(p), None) => format!("{message} ({p})"),
+        (_, None, None) => message.to_string(),
     }
 }
 
@@ -651,7 +708,35 @@ fn store_usage(u: &switchboard_core::stream::Usage) -> Usage {
 
 #[cfg(test)]
 mod tests {
-    use super::within;
+    use super::{explain, within};
+    use serde_json::json;
+
+    #[test]
+    fn provider_errors_say_who_and_what() {
+        let meta = json!({"provider_name": "Google", "raw": "quota exceeded, retry in 30 s"});
+        assert_eq!(
+            explain(Some(429), "Provider returned error", Some(&meta)),
+            "Rate-limited upstream by Google: quota exceeded, retry in 30 s"
+        );
+        assert_eq!(
+            explain(Some(502), "Provider returned error", Some(&meta)),
+            "Provider returned error — Google: quota exceeded, retry in 30 s"
+        );
+        assert_eq!(
+            explain(
+                Some(503),
+                "No instances",
+                Some(&json!({"provider_name": "Mock"}))
+            ),
+            "No instances (Mock)"
+        );
+        assert_eq!(
+            explain(Some(402), "Insufficient credits", None),
+            "Insufficient credits"
+        );
+        let long = json!({"raw": "x".repeat(2000)});
+        assert!(explain(Some(500), "Oops", Some(&long)).chars().count() < 520);
+    }
 
     #[test]
     fn cutting_text_keeps_whole_characters() {

@@ -65,5 +65,6 @@ pub(crate) fn test_message(
         created_at: 0,
         first_token_at: None,
         finished_at: None,
+        reasoning_ended_at: None,
     }
 }

@@ -42,6 +42,8 @@ pub struct MessageView {
     pub finish_reason: Option<String>,
     pub created_at: i64,
     pub first_token_at: Option<i64>,
+    /// When the answer began after the reasoning (for "thought for").
+    pub reasoning_ended_at: Option<i64>,
     pub finished_at: Option<i64>,
 }
 
@@ -90,6 +92,7 @@ impl MessageView {
             finish_reason: m.finish_reason.clone(),
             created_at: m.created_at,
             first_token_at: m.first_token_at,
+            reasoning_ended_at: m.reasoning_ended_at,
             finished_at: m.finished_at,
         }
     }

@@ -107,8 +107,10 @@ function thinkLabel(m) {
   if (m.status === 'streaming' && !m.content) return t('thinking');
   let ms = m._thinkMs;
   if (ms == null) {
-    const end = m.first_token_at ?? m.finished_at;
-    if (end != null && m.created_at) ms = Math.max(0, end - m.created_at);
+    // From the first reasoning token to the first answer token, as stored (survives a reload).
+    const end = m.reasoning_ended_at ?? m.finished_at;
+    const start = m.first_token_at ?? m.created_at;
+    if (end != null && start) ms = Math.max(0, end - start);
   }
   return ms == null ? t('thinking_done') : t('thought_for', { s: (ms / 1000).toFixed(1) });
 }

@@ -72,6 +72,8 @@ pub struct GenerationWrite {
     pub annotations: Option<serde_json::Value>,
     /// Only the first value ever written is kept.
     pub first_token_at: Option<i64>,
+    /// Only the first value ever written is kept.
+    pub reasoning_ended_at: Option<i64>,
     pub generation_id: Option<String>,
     pub model: Option<String>,
     pub provider: Option<String>,
@@ -243,7 +245,8 @@ impl Store {
                         first_token_at = COALESCE(first_token_at, $5),
                         generation_id = COALESCE($6, generation_id),
                         model = COALESCE($7, model),
-                        provider = COALESCE($8, provider)
+                        provider = COALESCE($8, provider),
+                        reasoning_ended_at = COALESCE(reasoning_ended_at, $9)
                      WHERE id = $1 AND owner = $2 AND status = 'streaming'
                      RETURNING stop_requested",
                 )
@@ -254,7 +257,8 @@ impl Store {
                 .opt_int(write.first_token_at)
                 .opt_text(write.generation_id.as_deref())
                 .opt_text(write.model.as_deref())
-                .opt_text(write.provider.as_deref()),
+                .opt_text(write.provider.as_deref())
+                .opt_int(write.reasoning_ended_at),
             )
             .await?;
         let Some(row) = row else {
@@ -304,6 +308,7 @@ impl Store {
                     provider = COALESCE($18, provider),
                     model = COALESCE($19, model),
                     first_token_at = COALESCE(first_token_at, $21),
+                    reasoning_ended_at = COALESCE(reasoning_ended_at, $22),
                     owner = NULL
                  WHERE id = $1 AND status = 'streaming' AND COALESCE(owner, '') = $20",
                 )
@@ -327,7 +332,8 @@ impl Store {
                 .opt_text(finish.provider.as_deref())
                 .opt_text(finish.model.as_deref())
                 .text(finish.owner.as_deref().unwrap_or(""))
-                .opt_int(finish.first_token_at),
+                .opt_int(finish.first_token_at)
+                .opt_int(finish.reasoning_ended_at),
             )
             .await?;
         if changed == 0 {

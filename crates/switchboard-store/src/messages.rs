@@ -19,7 +19,7 @@ macro_rules! message_columns {
         "id, chat_id, seq, role, content, reasoning, reasoning_details, tool_calls, annotations, \
          attachments, model, provider, generation_id, status, error_code, error_message, \
          prompt_tokens, completion_tokens, reasoning_tokens, cached_tokens, cost, finish_reason, \
-         created_at, first_token_at, finished_at"
+         created_at, first_token_at, finished_at, reasoning_ended_at"
     };
 }
 pub(crate) use message_columns;
@@ -68,6 +68,7 @@ pub(crate) fn message_from_row(row: &DbRow) -> Result<Message, StoreError> {
         created_at: row.get("created_at")?,
         first_token_at: row.get("first_token_at")?,
         finished_at: row.get("finished_at")?,
+        reasoning_ended_at: row.get("reasoning_ended_at")?,
     })
 }
 
@@ -100,6 +101,7 @@ pub(crate) fn message_from_new(
         created_at: new.created_at.unwrap_or(default_created_at),
         first_token_at: None,
         finished_at: None,
+        reasoning_ended_at: None,
     }
 }
 
@@ -112,7 +114,7 @@ pub(crate) async fn insert_message_row(tx: &mut Tx, message: &Message) -> Result
                 "INSERT INTO messages (",
                 message_columns!(),
                 ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, \
-                 $16, $17, $18, $19, $20, $21, $22, $23, $24, $25)"
+                 $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26)"
             ),
         )
         .text(&message.id)
@@ -139,7 +141,8 @@ pub(crate) async fn insert_message_row(tx: &mut Tx, message: &Message) -> Result
         .opt_text(message.finish_reason.as_deref())
         .int(message.created_at)
         .opt_int(message.first_token_at)
-        .opt_int(message.finished_at),
+        .opt_int(message.finished_at)
+        .opt_int(message.reasoning_ended_at),
     )
     .await?;
     Ok(())

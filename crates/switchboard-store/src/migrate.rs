@@ -33,6 +33,11 @@ const SQLITE: &[Migration] = &[
         name: "share links",
         sql: include_str!("../migrations/sqlite/0003_shares.sql"),
     },
+    Migration {
+        version: 4,
+        name: "when reasoning ended",
+        sql: include_str!("../migrations/sqlite/0004_reasoning_ended.sql"),
+    },
 ];
 
 const POSTGRES: &[Migration] = &[
@@ -50,6 +55,11 @@ const POSTGRES: &[Migration] = &[
         version: 3,
         name: "share links",
         sql: include_str!("../migrations/postgres/0003_shares.sql"),
+    },
+    Migration {
+        version: 4,
+        name: "when reasoning ended",
+        sql: include_str!("../migrations/postgres/0004_reasoning_ended.sql"),
     },
 ];
 

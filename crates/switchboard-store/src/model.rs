@@ -202,6 +202,9 @@ pub struct Message {
     pub created_at: i64,
     pub first_token_at: Option<i64>,
     pub finished_at: Option<i64>,
+    /// When the answer began after the model's reasoning: "thought for" is this minus
+    /// `first_token_at`.
+    pub reasoning_ended_at: Option<i64>,
 }
 
 /// A message to add to a chat.
@@ -288,6 +291,8 @@ pub struct MessageFinish {
     pub model: Option<String>,
     /// Kept only if none was stored yet.
     pub first_token_at: Option<i64>,
+    /// Kept only if none was stored yet.
+    pub reasoning_ended_at: Option<i64>,
     /// Events for the message's chat (the final `done`), stored in the same transaction.
     pub events: Vec<crate::EventDraft>,
     /// Kinds of this message's events to delete once it is finished: its deltas, which the

@@ -60,6 +60,8 @@ pub struct MessageJson {
     #[serde(default)]
     pub first_token_at: Option<i64>,
     #[serde(default)]
+    pub reasoning_ended_at: Option<i64>,
+    #[serde(default)]
     pub finished_at: Option<i64>,
 }
 
@@ -166,9 +168,12 @@ impl MessageCard {
 }
 
 /// How long the model thought: from the start to its first answer token, or start to finish.
+/// How long the model reasoned: from its first token to the first answer token (as the page
+/// measured it live), else to the end of a reply that only reasoned.
 fn thought_ms(m: &MessageJson) -> Option<i64> {
-    let end = m.first_token_at.or(m.finished_at)?;
-    Some((end - m.created_at).max(0))
+    let end = m.reasoning_ended_at.or(m.finished_at)?;
+    let start = m.first_token_at.unwrap_or(m.created_at);
+    Some((end - start).max(0))
 }
 
 fn tools(calls: Option<&Value>) -> Vec<ToolCard> {

@@ -130,6 +130,12 @@ async fn reasoning_reply_is_streamed_and_stored() {
     assert!(reply["usage"]["reasoning_tokens"].as_i64().unwrap() > 0);
     assert!(reply["usage"]["cost"].as_f64().unwrap() > 0.0);
     assert!(reply["first_token_at"].is_i64());
+    // When the reasoning ended is stored, so "thought for" is right after a reload too.
+    let ended = reply["reasoning_ended_at"]
+        .as_i64()
+        .expect("reasoning_ended_at");
+    assert!(ended >= reply["first_token_at"].as_i64().unwrap());
+    assert!(ended <= reply["finished_at"].as_i64().unwrap());
     assert_eq!(reply["finish_reason"], "stop");
     // Ids only increase; the deltas seen rebuild a prefix of the stored reply (a finished
     // reply's deltas are compacted away, so a late subscriber may see none), and `done` carries
@@ -198,7 +204,16 @@ async fn provider_refusals_are_stored_with_their_message() {
         let reply = last(&body);
         assert_eq!(reply["status"], "error", "{code}");
         assert_eq!(reply["error"]["code"], code, "{reply}");
-        assert!(!reply["error"]["message"].as_str().unwrap().is_empty());
+        let message = reply["error"]["message"].as_str().unwrap();
+        assert!(!message.is_empty());
+        if code == 429 {
+            // Who rate-limited the request, and the provider's own words on what to do.
+            assert!(
+                message.contains("Rate-limited upstream by Google"),
+                "{message}"
+            );
+            assert!(message.contains("add your own key"), "{message}");
+        }
         // The user's message was stored before the provider was called, and stays.
         assert_eq!(body["messages"][0]["content"], "x");
     }

@@ -187,6 +187,7 @@ pub fn finish(reply: &Message, status: MessageStatus, content: &str) -> MessageF
         provider: None,
         model: None,
         first_token_at: None,
+        reasoning_ended_at: None,
         events: vec![EventDraft::new("done", &reply.id, "{}".into())],
         compact: vec!["delta".into()],
     }

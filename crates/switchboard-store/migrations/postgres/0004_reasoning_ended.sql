@@ -1,0 +1,2 @@
+-- When a reply's reasoning ended (its first answer token): "thought for" survives a reload.
+ALTER TABLE messages ADD COLUMN reasoning_ended_at BIGINT;
