@@ -538,6 +538,26 @@ function initChatSettings() {
   });
   $('#export-md').addEventListener('click', () => exportChat('md'));
   $('#export-json').addEventListener('click', () => exportChat('json'));
+  $('#share-link').addEventListener('click', () => share(true));
+  $('#share-revoke').addEventListener('click', () => share(false));
+}
+
+// A read-only link to the chat as it is now (sharing again refreshes it); revoking ends it.
+async function share(on) {
+  const url = `/api/chats/${encodeURIComponent(chat.id)}/share`;
+  try {
+    if (on) {
+      const r = await api('POST', url, {});
+      const link = new URL(r.url, location.origin).href;
+      await copyText(link);
+      note(t('share_copied', { url: link }));
+    } else {
+      await api('DELETE', url);
+      note(t('share_revoked'));
+    }
+  } catch (e) {
+    note(e.message);
+  }
 }
 
 async function exportChat(kind) {

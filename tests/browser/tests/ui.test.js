@@ -200,3 +200,26 @@ test('a NextChat backup imports from settings; a long chat opens at its end and 
   await s.page.fill('#search', 'number 17');
   await s.page.waitForSelector('#search-results a >> text=Long imported chat');
 });
+
+test('a chat shared from its settings reads without the code, until the link is revoked', async (t) => {
+  const s = await setup(t, { env: { CODE: 'letmein' } });
+  await s.page.goto(s.base + '/');
+  await s.page.fill('#login-code', 'letmein');
+  await Promise.all([s.page.waitForNavigation(), s.page.press('#login-code', 'Enter')]);
+  await s.page.waitForSelector('#input');
+  await send(s.page, 'a **bold** answer to share');
+  await s.page.waitForSelector('.msg.assistant[data-status=complete]', { timeout: 15000 });
+  await s.page.click('#chat-settings-btn');
+  await s.page.click('#share-link');
+  await s.page.waitForSelector('#composer-note >> text=/\\/s\\//');
+  const link = (await s.page.textContent('#composer-note')).match(/https?:\/\/\S+\/s\/[a-z2-7]+/)[0];
+  // Another device, with no login cookie: the shared page, read-only and script-free.
+  const res = await fetch(link);
+  assert.equal(res.status, 200);
+  const html = await res.text();
+  assert.match(html, /<strong>bold<\/strong> answer to share/);
+  assert.doesNotMatch(html, /<script/);
+  await s.page.click('#share-revoke');
+  await s.page.waitForSelector('#composer-note >> text=no longer works');
+  assert.equal((await fetch(link)).status, 404);
+});
