@@ -96,6 +96,8 @@ pub struct ReplyPlan {
     pub settings: Option<ChatSettings>,
     pub upstream: Upstream,
     pub reasoning_effort: Option<String>,
+    /// Whether the server's key pays for this reply: then it goes into the spend ledger.
+    pub paid_by_server: bool,
 }
 
 /// The messages a started turn stored.

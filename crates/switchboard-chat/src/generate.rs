@@ -208,6 +208,10 @@ impl Generation {
                     .clone()
                     .unwrap_or_else(|| self.plan.model.clone()),
                 first_user_message,
+                spend_workspace: self
+                    .plan
+                    .paid_by_server
+                    .then(|| self.plan.workspace.clone()),
             }),
             _ => None,
         };
@@ -567,6 +571,7 @@ impl Generation {
             events: vec![EventDraft::new("done", &message.id, view)],
             compact: COMPACTED_KINDS.iter().map(|k| k.to_string()).collect(),
         };
+        self.record_spend(&message).await;
         // The final write matters most: retry a few times before giving up. If it never lands,
         // the reply stays `streaming` with the text already written, and this instance's sweeper
         // closes it as `interrupted` once it is no longer running here.
@@ -587,6 +592,31 @@ impl Generation {
                     tracing::error!(message_id = %message.id, error = %e, "could not finish a message")
                 }
             }
+        }
+    }
+}
+
+impl Generation {
+    /// Put the reply's tokens and cost in the spend ledger, when the server's key paid for it and
+    /// the provider answered at all.
+    async fn record_spend(&self, message: &Message) {
+        if !self.plan.paid_by_server || self.facts.said_nothing() {
+            return;
+        }
+        let spend = switchboard_store::Spend {
+            workspace: self.plan.workspace.clone(),
+            entry: "chat".into(),
+            model: message.model.clone(),
+            provider: message.provider.clone(),
+            prompt_tokens: message.usage.prompt_tokens,
+            completion_tokens: message.usage.completion_tokens,
+            reasoning_tokens: message.usage.reasoning_tokens,
+            cached_tokens: message.usage.cached_tokens,
+            cost: message.usage.cost,
+            at: now_ms(),
+        };
+        if let Err(e) = self.engine.store.record_spend(&spend).await {
+            tracing::warn!(error = %e, "could not record a reply's spend");
         }
     }
 }

@@ -21,6 +21,8 @@ pub struct TitleJob {
     pub key: Secret,
     pub model: String,
     pub first_user_message: String,
+    /// The workspace whose spend this request is, when the server's key pays for it.
+    pub spend_workspace: Option<String>,
 }
 
 impl TitleJob {
@@ -30,6 +32,7 @@ impl TitleJob {
             "model": self.model,
             "stream": false,
             "max_tokens": 32,
+            "usage": {"include": true},
             "messages": [
                 {"role": "system", "content": "Name this conversation in at most six words. Answer with the title only, no quotes."},
                 {"role": "assistant", "content": clip(reply)},
@@ -53,7 +56,11 @@ impl TitleJob {
             }
             Err(_) => return,
         };
-        let text: String = decode_json_body(&bytes)
+        let events = decode_json_body(&bytes);
+        if let Some(workspace) = &self.spend_workspace {
+            record_title_spend(engine, workspace, &self.model, &events).await;
+        }
+        let text: String = events
             .into_iter()
             .filter_map(|e| match e {
                 StreamEvent::Content(t) => Some(t),
@@ -77,6 +84,29 @@ impl TitleJob {
             Ok(false) => {}
             Err(e) => tracing::warn!(error = %e, "could not save a chat title"),
         }
+    }
+}
+
+async fn record_title_spend(engine: &Inner, workspace: &str, model: &str, events: &[StreamEvent]) {
+    let usage = events.iter().find_map(|e| match e {
+        StreamEvent::Usage(u) => Some(u),
+        _ => None,
+    });
+    let int = |n: u64| i64::try_from(n).ok();
+    let spend = switchboard_store::Spend {
+        workspace: workspace.to_owned(),
+        entry: "title".into(),
+        model: Some(model.to_owned()),
+        provider: None,
+        prompt_tokens: usage.and_then(|u| int(u.prompt_tokens)),
+        completion_tokens: usage.and_then(|u| int(u.completion_tokens)),
+        reasoning_tokens: usage.and_then(|u| u.reasoning_tokens.and_then(int)),
+        cached_tokens: usage.and_then(|u| u.cached_tokens.and_then(int)),
+        cost: usage.and_then(|u| u.cost),
+        at: crate::now_ms(),
+    };
+    if let Err(e) = engine.store.record_spend(&spend).await {
+        tracing::warn!(error = %e, "could not record a title's spend");
     }
 }
 

@@ -20,3 +20,10 @@ pub fn error_json(code: u16, message: &str) -> Vec<u8> {
     })
     .expect("serialising two plain fields cannot fail")
 }
+
+/// An error body whose `code` is a name (`budget_exceeded`) rather than the HTTP status, for
+/// refusals a client must tell apart from others with the same status.
+pub fn named_error_json(code: &str, message: &str) -> Vec<u8> {
+    serde_json::to_vec(&serde_json::json!({"error": {"code": code, "message": message}}))
+        .expect("serialising two plain fields cannot fail")
+}

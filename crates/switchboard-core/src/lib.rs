@@ -10,6 +10,7 @@
 //! Architecture invariant: nothing here knows about HTTP servers, databases or async runtimes.
 
 pub mod access;
+pub mod budget;
 pub mod catalog;
 pub mod error;
 pub mod provider;

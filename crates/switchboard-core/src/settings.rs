@@ -53,6 +53,7 @@ pub const VARIABLES: &[(&str, &str)] = &[
     ("SWITCHBOARD_SHUTDOWN_GRACE", "30s"),
     ("SWITCHBOARD_LEASE_TIMEOUT", "30s"),
     ("SWITCHBOARD_SHARING", "on"),
+    ("SWITCHBOARD_BUDGET", ""),
 ];
 
 /// A setting that could not be used. The message always starts with the variable's name, so the one
@@ -140,6 +141,8 @@ pub struct Settings {
     /// Provider preferences every chat request starts from (`OPENROUTER_PROVIDER`, JSON); a chat's
     /// own `provider` setting is laid over them.
     pub openrouter_provider: Option<crate::routing::ProviderPreferences>,
+    /// What each workspace that spends the server's key may spend per period (`SWITCHBOARD_BUDGET`).
+    pub budget: Option<crate::budget::Budget>,
     /// Whether chats may be shared by link (`SWITCHBOARD_SHARING`, on by default).
     pub sharing: bool,
     /// A reply longer than this (text and reasoning) is ended as `error`, keeping its text.
@@ -493,6 +496,11 @@ impl Settings {
                 .map(|s| Secret::new(s.to_string())),
             openrouter_provider,
             sharing: flag_or(src, "SWITCHBOARD_SHARING", true)?,
+            budget: src
+                .non_empty("SWITCHBOARD_BUDGET")
+                .map(crate::budget::Budget::parse)
+                .transpose()
+                .map_err(|e| SettingsError::invalid("SWITCHBOARD_BUDGET", e))?,
             max_reply_bytes,
             shutdown_grace: duration(src, "SWITCHBOARD_SHUTDOWN_GRACE", 30)?,
             lease_timeout,

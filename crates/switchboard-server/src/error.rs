@@ -16,6 +16,8 @@ pub struct ApiError {
     pub status: StatusCode,
     pub message: Cow<'static, str>,
     pub retry_after_secs: Option<u64>,
+    /// A name for `error.code` instead of the status (e.g. `budget_exceeded`).
+    pub code: Option<&'static str>,
 }
 
 impl ApiError {
@@ -24,6 +26,7 @@ impl ApiError {
             status,
             message: message.into(),
             retry_after_secs: None,
+            code: None,
         }
     }
 
@@ -76,6 +79,7 @@ impl From<AccessError> for ApiError {
             status,
             message: e.to_string().into(),
             retry_after_secs,
+            code: None,
         }
     }
 }
@@ -88,7 +92,10 @@ impl IntoResponse for ApiError {
                 header::CONTENT_TYPE,
                 HeaderValue::from_static("application/json"),
             )],
-            error_json(self.status.as_u16(), &self.message),
+            match self.code {
+                Some(code) => switchboard_core::error::named_error_json(code, &self.message),
+                None => error_json(self.status.as_u16(), &self.message),
+            },
         )
             .into_response();
         if let Some(secs) = self.retry_after_secs {

@@ -40,6 +40,7 @@ async fn chat_completions(
 ) -> Result<Response, ApiError> {
     let started = Instant::now();
     let principal = admit(&state, &headers, peer.ip(), CredentialStyle::Gateway)?;
+    crate::spend::check_budget(&state, &principal).await?;
     let body = read_body(&headers, body, state.settings().max_body_bytes).await?;
     let requested = RequestedModels::parse(&body)?;
     let raw_model = requested

@@ -22,6 +22,7 @@ pub mod relay;
 pub mod serving;
 pub mod session;
 pub mod share;
+pub mod spend;
 pub mod ssrf;
 pub mod state;
 pub mod ui;
@@ -66,6 +67,7 @@ pub fn app(state: AppState) -> Router {
                 .layer(tower_http::compression::CompressionLayer::new()),
         )
         .merge(share::routes())
+        .merge(spend::routes())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::middleware::from_fn_with_state(state.clone(), edge));

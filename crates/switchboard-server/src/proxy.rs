@@ -107,6 +107,9 @@ async fn proxy(state: &AppState, call: ProxyCall, body: Body) -> Result<Response
         CredentialStyle::NextChat,
     )?;
     let authorization = upstream.authorization(&principal)?;
+    if call.method == Method::POST {
+        crate::spend::check_budget(state, &principal).await?;
+    }
     let body = if call.method == Method::POST {
         read_body(&call.headers, body, state.settings().max_body_bytes).await?
     } else {

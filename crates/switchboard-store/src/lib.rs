@@ -59,6 +59,7 @@ mod model;
 mod notify;
 mod search;
 mod shares;
+mod spend;
 mod turns;
 
 use std::str::FromStr;
@@ -77,6 +78,7 @@ pub use crate::model::{
 };
 pub use crate::notify::{Notice, Notifications};
 pub use crate::shares::SharedChat;
+pub use crate::spend::{Spend, SpendGroup, SpendRow};
 pub use crate::turns::{ChatSnapshot, NewTurn, StreamingReply, TurnStarted};
 
 /// Whether a pooled connection may be handed out again. A transaction whose `COMMIT` failed

@@ -38,6 +38,11 @@ const SQLITE: &[Migration] = &[
         name: "when reasoning ended",
         sql: include_str!("../migrations/sqlite/0004_reasoning_ended.sql"),
     },
+    Migration {
+        version: 5,
+        name: "spend ledger",
+        sql: include_str!("../migrations/sqlite/0005_spend.sql"),
+    },
 ];
 
 const POSTGRES: &[Migration] = &[
@@ -60,6 +65,11 @@ const POSTGRES: &[Migration] = &[
         version: 4,
         name: "when reasoning ended",
         sql: include_str!("../migrations/postgres/0004_reasoning_ended.sql"),
+    },
+    Migration {
+        version: 5,
+        name: "spend ledger",
+        sql: include_str!("../migrations/postgres/0005_spend.sql"),
     },
 ];
 

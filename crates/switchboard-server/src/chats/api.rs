@@ -571,6 +571,7 @@ async fn plan_reply(
     effort: Option<String>,
 ) -> Result<ReplyPlan, ApiError> {
     let target = resolve_model(state, requested_model, &chat.settings)?;
+    crate::spend::check_budget(state, &caller.principal).await?;
     if let Some(u) = &turn.user
         && !u.images.is_empty()
         && !target.limits.vision
@@ -612,6 +613,7 @@ async fn plan_reply(
             key,
         },
         reasoning_effort: effort,
+        paid_by_server: !caller.principal.has_own_key(),
         chat,
     })
 }

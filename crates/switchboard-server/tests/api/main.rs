@@ -12,3 +12,4 @@ mod helpers;
 mod proxy;
 mod sdk;
 mod share;
+mod spend;

@@ -23,6 +23,7 @@ on_both_backends!(
     leases_tell_live_owners_from_dead_ones,
     a_snapshot_agrees_with_its_last_event_seq,
     a_reply_is_searchable_once_finished,
+    spend_is_summed_by_period_and_grouped,
 );
 
 async fn chat(store: &Store) -> String {
@@ -419,4 +420,64 @@ async fn a_reply_is_searchable_once_finished(store: Store) {
         store.search("default", "walrus", 10).await.unwrap().len(),
         1
     );
+}
+
+async fn spend_is_summed_by_period_and_grouped(store: Store) {
+    const DAY: i64 = 86_400_000;
+    let at = |day: i64, hour: i64| day * DAY + hour * 3_600_000;
+    for (ws, model, cost, when) in [
+        ("a", "m/one", 0.5, at(20_000, 1)),
+        ("a", "m/two", 0.25, at(20_000, 23)),
+        ("a", "m/one", 1.0, at(20_001, 0)),
+        ("b", "m/one", 9.0, at(20_001, 2)),
+    ] {
+        store
+            .record_spend(&switchboard_store::Spend {
+                workspace: ws.into(),
+                entry: "chat".into(),
+                model: Some(model.into()),
+                prompt_tokens: Some(10),
+                completion_tokens: Some(5),
+                cost: Some(cost),
+                at: when,
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+    }
+    assert_eq!(store.spent_since("a", at(20_000, 0)).await.unwrap(), 1.75);
+    assert_eq!(store.spent_since("a", at(20_001, 0)).await.unwrap(), 1.0);
+    assert_eq!(store.spent_since("nobody", 0).await.unwrap(), 0.0);
+    let by_day = store
+        .spend_report(
+            Some("a"),
+            0,
+            at(30_000, 0),
+            switchboard_store::SpendGroup::Day,
+        )
+        .await
+        .unwrap();
+    let days: Vec<(String, i64, f64)> = by_day
+        .iter()
+        .map(|r| (r.key.clone(), r.requests, r.cost))
+        .collect();
+    assert_eq!(days, [("20000".into(), 2, 0.75), ("20001".into(), 1, 1.0)]);
+    assert_eq!(by_day[0].prompt_tokens, 20);
+    let by_model = store
+        .spend_report(None, 0, at(30_000, 0), switchboard_store::SpendGroup::Model)
+        .await
+        .unwrap();
+    assert_eq!(by_model[0].key, "m/one");
+    assert_eq!(by_model[0].cost, 10.5);
+    let by_ws = store
+        .spend_report(
+            None,
+            at(20_001, 0),
+            at(20_002, 0),
+            switchboard_store::SpendGroup::Workspace,
+        )
+        .await
+        .unwrap();
+    let keys: Vec<&str> = by_ws.iter().map(|r| r.key.as_str()).collect();
+    assert_eq!(keys, ["a", "b"]);
 }

@@ -1,0 +1,128 @@
+//! Spend control: the ledger records what the server's key paid for, `/api/usage` reports it, and a
+//! workspace over its budget is refused on every entry point that spends the key.
+
+use serde_json::{Value, json};
+
+use crate::chats::{create_chat, send, settled};
+use crate::helpers::spawn_app;
+
+#[tokio::test]
+async fn a_workspace_over_its_budget_is_refused_everywhere_with_402() {
+    // Less than one mock reply costs: the first reply is allowed, and then the budget is spent.
+    let app = spawn_app(&[("SWITCHBOARD_BUDGET", "0.00001/day")]).await;
+    let chat = create_chat(&app, None).await;
+    // Titled already, so no title request runs beside the reply.
+    let res = app
+        .http
+        .patch(app.at(&format!("/api/chats/{chat}")))
+        .json(&json!({"title": "budget"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let (status, _) = send(
+        &app,
+        &chat,
+        json!({"content": "hi", "model": "mock/reasoning"}),
+    )
+    .await;
+    assert_eq!(status, 202);
+    let body = settled(&app, &chat).await;
+    let cost = body["messages"][1]["usage"]["cost"].as_f64().unwrap();
+    assert!(cost > 0.00001, "{body}");
+
+    let (status, usage) = app.get_json("/api/usage?by=model").await;
+    assert_eq!(status, 200, "{usage}");
+    assert_eq!(usage["items"][0]["key"], "mock/reasoning");
+    assert_eq!(usage["items"][0]["requests"], 1, "{usage}");
+    assert!(usage["total"]["cost"].as_f64().unwrap() >= cost);
+    assert_eq!(usage["budget"]["period"], "day");
+    assert!(
+        usage["budget"]["resets_at"]
+            .as_str()
+            .unwrap()
+            .ends_with("T00:00:00Z")
+    );
+    let (_, by_day) = app.get_json("/api/usage").await;
+    let today = by_day["items"][0]["key"].as_str().unwrap();
+    assert_eq!(today.len(), 10, "{by_day}");
+
+    let expect_402 = |res: reqwest::Response, what: &'static str| async move {
+        assert_eq!(res.status(), 402, "{what}");
+        assert!(res.headers().get("retry-after").is_some(), "{what}");
+        let body: Value = res.json().await.unwrap();
+        assert_eq!(body["error"]["code"], "budget_exceeded", "{what}: {body}");
+        assert!(
+            body["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("resets at"),
+            "{what}: {body}"
+        );
+    };
+    let chat_send = app
+        .http
+        .post(app.at(&format!("/api/chats/{chat}/messages")))
+        .json(&json!({"content": "more", "model": "mock/echo"}))
+        .send()
+        .await
+        .unwrap();
+    expect_402(chat_send, "chat").await;
+    let proxied = app
+        .http
+        .post(app.at("/api/openrouter/v1/chat/completions"))
+        .json(&json!({"model": "mock/echo", "messages": [{"role": "user", "content": "x"}]}))
+        .send()
+        .await
+        .unwrap();
+    expect_402(proxied, "proxy").await;
+    let gateway = app
+        .http
+        .post(app.at("/v1/chat/completions"))
+        .json(&json!({"model": "mock/echo", "messages": [{"role": "user", "content": "x"}]}))
+        .send()
+        .await
+        .unwrap();
+    expect_402(gateway, "gateway").await;
+    // Nothing reached the upstream after the budget was spent.
+    let completions = app
+        .mock
+        .requests()
+        .iter()
+        .filter(|r| r.path.ends_with("/chat/completions"))
+        .count();
+    assert!(
+        completions <= 2,
+        "the reply and perhaps its title: {completions}"
+    );
+
+    // A user's own key is theirs: not limited.
+    let own = app
+        .http
+        .post(app.at("/api/openrouter/v1/chat/completions"))
+        .header("authorization", "Bearer sk-or-my-own")
+        .json(&json!({"model": "mock/echo", "messages": [{"role": "user", "content": "x"}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(own.status(), 200);
+}
+
+#[tokio::test]
+async fn usage_parameters_are_checked() {
+    let app = spawn_app(&[]).await;
+    for bad in [
+        "/api/usage?by=week",
+        "/api/usage?from=2026-13-01",
+        "/api/usage?from=2026-12-05&to=2026-12-01",
+    ] {
+        let (status, body) = app.get_json(bad).await;
+        assert_eq!(status, 400, "{bad}: {body}");
+    }
+    let (status, body) = app.get_json("/api/usage").await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        body,
+        json!({"items": [], "total": {"requests": 0, "prompt_tokens": 0, "completion_tokens": 0, "cost": 0.0}, "budget": null})
+    );
+}

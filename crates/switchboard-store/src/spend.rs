@@ -1,0 +1,135 @@
+//! The spend ledger: every upstream call paid with the server's key, by workspace, with its tokens
+//! and OpenRouter's cost. Budgets read their period's sum from here, so several instances on one
+//! PostgreSQL database enforce one shared budget.
+
+use crate::db::Sql;
+use crate::{Store, StoreError};
+
+/// One paid upstream call.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Spend {
+    pub workspace: String,
+    /// `chat`, `title`, `proxy` or `gateway`.
+    pub entry: String,
+    pub model: Option<String>,
+    pub provider: Option<String>,
+    pub prompt_tokens: Option<i64>,
+    pub completion_tokens: Option<i64>,
+    pub reasoning_tokens: Option<i64>,
+    pub cached_tokens: Option<i64>,
+    /// USD.
+    pub cost: Option<f64>,
+    /// ms since the Unix epoch.
+    pub at: i64,
+}
+
+/// How a usage report groups the ledger.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SpendGroup {
+    /// By UTC day; the key is the day's number since the Unix epoch.
+    Day,
+    Model,
+    Workspace,
+}
+
+/// One group of a usage report.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SpendRow {
+    /// The day number, the model or the workspace, as text.
+    pub key: String,
+    pub requests: i64,
+    pub prompt_tokens: i64,
+    pub completion_tokens: i64,
+    pub cost: f64,
+}
+
+impl Store {
+    pub async fn record_spend(&self, spend: &Spend) -> Result<(), StoreError> {
+        self.db
+            .execute(
+                Sql::new(
+                    "record spend",
+                    "INSERT INTO spend (workspace, entry, model, provider, prompt_tokens,
+                        completion_tokens, reasoning_tokens, cached_tokens, cost, at)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+                )
+                .text(&spend.workspace)
+                .text(&spend.entry)
+                .opt_text(spend.model.as_deref())
+                .opt_text(spend.provider.as_deref())
+                .opt_int(spend.prompt_tokens)
+                .opt_int(spend.completion_tokens)
+                .opt_int(spend.reasoning_tokens)
+                .opt_int(spend.cached_tokens)
+                .opt_real(spend.cost)
+                .int(spend.at),
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// USD `workspace` spent from `since` (ms) on.
+    pub async fn spent_since(&self, workspace: &str, since: i64) -> Result<f64, StoreError> {
+        let row = self
+            .db
+            .fetch_optional(
+                Sql::new(
+                    "sum spend",
+                    "SELECT CAST(COALESCE(SUM(cost), 0) AS DOUBLE PRECISION) AS spent FROM spend
+                     WHERE workspace = $1 AND at >= $2",
+                )
+                .text(workspace)
+                .int(since),
+            )
+            .await?;
+        match row {
+            Some(row) => row.get("spent"),
+            None => Ok(0.0),
+        }
+    }
+
+    /// The ledger from `from` to `to` (ms, end exclusive), grouped; `workspace` `None` covers them
+    /// all. Ordered by key.
+    pub async fn spend_report(
+        &self,
+        workspace: Option<&str>,
+        from: i64,
+        to: i64,
+        group: SpendGroup,
+    ) -> Result<Vec<SpendRow>, StoreError> {
+        let key = match group {
+            SpendGroup::Day => "CAST(at / 86400000 AS TEXT)",
+            SpendGroup::Model => "COALESCE(model, '')",
+            SpendGroup::Workspace => "workspace",
+        };
+        let sql = format!(
+            "SELECT {key} AS key, COUNT(*) AS requests,
+                    CAST(COALESCE(SUM(prompt_tokens), 0) AS BIGINT) AS prompt_tokens,
+                    CAST(COALESCE(SUM(completion_tokens), 0) AS BIGINT) AS completion_tokens,
+                    CAST(COALESCE(SUM(cost), 0) AS DOUBLE PRECISION) AS cost
+             FROM spend
+             WHERE at >= $1 AND at < $2 AND ($3 = '' OR workspace = $3)
+             GROUP BY {key} ORDER BY {key}"
+        );
+        let rows = self
+            .db
+            .fetch_all(
+                Sql::built("report spend", sql)
+                    .int(from)
+                    .int(to)
+                    .text(workspace.unwrap_or("")),
+            )
+            .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(SpendRow {
+                    key: row.get("key")?,
+                    requests: row.get("requests")?,
+                    prompt_tokens: row.get("prompt_tokens")?,
+                    completion_tokens: row.get("completion_tokens")?,
+                    cost: row.get("cost")?,
+                })
+            })
+            .collect()
+    }
+}
