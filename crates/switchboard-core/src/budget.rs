@@ -77,6 +77,35 @@ impl fmt::Display for Period {
     }
 }
 
+/// `SWITCHBOARD_RATE_LIMIT`: requests per second, minute or hour (`60/min`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateLimit {
+    pub requests: u32,
+    pub per: std::time::Duration,
+}
+
+impl RateLimit {
+    pub fn parse(raw: &str) -> Result<RateLimit, String> {
+        let (n, unit) = raw
+            .trim()
+            .split_once('/')
+            .ok_or_else(|| format!("`{raw}` is not COUNT/min (or /s, /h)"))?;
+        let requests: u32 = n
+            .trim()
+            .parse()
+            .ok()
+            .filter(|n| *n > 0)
+            .ok_or_else(|| format!("`{n}` is not a positive count"))?;
+        let per = match unit.trim().to_ascii_lowercase().as_str() {
+            "s" | "sec" | "second" => std::time::Duration::from_secs(1),
+            "m" | "min" | "minute" => std::time::Duration::from_secs(60),
+            "h" | "hour" => std::time::Duration::from_secs(3600),
+            other => return Err(format!("`{other}` is not s, min or h")),
+        };
+        Ok(RateLimit { requests, per })
+    }
+}
+
 /// `YYYY-MM-DD` of the UTC day `day` days after 1970-01-01.
 pub fn date_of_day(day: i64) -> String {
     let (y, m, d) = civil_from_days(day);
@@ -170,6 +199,21 @@ mod tests {
             month.period_start(DEC_5_2026_NOON)
         );
         assert_eq!(month.period_start(end), end);
+    }
+
+    #[test]
+    fn rate_limits_parse() {
+        assert_eq!(
+            RateLimit::parse("60/min").unwrap(),
+            RateLimit {
+                requests: 60,
+                per: std::time::Duration::from_secs(60)
+            }
+        );
+        assert_eq!(RateLimit::parse("5/s").unwrap().requests, 5);
+        for bad in ["60", "0/min", "x/min", "60/fortnight"] {
+            assert!(RateLimit::parse(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

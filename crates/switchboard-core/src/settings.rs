@@ -54,6 +54,7 @@ pub const VARIABLES: &[(&str, &str)] = &[
     ("SWITCHBOARD_LEASE_TIMEOUT", "30s"),
     ("SWITCHBOARD_SHARING", "on"),
     ("SWITCHBOARD_BUDGET", ""),
+    ("SWITCHBOARD_RATE_LIMIT", ""),
 ];
 
 /// A setting that could not be used. The message always starts with the variable's name, so the one
@@ -143,6 +144,8 @@ pub struct Settings {
     pub openrouter_provider: Option<crate::routing::ProviderPreferences>,
     /// What each workspace that spends the server's key may spend per period (`SWITCHBOARD_BUDGET`).
     pub budget: Option<crate::budget::Budget>,
+    /// Requests per workspace on the routes that spend the server's key (`SWITCHBOARD_RATE_LIMIT`).
+    pub rate_limit: Option<crate::budget::RateLimit>,
     /// Whether chats may be shared by link (`SWITCHBOARD_SHARING`, on by default).
     pub sharing: bool,
     /// A reply longer than this (text and reasoning) is ended as `error`, keeping its text.
@@ -501,6 +504,11 @@ impl Settings {
                 .map(crate::budget::Budget::parse)
                 .transpose()
                 .map_err(|e| SettingsError::invalid("SWITCHBOARD_BUDGET", e))?,
+            rate_limit: src
+                .non_empty("SWITCHBOARD_RATE_LIMIT")
+                .map(crate::budget::RateLimit::parse)
+                .transpose()
+                .map_err(|e| SettingsError::invalid("SWITCHBOARD_RATE_LIMIT", e))?,
             max_reply_bytes,
             shutdown_grace: duration(src, "SWITCHBOARD_SHUTDOWN_GRACE", 30)?,
             lease_timeout,

@@ -30,9 +30,54 @@ fn now_ms() -> i64 {
     switchboard_chat::now_ms()
 }
 
-/// 402 `budget_exceeded` when `principal`'s workspace has spent its budget for this period. A
-/// reply already streaming is not affected: it was admitted before.
+/// Per-workspace request rate limits (`SWITCHBOARD_RATE_LIMIT`), GCRA by `governor`, per instance.
+pub struct RateLimiter {
+    limiter: governor::DefaultKeyedRateLimiter<String>,
+    clock: governor::clock::DefaultClock,
+}
+
+impl RateLimiter {
+    pub fn new(limit: switchboard_core::budget::RateLimit) -> RateLimiter {
+        let burst = std::num::NonZeroU32::new(limit.requests).unwrap_or(std::num::NonZeroU32::MIN);
+        let quota = governor::Quota::with_period(limit.per / limit.requests.max(1))
+            .unwrap_or_else(|| governor::Quota::per_second(burst))
+            .allow_burst(burst);
+        RateLimiter {
+            limiter: governor::RateLimiter::keyed(quota),
+            clock: governor::clock::DefaultClock::default(),
+        }
+    }
+
+    /// `Err(wait)` when `workspace` must wait before its next request.
+    fn check(&self, workspace: &str) -> Result<(), std::time::Duration> {
+        use governor::clock::Clock;
+        self.limiter
+            .check_key(&workspace.to_owned())
+            .map_err(|not_until| not_until.wait_time_from(self.clock.now()))
+    }
+}
+
+/// The limits every entry point that spends the server's key checks before it calls upstream:
+/// 429 with `Retry-After` over the rate limit, 402 `budget_exceeded` over the budget. A reply
+/// already streaming is not affected: it was admitted before. A user's own key is theirs.
 pub async fn check_budget(state: &AppState, principal: &Principal) -> Result<(), ApiError> {
+    if principal.has_own_key() {
+        return Ok(());
+    }
+    if let Some(limiter) = state.rate_limiter()
+        && let Err(wait) = limiter.check(&principal.workspace())
+    {
+        let mut error = ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            format!(
+                "this workspace is over its request rate (SWITCHBOARD_RATE_LIMIT); retry in {} s",
+                wait.as_secs().max(1)
+            ),
+        );
+        error.code = Some("rate_limited");
+        error.retry_after_secs = Some(wait.as_secs().max(1));
+        return Err(error);
+    }
     check_budget_at(state, principal, now_ms()).await
 }
 

@@ -89,6 +89,7 @@ struct Inner {
     catalog: Arc<ModelCatalog>,
     store: switchboard_store::Store,
     chats: ChatEngine,
+    rate_limiter: Option<crate::spend::RateLimiter>,
     /// Flipped once when the server starts shutting down.
     shutdown: tokio::sync::watch::Sender<bool>,
 }
@@ -140,6 +141,7 @@ impl AppState {
             catalog: Arc::new(ModelCatalog::new(&settings)),
             store,
             chats,
+            rate_limiter: settings.rate_limit.map(crate::spend::RateLimiter::new),
             shutdown: tokio::sync::watch::Sender::new(false),
             settings,
         })))
@@ -203,6 +205,11 @@ impl AppState {
     pub async fn shutting_down(&self) {
         let mut down = self.0.shutdown.subscribe();
         let _ = down.wait_for(|&down| down).await;
+    }
+
+    /// Per-workspace request limits on the routes that spend the server's key, if configured.
+    pub fn rate_limiter(&self) -> Option<&crate::spend::RateLimiter> {
+        self.0.rate_limiter.as_ref()
     }
 
     pub fn chats(&self) -> &ChatEngine {

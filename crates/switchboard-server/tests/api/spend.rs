@@ -126,3 +126,36 @@ async fn usage_parameters_are_checked() {
         json!({"items": [], "total": {"requests": 0, "prompt_tokens": 0, "completion_tokens": 0, "cost": 0.0}, "budget": null})
     );
 }
+
+#[tokio::test]
+async fn a_workspace_over_its_rate_limit_gets_429_with_retry_after() {
+    let app = spawn_app(&[("SWITCHBOARD_RATE_LIMIT", "3/h")]).await;
+    let call = |auth: Option<&'static str>| {
+        let mut req = app
+            .http
+            .post(app.at("/v1/chat/completions"))
+            .json(&json!({"model": "mock/echo", "messages": [{"role": "user", "content": "x"}]}));
+        if let Some(a) = auth {
+            req = req.header("authorization", a);
+        }
+        async move { req.send().await.unwrap() }
+    };
+    for _ in 0..3 {
+        assert_eq!(call(None).await.status(), 200);
+    }
+    let refused = call(None).await;
+    assert_eq!(refused.status(), 429);
+    let wait: u64 = refused.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(
+        wait > 60,
+        "the next request is some 20 minutes away: {wait}"
+    );
+    let body: Value = refused.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "rate_limited");
+    // A user's own key is not held back by the server's limit.
+    assert_eq!(call(Some("Bearer sk-or-my-own")).await.status(), 200);
+}
