@@ -82,6 +82,12 @@ async fn chat_completions(
             url: upstream_url(&upstream.config.base_url, "v1/chat/completions", None),
             authorization,
             client_headers: headers,
+            meter: (!principal.has_own_key()).then(|| crate::relay::SpendMeter {
+                store: state.store().clone(),
+                workspace: principal.workspace(),
+                entry: "gateway",
+                model: Some(model_ref.model.clone()),
+            }),
             body,
         },
         started,

@@ -121,6 +121,16 @@ async fn proxy(state: &AppState, call: ProxyCall, body: Body) -> Result<Response
     let url = upstream_url(&upstream.config.base_url, path, call.uri.query());
     // Like the headers, the URI points into the client connection's read buffer.
     drop(call.uri);
+    let meter = (call.method == Method::POST && !principal.has_own_key()).then(|| {
+        crate::relay::SpendMeter {
+            store: state.store().clone(),
+            workspace: principal.workspace(),
+            entry: "proxy",
+            model: crate::models::RequestedModels::parse(&body)
+                .ok()
+                .and_then(|r| r.model),
+        }
+    });
     relay(
         state,
         UpstreamRequest {
@@ -128,6 +138,7 @@ async fn proxy(state: &AppState, call: ProxyCall, body: Body) -> Result<Response
             url,
             authorization,
             client_headers: call.headers,
+            meter,
             body,
         },
         started,

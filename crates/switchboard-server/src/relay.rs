@@ -40,6 +40,8 @@ pub struct UpstreamRequest {
     /// `Bearer <key>`: the user's own key or one of the server's.
     pub authorization: HeaderValue,
     pub client_headers: HeaderMap,
+    /// Where the response's usage goes when the server's key pays for it (the spend ledger).
+    pub meter: Option<SpendMeter>,
     pub body: Bytes,
 }
 
@@ -87,6 +89,7 @@ pub async fn relay(
         .url
         .parse()
         .map_err(|_| ApiError::bad_request("the request path cannot be sent upstream"))?;
+    let meter = req.meter;
     let mut upstream = hyper::Request::new(req.body);
     *upstream.method_mut() = req.method;
     *upstream.uri_mut() = uri;
@@ -150,13 +153,17 @@ pub async fn relay(
         headers.insert("x-accel-buffering", HeaderValue::from_static("no"));
     }
 
-    let body = RelayBody::new(
+    let mut body = RelayBody::new(
         body,
         first,
         settings.upstream_idle_timeout,
         is_sse,
         state.metrics().stream_guard(),
     );
+    // Only a successful answer is a paid one.
+    body.meter = meter
+        .filter(|_| status.is_success())
+        .map(|m| m.start(is_sse));
     let mut response = Response::new(Body::new(body));
     *response.status_mut() = status;
     *response.headers_mut() = headers;
@@ -185,6 +192,8 @@ struct RelayBody {
     /// The last bytes relayed, to tell whether the stream stopped between two SSE events.
     tail: [u8; 4],
     tail_len: usize,
+    /// Reads usage out of the bytes as they pass (never changing them), for the spend ledger.
+    meter: Option<RunningMeter>,
     _guard: StreamGuard,
 }
 
@@ -206,11 +215,15 @@ impl RelayBody {
             is_sse,
             tail: [0; 4],
             tail_len: 0,
+            meter: None,
             _guard: guard,
         }
     }
 
     fn relayed(&mut self, chunk: &Bytes) {
+        if let Some(meter) = &mut self.meter {
+            meter.feed(chunk);
+        }
         for &b in &chunk[chunk.len().saturating_sub(4)..] {
             if self.tail_len == 4 {
                 self.tail.copy_within(1.., 0);
@@ -333,6 +346,112 @@ impl hyper::body::Body for RelayBody {
             }
         }
         hint
+    }
+}
+
+/// The spend ledger's view of one relayed call: whose it is and through which entry point.
+pub struct SpendMeter {
+    pub store: switchboard_store::Store,
+    pub workspace: String,
+    /// `proxy` or `gateway`.
+    pub entry: &'static str,
+    /// The model the client asked for (the answer's own `model` wins when it names one).
+    pub model: Option<String>,
+}
+
+impl SpendMeter {
+    fn start(self, is_sse: bool) -> RunningMeter {
+        RunningMeter {
+            meter: self,
+            sse: is_sse.then(switchboard_core::stream::SseDecoder::new),
+            body: Vec::new(),
+            usage: None,
+            model: None,
+            provider: None,
+        }
+    }
+}
+
+/// The largest non-streamed answer read for its usage (longer ones are relayed, not metered).
+const MAX_METERED_BODY: usize = 1024 * 1024;
+
+struct RunningMeter {
+    meter: SpendMeter,
+    /// Splits a stream into events without parsing them; only events that mention usage are.
+    sse: Option<switchboard_core::stream::SseDecoder>,
+    body: Vec<u8>,
+    usage: Option<switchboard_core::stream::Usage>,
+    model: Option<String>,
+    provider: Option<String>,
+}
+
+impl RunningMeter {
+    fn feed(&mut self, chunk: &[u8]) {
+        match &mut self.sse {
+            Some(sse) => {
+                for frame in sse.feed(chunk) {
+                    if let Ok(switchboard_core::stream::SseFrame::Event(e)) = frame
+                        && e.data.contains("\"usage\"")
+                    {
+                        self.read(e.data.as_bytes());
+                    }
+                }
+            }
+            None => {
+                if self.body.len() + chunk.len() <= MAX_METERED_BODY {
+                    self.body.extend_from_slice(chunk);
+                }
+            }
+        }
+    }
+
+    fn read(&mut self, json: &[u8]) {
+        for event in switchboard_core::stream::decode_json_body(json) {
+            match event {
+                switchboard_core::stream::StreamEvent::Usage(u) => self.usage = Some(u),
+                switchboard_core::stream::StreamEvent::Meta {
+                    model, provider, ..
+                } => {
+                    self.model = self.model.take().or(model);
+                    self.provider = self.provider.take().or(provider);
+                }
+                _ => {}
+            }
+        }
+    }
+}
+
+impl Drop for RunningMeter {
+    /// The call is over (ended, failed or the client left): record what it cost, off this task.
+    fn drop(&mut self) {
+        if self.sse.is_none() && !self.body.is_empty() {
+            let body = std::mem::take(&mut self.body);
+            self.read(&body);
+        }
+        let int = |n: u64| i64::try_from(n).ok();
+        let usage = self.usage.take();
+        let spend = switchboard_store::Spend {
+            workspace: std::mem::take(&mut self.meter.workspace),
+            entry: self.meter.entry.to_owned(),
+            model: self.model.take().or(self.meter.model.take()),
+            provider: self.provider.take(),
+            prompt_tokens: usage.as_ref().and_then(|u| int(u.prompt_tokens)),
+            completion_tokens: usage.as_ref().and_then(|u| int(u.completion_tokens)),
+            reasoning_tokens: usage
+                .as_ref()
+                .and_then(|u| u.reasoning_tokens.and_then(int)),
+            cached_tokens: usage.as_ref().and_then(|u| u.cached_tokens.and_then(int)),
+            cost: usage.as_ref().and_then(|u| u.cost),
+            at: switchboard_chat::now_ms(),
+        };
+        let store = self.meter.store.clone();
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(async move {
+                if let Err(e) = store.record_spend(&spend).await {
+                    tracing::warn!(error = %e, "could not record a relayed call's spend");
+                }
+            });
+        }
     }
 }
 

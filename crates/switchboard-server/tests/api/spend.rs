@@ -159,3 +159,64 @@ async fn a_workspace_over_its_rate_limit_gets_429_with_retry_after() {
     // A user's own key is not held back by the server's limit.
     assert_eq!(call(Some("Bearer sk-or-my-own")).await.status(), 200);
 }
+
+/// A ledger row as the test reads it: workspace, entry, model, completion tokens, cost.
+type LedgerRow = (String, String, Option<String>, Option<i64>, Option<f64>);
+
+/// The proxy (streamed and not) and the gateway put what the server's key paid into the ledger,
+/// read from the relayed answer's usage without changing a byte of it.
+#[tokio::test]
+async fn relayed_calls_paid_with_the_server_key_are_in_the_ledger() {
+    let app = spawn_app(&[]).await;
+    let ask = |path: &'static str, stream: bool, auth: Option<&'static str>| {
+        let mut req = app.http.post(app.at(path)).json(&json!({
+            "model": "mock/echo", "stream": stream,
+            "messages": [{"role": "user", "content": "count me"}],
+        }));
+        if let Some(a) = auth {
+            req = req.header("authorization", a);
+        }
+        async move {
+            let res = req.send().await.unwrap();
+            assert_eq!(res.status(), 200);
+            res.bytes().await.unwrap()
+        }
+    };
+    ask("/api/openrouter/v1/chat/completions", true, None).await;
+    ask("/api/openrouter/v1/chat/completions", false, None).await;
+    ask("/v1/chat/completions", true, None).await;
+    // A user's own key pays for itself: not in the server's ledger.
+    ask(
+        "/api/openrouter/v1/chat/completions",
+        true,
+        Some("Bearer sk-or-mine"),
+    )
+    .await;
+
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let rows = loop {
+        use sqlx::Connection;
+        let mut conn = sqlx::SqliteConnection::connect(&app.state.settings().database_url)
+            .await
+            .unwrap();
+        let rows: Vec<LedgerRow> = sqlx::query_as(
+            "SELECT workspace, entry, model, completion_tokens, cost FROM spend ORDER BY entry",
+        )
+        .fetch_all(&mut conn)
+        .await
+        .unwrap();
+        if rows.len() >= 3 {
+            break rows;
+        }
+        assert!(std::time::Instant::now() < deadline, "{rows:?}");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    };
+    let entries: Vec<&str> = rows.iter().map(|r| r.1.as_str()).collect();
+    assert_eq!(entries, ["gateway", "proxy", "proxy"], "{rows:?}");
+    for (workspace, _, model, completion, cost) in &rows {
+        assert_eq!(workspace, "default");
+        assert_eq!(model.as_deref(), Some("mock/echo"));
+        assert!(completion.is_some_and(|n| n > 0), "{rows:?}");
+        assert!(cost.is_some_and(|c| c > 0.0), "{rows:?}");
+    }
+}
