@@ -23,7 +23,9 @@ use crate::state::AppState;
 const DAY_MS: i64 = 86_400_000;
 
 pub fn routes() -> Router<AppState> {
-    Router::new().route("/api/usage", get(usage))
+    Router::new()
+        .route("/api/usage", get(usage))
+        .route("/usage", get(usage_page))
 }
 
 fn now_ms() -> i64 {
@@ -119,16 +121,76 @@ struct UsageParams {
     by: Option<String>,
     from: Option<String>,
     to: Option<String>,
+    format: Option<String>,
 }
 
-/// `GET /api/usage?by=day|model&from=YYYY-MM-DD&to=YYYY-MM-DD` (both days included; the last 30
-/// days by default) for the caller's workspace.
-async fn usage(
-    caller: Caller,
-    State(state): State<AppState>,
-    params: Result<Query<UsageParams>, axum::extract::rejection::QueryRejection>,
-) -> Result<Response, ApiError> {
-    let Query(params) = params.map_err(|e| ApiError::bad_request(e.body_text()))?;
+/// One workspace's spend over a range of days, grouped.
+struct Report {
+    group: SpendGroup,
+    /// Day numbers, both included.
+    from: i64,
+    to: i64,
+    items: Vec<switchboard_store::SpendRow>,
+    budget: Value,
+}
+
+impl Report {
+    fn key(&self, row: &switchboard_store::SpendRow) -> String {
+        match self.group {
+            SpendGroup::Day => row
+                .key
+                .parse::<i64>()
+                .map(date_of_day)
+                .unwrap_or_else(|_| row.key.clone()),
+            _ => row.key.clone(),
+        }
+    }
+
+    fn json(&self) -> Value {
+        let sum =
+            |f: fn(&switchboard_store::SpendRow) -> i64| self.items.iter().map(f).sum::<i64>();
+        json!({
+            "items": self.items.iter().map(|r| json!({
+                "key": self.key(r),
+                "requests": r.requests,
+                "prompt_tokens": r.prompt_tokens,
+                "completion_tokens": r.completion_tokens,
+                "cost": r.cost,
+            })).collect::<Vec<_>>(),
+            "total": {
+                "requests": sum(|r| r.requests),
+                "prompt_tokens": sum(|r| r.prompt_tokens),
+                "completion_tokens": sum(|r| r.completion_tokens),
+                "cost": self.items.iter().map(|r| r.cost).sum::<f64>(),
+            },
+            "budget": self.budget,
+        })
+    }
+
+    fn csv(&self) -> String {
+        let mut out = String::from("key,requests,prompt_tokens,completion_tokens,cost\n");
+        for r in &self.items {
+            let key = self.key(r);
+            // A model id never holds a quote, but a field is quoted whenever it could need it.
+            let key = if key.contains([',', '"', '\n']) {
+                format!("\"{}\"", key.replace('"', "\"\""))
+            } else {
+                key
+            };
+            out.push_str(&format!(
+                "{key},{},{},{},{}\n",
+                r.requests, r.prompt_tokens, r.completion_tokens, r.cost
+            ));
+        }
+        out
+    }
+}
+
+async fn report(
+    state: &AppState,
+    caller: &Caller,
+    params: &UsageParams,
+) -> Result<Report, ApiError> {
     let group = match params.by.as_deref() {
         None | Some("day") => SpendGroup::Day,
         Some("model") => SpendGroup::Model,
@@ -140,7 +202,7 @@ async fn usage(
     };
     let today = now_ms().div_euclid(DAY_MS);
     let day = |name: &str, raw: Option<&str>, default: i64| match raw {
-        None => Ok(default),
+        None | Some("") => Ok(default),
         Some(raw) => day_of_date(raw)
             .ok_or_else(|| ApiError::bad_request(format!("{name} must be a date, YYYY-MM-DD"))),
     };
@@ -149,7 +211,7 @@ async fn usage(
     if from > to {
         return Err(ApiError::bad_request("from is after to"));
     }
-    let rows = state
+    let items = state
         .store()
         .spend_report(
             Some(&caller.workspace),
@@ -158,29 +220,6 @@ async fn usage(
             group,
         )
         .await?;
-    let mut total = json!({"requests": 0, "prompt_tokens": 0, "completion_tokens": 0, "cost": 0.0});
-    let items: Vec<Value> = rows
-        .into_iter()
-        .map(|r| {
-            total["requests"] = json!(total["requests"].as_i64().unwrap_or(0) + r.requests);
-            total["prompt_tokens"] =
-                json!(total["prompt_tokens"].as_i64().unwrap_or(0) + r.prompt_tokens);
-            total["completion_tokens"] =
-                json!(total["completion_tokens"].as_i64().unwrap_or(0) + r.completion_tokens);
-            total["cost"] = json!(total["cost"].as_f64().unwrap_or(0.0) + r.cost);
-            let key = match group {
-                SpendGroup::Day => r.key.parse::<i64>().map(date_of_day).unwrap_or(r.key),
-                _ => r.key,
-            };
-            json!({
-                "key": key,
-                "requests": r.requests,
-                "prompt_tokens": r.prompt_tokens,
-                "completion_tokens": r.completion_tokens,
-                "cost": r.cost,
-            })
-        })
-        .collect();
     let budget = match state.settings().budget {
         Some(b) if !caller.principal.has_own_key() => {
             let now = now_ms();
@@ -197,5 +236,167 @@ async fn usage(
         }
         _ => Value::Null,
     };
-    Ok(Json(json!({"items": items, "total": total, "budget": budget})).into_response())
+    Ok(Report {
+        group,
+        from,
+        to,
+        items,
+        budget,
+    })
+}
+
+/// `GET /api/usage?by=day|model&from=YYYY-MM-DD&to=YYYY-MM-DD[&format=csv]` (both days included;
+/// the last 30 days by default) for the caller's workspace.
+async fn usage(
+    caller: Caller,
+    State(state): State<AppState>,
+    params: Result<Query<UsageParams>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response, ApiError> {
+    let Query(params) = params.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let report = report(&state, &caller, &params).await?;
+    match params.format.as_deref() {
+        None | Some("json") => Ok(Json(report.json()).into_response()),
+        Some("csv") => Ok((
+            [
+                (axum::http::header::CONTENT_TYPE, "text/csv; charset=utf-8"),
+                (
+                    axum::http::header::CONTENT_DISPOSITION,
+                    "attachment; filename=\"switchboard-usage.csv\"",
+                ),
+            ],
+            report.csv(),
+        )
+            .into_response()),
+        Some(other) => Err(ApiError::bad_request(format!(
+            "format must be json or csv, not `{other}`"
+        ))),
+    }
+}
+
+/// One bar of the chart: a day, its spend, and where it is drawn.
+struct Bar {
+    date: String,
+    cost: String,
+    x: usize,
+    y: usize,
+    height: usize,
+}
+
+#[derive(askama::Template)]
+#[template(path = "usage.html")]
+struct UsagePage<'a> {
+    c: &'a crate::ui::Chrome,
+    bars: Vec<Bar>,
+    chart_width: usize,
+    max_cost: String,
+    models: Vec<(String, i64, String)>,
+    total: String,
+    budget: Option<String>,
+    range: String,
+    csv: String,
+}
+
+const CHART_HEIGHT: usize = 160;
+const BAR_WIDTH: usize = 14;
+
+/// `GET /usage`: spend per day as a bar chart drawn here (an SVG, no chart library), spend per
+/// model, and the CSV.
+async fn usage_page(
+    State(state): State<AppState>,
+    axum::extract::ConnectInfo(peer): axum::extract::ConnectInfo<std::net::SocketAddr>,
+    headers: axum::http::HeaderMap,
+) -> Result<Response, ApiError> {
+    let chrome = crate::ui::Chrome::new(&headers);
+    let principal = match crate::ui::admit_page(&state, &headers, peer, &chrome)? {
+        Ok(p) => p,
+        Err(login) => return Ok(login),
+    };
+    let workspace = principal.workspace();
+    let caller = Caller {
+        principal,
+        workspace,
+    };
+    let by_day = report(
+        &state,
+        &caller,
+        &UsageParams {
+            by: None,
+            from: None,
+            to: None,
+            format: None,
+        },
+    )
+    .await?;
+    let by_model = report(
+        &state,
+        &caller,
+        &UsageParams {
+            by: Some("model".into()),
+            from: None,
+            to: None,
+            format: None,
+        },
+    )
+    .await?;
+    let per_day: std::collections::HashMap<String, f64> = by_day
+        .items
+        .iter()
+        .map(|r| (r.key.clone(), r.cost))
+        .collect();
+    let max = per_day.values().cloned().fold(0.0_f64, f64::max);
+    let bars = (by_day.from..=by_day.to)
+        .enumerate()
+        .map(|(i, day)| {
+            let cost = per_day.get(&day.to_string()).copied().unwrap_or(0.0);
+            let height = if max > 0.0 {
+                ((cost / max) * CHART_HEIGHT as f64).round() as usize
+            } else {
+                0
+            };
+            Bar {
+                date: date_of_day(day),
+                cost: format!("${cost:.4}"),
+                x: i * (BAR_WIDTH + 4),
+                y: CHART_HEIGHT - height,
+                height,
+            }
+        })
+        .collect::<Vec<_>>();
+    let chart_width = bars.len() * (BAR_WIDTH + 4);
+    let mut models: Vec<(String, i64, String)> = by_model
+        .items
+        .iter()
+        .map(|r| {
+            let name = if r.key.is_empty() {
+                "?".to_string()
+            } else {
+                r.key.clone()
+            };
+            (name, r.requests, format!("${:.4}", r.cost))
+        })
+        .collect();
+    models.sort_by_key(|m| std::cmp::Reverse(m.1));
+    let total = by_day.items.iter().map(|r| r.cost).sum::<f64>();
+    let budget = by_day.budget.as_object().map(|b| {
+        format!(
+            "${:.4} of ${} per {} (resets {})",
+            b.get("spent").and_then(Value::as_f64).unwrap_or(0.0),
+            b.get("limit").and_then(Value::as_f64).unwrap_or(0.0),
+            b.get("period").and_then(Value::as_str).unwrap_or(""),
+            b.get("resets_at").and_then(Value::as_str).unwrap_or(""),
+        )
+    });
+    let page = UsagePage {
+        c: &chrome,
+        bars,
+        chart_width,
+        max_cost: format!("${max:.4}"),
+        models,
+        total: format!("${total:.4}"),
+        budget,
+        range: format!("{} – {}", date_of_day(by_day.from), date_of_day(by_day.to)),
+        csv: "/api/usage?by=day&format=csv".into(),
+    };
+    let html = crate::ui::render(&page)?;
+    Ok(crate::ui::page(StatusCode::OK, html))
 }

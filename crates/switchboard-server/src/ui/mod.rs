@@ -116,7 +116,7 @@ struct ChatPage<'a> {
 }
 
 /// An HTML response with the page security headers.
-fn page(status: StatusCode, html: String) -> Response {
+pub(crate) fn page(status: StatusCode, html: String) -> Response {
     let mut res = (status, Html(html)).into_response();
     let h = res.headers_mut();
     h.insert(
@@ -135,13 +135,13 @@ fn page(status: StatusCode, html: String) -> Response {
     res
 }
 
-fn render(t: &impl Template) -> Result<String, ApiError> {
+pub(crate) fn render(t: &impl Template) -> Result<String, ApiError> {
     t.render()
         .map_err(|e| ApiError::internal(format!("rendering a page: {e}")))
 }
 
 /// Admit the request, or answer with the login page when a code is needed.
-fn admit_page(
+pub(crate) fn admit_page(
     state: &AppState,
     headers: &HeaderMap,
     peer: SocketAddr,

@@ -220,3 +220,64 @@ async fn relayed_calls_paid_with_the_server_key_are_in_the_ledger() {
         assert!(cost.is_some_and(|c| c > 0.0), "{rows:?}");
     }
 }
+
+/// The Usage page draws the last 30 days as bars (an SVG made on the server) and lists the models;
+/// the CSV has a row per day with spend.
+#[tokio::test]
+async fn the_usage_page_charts_spend_and_the_csv_lists_it() {
+    let app = spawn_app(&[]).await;
+    let res = app
+        .http
+        .post(app.at("/v1/chat/completions"))
+        .json(&json!({"model": "mock/echo", "messages": [{"role": "user", "content": "x"}]}))
+        .send()
+        .await
+        .unwrap();
+    res.bytes().await.unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let (_, usage) = app.get_json("/api/usage").await;
+        if usage["total"]["requests"] == 1 {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{usage}");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let page = app.http.get(app.at("/usage")).send().await.unwrap();
+    assert_eq!(page.status(), 200);
+    assert!(
+        page.headers()["content-security-policy"]
+            .to_str()
+            .unwrap()
+            .contains("script-src 'self'")
+    );
+    let html = page.text().await.unwrap();
+    assert_eq!(
+        html.matches("<rect class=\"bar\"").count(),
+        30,
+        "a bar per day"
+    );
+    assert_eq!(
+        html.matches("height=\"160\"><title>").count(),
+        1,
+        "today's bar is the tallest: {html}"
+    );
+    assert!(html.contains("<code>mock/echo</code>"));
+    assert!(!html.contains("<script"));
+
+    let csv = app
+        .http
+        .get(app.at("/api/usage?by=day&format=csv"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(csv.headers()["content-type"], "text/csv; charset=utf-8");
+    let text = csv.text().await.unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(
+        lines[0],
+        "key,requests,prompt_tokens,completion_tokens,cost"
+    );
+    assert_eq!(lines.len(), 2, "{text}");
+    assert!(lines[1].split(',').nth(1) == Some("1"), "{text}");
+}
