@@ -232,3 +232,20 @@ fn env_template_documents_every_variable_with_its_default() {
         );
     }
 }
+
+#[test]
+fn the_configuration_page_documents_every_variable_with_its_default() {
+    let page = include_str!("../../../docs/configuration.md");
+    for (var, default) in switchboard_core::settings::VARIABLES {
+        let shown = if default.is_empty() {
+            "–".to_string()
+        } else {
+            format!("`{default}`")
+        };
+        let row = format!("| `{var}` | {shown} |");
+        assert!(
+            page.contains(&row),
+            "docs/configuration.md lacks the row `{row}`"
+        );
+    }
+}
