@@ -105,3 +105,33 @@ impl IntoResponse for ApiError {
         res
     }
 }
+
+/// The one place store errors become responses. A database that cannot be reached or written is
+/// 503 (nothing was changed: every write is one transaction); stored data that cannot be read back
+/// is a bug or corruption, 500; a chat busy with another reply is 409.
+impl From<switchboard_store::StoreError> for ApiError {
+    fn from(e: switchboard_store::StoreError) -> Self {
+        use switchboard_store::StoreError;
+        let cause = std::error::Error::source(&e).map(ToString::to_string);
+        match &e {
+            StoreError::Busy { .. } => {
+                return ApiError::new(
+                    StatusCode::CONFLICT,
+                    "a reply is being generated in this chat; stop it first",
+                );
+            }
+            StoreError::Corrupt { .. } => {
+                tracing::error!(error = %e, "stored data could not be read");
+                return ApiError::internal(
+                    "stored data could not be read back; see the server log",
+                );
+            }
+            _ => {}
+        }
+        tracing::error!(error = %e, cause = cause.as_deref().unwrap_or(""), "storage error");
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the database is not available right now; nothing was changed",
+        )
+    }
+}

@@ -15,7 +15,7 @@ use switchboard_core::catalog::ModelRef;
 use switchboard_core::provider::ProviderId;
 use switchboard_core::routing::{MAX_FALLBACK_MODELS, ProviderPreferences};
 use switchboard_core::secret::Secret;
-use switchboard_store::{Chat, ChatPage, ChatPatch, ChatSettings, Role, StoreError};
+use switchboard_store::{Chat, ChatPage, ChatPatch, ChatSettings, Role};
 
 use super::Caller;
 use crate::error::ApiError;
@@ -43,17 +43,6 @@ impl From<ChatError> for ApiError {
             }
             ChatError::Store(e) => e.into(),
         }
-    }
-}
-
-impl From<StoreError> for ApiError {
-    fn from(e: StoreError) -> Self {
-        let cause = std::error::Error::source(&e).map(ToString::to_string);
-        tracing::error!(error = %e, cause = cause.as_deref().unwrap_or(""), "storage error");
-        ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "the database is not available right now; nothing was changed",
-        )
     }
 }
 

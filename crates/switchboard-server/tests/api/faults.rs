@@ -1102,3 +1102,31 @@ async fn a_full_disk_is_503_json_and_writes_resume_when_space_returns() {
     assert_eq!(msgs[3]["status"], "complete");
     drop(app);
 }
+
+/// Stored data that cannot be read back is a bug or corruption: 500 with the error shape, not
+/// "the database is not available".
+#[tokio::test]
+async fn unreadable_stored_data_is_a_500_not_a_503() {
+    let app = spawn_app(&[]).await;
+    let chat = titled_chat(&app).await;
+    send_message(&app, &chat, "mock/echo", "hello").await;
+    settled(&app, &chat).await;
+    use sqlx::Connection;
+    let mut conn = sqlx::SqliteConnection::connect(&app.state.settings().database_url)
+        .await
+        .unwrap();
+    sqlx::query("UPDATE messages SET role = 'wizard' WHERE chat_id = $1")
+        .bind(&chat)
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    let (status, body) = app.get_json(&format!("/api/chats/{chat}")).await;
+    assert_eq!(status, 500, "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("could not be read back"),
+        "{body}"
+    );
+}
