@@ -4,7 +4,7 @@
 
 mod common;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::{Event, chat, chat_body, chunks, content, start, stream_events};
 use mock_openrouter::{MockConfig, MockOpenRouter};
@@ -465,7 +465,9 @@ async fn bad_requests_get_openrouter_errors() {
     assert!(body["error"]["message"].is_string());
 }
 
-#[tokio::test]
+/// On tokio's paused clock the mock's waits are exact: the stream takes the sum of its gaps,
+/// whatever the machine's load.
+#[tokio::test(start_paused = true)]
 async fn delta_ms_spaces_the_chunks() {
     let mock = MockOpenRouter::start(MockConfig {
         delta_ms: 20,
@@ -473,7 +475,7 @@ async fn delta_ms_spaces_the_chunks() {
     })
     .await
     .unwrap();
-    let started = Instant::now();
+    let started = tokio::time::Instant::now();
     let chunks = chunks(&stream_events(&mock, "mock/usage-2026").await);
     let elapsed = started.elapsed();
     // n data lines plus [DONE]: n gaps.

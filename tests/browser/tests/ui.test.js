@@ -142,7 +142,8 @@ test('at 390 px the sidebar is a drawer opened by the menu button', async (t) =>
   await s.page.click('#open-drawer');
   await s.page.waitForSelector('#sidebar', { state: 'visible' });
   assert.equal(await s.page.getAttribute('#open-drawer', 'aria-expanded'), 'true');
-  await s.page.waitForTimeout(300);
+  // The drawer slides in: wait for its transition to end, not for a fixed time.
+  await s.page.evaluate(() => Promise.all(document.getAnimations().map((a) => a.finished)));
   await shot(s.page, 'narrow-drawer-open');
   await s.page.keyboard.press('Escape');
   await s.page.waitForSelector('#sidebar', { state: 'hidden' });

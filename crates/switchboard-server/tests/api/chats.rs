@@ -340,9 +340,17 @@ async fn a_reload_mid_stream_continues_where_it_is() {
     let app = spawn_app(&[]).await;
     let chat = create_chat(&app, None).await;
     send(&app, &chat, json!({"content": "x", "model": "mock/slow"})).await;
-    tokio::time::sleep(Duration::from_millis(700)).await;
-    // "Reload": the page state, then events after its last_event_id.
-    let (_, page) = app.get_json(&format!("/api/chats/{chat}")).await;
+    // "Reload" once some of the reply is there: the page state, then events after its
+    // last_event_id.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let page = loop {
+        let (_, page) = app.get_json(&format!("/api/chats/{chat}")).await;
+        if !last(&page)["content"].as_str().unwrap_or("").is_empty() {
+            break page;
+        }
+        assert!(Instant::now() < deadline, "the reply never began: {page}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
     let text_then = last(&page)["content"].as_str().unwrap().to_string();
     assert!(!text_then.is_empty());
     let after = page["last_event_id"].as_i64().unwrap();

@@ -332,10 +332,8 @@ async fn stall_before_the_first_byte_is_504_json() {
     let (app, proxy) = app_behind(Fault::StallAfter(0), &env).await;
     let baseline = baseline(&app).await;
     let c = client();
-    let started = Instant::now();
     let (status, message) = json_error(post_proxy(&c, &app, &slow_stream()).await).await;
     assert_eq!(status, 504);
-    assert!(started.elapsed() < Duration::from_secs(3));
     assert!(
         message.contains("SWITCHBOARD_UPSTREAM_FIRST_BYTE_TIMEOUT"),
         "{message}"

@@ -241,13 +241,13 @@ async fn the_connection_of_a_refused_body_stays_usable() {
     let mut tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
     let body = vec![b'x'; 300_000];
     let head = format!(
-        "POST /api/openrouter/v1/chat/completions HTTP/1.1\r\nhost: x\r\n\
+        "POST /api/openrouter/v1/chat/completions HTTP/1.1\r\nhost: 127.0.0.1\r\n\
          content-type: application/json\r\ncontent-length: {}\r\n\r\n",
         body.len()
     );
     tcp.write_all(head.as_bytes()).await.unwrap();
     tcp.write_all(&body).await.unwrap();
-    tcp.write_all(b"GET /healthz HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n")
+    tcp.write_all(b"GET /healthz HTTP/1.1\r\nhost: 127.0.0.1\r\nconnection: close\r\n\r\n")
         .await
         .unwrap();
     let mut answers = String::new();
@@ -473,15 +473,16 @@ async fn client_disconnect_cancels_the_upstream() {
         data += String::from_utf8_lossy(&chunk).matches("data: ").count();
     }
     drop(res);
-    let dropped = Instant::now();
+    // Waits for the event (the mock sees its client go), bounded only so a failure ends.
+    let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         let gens = app.mock.generations();
         if gens.last().is_some_and(|g| g.cancelled) {
             break;
         }
         assert!(
-            dropped.elapsed() < Duration::from_millis(100),
-            "the upstream was not cancelled within 100 ms: {gens:?}"
+            Instant::now() < deadline,
+            "the upstream was never cancelled: {gens:?}"
         );
         tokio::time::sleep(Duration::from_millis(2)).await;
     }
@@ -531,7 +532,6 @@ async fn a_stream_longer_than_the_idle_timeout_is_not_cut_while_data_flows() {
     // mock/slow sends a delta every 200 ms for longer than the 300 ms idle limit: the limit is on
     // silence, not on the stream's length.
     let app = spawn_app(&[("SWITCHBOARD_UPSTREAM_IDLE_TIMEOUT", "300ms")]).await;
-    let started = std::time::Instant::now();
     let res = post_chat(
         &app,
         None,
@@ -546,8 +546,12 @@ async fn a_stream_longer_than_the_idle_timeout_is_not_cut_while_data_flows() {
         text.push_str(&String::from_utf8_lossy(&chunk));
         assert!(!text.contains("\"error\""), "{text}");
     }
-    // Five deltas 200 ms apart: well past the 300 ms limit in all, never silent for that long.
-    assert!(started.elapsed() > std::time::Duration::from_millis(800));
+    // Five deltas the mock spaces 200 ms apart (`mock/slow`): well past the 300 ms limit in all,
+    // never silent for that long, and no error chunk came.
+    assert!(
+        text.contains("tick 0.") && text.contains("tick 4."),
+        "{text}"
+    );
 }
 
 #[tokio::test]
