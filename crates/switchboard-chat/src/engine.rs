@@ -133,6 +133,8 @@ pub(crate) struct Inner {
     /// Whether this process is the database's only user (SQLite): then every reply it does not
     /// run itself is an orphan, whatever its owner's last heartbeat says.
     exclusive: bool,
+    /// The spend ledger, written in batches by a background task.
+    pub(crate) ledger: crate::ledger::Ledger,
     /// The runtime the engine was started on: replies run there, not on the runtime of the
     /// connection that asked for them, which may be gone before they finish.
     runtime: tokio::runtime::Handle,
@@ -159,6 +161,9 @@ impl ChatEngine {
             Some(pg) => Box::new(pg),
             None => Box::new(bus::InProcess),
         };
+        let background_stop = CancellationToken::new();
+        let (ledger, write_ledger) =
+            crate::ledger::Ledger::new(store.clone(), background_stop.clone());
         let inner = Arc::new(Inner {
             store,
             config,
@@ -169,8 +174,9 @@ impl ChatEngine {
             background: TaskTracker::new(),
             closing: CancellationToken::new(),
             interrupt: CancellationToken::new(),
-            background_stop: CancellationToken::new(),
+            background_stop,
             exclusive,
+            ledger,
             runtime: tokio::runtime::Handle::current(),
         });
         let recovered = inner.sweep().await?;
@@ -185,7 +191,13 @@ impl ChatEngine {
             .background
             .spawn(bus.run(listener, inner.background_stop.clone()));
         inner.background.spawn(inner.clone().keep_lease());
+        inner.background.spawn(write_ledger);
         Ok(ChatEngine { inner })
+    }
+
+    /// Where paid calls record what they cost (written in batches).
+    pub fn ledger(&self) -> &crate::ledger::Ledger {
+        &self.inner.ledger
     }
 
     /// This instance's id (the owner recorded on its replies).
@@ -550,5 +562,22 @@ impl Listener for Inner {
 
     fn resync(&self) {
         self.hubs.resync();
+        // A stop announced while the bus was down is still flagged on the reply: look.
+        let running: Vec<(String, String, CancellationToken)> = self
+            .lock_running()
+            .iter()
+            .map(|(chat, r)| (chat.clone(), r.message_id.clone(), r.stop.clone()))
+            .collect();
+        let store = self.store.clone();
+        self.background.spawn_on(
+            async move {
+                for (_, message_id, stop) in running {
+                    if store.stop_requested(&message_id).await.unwrap_or(false) {
+                        stop.cancel();
+                    }
+                }
+            },
+            &self.runtime,
+        );
     }
 }

@@ -33,7 +33,7 @@ use switchboard_core::provider::ProviderId;
 
 /// How often a streaming reply is written (and so shown) at most. The first text is written at
 /// once; later text is gathered for this long, so one write carries many small deltas.
-pub const WRITE_EVERY: Duration = Duration::from_millis(50);
+pub const WRITE_EVERY: Duration = Duration::from_millis(100);
 /// The largest error body read from a provider that refused a request.
 const MAX_ERROR_BODY: usize = 64 * 1024;
 /// Event kinds a finished reply's `done` supersedes: deleted when it finishes.
@@ -113,6 +113,18 @@ pub(crate) struct Generation {
     pending: Pending,
     /// Bytes of text and tool arguments so far, against the reply cap.
     size: usize,
+    /// The metadata as last written, so a write touches the message row only when it changed.
+    written_meta: Option<Meta>,
+}
+
+/// What a write stores on the message row besides text.
+#[derive(Clone, PartialEq)]
+struct Meta {
+    first_token_at: Option<i64>,
+    reasoning_ended_at: Option<i64>,
+    generation_id: Option<String>,
+    model: Option<String>,
+    provider: Option<String>,
 }
 
 impl Generation {
@@ -134,6 +146,7 @@ impl Generation {
             facts: Facts::default(),
             pending: Pending::default(),
             size: 0,
+            written_meta: None,
         }
     }
 
@@ -473,7 +486,18 @@ impl Generation {
             let data = json!({"message_id": id, "annotations": annotations}).to_string();
             events.push(EventDraft::new("annotations", &id, data));
         }
+        let meta = Meta {
+            first_token_at: self.facts.first_token_at,
+            reasoning_ended_at: self.facts.reasoning_ended_at,
+            generation_id: self.facts.generation_id.clone(),
+            model: self.facts.model.clone(),
+            provider: self.facts.provider.clone(),
+        };
+        let fields_changed = self.pending.tool_calls_changed
+            || self.pending.annotations_changed
+            || self.written_meta.as_ref() != Some(&meta);
         let write = GenerationWrite {
+            fields_changed,
             chat_id: self.plan.chat.id.clone(),
             message_id: id.clone(),
             owner: self.engine.instance.clone(),
@@ -489,6 +513,7 @@ impl Generation {
         match self.engine.store.write_generation(&write).await {
             Ok(Some(ack)) => {
                 self.pending = Pending::default();
+                self.written_meta = Some(meta);
                 self.engine.hubs.stored(&self.plan.chat.id, ack.events);
                 ack.stop_requested.then_some(Outcome::Stopped)
             }
@@ -571,7 +596,7 @@ impl Generation {
             events: vec![EventDraft::new("done", &message.id, view)],
             compact: COMPACTED_KINDS.iter().map(|k| k.to_string()).collect(),
         };
-        self.record_spend(&message).await;
+        self.record_spend(&message);
         // The final write matters most: retry a few times before giving up. If it never lands,
         // the reply stays `streaming` with the text already written, and this instance's sweeper
         // closes it as `interrupted` once it is no longer running here.
@@ -599,7 +624,7 @@ impl Generation {
 impl Generation {
     /// Put the reply's tokens and cost in the spend ledger, when the server's key paid for it and
     /// the provider answered at all.
-    async fn record_spend(&self, message: &Message) {
+    fn record_spend(&self, message: &Message) {
         if !self.plan.paid_by_server || self.facts.said_nothing() {
             return;
         }
@@ -615,9 +640,7 @@ impl Generation {
             cost: message.usage.cost,
             at: now_ms(),
         };
-        if let Err(e) = self.engine.store.record_spend(&spend).await {
-            tracing::warn!(error = %e, "could not record a reply's spend");
-        }
+        self.engine.ledger.record(spend);
     }
 }
 

@@ -18,6 +18,7 @@ mod error;
 pub mod generate;
 mod hub;
 pub mod import;
+mod ledger;
 pub mod markdown;
 pub mod title;
 pub mod view;
@@ -25,6 +26,7 @@ pub mod view;
 pub use engine::{ChatEngine, EngineConfig, ReplyPlan, StartedReply, Upstream, UserTurn};
 pub use error::ChatError;
 pub use hub::Subscription;
+pub use ledger::Ledger;
 pub use title::DEFAULT_TITLE;
 
 /// Unix time in milliseconds.

@@ -58,7 +58,7 @@ impl TitleJob {
         };
         let events = decode_json_body(&bytes);
         if let Some(workspace) = &self.spend_workspace {
-            record_title_spend(engine, workspace, &self.model, &events).await;
+            record_title_spend(engine, workspace, &self.model, &events);
         }
         let text: String = events
             .into_iter()
@@ -87,7 +87,7 @@ impl TitleJob {
     }
 }
 
-async fn record_title_spend(engine: &Inner, workspace: &str, model: &str, events: &[StreamEvent]) {
+fn record_title_spend(engine: &Inner, workspace: &str, model: &str, events: &[StreamEvent]) {
     let usage = events.iter().find_map(|e| match e {
         StreamEvent::Usage(u) => Some(u),
         _ => None,
@@ -105,9 +105,7 @@ async fn record_title_spend(engine: &Inner, workspace: &str, model: &str, events
         cost: usage.and_then(|u| u.cost),
         at: crate::now_ms(),
     };
-    if let Err(e) = engine.store.record_spend(&spend).await {
-        tracing::warn!(error = %e, "could not record a title's spend");
-    }
+    engine.ledger.record(spend);
 }
 
 /// First line, without quotes or a trailing period, at most 60 characters.

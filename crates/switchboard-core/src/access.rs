@@ -27,6 +27,16 @@ fn sha256(s: &str) -> [u8; 32] {
     Sha256::digest(s.as_bytes()).into()
 }
 
+/// The workspace of an access code's users, named by its hash, never the code.
+fn code_workspace(code_hash: &[u8; 32]) -> String {
+    format!("code-{}", hex::encode(&code_hash[..16]))
+}
+
+/// The workspace of whoever uses access code `code` (for per-code settings such as budgets).
+pub fn workspace_of_code(code: &str) -> String {
+    code_workspace(&sha256(code))
+}
+
 /// The configured access codes, as hashes only.
 #[derive(Clone, Default)]
 pub struct AccessCodes {
@@ -164,7 +174,7 @@ impl Principal {
     pub fn workspace(&self) -> String {
         match self {
             Principal::Anonymous => "default".to_string(),
-            Principal::Code { code_hash } => format!("code-{}", hex::encode(&code_hash[..16])),
+            Principal::Code { code_hash } => code_workspace(code_hash),
             Principal::OwnKey { key } => {
                 format!("key-{}", hex::encode(&sha256(key.expose())[..16]))
             }

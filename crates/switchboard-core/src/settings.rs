@@ -55,6 +55,8 @@ pub const VARIABLES: &[(&str, &str)] = &[
     ("SWITCHBOARD_SHARING", "on"),
     ("SWITCHBOARD_BUDGET", ""),
     ("SWITCHBOARD_RATE_LIMIT", ""),
+    ("SWITCHBOARD_BUDGETS", ""),
+    ("SWITCHBOARD_ADMIN_CODE", ""),
 ];
 
 /// A setting that could not be used. The message always starts with the variable's name, so the one
@@ -144,6 +146,11 @@ pub struct Settings {
     pub openrouter_provider: Option<crate::routing::ProviderPreferences>,
     /// What each workspace that spends the server's key may spend per period (`SWITCHBOARD_BUDGET`).
     pub budget: Option<crate::budget::Budget>,
+    /// Budgets for the users of particular access codes (`SWITCHBOARD_BUDGETS`, or the config
+    /// file's `[budgets]` table), by workspace: the codes themselves are not kept.
+    pub code_budgets: Vec<(String, crate::budget::Budget)>,
+    /// The workspace of `SWITCHBOARD_ADMIN_CODE`: its users may read every workspace's usage.
+    pub admin_workspace: Option<String>,
     /// Requests per workspace on the routes that spend the server's key (`SWITCHBOARD_RATE_LIMIT`).
     pub rate_limit: Option<crate::budget::RateLimit>,
     /// Whether chats may be shared by link (`SWITCHBOARD_SHARING`, on by default).
@@ -245,6 +252,21 @@ fn read_toml(path: &Path) -> Result<HashMap<String, String>, SettingsError> {
         .map_err(|e: toml::de::Error| err(e.to_string()))?;
     let mut out = HashMap::new();
     for (key, value) in table {
+        if key == "budgets"
+            && let toml::Value::Table(budgets) = &value
+        {
+            let entries = budgets
+                .iter()
+                .map(|(code, budget)| match budget {
+                    toml::Value::String(b) => Ok(format!("{code}={b}")),
+                    _ => Err(err(
+                        "`budgets`: each budget is a string like \"5/day\"".into()
+                    )),
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            out.insert("SWITCHBOARD_BUDGETS".to_string(), entries.join(","));
+            continue;
+        }
         let name = key.to_ascii_uppercase();
         if !VARIABLES.iter().any(|(v, _)| *v == name) {
             return Err(err(format!("unknown key `{key}`")));
@@ -272,6 +294,15 @@ fn read_toml(path: &Path) -> Result<HashMap<String, String>, SettingsError> {
 }
 
 impl Settings {
+    /// The budget of `workspace`: its code's own (`SWITCHBOARD_BUDGETS`), else the default one.
+    pub fn budget_for(&self, workspace: &str) -> Option<crate::budget::Budget> {
+        self.code_budgets
+            .iter()
+            .find(|(w, _)| w == workspace)
+            .map(|(_, b)| *b)
+            .or(self.budget)
+    }
+
     /// Parse every variable; the first invalid one stops with an error naming it.
     pub fn load(src: &Sources) -> Result<Settings, SettingsError> {
         let openrouter = ProviderConfig {
@@ -504,6 +535,19 @@ impl Settings {
                 .map(crate::budget::Budget::parse)
                 .transpose()
                 .map_err(|e| SettingsError::invalid("SWITCHBOARD_BUDGET", e))?,
+            code_budgets: code_budgets(src)?,
+            admin_workspace: match src.non_empty("SWITCHBOARD_ADMIN_CODE") {
+                None => None,
+                Some(code) if codes.iter().any(|c| c == code.trim()) => {
+                    Some(crate::access::workspace_of_code(code.trim()))
+                }
+                Some(_) => {
+                    return Err(SettingsError::invalid(
+                        "SWITCHBOARD_ADMIN_CODE",
+                        "must be one of the codes in CODE".to_string(),
+                    ));
+                }
+            },
             rate_limit: src
                 .non_empty("SWITCHBOARD_RATE_LIMIT")
                 .map(crate::budget::RateLimit::parse)
@@ -587,6 +631,30 @@ fn base_url(src: &Sources, var: &'static str, default: &str) -> Result<String, S
         ));
     }
     Ok(with_scheme.trim_end_matches('/').to_string())
+}
+
+/// `SWITCHBOARD_BUDGETS`: `code=5/day,other=100/month` (the config file's `[budgets]` table becomes
+/// this). Errors name the variable, never the code.
+fn code_budgets(src: &Sources) -> Result<Vec<(String, crate::budget::Budget)>, SettingsError> {
+    let Some(raw) = src.non_empty("SWITCHBOARD_BUDGETS") else {
+        return Ok(Vec::new());
+    };
+    raw.split(',')
+        .filter(|e| !e.trim().is_empty())
+        .enumerate()
+        .map(|(i, entry)| {
+            let (code, budget) = entry.rsplit_once('=').ok_or_else(|| {
+                SettingsError::invalid(
+                    "SWITCHBOARD_BUDGETS",
+                    format!("entry {} is not CODE=AMOUNT/PERIOD", i + 1),
+                )
+            })?;
+            let budget = crate::budget::Budget::parse(budget).map_err(|e| {
+                SettingsError::invalid("SWITCHBOARD_BUDGETS", format!("entry {}: {e}", i + 1))
+            })?;
+            Ok((crate::access::workspace_of_code(code.trim()), budget))
+        })
+        .collect()
 }
 
 /// A boolean that defaults to `default` when unset.

@@ -249,3 +249,48 @@ fn the_configuration_page_documents_every_variable_with_its_default() {
         );
     }
 }
+
+#[test]
+fn a_config_file_s_budgets_table_sets_budgets_per_code_without_keeping_the_codes() {
+    let dir = tempfile::tempdir().unwrap();
+    let toml = dir.path().join("switchboard.toml");
+    std::fs::write(
+        &toml,
+        "CODE = \"team-a,team-b\"\nSWITCHBOARD_BUDGET = \"1/day\"\n[budgets]\n\"team-a\" = \"20/month\"\n",
+    )
+    .unwrap();
+    let s = Settings::load(&Sources::from_process(dir.path(), Some(&toml)).unwrap()).unwrap();
+    let a = switchboard_core::access::workspace_of_code("team-a");
+    let b = switchboard_core::access::workspace_of_code("team-b");
+    assert_eq!(
+        s.budget_for(&a),
+        Some(switchboard_core::budget::Budget {
+            limit: 20.0,
+            period: switchboard_core::budget::Period::Month
+        })
+    );
+    assert_eq!(s.budget_for(&b).map(|b| b.limit), Some(1.0), "the default");
+    assert!(
+        !format!("{s:?}").contains("team-a"),
+        "codes are never kept in settings' Debug"
+    );
+    let bad = Settings::load(&Sources::from_pairs([(
+        "SWITCHBOARD_BUDGETS",
+        "team-a=lots",
+    )]));
+    let err = bad.unwrap_err().to_string();
+    assert!(
+        err.starts_with("SWITCHBOARD_BUDGETS") && !err.contains("team-a"),
+        "{err}"
+    );
+    let not_a_code = Settings::load(&Sources::from_pairs([
+        ("CODE", "x"),
+        ("SWITCHBOARD_ADMIN_CODE", "y"),
+    ]));
+    assert!(
+        not_a_code
+            .unwrap_err()
+            .to_string()
+            .starts_with("SWITCHBOARD_ADMIN_CODE")
+    );
+}

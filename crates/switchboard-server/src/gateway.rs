@@ -83,7 +83,7 @@ async fn chat_completions(
             authorization,
             client_headers: headers,
             meter: (!principal.has_own_key()).then(|| crate::relay::SpendMeter {
-                store: state.store().clone(),
+                ledger: state.chats().ledger().clone(),
                 workspace: principal.workspace(),
                 entry: "gateway",
                 model: Some(model_ref.model.clone()),

@@ -123,7 +123,7 @@ async fn proxy(state: &AppState, call: ProxyCall, body: Body) -> Result<Response
     drop(call.uri);
     let meter = (call.method == Method::POST && !principal.has_own_key()).then(|| {
         crate::relay::SpendMeter {
-            store: state.store().clone(),
+            ledger: state.chats().ledger().clone(),
             workspace: principal.workspace(),
             entry: "proxy",
             model: crate::models::RequestedModels::parse(&body)

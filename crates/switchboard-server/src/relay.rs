@@ -351,7 +351,7 @@ impl hyper::body::Body for RelayBody {
 
 /// The spend ledger's view of one relayed call: whose it is and through which entry point.
 pub struct SpendMeter {
-    pub store: switchboard_store::Store,
+    pub ledger: switchboard_chat::Ledger,
     pub workspace: String,
     /// `proxy` or `gateway`.
     pub entry: &'static str,
@@ -422,7 +422,7 @@ impl RunningMeter {
 }
 
 impl Drop for RunningMeter {
-    /// The call is over (ended, failed or the client left): record what it cost, off this task.
+    /// The call is over (ended, failed or the client left): hand what it cost to the ledger.
     fn drop(&mut self) {
         if self.sse.is_none() && !self.body.is_empty() {
             let body = std::mem::take(&mut self.body);
@@ -444,14 +444,7 @@ impl Drop for RunningMeter {
             cost: usage.as_ref().and_then(|u| u.cost),
             at: switchboard_chat::now_ms(),
         };
-        let store = self.meter.store.clone();
-        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-            runtime.spawn(async move {
-                if let Err(e) = store.record_spend(&spend).await {
-                    tracing::warn!(error = %e, "could not record a relayed call's spend");
-                }
-            });
-        }
+        self.meter.ledger.record(spend);
     }
 }
 

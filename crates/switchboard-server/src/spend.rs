@@ -88,15 +88,13 @@ async fn check_budget_at(
     principal: &Principal,
     now: i64,
 ) -> Result<(), ApiError> {
-    let Some(budget) = state.settings().budget else {
+    let workspace = principal.workspace();
+    let Some(budget) = state.settings().budget_for(&workspace) else {
         return Ok(());
     };
-    if principal.has_own_key() {
-        return Ok(());
-    }
     let spent = state
         .store()
-        .spent_since(&principal.workspace(), budget.period_start(now))
+        .spent_since(&workspace, budget.period_start(now))
         .await?;
     if spent < budget.limit {
         return Ok(());
@@ -122,6 +120,8 @@ struct UsageParams {
     from: Option<String>,
     to: Option<String>,
     format: Option<String>,
+    /// `all`: every workspace, grouped by workspace (the admin code only).
+    workspace: Option<String>,
 }
 
 /// One workspace's spend over a range of days, grouped.
@@ -142,7 +142,12 @@ impl Report {
                 .parse::<i64>()
                 .map(date_of_day)
                 .unwrap_or_else(|_| row.key.clone()),
-            _ => row.key.clone(),
+            // A workspace is named by the first 8 characters of its hash, never by the code.
+            SpendGroup::Workspace => match row.key.split_once('-') {
+                Some((kind, hash)) => format!("{kind}-{}", &hash[..hash.len().min(8)]),
+                None => row.key.clone(),
+            },
+            SpendGroup::Model => row.key.clone(),
         }
     }
 
@@ -191,7 +196,24 @@ async fn report(
     caller: &Caller,
     params: &UsageParams,
 ) -> Result<Report, ApiError> {
+    let all = match params.workspace.as_deref() {
+        None | Some("") => false,
+        Some("all") if state.settings().admin_workspace.as_deref() == Some(&caller.workspace) => {
+            true
+        }
+        Some("all") => {
+            return Err(ApiError::forbidden(
+                "workspace=all is for the admin code (SWITCHBOARD_ADMIN_CODE)",
+            ));
+        }
+        Some(other) => {
+            return Err(ApiError::bad_request(format!(
+                "workspace must be all, not `{other}`"
+            )));
+        }
+    };
     let group = match params.by.as_deref() {
+        _ if all => SpendGroup::Workspace,
         None | Some("day") => SpendGroup::Day,
         Some("model") => SpendGroup::Model,
         Some(other) => {
@@ -214,14 +236,14 @@ async fn report(
     let items = state
         .store()
         .spend_report(
-            Some(&caller.workspace),
+            (!all).then_some(caller.workspace.as_str()),
             from * DAY_MS,
             (to + 1) * DAY_MS,
             group,
         )
         .await?;
-    let budget = match state.settings().budget {
-        Some(b) if !caller.principal.has_own_key() => {
+    let budget = match state.settings().budget_for(&caller.workspace) {
+        Some(b) if !caller.principal.has_own_key() && !all => {
             let now = now_ms();
             let spent = state
                 .store()
@@ -324,6 +346,7 @@ async fn usage_page(
             from: None,
             to: None,
             format: None,
+            workspace: None,
         },
     )
     .await?;
@@ -335,6 +358,7 @@ async fn usage_page(
             from: None,
             to: None,
             format: None,
+            workspace: None,
         },
     )
     .await?;

@@ -77,6 +77,9 @@ pub struct GenerationWrite {
     pub generation_id: Option<String>,
     pub model: Option<String>,
     pub provider: Option<String>,
+    /// Whether anything but text changed since the last write (tool calls, annotations, the
+    /// metadata): only then is the message row written.
+    pub fields_changed: bool,
 }
 
 /// What a generation learns from a write.
@@ -84,7 +87,8 @@ pub struct GenerationWrite {
 pub struct GenerationAck {
     /// The events as stored, with their seqs.
     pub events: Vec<StoredEvent>,
-    /// Someone asked (on any instance) to stop this reply.
+    /// Someone asked (on any instance) to stop this reply; reported by writes that touch the
+    /// message row (an owner also hears of a stop at once, through the bus).
     pub stop_requested: bool,
 }
 
@@ -94,21 +98,42 @@ pub(crate) async fn store_events(
     chat_id: &str,
     events: &[EventDraft],
 ) -> Result<Option<Vec<StoredEvent>>, StoreError> {
+    store_events_if(tx, chat_id, events, None).await
+}
+
+/// [`store_events`], only while `reply` (message id, owner) is still streaming under its owner:
+/// the check rides on the statement that locks the chat, so a running reply's write is one
+/// statement fewer. `None` when the chat is gone or the reply is no longer theirs.
+async fn store_events_if(
+    tx: &mut Tx,
+    chat_id: &str,
+    events: &[EventDraft],
+    reply: Option<(&str, &str)>,
+) -> Result<Option<Vec<StoredEvent>>, StoreError> {
     if events.is_empty() {
         return Ok(Some(Vec::new()));
     }
-    let Some(row) = tx
-        .fetch_optional(
-            Sql::new(
-                "reserve chat event seqs",
-                "UPDATE chats SET last_event_seq = last_event_seq + $2 WHERE id = $1
-                 RETURNING last_event_seq",
-            )
-            .text(chat_id)
-            .int(events.len() as i64),
+    let reserve = match reply {
+        None => Sql::new(
+            "reserve chat event seqs",
+            "UPDATE chats SET last_event_seq = last_event_seq + $2 WHERE id = $1
+             RETURNING last_event_seq",
         )
-        .await?
-    else {
+        .text(chat_id)
+        .int(events.len() as i64),
+        Some((message_id, owner)) => Sql::new(
+            "reserve chat event seqs for a reply",
+            "UPDATE chats SET last_event_seq = last_event_seq + $2 WHERE id = $1
+               AND EXISTS (SELECT 1 FROM messages
+                           WHERE id = $3 AND owner = $4 AND status = 'streaming')
+             RETURNING last_event_seq",
+        )
+        .text(chat_id)
+        .int(events.len() as i64)
+        .text(message_id)
+        .text(owner),
+    };
+    let Some(row) = tx.fetch_optional(reserve).await? else {
         return Ok(None);
     };
     let last: i64 = row.get("last_event_seq")?;
@@ -232,14 +257,20 @@ impl Store {
     ) -> Result<Option<GenerationAck>, StoreError> {
         let mut tx = self.db.begin("write a generation").await?;
         // The chat row first, as every writer does, so two writers never wait on each other.
-        let Some(events) = store_events(&mut tx, &write.chat_id, &write.events).await? else {
+        let reply = Some((write.message_id.as_str(), write.owner.as_str()));
+        let Some(events) = store_events_if(&mut tx, &write.chat_id, &write.events, reply).await?
+        else {
             return Ok(None);
         };
-        let row = tx
-            .fetch_optional(
-                Sql::new(
-                    "update a streaming message",
-                    "UPDATE messages SET
+        let mut stop_requested = false;
+        // Text travels in the events; the message row changes only when something else did (and
+        // a write without events still learns whether the reply is ours, and about a stop).
+        if write.fields_changed || write.events.is_empty() {
+            let row = tx
+                .fetch_optional(
+                    Sql::new(
+                        "update a streaming message",
+                        "UPDATE messages SET
                         tool_calls = COALESCE($3, tool_calls),
                         annotations = COALESCE($4, annotations),
                         first_token_at = COALESCE(first_token_at, $5),
@@ -249,28 +280,48 @@ impl Store {
                         reasoning_ended_at = COALESCE(reasoning_ended_at, $9)
                      WHERE id = $1 AND owner = $2 AND status = 'streaming'
                      RETURNING stop_requested",
+                    )
+                    .text(&write.message_id)
+                    .text(&write.owner)
+                    .opt_text(json_text(&write.tool_calls))
+                    .opt_text(json_text(&write.annotations))
+                    .opt_int(write.first_token_at)
+                    .opt_text(write.generation_id.as_deref())
+                    .opt_text(write.model.as_deref())
+                    .opt_text(write.provider.as_deref())
+                    .opt_int(write.reasoning_ended_at),
                 )
-                .text(&write.message_id)
-                .text(&write.owner)
-                .opt_text(json_text(&write.tool_calls))
-                .opt_text(json_text(&write.annotations))
-                .opt_int(write.first_token_at)
-                .opt_text(write.generation_id.as_deref())
-                .opt_text(write.model.as_deref())
-                .opt_text(write.provider.as_deref())
-                .opt_int(write.reasoning_ended_at),
-            )
-            .await?;
-        let Some(row) = row else {
-            // Dropping the transaction rolls the events back.
-            return Ok(None);
-        };
-        let stop_requested = row.get::<i64>("stop_requested")? != 0;
+                .await?;
+            let Some(row) = row else {
+                // Dropping the transaction rolls the events back.
+                return Ok(None);
+            };
+            stop_requested = row.get::<i64>("stop_requested")? != 0;
+        }
         tx.commit("write a generation").await?;
         Ok(Some(GenerationAck {
             events,
             stop_requested,
         }))
+    }
+
+    /// Whether someone asked reply `message_id` to stop (for an owner that may have missed the
+    /// announcement).
+    pub async fn stop_requested(&self, message_id: &str) -> Result<bool, StoreError> {
+        let row = self
+            .db
+            .fetch_optional(
+                Sql::new(
+                    "read a stop request",
+                    "SELECT stop_requested FROM messages WHERE id = $1",
+                )
+                .text(message_id),
+            )
+            .await?;
+        match row {
+            Some(row) => Ok(row.get::<i64>("stop_requested")? != 0),
+            None => Ok(false),
+        }
     }
 
     /// Closes a reply: final text, status, usage and error, the last events (its `done`), and the

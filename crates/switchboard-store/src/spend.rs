@@ -43,6 +43,9 @@ pub struct SpendRow {
     pub cost: f64,
 }
 
+/// Rows per INSERT when recording a batch (ten placeholders each, well under SQLite's limit).
+const SPENDS_PER_INSERT: usize = 64;
+
 impl Store {
     pub async fn record_spend(&self, spend: &Spend) -> Result<(), StoreError> {
         self.db
@@ -66,6 +69,51 @@ impl Store {
             )
             .await?;
         Ok(())
+    }
+
+    /// Records several calls in one transaction (the ledger is written in batches: a row per relayed
+    /// request, one statement each, would cost the relay more than the relaying).
+    pub async fn record_spends(&self, spends: &[Spend]) -> Result<(), StoreError> {
+        if spends.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.db.begin("record spend").await?;
+        for chunk in spends.chunks(SPENDS_PER_INSERT) {
+            let mut sql = String::from(
+                "INSERT INTO spend (workspace, entry, model, provider, prompt_tokens,
+                    completion_tokens, reasoning_tokens, cached_tokens, cost, at) VALUES ",
+            );
+            for row in 0..chunk.len() {
+                let first = 1 + row * 10;
+                if row > 0 {
+                    sql.push_str(", ");
+                }
+                sql.push('(');
+                sql.push_str(
+                    &(first..first + 10)
+                        .map(|p| format!("${p}"))
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                );
+                sql.push(')');
+            }
+            let mut statement = Sql::built("record spend", sql);
+            for spend in chunk {
+                statement = statement
+                    .text(&spend.workspace)
+                    .text(&spend.entry)
+                    .opt_text(spend.model.as_deref())
+                    .opt_text(spend.provider.as_deref())
+                    .opt_int(spend.prompt_tokens)
+                    .opt_int(spend.completion_tokens)
+                    .opt_int(spend.reasoning_tokens)
+                    .opt_int(spend.cached_tokens)
+                    .opt_real(spend.cost)
+                    .int(spend.at);
+            }
+            tx.execute(statement).await?;
+        }
+        tx.commit("record spend").await
     }
 
     /// USD `workspace` spent from `since` (ms) on.

@@ -31,8 +31,17 @@ async fn a_workspace_over_its_budget_is_refused_everywhere_with_402() {
     let cost = body["messages"][1]["usage"]["cost"].as_f64().unwrap();
     assert!(cost > 0.00001, "{body}");
 
-    let (status, usage) = app.get_json("/api/usage?by=model").await;
-    assert_eq!(status, 200, "{usage}");
+    // The ledger is written in batches: wait for the reply's row.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let usage = loop {
+        let (status, usage) = app.get_json("/api/usage?by=model").await;
+        assert_eq!(status, 200, "{usage}");
+        if usage["total"]["requests"] == 1 {
+            break usage;
+        }
+        assert!(std::time::Instant::now() < deadline, "{usage}");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    };
     assert_eq!(usage["items"][0]["key"], "mock/reasoning");
     assert_eq!(usage["items"][0]["requests"], 1, "{usage}");
     assert!(usage["total"]["cost"].as_f64().unwrap() >= cost);
@@ -280,4 +289,59 @@ async fn the_usage_page_charts_spend_and_the_csv_lists_it() {
     );
     assert_eq!(lines.len(), 2, "{text}");
     assert!(lines[1].split(',').nth(1) == Some("1"), "{text}");
+}
+
+/// A code's own budget (`SWITCHBOARD_BUDGETS`) wins over the default; the admin code reads every
+/// workspace's spend, each named by its hash's first characters, never by its code.
+#[tokio::test]
+async fn per_code_budgets_and_the_admin_view_of_every_workspace() {
+    let app = spawn_app(&[
+        ("CODE", "alpha-code,beta-code,boss-code"),
+        ("SWITCHBOARD_BUDGETS", "alpha-code=0/day"),
+        ("SWITCHBOARD_ADMIN_CODE", "boss-code"),
+    ])
+    .await;
+    let gateway = |code: &'static str| {
+        let req = app
+            .http
+            .post(app.at("/v1/chat/completions"))
+            .header("authorization", format!("Bearer {code}"))
+            .json(&json!({"model": "mock/echo", "messages": [{"role": "user", "content": "x"}]}));
+        async move { req.send().await.unwrap() }
+    };
+    let refused = gateway("alpha-code").await;
+    assert_eq!(refused.status(), 402);
+    let ok = gateway("beta-code").await;
+    assert_eq!(ok.status(), 200);
+    ok.bytes().await.unwrap();
+
+    let usage = |code: &'static str, query: &'static str| {
+        let req = app
+            .http
+            .get(app.at(&format!("/api/usage{query}")))
+            .header("authorization", format!("Bearer nk-{code}"));
+        async move {
+            let res = req.send().await.unwrap();
+            let status = res.status().as_u16();
+            (status, res.json::<Value>().await.unwrap())
+        }
+    };
+    let (status, _) = usage("beta-code", "?workspace=all").await;
+    assert_eq!(status, 403, "only the admin code sees every workspace");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let all = loop {
+        let (status, all) = usage("boss-code", "?workspace=all").await;
+        assert_eq!(status, 200, "{all}");
+        if all["total"]["requests"] == 1 {
+            break all;
+        }
+        assert!(std::time::Instant::now() < deadline, "{all}");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    };
+    let key = all["items"][0]["key"].as_str().unwrap();
+    assert_eq!(key.len(), "code-".len() + 8, "{all}");
+    assert!(
+        key.starts_with("code-") && !all.to_string().contains("beta-code"),
+        "{all}"
+    );
 }

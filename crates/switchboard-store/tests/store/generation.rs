@@ -320,13 +320,26 @@ async fn a_stop_request_reaches_the_owner_at_its_next_write(store: Store) {
     let chat = chat(&store).await;
     assert_eq!(store.request_stop("default", &chat).await.unwrap(), None);
     let reply = start_reply(&store, &chat, "hello").await;
-    assert!(!append(&store, &reply, "a").await.unwrap().stop_requested);
+    // A write that touches the message row reports the flag (one of text only need not).
+    let write = GenerationWrite {
+        chat_id: chat.clone(),
+        message_id: reply.id.clone(),
+        owner: OWNER.into(),
+        fields_changed: true,
+        ..GenerationWrite::default()
+    };
+    let check_in = || store.write_generation(&write);
+    assert!(!check_in().await.unwrap().unwrap().stop_requested);
+    assert!(!store.stop_requested(&reply.id).await.unwrap());
     assert_eq!(store.request_stop("other", &chat).await.unwrap(), None);
     assert_eq!(
         store.request_stop("default", &chat).await.unwrap(),
         Some(reply.id.clone())
     );
-    assert!(append(&store, &reply, "b").await.unwrap().stop_requested);
+    assert!(check_in().await.unwrap().unwrap().stop_requested);
+    assert!(store.stop_requested(&reply.id).await.unwrap());
+    // Text-only writes carry on; the owner hears of the stop through the bus.
+    assert!(append(&store, &reply, "b").await.is_some());
 }
 
 async fn leases_tell_live_owners_from_dead_ones(store: Store) {
