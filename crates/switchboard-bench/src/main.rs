@@ -11,6 +11,7 @@
 //! are answered at once despite the delta spacing.
 
 mod client;
+mod engine_phases;
 mod hist;
 mod phases;
 mod procs;
@@ -76,6 +77,20 @@ struct Args {
     /// Concurrent generations through the chat engine (default 128, quick 8; 0 skips).
     #[arg(long)]
     chat: Option<usize>,
+    /// Words of the long replies whose CPU per delta is compared with short ones (0 skips).
+    #[arg(long, default_value_t = 2000)]
+    long_words: usize,
+    /// Replies generated on one instance and followed on another, both on one PostgreSQL
+    /// database (default 64, quick 8; 0 skips).
+    #[arg(long)]
+    instances: Option<usize>,
+    /// The PostgreSQL admin URL for the two-instance phase (a database is made and dropped).
+    #[arg(long, default_value = "postgres://postgres@127.0.0.1:5432/postgres")]
+    postgres_url: String,
+    /// Chats created and opened once each, then the server's memory (default 10000, quick 1000;
+    /// 0 skips).
+    #[arg(long)]
+    opened_chats: Option<usize>,
     /// Soak mode: steady streams with hang-ups and upstream faults for this many minutes,
     /// sampling RSS and fds every 10 s (no other phase runs).
     #[arg(long, value_name = "MINUTES")]
@@ -202,7 +217,12 @@ const STREAM_WORDS: usize = 64;
 /// The key Switchboard and the direct target use with the mock (any `sk-or-` key is accepted).
 const MOCK_KEY: &str = "sk-or-bench";
 
-fn switchboard_command(bin: &std::path::Path, mock_url: &str, dir: &std::path::Path) -> Command {
+fn switchboard_command(
+    bin: &std::path::Path,
+    mock_url: &str,
+    dir: &std::path::Path,
+    database_url: Option<&str>,
+) -> Command {
     let mut command = Command::new(bin);
     command
         .arg("serve")
@@ -213,7 +233,10 @@ fn switchboard_command(bin: &std::path::Path, mock_url: &str, dir: &std::path::P
         .env("OPENROUTER_API_KEY", MOCK_KEY)
         .env(
             "DATABASE_URL",
-            format!("sqlite://{}/bench.db", dir.display()),
+            database_url.map_or_else(
+                || format!("sqlite://{}/bench.db", dir.display()),
+                str::to_owned,
+            ),
         )
         .env("RUST_LOG", "warn");
     command
@@ -225,9 +248,19 @@ async fn start_switchboard(
     mock_url: &str,
     dir: &std::path::Path,
 ) -> anyhow::Result<(Server, Startup)> {
+    start_switchboard_on(bin, mock_url, dir, None).await
+}
+
+/// [`start_switchboard`] on a given database (`None`: SQLite in `dir`).
+async fn start_switchboard_on(
+    bin: &std::path::Path,
+    mock_url: &str,
+    dir: &std::path::Path,
+    database_url: Option<&str>,
+) -> anyhow::Result<(Server, Startup)> {
     std::fs::create_dir_all(dir)?;
     let server = procs::start(
-        switchboard_command(bin, mock_url, dir),
+        switchboard_command(bin, mock_url, dir, database_url),
         &dir.join("switchboard.log"),
     )
     .await
@@ -525,9 +558,99 @@ async fn run(args: Args) -> anyhow::Result<()> {
         );
         phases::chat(&base, plan.chat, message, Some(sb_pid)).await
     };
+    let mut engine_lines = Vec::new();
+    if plan.chat > 0 && args.long_words > 0 {
+        let n = (plan.chat / 4).max(2);
+        eprintln!(
+            "chat engine: {n} concurrent long replies ({} words)",
+            args.long_words
+        );
+        let base = Target::new("chat", &switchboard.url, "", None)?;
+        let message = Bytes::from(
+            serde_json::json!({
+                "content": (1..=args.long_words).map(|i| format!("w{i}")).collect::<Vec<_>>().join(" "),
+                "model": "mock/echo",
+            })
+            .to_string(),
+        );
+        let long = phases::chat(&base, n, message, Some(sb_pid)).await;
+        if let (Chat::Done(short), Chat::Done(long)) = (&chat, &long) {
+            engine_lines.push(format!(
+                "chat CPU per delta: {} µs for {STREAM_WORDS}-word replies, {} µs for {}-word replies ({} of {} long replies completed)",
+                short.cpu_us_per_delta.map_or("?".into(), |c| format!("{c:.1}")),
+                long.cpu_us_per_delta.map_or("?".into(), |c| format!("{c:.1}")),
+                args.long_words,
+                long.completed,
+                long.generations,
+            ));
+        }
+    }
+    let opened = args
+        .opened_chats
+        .unwrap_or(if args.quick { 1_000 } else { 10_000 });
+    if opened > 0 {
+        eprintln!("chat engine: {opened} chats opened once each");
+        let base = Target::new("chat", &switchboard.url, "", None)?;
+        let o = engine_phases::open_chats(&base, opened, 32, sb_pid).await;
+        let mb =
+            |kb: Option<u64>| kb.map_or("?".into(), |k| format!("{:.1} MB", k as f64 / 1024.0));
+        let grew = match (o.rss_before, o.rss_after) {
+            (Some(b), Some(a)) => format!("{:+.1} MB", (a as f64 - b as f64) / 1024.0),
+            _ => "?".into(),
+        };
+        engine_lines.push(format!(
+            "{} chats opened once each ({} failed): RSS {} before, {} after ({grew})",
+            o.chats,
+            o.failed,
+            mb(o.rss_before),
+            mb(o.rss_after)
+        ));
+    }
     let final_rss = procs::rss(sb_pid);
 
     switchboard.stop().await;
+
+    let fan_out_n = args.instances.unwrap_or(if args.quick { 8 } else { 64 });
+    if fan_out_n > 0 {
+        match engine_phases::Database::create(&args.postgres_url) {
+            Err(e) => engine_lines.push(format!("two instances on PostgreSQL: skipped ({e:#})")),
+            Ok(db) => {
+                eprintln!(
+                    "two instances on PostgreSQL: {fan_out_n} replies generated on A, followed on B"
+                );
+                let dir_a = tmp.path().join("instance-a");
+                let dir_b = tmp.path().join("instance-b");
+                let (a, _) =
+                    start_switchboard_on(&switchboard_bin, &mock_url, &dir_a, Some(&db.url))
+                        .await?;
+                let (b, _) =
+                    start_switchboard_on(&switchboard_bin, &mock_url, &dir_b, Some(&db.url))
+                        .await?;
+                let ta = Target::new("a", &a.url, "", None)?;
+                let tb = Target::new("b", &b.url, "", None)?;
+                let message = Bytes::from(
+                    serde_json::json!({
+                        "content": (1..=STREAM_WORDS).map(|i| format!("w{i}")).collect::<Vec<_>>().join(" "),
+                        "model": "mock/echo",
+                    })
+                    .to_string(),
+                );
+                let f = engine_phases::fan_out(&ta, &tb, fan_out_n, message).await;
+                engine_lines.push(format!(
+                    "two instances on PostgreSQL: {} replies generated on A, {} seen to the end on B, {} lost; fan-out lag over {} events p50 {:.2} ms, p99 {:.2} ms{}",
+                    f.replies,
+                    f.completed_on_b,
+                    f.lost,
+                    f.events,
+                    f.lag_p50_us as f64 / 1000.0,
+                    f.lag_p99_us as f64 / 1000.0,
+                    f.first_failure.map(|e| format!(" (first failure: {e})")).unwrap_or_default(),
+                ));
+                a.stop().await;
+                b.stop().await;
+            }
+        }
+    }
     if let Some(mock) = own_mock {
         mock.stop().await;
     }
@@ -551,9 +674,14 @@ async fn run(args: Args) -> anyhow::Result<()> {
         notes,
     };
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&report::json(&results))?);
+        let mut json = report::json(&results);
+        json["engine"] = serde_json::json!(engine_lines);
+        println!("{}", serde_json::to_string_pretty(&json)?);
     } else {
         print!("{}", report::table(&results));
+        for line in &engine_lines {
+            println!("{line}");
+        }
     }
     Ok(())
 }
