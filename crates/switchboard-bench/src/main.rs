@@ -592,10 +592,11 @@ async fn run(args: Args) -> anyhow::Result<()> {
         eprintln!("chat engine: {opened} chats opened once each");
         let base = Target::new("chat", &switchboard.url, "", None)?;
         let o = engine_phases::open_chats(&base, opened, 32, sb_pid).await;
-        let mb =
-            |kb: Option<u64>| kb.map_or("?".into(), |k| format!("{:.1} MB", k as f64 / 1024.0));
+        let mb = |bytes: Option<u64>| {
+            bytes.map_or("?".into(), |b| format!("{:.1} MB", b as f64 / 1_048_576.0))
+        };
         let grew = match (o.rss_before, o.rss_after) {
-            (Some(b), Some(a)) => format!("{:+.1} MB", (a as f64 - b as f64) / 1024.0),
+            (Some(b), Some(a)) => format!("{:+.1} MB", (a as f64 - b as f64) / 1_048_576.0),
             _ => "?".into(),
         };
         engine_lines.push(format!(
