@@ -137,7 +137,7 @@ pub(crate) struct Inner {
     pub(crate) ledger: crate::ledger::Ledger,
     /// The runtime the engine was started on: replies run there, not on the runtime of the
     /// connection that asked for them, which may be gone before they finish.
-    runtime: tokio::runtime::Handle,
+    pub(crate) runtime: tokio::runtime::Handle,
 }
 
 /// The chat engine of one instance. Cheap to clone.

@@ -628,6 +628,38 @@ impl Generation {
         if !self.plan.paid_by_server || self.facts.said_nothing() {
             return;
         }
+        // A stream that ended without usage (a stop, a cut) is still billed: ask OpenRouter what
+        // the generation cost, in the background, and record that.
+        if message.usage.cost.is_none()
+            && self.plan.provider == ProviderId::OpenRouter.as_str()
+            && let Some(generation_id) = message.generation_id.clone()
+        {
+            let engine = self.engine.clone();
+            let upstream = &self.plan.upstream;
+            let url = upstream
+                .url
+                .replace("/v1/chat/completions", "/v1/generation");
+            let job = Reconcile {
+                http: upstream.http.clone(),
+                key: upstream.key.clone(),
+                url,
+                generation_id,
+                workspace: self.plan.workspace.clone(),
+                model: message.model.clone(),
+                provider: message.provider.clone(),
+            };
+            let interrupt = self.engine.interrupt.clone();
+            self.engine.generations.spawn_on(
+                async move {
+                    tokio::select! {
+                        () = job.run(&engine) => {}
+                        () = interrupt.cancelled() => {}
+                    }
+                },
+                &self.engine.runtime,
+            );
+            return;
+        }
         let spend = switchboard_store::Spend {
             workspace: self.plan.workspace.clone(),
             entry: "chat".into(),
@@ -641,6 +673,61 @@ impl Generation {
             at: now_ms(),
         };
         self.engine.ledger.record(spend);
+    }
+}
+
+/// Asking OpenRouter what a generation that reported no usage cost (`GET /v1/generation`). Its
+/// figures appear a moment after the generation ends, so a few tries, further apart each time.
+struct Reconcile {
+    http: reqwest::Client,
+    key: switchboard_core::secret::Secret,
+    url: String,
+    generation_id: String,
+    workspace: String,
+    model: Option<String>,
+    provider: Option<String>,
+}
+
+impl Reconcile {
+    async fn run(self, engine: &Inner) {
+        let mut wait = Duration::from_millis(500);
+        let mut found = None;
+        for _ in 0..4 {
+            let res = self
+                .http
+                .get(&self.url)
+                .query(&[("id", self.generation_id.as_str())])
+                .header("authorization", format!("Bearer {}", self.key.expose()))
+                .timeout(Duration::from_secs(20))
+                .send()
+                .await;
+            if let Ok(res) = res
+                && res.status().is_success()
+                && let Ok(body) = res.json::<Value>().await
+            {
+                found = Some(body["data"].clone());
+                break;
+            }
+            tokio::time::sleep(wait).await;
+            wait *= 3;
+        }
+        let data = found.unwrap_or(Value::Null);
+        let int = |key: &str| data[key].as_i64();
+        engine.ledger.record(switchboard_store::Spend {
+            workspace: self.workspace,
+            entry: "chat".into(),
+            model: data["model"].as_str().map(str::to_owned).or(self.model),
+            provider: data["provider_name"]
+                .as_str()
+                .map(str::to_owned)
+                .or(self.provider),
+            prompt_tokens: int("native_tokens_prompt").or(int("tokens_prompt")),
+            completion_tokens: int("native_tokens_completion").or(int("tokens_completion")),
+            reasoning_tokens: int("native_tokens_reasoning"),
+            cached_tokens: int("native_tokens_cached"),
+            cost: data["total_cost"].as_f64(),
+            at: now_ms(),
+        });
     }
 }
 

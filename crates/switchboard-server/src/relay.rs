@@ -455,7 +455,7 @@ pub fn sse_error_chunk(code: u16, message: &str) -> Bytes {
         "error": {"code": code, "message": message},
         "choices": [{"index": 0, "delta": {"content": ""}, "finish_reason": "error"}],
     });
-    Bytes::from(format!("data: {chunk}\n\n"))
+    Bytes::from(switchboard_core::stream::encode_data(&chunk.to_string()))
 }
 
 fn upstream_unreachable(connect: bool) -> ApiError {

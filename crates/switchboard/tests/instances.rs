@@ -577,3 +577,37 @@ async fn behind_nginx_two_instances_serve_one_conversation() {
     let _ = nginx.kill();
     let _ = nginx.wait();
 }
+
+/// The spend ledger is in the database: instances on one PostgreSQL enforce one shared budget.
+#[tokio::test]
+async fn instances_sharing_one_database_share_one_budget() {
+    let Some(db) = Database::fresh().await else {
+        return;
+    };
+    let setup = Setup::new(&db, 0).await;
+    let budget = [("SWITCHBOARD_BUDGET", "0.00001/day")];
+    let a = setup.instance(&budget).await;
+    let b = setup.instance(&budget).await;
+    let chat = create_chat(&a).await;
+    let (status, _) = send(&a, &chat, "spend on A").await;
+    assert_eq!(status, 202);
+    settled(&a, &chat, Duration::from_secs(30)).await;
+    // B refuses once A's spend is in the ledger (written in batches, within a second).
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let res = http()
+            .post(format!("{}/v1/chat/completions", b.url))
+            .json(&json!({"model": "mock/echo", "messages": [{"role": "user", "content": "x"}]}))
+            .send()
+            .await
+            .unwrap();
+        if res.status() == 402 {
+            let body: Value = res.json().await.unwrap();
+            assert_eq!(body["error"]["code"], "budget_exceeded");
+            break;
+        }
+        assert_eq!(res.status(), 200);
+        assert!(Instant::now() < deadline, "B never saw A's spend");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}

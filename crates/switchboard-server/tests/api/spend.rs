@@ -345,3 +345,61 @@ async fn per_code_budgets_and_the_admin_view_of_every_workspace() {
         "{all}"
     );
 }
+
+/// A reply stopped before the provider reported usage is still in the ledger, with the cost
+/// OpenRouter's generation record gives (`GET /api/v1/generation`).
+#[tokio::test]
+async fn a_stopped_reply_s_cost_is_reconciled_from_the_generation_record() {
+    let app = spawn_app(&[]).await;
+    let chat = create_chat(&app, None).await;
+    let res = app
+        .http
+        .patch(app.at(&format!("/api/chats/{chat}")))
+        .json(&json!({"title": "stopped"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let (status, _) = send(&app, &chat, json!({"content": "x", "model": "mock/slow"})).await;
+    assert_eq!(status, 202);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let (_, body) = app.get_json(&format!("/api/chats/{chat}")).await;
+        if !body["messages"][1]["content"]
+            .as_str()
+            .unwrap_or("")
+            .is_empty()
+        {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{body}");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    app.http
+        .post(app.at(&format!("/api/chats/{chat}/stop")))
+        .send()
+        .await
+        .unwrap();
+    let body = settled(&app, &chat).await;
+    assert_eq!(body["messages"][1]["status"], "stopped");
+    assert!(
+        body["messages"][1]["usage"].is_null(),
+        "the stream carried no usage"
+    );
+    let usage = loop {
+        let (_, usage) = app.get_json("/api/usage").await;
+        if usage["total"]["requests"] == 1 {
+            break usage;
+        }
+        assert!(std::time::Instant::now() < deadline, "{usage}");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    assert!(usage["total"]["cost"].as_f64().unwrap() > 0.0, "{usage}");
+    assert!(
+        app.mock
+            .requests()
+            .iter()
+            .any(|r| r.path.ends_with("/v1/generation")),
+        "the generation record was asked for"
+    );
+}
