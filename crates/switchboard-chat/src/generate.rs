@@ -628,9 +628,11 @@ impl Generation {
         if !self.plan.paid_by_server || self.facts.said_nothing() {
             return;
         }
-        // A stream that ended without usage (a stop, a cut) is still billed: ask OpenRouter what
-        // the generation cost, in the background, and record that.
+        // A reply stopped before the provider reported usage is still billed: ask OpenRouter what
+        // the generation cost, in the background, and record that. (A failed stream is recorded
+        // with what it reported: its upstream is the one that just failed.)
         if message.usage.cost.is_none()
+            && message.status == MessageStatus::Stopped
             && self.plan.provider == ProviderId::OpenRouter.as_str()
             && let Some(generation_id) = message.generation_id.clone()
         {
