@@ -241,13 +241,13 @@ async fn the_connection_of_a_refused_body_stays_usable() {
     let mut tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
     let body = vec![b'x'; 300_000];
     let head = format!(
-        "POST /api/openrouter/v1/chat/completions HTTP/1.1\r\nhost: x\r\n\
+        "POST /api/openrouter/v1/chat/completions HTTP/1.1\r\nhost: 127.0.0.1\r\n\
          content-type: application/json\r\ncontent-length: {}\r\n\r\n",
         body.len()
     );
     tcp.write_all(head.as_bytes()).await.unwrap();
     tcp.write_all(&body).await.unwrap();
-    tcp.write_all(b"GET /healthz HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n")
+    tcp.write_all(b"GET /healthz HTTP/1.1\r\nhost: 127.0.0.1\r\nconnection: close\r\n\r\n")
         .await
         .unwrap();
     let mut answers = String::new();
