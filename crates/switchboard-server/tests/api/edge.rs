@@ -141,3 +141,185 @@ async fn a_host_the_server_does_not_answer_to_is_421() {
         .unwrap();
     assert_eq!(res.status(), 200);
 }
+
+/// The nginx server block of docs/deployment.md, with `localhost`, test certificate files, the
+/// app's address and a free port put in.
+fn documented_nginx_server(port: u16, app_addr: &str, cert: &str, key: &str) -> String {
+    let doc = include_str!("../../../../docs/deployment.md");
+    let block = doc
+        .split("<!-- nginx-config-begin -->")
+        .nth(1)
+        .and_then(|rest| rest.split("<!-- nginx-config-end -->").next())
+        .expect("docs/deployment.md marks its nginx config");
+    let block = block
+        .trim()
+        .trim_start_matches("```nginx")
+        .trim_end_matches("```");
+    let replaced = block
+        .replace("listen 443 ssl;", &format!("listen 127.0.0.1:{port} ssl;"))
+        .replace("chat.example.com;", "localhost;")
+        .replace("/etc/letsencrypt/live/chat.example.com/fullchain.pem", cert)
+        .replace("/etc/letsencrypt/live/chat.example.com/privkey.pem", key)
+        .replace("http://127.0.0.1:3000", &format!("http://{app_addr}"));
+    assert!(
+        !replaced.contains("chat.example.com") && !replaced.contains(":3000;"),
+        "the documented config changed shape; update this test: {replaced}"
+    );
+    replaced
+}
+
+/// nginx running one server block; stopped when dropped.
+struct Nginx {
+    child: std::process::Child,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Nginx {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start_nginx(server: impl FnOnce(&std::path::Path) -> String) -> Option<(Nginx, u16)> {
+    let nginx = ["/usr/sbin/nginx", "/usr/bin/nginx"]
+        .into_iter()
+        .find(|p| std::path::Path::new(p).exists());
+    let Some(nginx) = nginx else {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "nginx is required in CI (apt-get install nginx)"
+        );
+        eprintln!("skipping: nginx is not installed");
+        return None;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    // nginx's workers may run as another user: they need to reach the temp paths.
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let d = dir.path().display();
+    let conf = format!(
+        "daemon off;\nworker_processes 1;\npid {d}/nginx.pid;\nerror_log {d}/error.log;\n\
+         events {{ worker_connections 64; }}\n\
+         http {{\n  access_log off;\n  client_body_temp_path {d}/body;\n  proxy_temp_path {d}/proxy;\n\
+         fastcgi_temp_path {d}/fastcgi;\n  uwsgi_temp_path {d}/uwsgi;\n  scgi_temp_path {d}/scgi;\n\
+         {}\n}}\n",
+        server(dir.path()).replace("listen 127.0.0.1:PORT", &format!("listen 127.0.0.1:{port}"))
+    );
+    std::fs::write(dir.path().join("nginx.conf"), conf).unwrap();
+    let child = std::process::Command::new(nginx)
+        .arg("-p")
+        .arg(dir.path())
+        .arg("-c")
+        .arg(dir.path().join("nginx.conf"))
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("nginx starts");
+    let nginx = Nginx { child, _dir: dir };
+    Some((nginx, port))
+}
+
+/// Item 2: behind nginx every send of the web UI was 403 "cross-site request refused". This runs
+/// the config docs/deployment.md gives, TLS included, and uses the app through it as a browser
+/// would: log in, create a chat, send a message, stream a reply.
+#[tokio::test]
+async fn the_documented_nginx_config_serves_the_web_ui() {
+    let app = spawn_app(&[("CODE", "team")]).await;
+    let app_addr = app.url.trim_start_matches("http://").to_string();
+    let certified = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
+    let Some((nginx, port)) = start_nginx(|dir| {
+        let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+        std::fs::write(&cert, certified.cert.pem()).unwrap();
+        std::fs::write(&key, certified.signing_key.serialize_pem()).unwrap();
+        documented_nginx_server(
+            0,
+            &app_addr,
+            &cert.display().to_string(),
+            &key.display().to_string(),
+        )
+        .replace("listen 127.0.0.1:0 ssl;", "listen 127.0.0.1:PORT ssl;")
+    }) else {
+        return;
+    };
+    let site = format!("https://localhost:{port}");
+    let browser = reqwest::Client::builder()
+        .no_proxy()
+        .danger_accept_invalid_certs(true)
+        .build()
+        .unwrap();
+    // nginx is up once it answers; it has had no time to bind when spawn returns.
+    let mut login = None;
+    for _ in 0..200 {
+        match browser
+            .post(format!("{site}/api/login"))
+            .header("origin", &site)
+            .json(&json!({"code": "team"}))
+            .send()
+            .await
+        {
+            Ok(res) => {
+                login = Some(res);
+                break;
+            }
+            Err(_) => tokio::time::sleep(std::time::Duration::from_millis(25)).await,
+        }
+    }
+    let login = login.expect("nginx answers");
+    assert_eq!(login.status(), 204);
+    let set_cookie = login.headers()["set-cookie"].to_str().unwrap().to_string();
+    assert!(
+        set_cookie.contains("; Secure"),
+        "behind https the cookie is Secure: {set_cookie}"
+    );
+    let cookie = set_cookie.split(';').next().unwrap().to_string();
+    let res = browser
+        .post(format!("{site}/api/chats"))
+        .header("origin", &site)
+        .header("cookie", &cookie)
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201, "{}", res.text().await.unwrap());
+    let chat: serde_json::Value = res.json().await.unwrap();
+    let res = browser
+        .post(format!(
+            "{site}/api/chats/{}/messages",
+            chat["id"].as_str().unwrap()
+        ))
+        .header("origin", &site)
+        .header("cookie", &cookie)
+        .json(&json!({"content": "hello", "model": "mock/echo"}))
+        .send()
+        .await
+        .unwrap();
+    assert!(res.status().is_success(), "{}", res.status());
+    let res = browser
+        .post(format!("{site}/api/openrouter/v1/chat/completions"))
+        .header("origin", &site)
+        .header("cookie", &cookie)
+        .json(&json!({"model": "mock/echo", "stream": true,
+                      "messages": [{"role": "user", "content": "streamed"}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let text = res.text().await.unwrap();
+    assert!(text.trim_end().ends_with("data: [DONE]"), "{text}");
+    // A page of another origin, through the same proxy, is still refused.
+    let res = browser
+        .post(format!("{site}/api/chats"))
+        .header("origin", "https://localhost:1")
+        .header("cookie", &cookie)
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 403);
+    drop(nginx);
+}
