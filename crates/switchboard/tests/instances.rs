@@ -541,16 +541,21 @@ async fn behind_nginx_two_instances_serve_one_conversation() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path().display();
     let conf = format!(
-        "daemon off;\npid {d}/nginx.pid;\nerror_log {d}/error.log;\nevents {{}}\nhttp {{\n\
+        "daemon off;\nmaster_process off;\npid {d}/nginx.pid;\nerror_log {d}/error.log;\nevents {{}}\nhttp {{\n\
          access_log off;\nclient_body_temp_path {d}/body;\nproxy_temp_path {d}/proxy;\n\
          fastcgi_temp_path {d}/fastcgi;\nuwsgi_temp_path {d}/uwsgi;\nscgi_temp_path {d}/scgi;\n\
          {snippet}\n}}\n"
     );
     std::fs::write(dir.path().join("nginx.conf"), conf).unwrap();
-    let mut nginx = std::process::Command::new(nginx_bin)
+    // One process (no master and workers to orphan), and never holding the test runner's output.
+    let nginx = std::process::Command::new(nginx_bin)
         .args(["-p", &d.to_string(), "-c", &format!("{d}/nginx.conf")])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
+    let _nginx = KillOnDrop(nginx);
     let url = format!("http://127.0.0.1:{front_port}");
     let deadline = Instant::now() + Duration::from_secs(10);
     while http().get(format!("{url}/healthz")).send().await.is_err() {
@@ -574,8 +579,16 @@ async fn behind_nginx_two_instances_serve_one_conversation() {
         let body = settled(sb, &chat, Duration::from_secs(10)).await;
         assert_eq!(body["messages"].as_array().unwrap().len(), 12);
     }
-    let _ = nginx.kill();
-    let _ = nginx.wait();
+}
+
+/// Ends a child process when the test ends, however it ends.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }
 
 /// The spend ledger is in the database: instances on one PostgreSQL enforce one shared budget.

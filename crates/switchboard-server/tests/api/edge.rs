@@ -204,7 +204,7 @@ fn start_nginx(server: impl FnOnce(&std::path::Path) -> String) -> Option<(Nginx
         .port();
     let d = dir.path().display();
     let conf = format!(
-        "daemon off;\nworker_processes 1;\npid {d}/nginx.pid;\nerror_log {d}/error.log;\n\
+        "daemon off;\nmaster_process off;\npid {d}/nginx.pid;\nerror_log {d}/error.log;\n\
          events {{ worker_connections 64; }}\n\
          http {{\n  access_log off;\n  client_body_temp_path {d}/body;\n  proxy_temp_path {d}/proxy;\n\
          fastcgi_temp_path {d}/fastcgi;\n  uwsgi_temp_path {d}/uwsgi;\n  scgi_temp_path {d}/scgi;\n\
@@ -217,6 +217,9 @@ fn start_nginx(server: impl FnOnce(&std::path::Path) -> String) -> Option<(Nginx
         .arg(dir.path())
         .arg("-c")
         .arg(dir.path().join("nginx.conf"))
+        // Never holding the test runner's output open, whatever becomes of the process.
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()
         .expect("nginx starts");
