@@ -135,6 +135,8 @@ pub(crate) struct Inner {
     exclusive: bool,
     /// The spend ledger, written in batches by a background task.
     pub(crate) ledger: crate::ledger::Ledger,
+    /// Where running replies write, in groups.
+    pub(crate) journal: crate::journal::Journal,
     /// The runtime the engine was started on: replies run there, not on the runtime of the
     /// connection that asked for them, which may be gone before they finish.
     pub(crate) runtime: tokio::runtime::Handle,
@@ -164,6 +166,11 @@ impl ChatEngine {
         let background_stop = CancellationToken::new();
         let (ledger, write_ledger) =
             crate::ledger::Ledger::new(store.clone(), background_stop.clone());
+        let (journal, write_journal) = crate::journal::Journal::new(
+            store.clone(),
+            crate::generate::WRITE_EVERY,
+            background_stop.clone(),
+        );
         let inner = Arc::new(Inner {
             store,
             config,
@@ -177,6 +184,7 @@ impl ChatEngine {
             background_stop,
             exclusive,
             ledger,
+            journal,
             runtime: tokio::runtime::Handle::current(),
         });
         let recovered = inner.sweep().await?;
@@ -192,6 +200,7 @@ impl ChatEngine {
             .spawn(bus.run(listener, inner.background_stop.clone()));
         inner.background.spawn(inner.clone().keep_lease());
         inner.background.spawn(write_ledger);
+        inner.background.spawn(write_journal);
         Ok(ChatEngine { inner })
     }
 

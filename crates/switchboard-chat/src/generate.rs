@@ -2,8 +2,8 @@
 //! the HTTP request that started it.
 //!
 //! The path of a reply: provider bytes → [`StreamDecoder`] events → the text and parts pending
-//! since the last write → a write ([`Store::write_generation`]) at most every [`WRITE_EVERY`],
-//! whose events carry the new text → the hubs wake the browsers that follow the chat → at the end
+//! since the last write → a write at most every [`WRITE_EVERY`], grouped with the other running
+//! replies' writes in one transaction by the [journal](crate::journal), whose events carry the new text → the hubs wake the browsers that follow the chat → at the end
 //! one transaction writes the final message with its `done` event and compacts the deltas. So a
 //! browser never sees a word that is not stored, and a crash loses at most the last
 //! [`WRITE_EVERY`] of text. An upstream error keeps the partial text; a stop drops the upstream
@@ -287,7 +287,8 @@ impl Generation {
                 if let Some(outcome) = self.write().await {
                     break outcome;
                 }
-                next_write = Instant::now() + WRITE_EVERY;
+                // On the grid all replies share, so their writes go in one transaction.
+                next_write = self.engine.journal.next_tick(Instant::now());
                 continue;
             }
             tokio::select! {
@@ -510,7 +511,7 @@ impl Generation {
             model: self.facts.model.clone(),
             provider: self.facts.provider.clone(),
         };
-        match self.engine.store.write_generation(&write).await {
+        match self.engine.journal.write(write).await {
             Ok(Some(ack)) => {
                 self.pending = Pending::default();
                 self.written_meta = Some(meta);

@@ -18,6 +18,7 @@ mod error;
 pub mod generate;
 mod hub;
 pub mod import;
+mod journal;
 mod ledger;
 pub mod markdown;
 pub mod title;

@@ -97,6 +97,13 @@ impl Sql {
         query
     }
 
+    /// Whether the statement only reads (a `SELECT` that is not `SELECT … FOR UPDATE`).
+    fn is_read(&self) -> bool {
+        let text = self.text.trim_start();
+        text.get(..6)
+            .is_some_and(|w| w.eq_ignore_ascii_case("select"))
+    }
+
     fn error(&self) -> impl FnOnce(sqlx::Error) -> StoreError + use<> {
         let context = self.context;
         move |source| query_error(context, source)
@@ -142,16 +149,45 @@ pub(crate) fn lived_through_a_storage_failure(age: std::time::Duration) -> bool 
 /// A connection pool of either backend. Cloning shares the pool.
 #[derive(Clone, Debug)]
 pub(crate) enum Db {
-    Sqlite(SqlitePool),
+    Sqlite(SqlitePools),
     Postgres(PgPool),
+}
+
+/// SQLite's connections: one that writes, and a few read-only ones for reads outside a write.
+///
+/// SQLite has one writer at a time. Writers on several connections wait for each other by
+/// sleeping and retrying (`busy_timeout`), and every write makes the other connections drop their
+/// page cache at their next read — spread over eight pooled connections, that cost a chat reply
+/// more CPU than anything else it did. One writing connection keeps its cache and queues writers
+/// in order; the readers still run beside it (WAL).
+#[derive(Clone, Debug)]
+pub(crate) struct SqlitePools {
+    pub(crate) write: SqlitePool,
+    pub(crate) read: SqlitePool,
+}
+
+impl SqlitePools {
+    /// The pool for a statement outside a transaction: reads go to the readers.
+    fn for_statement(&self, sql: &Sql) -> &SqlitePool {
+        if sql.is_read() {
+            &self.read
+        } else {
+            &self.write
+        }
+    }
+
+    pub(crate) async fn close(&self) {
+        self.write.close().await;
+        self.read.close().await;
+    }
 }
 
 impl Db {
     pub(crate) async fn fetch_all(&self, sql: Sql) -> Result<Vec<DbRow>, StoreError> {
         match self {
-            Db::Sqlite(pool) => Ok(sql
+            Db::Sqlite(pools) => Ok(sql
                 .query::<Sqlite>()
-                .fetch_all(pool)
+                .fetch_all(pools.for_statement(&sql))
                 .await
                 .map_err(sql.error())?
                 .into_iter()
@@ -170,9 +206,9 @@ impl Db {
 
     pub(crate) async fn fetch_optional(&self, sql: Sql) -> Result<Option<DbRow>, StoreError> {
         match self {
-            Db::Sqlite(pool) => Ok(sql
+            Db::Sqlite(pools) => Ok(sql
                 .query::<Sqlite>()
-                .fetch_optional(pool)
+                .fetch_optional(pools.for_statement(&sql))
                 .await
                 .map_err(sql.error())?
                 .map(DbRow::Sqlite)),
@@ -188,9 +224,9 @@ impl Db {
     /// Runs a statement and returns the number of rows it changed.
     pub(crate) async fn execute(&self, sql: Sql) -> Result<u64, StoreError> {
         let result = match self {
-            Db::Sqlite(pool) => sql
+            Db::Sqlite(pools) => sql
                 .query::<Sqlite>()
-                .execute(pool)
+                .execute(&pools.write)
                 .await
                 .map(|done| done.rows_affected()),
             Db::Postgres(pool) => sql
@@ -211,8 +247,12 @@ impl Db {
     pub(crate) async fn begin(&self, context: &'static str) -> Result<Tx, StoreError> {
         let error = move |source| query_error(context, source);
         match self {
-            Db::Sqlite(pool) => Ok(Tx::Sqlite(
-                pool.begin_with("BEGIN IMMEDIATE").await.map_err(error)?,
+            Db::Sqlite(pools) => Ok(Tx::Sqlite(
+                pools
+                    .write
+                    .begin_with("BEGIN IMMEDIATE")
+                    .await
+                    .map_err(error)?,
             )),
             Db::Postgres(pool) => Ok(Tx::Postgres(pool.begin().await.map_err(error)?)),
         }
@@ -375,7 +415,7 @@ impl Db {
         let error = move |source| query_error(context, source);
         match self {
             // A deferred transaction takes its snapshot at the first read (WAL mode).
-            Db::Sqlite(pool) => Ok(Tx::Sqlite(pool.begin().await.map_err(error)?)),
+            Db::Sqlite(pools) => Ok(Tx::Sqlite(pools.read.begin().await.map_err(error)?)),
             Db::Postgres(pool) => Ok(Tx::Postgres(
                 pool.begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
                     .await

@@ -149,24 +149,16 @@ async fn store_events_if(
             created_at: e.created_at,
         })
         .collect();
-    for (chunk, drafts) in stored
-        .chunks(EVENTS_PER_INSERT)
-        .zip(events.chunks(EVENTS_PER_INSERT))
-    {
-        let mut sql = Sql::built("store chat events", insert_events_sql(chunk.len())).text(chat_id);
-        for (event, draft) in chunk.iter().zip(drafts) {
-            let part = draft.part.as_ref();
-            sql = sql
-                .int(event.seq)
-                .text(&event.message_id)
-                .text(&event.kind)
-                .text(&event.data)
-                .int(event.created_at)
-                .opt_text(part.map(|p| p.content.as_str()).filter(|c| !c.is_empty()))
-                .opt_text(part.map(|p| p.reasoning.as_str()).filter(|r| !r.is_empty()));
-        }
-        tx.execute(sql).await?;
-    }
+    let rows: Vec<EventRow> = stored
+        .iter()
+        .zip(events)
+        .map(|(event, draft)| EventRow {
+            chat_id,
+            event,
+            part: draft.part.as_ref(),
+        })
+        .collect();
+    insert_events(tx, &rows).await?;
     if tx.is_postgres() {
         tx.execute(
             Sql::new(
@@ -184,25 +176,156 @@ async fn store_events_if(
 /// each (every statement is a round trip), bounded so few statement shapes are prepared.
 const EVENTS_PER_INSERT: usize = 32;
 
-/// `INSERT … VALUES` of `rows` events for chat `$1` (`$2` on, seven placeholders each).
+/// One event to insert, with its chat and the text it carries.
+struct EventRow<'a> {
+    chat_id: &'a str,
+    event: &'a StoredEvent,
+    part: Option<&'a TextPart>,
+}
+
+/// Inserts events (of any chats) with as few statements as [`EVENTS_PER_INSERT`] allows.
+async fn insert_events(tx: &mut Tx, rows: &[EventRow<'_>]) -> Result<(), StoreError> {
+    for chunk in rows.chunks(EVENTS_PER_INSERT) {
+        let mut sql = Sql::built("store chat events", insert_events_sql(chunk.len()));
+        for row in chunk {
+            sql = sql
+                .text(row.chat_id)
+                .int(row.event.seq)
+                .text(&row.event.message_id)
+                .text(&row.event.kind)
+                .text(&row.event.data)
+                .int(row.event.created_at)
+                .opt_text(
+                    row.part
+                        .map(|p| p.content.as_str())
+                        .filter(|c| !c.is_empty()),
+                )
+                .opt_text(
+                    row.part
+                        .map(|p| p.reasoning.as_str())
+                        .filter(|r| !r.is_empty()),
+                );
+        }
+        tx.execute(sql).await?;
+    }
+    Ok(())
+}
+
+/// `INSERT … VALUES` of `rows` events, eight placeholders each.
 fn insert_events_sql(rows: usize) -> String {
     let mut sql = String::from(
         "INSERT INTO chat_events
            (chat_id, seq, message_id, kind, data, created_at, content_part, reasoning_part)
          VALUES ",
     );
+    push_placeholder_rows(&mut sql, rows, 8);
+    sql
+}
+
+/// Chats whose seqs one statement reserves at most.
+const RESERVATIONS_PER_STATEMENT: usize = 64;
+
+/// Reserves each write's seqs (`writes[i].events.len()` of its chat's next ones) and returns the
+/// last seq reserved per write: `None` for a write whose reply is no longer streaming under its
+/// owner, or that has no events. A chat appears once per statement (`UPDATE … FROM` joins each
+/// target row once), so two writes for one chat go in two statements.
+async fn reserve_seqs(
+    tx: &mut Tx,
+    writes: &[GenerationWrite],
+) -> Result<Vec<Option<i64>>, StoreError> {
+    let mut last = vec![None; writes.len()];
+    let mut todo: Vec<usize> = (0..writes.len())
+        .filter(|&i| !writes[i].events.is_empty())
+        .collect();
+    while !todo.is_empty() {
+        let mut round = Vec::new();
+        let mut later = Vec::new();
+        let mut chats = std::collections::HashSet::new();
+        for i in todo {
+            if round.len() < RESERVATIONS_PER_STATEMENT && chats.insert(writes[i].chat_id.as_str())
+            {
+                round.push(i);
+            } else {
+                later.push(i);
+            }
+        }
+        let mut text = String::from(
+            "UPDATE chats SET last_event_seq = chats.last_event_seq + reserved.column2
+             FROM (VALUES ",
+        );
+        push_placeholder_rows(&mut text, round.len(), 4);
+        text.push_str(
+            ") AS reserved
+             WHERE chats.id = reserved.column1
+               AND EXISTS (SELECT 1 FROM messages
+                           WHERE messages.id = reserved.column3
+                             AND messages.owner = reserved.column4
+                             AND messages.status = 'streaming')
+             RETURNING id, last_event_seq",
+        );
+        let mut sql = Sql::built("reserve chat event seqs for replies", text);
+        for &i in &round {
+            let w = &writes[i];
+            sql = sql
+                .text(w.chat_id.as_str())
+                .int(w.events.len() as i64)
+                .text(w.message_id.as_str())
+                .text(w.owner.as_str());
+        }
+        for row in tx.fetch_all(sql).await? {
+            let chat: String = row.get("id")?;
+            let seq: i64 = row.get("last_event_seq")?;
+            if let Some(&i) = round.iter().find(|&&i| writes[i].chat_id == chat) {
+                last[i] = Some(seq);
+            }
+        }
+        todo = later;
+    }
+    Ok(last)
+}
+
+/// The message row of a running write: what changed besides text, only while it is still
+/// streaming under its owner; returns whether someone asked it to stop.
+fn update_streaming_message(write: &GenerationWrite) -> Sql {
+    Sql::new(
+        "update a streaming message",
+        "UPDATE messages SET
+            tool_calls = COALESCE($3, tool_calls),
+            annotations = COALESCE($4, annotations),
+            first_token_at = COALESCE(first_token_at, $5),
+            generation_id = COALESCE($6, generation_id),
+            model = COALESCE($7, model),
+            provider = COALESCE($8, provider),
+            reasoning_ended_at = COALESCE(reasoning_ended_at, $9)
+         WHERE id = $1 AND owner = $2 AND status = 'streaming'
+         RETURNING stop_requested",
+    )
+    .text(&write.message_id)
+    .text(&write.owner)
+    .opt_text(json_text(&write.tool_calls))
+    .opt_text(json_text(&write.annotations))
+    .opt_int(write.first_token_at)
+    .opt_text(write.generation_id.as_deref())
+    .opt_text(write.model.as_deref())
+    .opt_text(write.provider.as_deref())
+    .opt_int(write.reasoning_ended_at)
+}
+
+/// Appends `(…), (…)` with `rows` rows of `width` numbered placeholders, from `$1` on.
+fn push_placeholder_rows(sql: &mut String, rows: usize, width: usize) {
     for row in 0..rows {
-        let first = 2 + row * 7;
         if row > 0 {
             sql.push_str(", ");
         }
-        sql.push_str("($1");
-        for p in first..first + 7 {
-            sql.push_str(&format!(", ${p}"));
+        sql.push('(');
+        for column in 0..width {
+            if column > 0 {
+                sql.push_str(", ");
+            }
+            sql.push_str(&format!("${}", row * width + column + 1));
         }
         sql.push(')');
     }
-    sql
 }
 
 /// The text a streaming reply has so far: its stored text plus every part of its delta events.
@@ -248,61 +371,125 @@ pub(crate) async fn fill_streaming_text(
 }
 
 impl Store {
-    /// One write of a running generation, in one transaction: its events (with seqs), and the
-    /// message's metadata. `None` when the reply is no longer this owner's to write (finished
-    /// elsewhere, recovered as interrupted, or its chat deleted): the generation should end.
+    /// One write of a running generation; see [`Store::write_generations`].
     pub async fn write_generation(
         &self,
         write: &GenerationWrite,
     ) -> Result<Option<GenerationAck>, StoreError> {
-        let mut tx = self.db.begin("write a generation").await?;
-        // The chat row first, as every writer does, so two writers never wait on each other.
-        let reply = Some((write.message_id.as_str(), write.owner.as_str()));
-        let Some(events) = store_events_if(&mut tx, &write.chat_id, &write.events, reply).await?
-        else {
-            return Ok(None);
-        };
-        let mut stop_requested = false;
+        let mut acks = self.write_generations(std::slice::from_ref(write)).await?;
+        Ok(acks.pop().flatten())
+    }
+
+    /// Writes of several running generations in one transaction (group commit): one statement
+    /// reserves the seqs of all their chats, one inserts all their events, one announces them.
+    /// Each write gets its own answer, in order: `None` when the reply is no longer its owner's
+    /// (finished elsewhere, recovered, or its chat deleted) — nothing of that write is kept.
+    pub async fn write_generations(
+        &self,
+        writes: &[GenerationWrite],
+    ) -> Result<Vec<Option<GenerationAck>>, StoreError> {
+        let mut tx = self.db.begin("write generations").await?;
+        // The chat rows first, as every writer does, so two writers never wait on each other.
+        let last_seqs = reserve_seqs(&mut tx, writes).await?;
+        let mut acks: Vec<Option<GenerationAck>> = writes
+            .iter()
+            .zip(&last_seqs)
+            .map(|(write, last)| {
+                // A write without events is answered by its message update below.
+                let last = match last {
+                    Some(last) => *last,
+                    None if write.events.is_empty() => 0,
+                    None => return None,
+                };
+                let first = last - write.events.len() as i64 + 1;
+                Some(GenerationAck {
+                    events: write
+                        .events
+                        .iter()
+                        .enumerate()
+                        .map(|(i, e)| StoredEvent {
+                            seq: first + i as i64,
+                            message_id: e.message_id.clone(),
+                            kind: e.kind.clone(),
+                            data: e.data.clone(),
+                            created_at: e.created_at,
+                        })
+                        .collect(),
+                    stop_requested: false,
+                })
+            })
+            .collect();
+        let rows: Vec<EventRow> = writes
+            .iter()
+            .zip(&acks)
+            .filter_map(|(write, ack)| Some((write, ack.as_ref()?)))
+            .flat_map(|(write, ack)| {
+                ack.events
+                    .iter()
+                    .zip(&write.events)
+                    .map(|(event, draft)| EventRow {
+                        chat_id: &write.chat_id,
+                        event,
+                        part: draft.part.as_ref(),
+                    })
+            })
+            .collect();
+        insert_events(&mut tx, &rows).await?;
         // Text travels in the events; the message row changes only when something else did (and
         // a write without events still learns whether the reply is ours, and about a stop).
-        if write.fields_changed || write.events.is_empty() {
-            let row = tx
-                .fetch_optional(
-                    Sql::new(
-                        "update a streaming message",
-                        "UPDATE messages SET
-                        tool_calls = COALESCE($3, tool_calls),
-                        annotations = COALESCE($4, annotations),
-                        first_token_at = COALESCE(first_token_at, $5),
-                        generation_id = COALESCE($6, generation_id),
-                        model = COALESCE($7, model),
-                        provider = COALESCE($8, provider),
-                        reasoning_ended_at = COALESCE(reasoning_ended_at, $9)
-                     WHERE id = $1 AND owner = $2 AND status = 'streaming'
-                     RETURNING stop_requested",
-                    )
-                    .text(&write.message_id)
-                    .text(&write.owner)
-                    .opt_text(json_text(&write.tool_calls))
-                    .opt_text(json_text(&write.annotations))
-                    .opt_int(write.first_token_at)
-                    .opt_text(write.generation_id.as_deref())
-                    .opt_text(write.model.as_deref())
-                    .opt_text(write.provider.as_deref())
-                    .opt_int(write.reasoning_ended_at),
-                )
-                .await?;
-            let Some(row) = row else {
-                // Dropping the transaction rolls the events back.
-                return Ok(None);
-            };
-            stop_requested = row.get::<i64>("stop_requested")? != 0;
+        for (write, ack) in writes.iter().zip(acks.iter_mut()) {
+            if !(write.fields_changed || write.events.is_empty()) || ack.is_none() {
+                continue;
+            }
+            let row = tx.fetch_optional(update_streaming_message(write)).await?;
+            match row {
+                Some(row) => {
+                    if let Some(ack) = ack {
+                        ack.stop_requested = row.get::<i64>("stop_requested")? != 0;
+                    }
+                }
+                None => {
+                    // Changed hands since the seqs were reserved: keep none of this write.
+                    if let Some(lost) = ack.take()
+                        && let (Some(first), Some(last)) = (lost.events.first(), lost.events.last())
+                    {
+                        tx.execute(
+                            Sql::new(
+                                "drop a lost reply's events",
+                                "DELETE FROM chat_events WHERE chat_id = $1 AND seq BETWEEN $2 AND $3",
+                            )
+                            .text(&write.chat_id)
+                            .int(first.seq)
+                            .int(last.seq),
+                        )
+                        .await?;
+                    }
+                }
+            }
         }
-        tx.commit("write a generation").await?;
-        Ok(Some(GenerationAck {
-            events,
-            stop_requested,
-        }))
+        if tx.is_postgres() {
+            let announced: Vec<String> = writes
+                .iter()
+                .zip(&acks)
+                .filter_map(|(write, ack)| {
+                    let last = ack.as_ref()?.events.last()?;
+                    Some(format!("{} {}", write.chat_id, last.seq))
+                })
+                .collect();
+            for chunk in announced.chunks(RESERVATIONS_PER_STATEMENT) {
+                let mut text =
+                    String::from("SELECT pg_notify('switchboard_events', column1) FROM (VALUES ");
+                push_placeholder_rows(&mut text, chunk.len(), 1);
+                text.push_str(") AS announced");
+                let mut sql = Sql::built("announce chat events", text);
+                for payload in chunk {
+                    sql = sql.text(payload.as_str());
+                }
+                tx.execute(sql).await?;
+            }
+        }
+        tx.commit("write generations").await?;
+        Ok(acks)
     }
 
     /// Whether someone asked reply `message_id` to stop (for an owner that may have missed the
@@ -390,16 +577,23 @@ impl Store {
         if changed == 0 {
             return Ok(None);
         }
-        for kind in &finish.compact {
-            tx.execute(
-                Sql::new(
-                    "compact a finished reply's events",
-                    "DELETE FROM chat_events WHERE message_id = $1 AND kind = $2",
-                )
-                .text(&finish.message_id)
-                .text(kind),
-            )
-            .await?;
+        if !finish.compact.is_empty() {
+            // One statement for all the kinds: every statement is a round trip.
+            let mut text =
+                String::from("DELETE FROM chat_events WHERE message_id = $1 AND kind IN (");
+            for i in 0..finish.compact.len() {
+                if i > 0 {
+                    text.push_str(", ");
+                }
+                text.push_str(&format!("${}", i + 2));
+            }
+            text.push(')');
+            let mut sql =
+                Sql::built("compact a finished reply's events", text).text(&finish.message_id);
+            for kind in &finish.compact {
+                sql = sql.text(kind.as_str());
+            }
+            tx.execute(sql).await?;
         }
         tx.commit("finish a message").await?;
         Ok(Some(events))
@@ -539,11 +733,12 @@ impl Store {
 #[cfg(test)]
 mod tests {
     #[test]
-    fn insert_sql_numbers_seven_placeholders_per_row() {
+    fn insert_sql_numbers_eight_placeholders_per_row() {
         let sql = super::insert_events_sql(2);
-        assert!(sql.contains("($1, $2, $3, $4, $5, $6, $7, $8)"), "{sql}");
         assert!(
-            sql.contains("($1, $9, $10, $11, $12, $13, $14, $15)"),
+            sql.ends_with(
+                "($1, $2, $3, $4, $5, $6, $7, $8), ($9, $10, $11, $12, $13, $14, $15, $16)"
+            ),
             "{sql}"
         );
     }

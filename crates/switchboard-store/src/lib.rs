@@ -68,7 +68,7 @@ use std::time::Duration;
 use sqlx::postgres::PgPoolOptions;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 
-use crate::db::Db;
+use crate::db::{Db, SqlitePools};
 
 pub use crate::error::StoreError;
 pub use crate::generation::{EventDraft, GenerationAck, GenerationWrite, TextPart};
@@ -95,9 +95,8 @@ pub const DEFAULT_DATABASE_URL: &str = "sqlite://switchboard.db";
 /// How long a SQLite connection waits for another writer before giving up.
 const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// SQLite has one writer at a time, so more connections only add lock contention; a few
-/// extra serve concurrent reads.
-const SQLITE_MAX_CONNECTIONS: u32 = 8;
+/// Read-only SQLite connections beside the one that writes (see `db::SqlitePools`).
+const SQLITE_READERS: u32 = 2;
 
 const POSTGRES_MAX_CONNECTIONS: u32 = 16;
 
@@ -153,7 +152,7 @@ impl Store {
     /// deleting a database file or dropping a test database.
     pub async fn close(&self) {
         match &self.db {
-            Db::Sqlite(pool) => pool.close().await,
+            Db::Sqlite(pools) => pools.close().await,
             Db::Postgres(pool) => pool.close().await,
         }
     }
@@ -204,29 +203,46 @@ async fn connect_sqlite(url: &str) -> Result<Db, StoreError> {
         .create_if_missing(true)
         .foreign_keys(true)
         .busy_timeout(SQLITE_BUSY_TIMEOUT);
-    let pool_options = if in_memory {
+    let connect = |pool: SqlitePoolOptions, options: SqliteConnectOptions| async move {
+        pool.before_acquire(|conn, meta| Box::pin(async move { Ok(reusable(&*conn, meta)) }))
+            .connect_with(options)
+            .await
+            .map_err(connect_error)
+    };
+    if in_memory {
         // An in-memory database lives exactly as long as its connections, and each new
         // connection would otherwise see an empty database: keep a single connection
-        // open for the life of the pool.
-        SqlitePoolOptions::new()
+        // open for the life of the pool, for reads and writes alike.
+        let pool = SqlitePoolOptions::new()
             .max_connections(1)
             .min_connections(1)
             .idle_timeout(None)
-            .max_lifetime(None)
-    } else {
-        // WAL lets readers run while a generation writes; with WAL, NORMAL sync is still
-        // crash-safe (a power cut can lose the last commits, never corrupt the file).
-        options = options
-            .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Normal);
-        SqlitePoolOptions::new().max_connections(SQLITE_MAX_CONNECTIONS)
-    };
-    let pool = pool_options
-        .before_acquire(|conn, meta| Box::pin(async move { Ok(reusable(&*conn, meta)) }))
-        .connect_with(options)
-        .await
-        .map_err(connect_error)?;
-    Ok(Db::Sqlite(pool))
+            .max_lifetime(None);
+        let pool = connect(pool, options).await?;
+        return Ok(Db::Sqlite(SqlitePools {
+            write: pool.clone(),
+            read: pool,
+        }));
+    }
+    // WAL lets readers run while a generation writes; with WAL, NORMAL sync is still
+    // crash-safe (a power cut can lose the last commits, never corrupt the file).
+    options = options
+        .journal_mode(SqliteJournalMode::Wal)
+        .synchronous(SqliteSynchronous::Normal);
+    // The writer stays open: its page cache is what makes it cheap.
+    let writer = SqlitePoolOptions::new()
+        .max_connections(1)
+        .min_connections(1)
+        .idle_timeout(None);
+    let write = connect(writer, options.clone()).await?;
+    // Opened after the writer, which creates the file and turns WAL on. Not opened read-only:
+    // a read-only connection cannot recover a WAL whose last writer has just closed.
+    let read = connect(
+        SqlitePoolOptions::new().max_connections(SQLITE_READERS),
+        options,
+    )
+    .await?;
+    Ok(Db::Sqlite(SqlitePools { write, read }))
 }
 
 async fn connect_postgres(url: &str) -> Result<Db, StoreError> {

@@ -20,6 +20,7 @@ on_both_backends!(
     a_write_stores_a_backlog_of_events_larger_than_one_statement,
     events_after_resumes_after_the_given_seq,
     a_stop_request_reaches_the_owner_at_its_next_write,
+    one_group_write_answers_each_reply_on_its_own,
     leases_tell_live_owners_from_dead_ones,
     a_snapshot_agrees_with_its_last_event_seq,
     a_reply_is_searchable_once_finished,
@@ -340,6 +341,108 @@ async fn a_stop_request_reaches_the_owner_at_its_next_write(store: Store) {
     assert!(store.stop_requested(&reply.id).await.unwrap());
     // Text-only writes carry on; the owner hears of the stop through the bus.
     assert!(append(&store, &reply, "b").await.is_some());
+}
+
+fn delta_write(reply: &switchboard_store::Message, owner: &str, texts: &[&str]) -> GenerationWrite {
+    let events = texts
+        .iter()
+        .map(|text| {
+            let mut delta =
+                EventDraft::new("delta", &reply.id, format!(r#"{{"content":"{text}"}}"#));
+            delta.part = Some(switchboard_store::TextPart {
+                content: (*text).into(),
+                reasoning: String::new(),
+            });
+            delta
+        })
+        .collect();
+    GenerationWrite {
+        chat_id: reply.chat_id.clone(),
+        message_id: reply.id.clone(),
+        owner: owner.into(),
+        events,
+        fields_changed: true,
+        model: Some("served/model".into()),
+        ..GenerationWrite::default()
+    }
+}
+
+async fn one_group_write_answers_each_reply_on_its_own(store: Store) {
+    // Three running replies in three chats, one of them no longer ours, written in one group.
+    let chats = [chat(&store).await, chat(&store).await, chat(&store).await];
+    let mut replies = Vec::new();
+    for chat in &chats {
+        replies.push(start_reply(&store, chat, "hello").await);
+    }
+    // Another chat event first, so seqs differ between chats.
+    store
+        .append_chat_events(&chats[1], &[event("title")])
+        .await
+        .unwrap();
+    store
+        .finish_message(&finish(
+            &replies[2],
+            MessageStatus::Complete,
+            "done elsewhere",
+        ))
+        .await
+        .unwrap()
+        .expect("finished");
+    let before = store.events_after(&chats[1], 0, 100).await.unwrap();
+    let writes = [
+        delta_write(&replies[0], OWNER, &["a", "b"]),
+        delta_write(&replies[1], OWNER, &["c"]),
+        delta_write(&replies[2], OWNER, &["lost"]),
+    ];
+    let acks = store.write_generations(&writes).await.unwrap();
+    assert_eq!(acks.len(), 3);
+    let seqs = |i: usize| -> Vec<i64> {
+        acks[i]
+            .as_ref()
+            .unwrap()
+            .events
+            .iter()
+            .map(|e| e.seq)
+            .collect()
+    };
+    let last0 = store.events_after(&chats[0], 0, 100).await.unwrap();
+    assert_eq!(
+        seqs(0),
+        last0
+            .iter()
+            .rev()
+            .take(2)
+            .rev()
+            .map(|e| e.seq)
+            .collect::<Vec<_>>()
+    );
+    assert_eq!(seqs(1), vec![before.last().unwrap().seq + 1]);
+    assert!(
+        acks[2].is_none(),
+        "a reply finished elsewhere is not written"
+    );
+    // Each reply reads back with its own text, and the metadata was written.
+    let a = store.reply(&replies[0].id).await.unwrap().unwrap();
+    assert_eq!(
+        (a.content.as_str(), a.model.as_deref()),
+        ("ab", Some("served/model"))
+    );
+    let c = store.reply(&replies[1].id).await.unwrap().unwrap();
+    assert_eq!(c.content, "c");
+    let lost = store.reply(&replies[2].id).await.unwrap().unwrap();
+    assert_eq!(lost.content, "done elsewhere");
+    // Two writes for one chat in one group get consecutive seqs, in order.
+    let acks = store
+        .write_generations(&[
+            delta_write(&replies[0], OWNER, &["d"]),
+            delta_write(&replies[0], OWNER, &["e"]),
+        ])
+        .await
+        .unwrap();
+    let first = acks[0].as_ref().unwrap().events[0].seq;
+    assert_eq!(acks[1].as_ref().unwrap().events[0].seq, first + 1);
+    let a = store.reply(&replies[0].id).await.unwrap().unwrap();
+    assert_eq!(a.content, "abde");
 }
 
 async fn leases_tell_live_owners_from_dead_ones(store: Store) {

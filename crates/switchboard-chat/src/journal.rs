@@ -1,0 +1,167 @@
+//! Group commit of the writes of running replies.
+//!
+//! Every running reply writes what arrived since its last write about every
+//! [`WRITE_EVERY`](crate::generate::WRITE_EVERY). One transaction per write made the database the
+//! cost of a reply (four statements for a few words); so writes go through one [`Journal`] per
+//! instance, which stores all the writes that are waiting in one transaction
+//! ([`Store::write_generations`]). Replies time their writes on one shared grid
+//! ([`Journal::next_tick`]), so the writes of all running replies arrive together and share a
+//! transaction even when the database is idle.
+//!
+//! A reply still awaits its own write: nothing it shows is unstored, and each write gets its own
+//! answer. When a group fails, its writes are retried one by one, so one bad write never holds
+//! back the others.
+
+use std::time::Duration;
+
+use switchboard_store::{GenerationAck, GenerationWrite, Store, StoreError};
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+/// Writes stored by one transaction at most.
+const GROUP: usize = 256;
+
+type Answer = Result<Option<GenerationAck>, WriteFailed>;
+
+/// Why a write of a reply was not stored; the reply keeps its text and tries again.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum WriteFailed {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The journal's task ended without answering (it panicked): nothing is known of the write.
+    #[error("the journal stopped before the write was stored")]
+    JournalGone,
+}
+
+struct Submission {
+    write: GenerationWrite,
+    answer: oneshot::Sender<Answer>,
+}
+
+/// Where running replies hand their writes. Cheap to clone.
+#[derive(Clone)]
+pub(crate) struct Journal {
+    tx: mpsc::UnboundedSender<Submission>,
+    store: Store,
+    /// The origin of the write grid.
+    epoch: Instant,
+    every: Duration,
+}
+
+impl Journal {
+    /// A journal writing every `every` on a shared grid, and the task that writes, until `stop`
+    /// is cancelled (then it writes what is waiting and ends; later writes go to the store
+    /// directly).
+    pub(crate) fn new(
+        store: Store,
+        every: Duration,
+        stop: CancellationToken,
+    ) -> (Journal, impl std::future::Future<Output = ()>) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let journal = Journal {
+            tx,
+            store: store.clone(),
+            epoch: Instant::now(),
+            every,
+        };
+        (journal, write_groups(store, rx, stop))
+    }
+
+    /// Stores one write, with whatever other writes are waiting; see [`Store::write_generation`].
+    pub(crate) async fn write(&self, write: GenerationWrite) -> Answer {
+        let (answer, answered) = oneshot::channel();
+        if let Err(mpsc::error::SendError(submission)) = self.tx.send(Submission { write, answer })
+        {
+            // The journal has ended (shutdown): write alone.
+            return Ok(self.store.write_generation(&submission.write).await?);
+        }
+        answered.await.unwrap_or(Err(WriteFailed::JournalGone))
+    }
+
+    /// When a write made at `now` should be followed by the next one: the next point of the
+    /// grid shared by all replies, so their writes arrive together.
+    pub(crate) fn next_tick(&self, now: Instant) -> Instant {
+        let every = self.every.as_nanos().max(1);
+        let since = now.saturating_duration_since(self.epoch).as_nanos();
+        let ticks = since / every + 1;
+        self.epoch + Duration::from_nanos((ticks * every) as u64)
+    }
+}
+
+async fn write_groups(
+    store: Store,
+    mut rx: mpsc::UnboundedReceiver<Submission>,
+    stop: CancellationToken,
+) {
+    let mut group = Vec::with_capacity(GROUP);
+    loop {
+        let more = tokio::select! {
+            n = rx.recv_many(&mut group, GROUP) => n > 0,
+            () = stop.cancelled() => false,
+        };
+        if more {
+            // The other replies woken by the same tick are ready to run: let them hand over
+            // their writes before this group is closed.
+            tokio::task::yield_now().await;
+            while group.len() < GROUP {
+                match rx.try_recv() {
+                    Ok(s) => group.push(s),
+                    Err(_) => break,
+                }
+            }
+        } else {
+            rx.close();
+            while let Ok(s) = rx.try_recv() {
+                group.push(s);
+            }
+        }
+        if !group.is_empty() {
+            write_group(&store, std::mem::take(&mut group)).await;
+        }
+        if !more {
+            return;
+        }
+    }
+}
+
+async fn write_group(store: &Store, group: Vec<Submission>) {
+    let (writes, answers): (Vec<GenerationWrite>, Vec<oneshot::Sender<Answer>>) =
+        group.into_iter().map(|s| (s.write, s.answer)).unzip();
+    match store.write_generations(&writes).await {
+        Ok(acks) => {
+            for (answer, ack) in answers.into_iter().zip(acks) {
+                let _ = answer.send(Ok(ack));
+            }
+        }
+        Err(e) if writes.len() == 1 => {
+            let answer = answers.into_iter().next().expect("one answer");
+            let _ = answer.send(Err(e.into()));
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, writes = writes.len(), "a group write of replies failed; writing them one by one");
+            for (write, answer) in writes.iter().zip(answers) {
+                let _ = answer.send(store.write_generation(write).await.map_err(Into::into));
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn ticks_fall_on_one_grid_after_now() {
+        let store = Store::connect("sqlite::memory:").await.unwrap();
+        let every = Duration::from_millis(100);
+        let (journal, _task) = Journal::new(store, every, CancellationToken::new());
+        let epoch = journal.epoch;
+        let at = |ms: u64| epoch + Duration::from_millis(ms);
+        assert_eq!(journal.next_tick(at(0)), at(100));
+        assert_eq!(journal.next_tick(at(1)), at(100));
+        assert_eq!(journal.next_tick(at(99)), at(100));
+        assert_eq!(journal.next_tick(at(100)), at(200));
+        assert_eq!(journal.next_tick(at(250)), at(300));
+    }
+}
