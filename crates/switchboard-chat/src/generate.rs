@@ -271,35 +271,50 @@ impl Generation {
         let mut decoder = StreamDecoder::with_limit(config.max_reply_bytes + 64 * 1024);
         // The start of the body, for an answer that turns out not to be an event stream.
         let mut head = Vec::new();
-        // The first text is written at once; later writes wait until this instant.
-        let mut next_write = Instant::now();
-        // A deadline rather than a timeout per poll: the write timer wakes this loop, and a
-        // fresh timeout each time would never expire.
-        let mut silent_until = Instant::now() + idle;
+        // The futures every turn of the loop waits on are made once, not per chunk: each new
+        // timer or cancellation waiter is a registration, and a reply has thousands of chunks.
+        let stopped = stop.cancelled();
+        let interrupted = interrupt.cancelled();
+        // The first text is written at once; later writes wait for this timer.
+        let write_timer = tokio::time::sleep_until(Instant::now());
+        // Fires at the end of the silence allowed after the last chunk as it was when the timer
+        // was set; a chunk only moves `last_chunk`, and the timer is set again when it fires.
+        let mut last_chunk = Instant::now();
+        let silence = tokio::time::sleep_until(last_chunk + idle);
+        tokio::pin!(stopped, interrupted, write_timer, silence);
+        let mut write_due = true;
         let outcome = loop {
             if let Some(outcome) = self.over_limits() {
                 break outcome;
             }
             let due = !self.pending.is_empty();
-            if due && Instant::now() >= next_write {
+            if due && write_due {
                 // Written before anything else is read, so the first words go out at once (a
                 // timer already due would still wait for the timer wheel's next tick).
                 if let Some(outcome) = self.write().await {
                     break outcome;
                 }
                 // On the grid all replies share, so their writes go in one transaction.
-                next_write = self.engine.journal.next_tick(Instant::now());
+                write_timer
+                    .as_mut()
+                    .reset(self.engine.journal.next_tick(Instant::now()));
+                write_due = false;
                 continue;
             }
             tokio::select! {
                 biased;
-                () = stop.cancelled() => break Outcome::Stopped,
-                () = interrupt.cancelled() => break Outcome::Interrupted,
-                () = tokio::time::sleep_until(next_write), if due => {}
-                chunk = tokio::time::timeout_at(silent_until, resp.chunk()) => match chunk {
-                    Err(_) => break failed(504, "the provider went silent mid-reply"),
-                    Ok(Err(_)) => break failed(502, "the connection to the provider broke mid-reply"),
-                    Ok(Ok(None)) => {
+                () = &mut stopped => break Outcome::Stopped,
+                () = &mut interrupted => break Outcome::Interrupted,
+                () = &mut write_timer, if !write_due => write_due = true,
+                () = &mut silence => {
+                    if last_chunk + idle <= Instant::now() {
+                        break failed(504, "the provider went silent mid-reply");
+                    }
+                    silence.as_mut().reset(last_chunk + idle);
+                }
+                chunk = resp.chunk() => match chunk {
+                    Err(_) => break failed(502, "the connection to the provider broke mid-reply"),
+                    Ok(None) => {
                         let events = decoder.finish();
                         self.apply(events);
                         if let Some(outcome) = self.over_limits() {
@@ -327,8 +342,8 @@ impl Generation {
                         }
                         break Outcome::Complete;
                     }
-                    Ok(Ok(Some(bytes))) => {
-                        silent_until = Instant::now() + idle;
+                    Ok(Some(bytes)) => {
+                        last_chunk = Instant::now();
                         let room = MAX_ERROR_BODY.saturating_sub(head.len()).min(bytes.len());
                         head.extend_from_slice(&bytes[..room]);
                         let events = decoder.feed(&bytes);

@@ -646,6 +646,27 @@ impl Store {
             .collect()
     }
 
+    /// The seq of the chat's latest event, `None` when the chat is not in `ws`: where a new
+    /// follower of the chat starts, and the check that it may follow it, in one read.
+    pub async fn followed_chat_seq(
+        &self,
+        ws: &str,
+        chat_id: &str,
+    ) -> Result<Option<i64>, StoreError> {
+        let row = self
+            .db
+            .fetch_optional(
+                Sql::new(
+                    "read where a chat's events are",
+                    "SELECT last_event_seq FROM chats WHERE id = $1 AND workspace = $2",
+                )
+                .text(chat_id)
+                .text(ws),
+            )
+            .await?;
+        row.map(|row| row.get("last_event_seq")).transpose()
+    }
+
     /// The seq of the chat's latest event, 0 when it has none (or the chat does not exist).
     pub async fn last_event_seq(&self, chat_id: &str) -> Result<i64, StoreError> {
         let row = self

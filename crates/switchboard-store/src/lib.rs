@@ -203,8 +203,11 @@ async fn connect_sqlite(url: &str) -> Result<Db, StoreError> {
         .create_if_missing(true)
         .foreign_keys(true)
         .busy_timeout(SQLITE_BUSY_TIMEOUT);
+    // No ping before each use (a round trip to the connection's thread per statement): sqlx
+    // pings a connection when it comes back to the pool anyway.
     let connect = |pool: SqlitePoolOptions, options: SqliteConnectOptions| async move {
-        pool.before_acquire(|conn, meta| Box::pin(async move { Ok(reusable(&*conn, meta)) }))
+        pool.test_before_acquire(false)
+            .before_acquire(|conn, meta| Box::pin(async move { Ok(reusable(&*conn, meta)) }))
             .connect_with(options)
             .await
             .map_err(connect_error)
@@ -247,6 +250,9 @@ async fn connect_sqlite(url: &str) -> Result<Db, StoreError> {
 
 async fn connect_postgres(url: &str) -> Result<Db, StoreError> {
     let pool = PgPoolOptions::new()
+        // No ping before each use, a round trip per statement: sqlx pings a connection when it
+        // comes back to the pool anyway, and closes it if the server dropped it.
+        .test_before_acquire(false)
         .before_acquire(|conn, meta| Box::pin(async move { Ok(reusable(&*conn, meta)) }))
         .max_connections(POSTGRES_MAX_CONNECTIONS)
         .acquire_timeout(Duration::from_secs(10))

@@ -107,17 +107,46 @@ pub(crate) fn message_from_new(
 
 /// Writes every column of `message`; the one INSERT used by insert, fork and import.
 pub(crate) async fn insert_message_row(tx: &mut Tx, message: &Message) -> Result<(), StoreError> {
-    tx.execute(
-        Sql::new(
-            "insert a message",
-            concat!(
-                "INSERT INTO messages (",
-                message_columns!(),
-                ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, \
-                 $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26)"
-            ),
-        )
-        .text(&message.id)
+    insert_message_rows(tx, std::slice::from_ref(message), None).await
+}
+
+/// Inserts `messages` in one statement; the `streaming` ones get `owner`.
+pub(crate) async fn insert_message_rows(
+    tx: &mut Tx,
+    messages: &[Message],
+    owner: Option<&str>,
+) -> Result<(), StoreError> {
+    const COLUMNS: usize = 27;
+    let mut text = String::from(concat!(
+        "INSERT INTO messages (",
+        message_columns!(),
+        ", owner) VALUES "
+    ));
+    for row in 0..messages.len() {
+        if row > 0 {
+            text.push_str(", ");
+        }
+        text.push('(');
+        for column in 0..COLUMNS {
+            if column > 0 {
+                text.push_str(", ");
+            }
+            text.push_str(&format!("${}", row * COLUMNS + column + 1));
+        }
+        text.push(')');
+    }
+    let mut sql = Sql::built("insert messages", text);
+    for message in messages {
+        let streaming = message.status == crate::MessageStatus::Streaming;
+        sql = bind_message(sql, message).opt_text(owner.filter(|_| streaming));
+    }
+    tx.execute(sql).await?;
+    Ok(())
+}
+
+/// Binds the values of [`message_columns!`] in their order.
+fn bind_message(sql: Sql, message: &Message) -> Sql {
+    sql.text(&message.id)
         .text(&message.chat_id)
         .int(message.seq)
         .text(message.role.as_str())
@@ -142,10 +171,7 @@ pub(crate) async fn insert_message_row(tx: &mut Tx, message: &Message) -> Result
         .int(message.created_at)
         .opt_int(message.first_token_at)
         .opt_int(message.finished_at)
-        .opt_int(message.reasoning_ended_at),
-    )
-    .await?;
-    Ok(())
+        .opt_int(message.reasoning_ended_at)
 }
 
 impl Store {

@@ -14,10 +14,8 @@ use crate::chats::{bump_updated_at, chat_from_row, settings_json};
 use crate::db::{Conn, Db, Sql};
 use crate::generation::{EventDraft, fill_streaming_text, store_events};
 use crate::ids::now_ms;
-use crate::messages::{insert_message_row, message_columns, message_from_new, message_from_row};
-use crate::{
-    Chat, ChatSettings, Message, MessageStatus, NewMessage, Store, StoreError, StoredEvent,
-};
+use crate::messages::{insert_message_rows, message_columns, message_from_new, message_from_row};
+use crate::{Chat, ChatSettings, Message, NewMessage, Store, StoreError, StoredEvent};
 
 /// A turn to start in a chat, fully validated by the caller.
 #[derive(Debug, Clone)]
@@ -116,20 +114,27 @@ impl Store {
         if chat.is_none() {
             return Ok(None);
         }
-        let busy = tx
-            .fetch_optional(
+        // Whether another reply is streaming, and the seq the new messages start at (after what
+        // the turn replaces), in one statement: every statement is a round trip.
+        let row = tx
+            .fetch_one(
                 Sql::new(
-                    "look for a streaming reply",
-                    "SELECT id FROM messages WHERE chat_id = $1 AND status = 'streaming'",
+                    "look for a streaming reply and pick the next message seq",
+                    "SELECT COALESCE(MAX(seq), 0) + 1 AS next,
+                            (SELECT COUNT(*) FROM messages
+                             WHERE chat_id = $1 AND status = 'streaming') AS streaming
+                     FROM messages WHERE chat_id = $1 AND seq < $2",
                 )
-                .text(chat_id),
+                .text(chat_id)
+                .int(turn.truncate_from.unwrap_or(i64::MAX)),
             )
             .await?;
-        if busy.is_some() {
+        if row.get::<i64>("streaming")? > 0 {
             return Err(StoreError::Busy {
                 chat_id: chat_id.to_owned(),
             });
         }
+        let first_seq: i64 = row.get("next")?;
         let mut deleted = Vec::new();
         if let Some(from) = turn.truncate_from {
             let rows = tx
@@ -149,41 +154,25 @@ impl Store {
             gone.sort_unstable();
             deleted = gone.into_iter().map(|(_, id)| id).collect();
         }
-        let first_seq: i64 = tx
-            .fetch_one(
-                Sql::new(
-                    "pick the next message seq",
-                    "SELECT COALESCE(MAX(seq), 0) + 1 AS next FROM messages WHERE chat_id = $1",
-                )
-                .text(chat_id),
-            )
-            .await?
-            .get("next")?;
-        let mut messages = Vec::with_capacity(turn.messages.len());
-        for (i, new) in turn.messages.iter().enumerate() {
-            let message = message_from_new(chat_id, first_seq + i as i64, new, now);
-            let inserted = insert_message_row(&mut tx, &message).await;
-            if let Err(e) = &inserted
-                && is_unique_violation(e)
-            {
-                return Err(StoreError::Busy {
-                    chat_id: chat_id.to_owned(),
-                });
-            }
-            inserted?;
-            if message.status == MessageStatus::Streaming {
-                tx.execute(
-                    Sql::new(
-                        "record a reply's owner",
-                        "UPDATE messages SET owner = $2 WHERE id = $1",
-                    )
-                    .text(&message.id)
-                    .text(&turn.owner),
-                )
-                .await?;
-            }
-            messages.push(message);
+        let messages: Vec<Message> = turn
+            .messages
+            .iter()
+            .enumerate()
+            .map(|(i, new)| message_from_new(chat_id, first_seq + i as i64, new, now))
+            .collect();
+        let inserted = if messages.is_empty() {
+            Ok(())
+        } else {
+            insert_message_rows(&mut tx, &messages, Some(&turn.owner)).await
+        };
+        if let Err(e) = &inserted
+            && is_unique_violation(e)
+        {
+            return Err(StoreError::Busy {
+                chat_id: chat_id.to_owned(),
+            });
         }
+        inserted?;
         let drafts = describe(&deleted, &messages);
         let events = store_events(&mut tx, chat_id, &drafts)
             .await?

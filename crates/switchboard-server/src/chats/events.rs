@@ -40,9 +40,9 @@ pub async fn events(
     params: Result<Query<EventParams>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, ApiError> {
     let Query(params) = params.map_err(|e| ApiError::bad_request(e.body_text()))?;
-    state
+    let latest = state
         .store()
-        .get_chat(&caller.workspace, &id)
+        .followed_chat_seq(&caller.workspace, &id)
         .await?
         .ok_or_else(|| ApiError::not_found("no such chat"))?;
     let header_after = headers
@@ -52,7 +52,7 @@ pub async fn events(
     // Without a position, start from now: the page was rendered with the current state.
     let after = match params.after.or(header_after) {
         Some(after) => after.max(0),
-        None => state.store().last_event_seq(&id).await?,
+        None => latest,
     };
     let subscription = state.chats().subscribe(&id, after);
     let (tx, rx) = mpsc::channel::<Bytes>(64);
