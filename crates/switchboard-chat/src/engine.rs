@@ -349,6 +349,9 @@ impl ChatEngine {
             // Each one only writes its final state now.
             let _ = tokio::time::timeout(Duration::from_secs(15), inner.generations.wait()).await;
         }
+        // Lookups of what stopped calls cost record what they know now, before the ledger's
+        // last batch is written.
+        inner.ledger.finish_lookups().await;
         inner.background_stop.cancel();
         inner.background.close();
         inner.background.wait().await;

@@ -26,10 +26,12 @@ use tokio_util::sync::CancellationToken;
 
 use crate::context::{DEFAULT_HISTORY_LENGTH, Routing, build_request};
 use crate::engine::{Inner, ReplyPlan};
+use crate::ledger::GenerationLookup;
 use crate::now_ms;
 use crate::title::{DEFAULT_TITLE, TitleJob};
 use crate::view::MessageView;
 use switchboard_core::provider::ProviderId;
+use switchboard_core::secret::Secret;
 
 /// How often a streaming reply is written (and so shown) at most. The first text is written at
 /// once; later text is gathered for this long, so one write carries many small deltas.
@@ -644,40 +646,6 @@ impl Generation {
         if !self.plan.paid_by_server || self.facts.said_nothing() {
             return;
         }
-        // A reply stopped before the provider reported usage is still billed: ask OpenRouter what
-        // the generation cost, in the background, and record that. (A failed stream is recorded
-        // with what it reported: its upstream is the one that just failed.)
-        if message.usage.cost.is_none()
-            && message.status == MessageStatus::Stopped
-            && self.plan.provider == ProviderId::OpenRouter.as_str()
-            && let Some(generation_id) = message.generation_id.clone()
-        {
-            let engine = self.engine.clone();
-            let upstream = &self.plan.upstream;
-            let url = upstream
-                .url
-                .replace("/v1/chat/completions", "/v1/generation");
-            let job = Reconcile {
-                http: upstream.http.clone(),
-                key: upstream.key.clone(),
-                url,
-                generation_id,
-                workspace: self.plan.workspace.clone(),
-                model: message.model.clone(),
-                provider: message.provider.clone(),
-            };
-            let interrupt = self.engine.interrupt.clone();
-            self.engine.generations.spawn_on(
-                async move {
-                    tokio::select! {
-                        () = job.run(&engine) => {}
-                        () = interrupt.cancelled() => {}
-                    }
-                },
-                &self.engine.runtime,
-            );
-            return;
-        }
         let spend = switchboard_store::Spend {
             workspace: self.plan.workspace.clone(),
             entry: "chat".into(),
@@ -690,62 +658,24 @@ impl Generation {
             cost: message.usage.cost,
             at: now_ms(),
         };
-        self.engine.ledger.record(spend);
-    }
-}
-
-/// Asking OpenRouter what a generation that reported no usage cost (`GET /v1/generation`). Its
-/// figures appear a moment after the generation ends, so a few tries, further apart each time.
-struct Reconcile {
-    http: reqwest::Client,
-    key: switchboard_core::secret::Secret,
-    url: String,
-    generation_id: String,
-    workspace: String,
-    model: Option<String>,
-    provider: Option<String>,
-}
-
-impl Reconcile {
-    async fn run(self, engine: &Inner) {
-        let mut wait = Duration::from_millis(500);
-        let mut found = None;
-        for _ in 0..4 {
-            let res = self
-                .http
-                .get(&self.url)
-                .query(&[("id", self.generation_id.as_str())])
-                .header("authorization", format!("Bearer {}", self.key.expose()))
-                .timeout(Duration::from_secs(20))
-                .send()
-                .await;
-            if let Ok(res) = res
-                && res.status().is_success()
-                && let Ok(body) = res.json::<Value>().await
+        // A reply that ended before the provider reported its cost (stopped, interrupted,
+        // complete without usage) is still billed: OpenRouter's generation record says what it
+        // cost. A failed reply is recorded with what it reported: its provider just failed.
+        if message.usage.cost.is_none()
+            && message.status != MessageStatus::Error
+            && self.plan.provider == ProviderId::OpenRouter.as_str()
+            && let Some(generation_id) = message.generation_id.clone()
+        {
+            let upstream = &self.plan.upstream;
+            let authorization = Secret::new(format!("Bearer {}", upstream.key.expose()));
+            if let Some(lookup) =
+                GenerationLookup::beside(&upstream.url, upstream.http.clone(), authorization)
             {
-                found = Some(body["data"].clone());
-                break;
+                self.engine.ledger.reconcile(lookup, generation_id, spend);
+                return;
             }
-            tokio::time::sleep(wait).await;
-            wait *= 3;
         }
-        let data = found.unwrap_or(Value::Null);
-        let int = |key: &str| data[key].as_i64();
-        engine.ledger.record(switchboard_store::Spend {
-            workspace: self.workspace,
-            entry: "chat".into(),
-            model: data["model"].as_str().map(str::to_owned).or(self.model),
-            provider: data["provider_name"]
-                .as_str()
-                .map(str::to_owned)
-                .or(self.provider),
-            prompt_tokens: int("native_tokens_prompt").or(int("tokens_prompt")),
-            completion_tokens: int("native_tokens_completion").or(int("tokens_completion")),
-            reasoning_tokens: int("native_tokens_reasoning"),
-            cached_tokens: int("native_tokens_cached"),
-            cost: data["total_cost"].as_f64(),
-            at: now_ms(),
-        });
+        self.engine.ledger.record(spend);
     }
 }
 

@@ -2,12 +2,19 @@
 //! its row over without waiting; one tracked task writes what has gathered, at most every
 //! [`FLUSH_EVERY`], in one transaction — a row per relayed request, one statement each, would cost
 //! the relay more than the relaying. Shutdown writes what is left.
+//!
+//! A call whose answer carried no usage (a stream the client or the user stopped) is still paid
+//! for: [`Ledger::reconcile`] asks OpenRouter's generation record what it cost, in a tracked task,
+//! and records that.
 
 use std::time::Duration;
 
+use serde_json::Value;
+use switchboard_core::secret::Secret;
 use switchboard_store::{Spend, Store};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 /// How long rows wait at most before they are written.
 pub const FLUSH_EVERY: Duration = Duration::from_millis(500);
@@ -19,6 +26,38 @@ const BATCH: usize = 1024;
 #[derive(Clone)]
 pub struct Ledger {
     tx: mpsc::Sender<Spend>,
+    /// Generation lookups under way.
+    lookups: TaskTracker,
+    /// Set at shutdown: lookups under way record what they know at once.
+    hurry: CancellationToken,
+    runtime: tokio::runtime::Handle,
+}
+
+/// Where to ask what a generation cost: OpenRouter's `GET /api/v1/generation?id=…`, with the key
+/// that paid for it.
+#[derive(Clone)]
+pub struct GenerationLookup {
+    pub http: reqwest::Client,
+    /// The generation endpoint's URL (`…/api/v1/generation`).
+    pub url: String,
+    /// The key that paid, as the `authorization` header value it was sent with.
+    pub authorization: Secret,
+}
+
+impl GenerationLookup {
+    /// The lookup for a call made to `completions_url` (`…/v1/chat/completions`).
+    pub fn beside(
+        completions_url: &str,
+        http: reqwest::Client,
+        authorization: Secret,
+    ) -> Option<GenerationLookup> {
+        let base = completions_url.split_once("/v1/")?.0;
+        Some(GenerationLookup {
+            http,
+            url: format!("{base}/v1/generation"),
+            authorization,
+        })
+    }
 }
 
 impl Ledger {
@@ -28,7 +67,43 @@ impl Ledger {
         stop: CancellationToken,
     ) -> (Ledger, impl std::future::Future<Output = ()>) {
         let (tx, rx) = mpsc::channel(CAPACITY);
-        (Ledger { tx }, write_batches(store, rx, stop))
+        let ledger = Ledger {
+            tx,
+            lookups: TaskTracker::new(),
+            hurry: CancellationToken::new(),
+            runtime: tokio::runtime::Handle::current(),
+        };
+        (ledger, write_batches(store, rx, stop))
+    }
+
+    /// Records `spend` with the tokens and cost of generation `generation_id` as OpenRouter's
+    /// record gives them, once it has them (they appear a moment after the generation ends), or
+    /// as it is if the record never comes or the instance shuts down first.
+    pub fn reconcile(&self, lookup: GenerationLookup, generation_id: String, spend: Spend) {
+        let ledger = self.clone();
+        self.lookups.spawn_on(
+            async move {
+                let data = tokio::select! {
+                    data = lookup.fetch(&generation_id) => data,
+                    () = ledger.hurry.cancelled() => None,
+                };
+                ledger.record(with_generation_record(spend, data.as_ref()));
+            },
+            &self.runtime,
+        );
+    }
+
+    /// How many generation lookups are under way (each a tracked task that ends on its own).
+    pub fn lookups_in_flight(&self) -> usize {
+        self.lookups.len()
+    }
+
+    /// Ends the lookups under way (each records what it knows) and waits for them: before the
+    /// writer's last batch.
+    pub(crate) async fn finish_lookups(&self) {
+        self.hurry.cancel();
+        self.lookups.close();
+        self.lookups.wait().await;
     }
 
     /// Hands a row over without waiting.
@@ -37,6 +112,58 @@ impl Ledger {
             tracing::warn!("the spend ledger is behind; a row was dropped");
         }
     }
+}
+
+impl GenerationLookup {
+    /// The generation record's `data`, after a few tries further apart each time.
+    async fn fetch(&self, generation_id: &str) -> Option<Value> {
+        let mut wait = Duration::from_millis(500);
+        for _ in 0..4 {
+            let res = self
+                .http
+                .get(&self.url)
+                .query(&[("id", generation_id)])
+                .header("authorization", self.authorization.expose())
+                // Rare and one-off: no idle connection is kept for it.
+                .header("connection", "close")
+                .timeout(Duration::from_secs(20))
+                .send()
+                .await;
+            if let Ok(res) = res
+                && res.status().is_success()
+                && let Ok(body) = res.json::<Value>().await
+            {
+                return Some(body["data"].clone());
+            }
+            tokio::time::sleep(wait).await;
+            wait *= 3;
+        }
+        None
+    }
+}
+
+/// `spend` with what the generation record says, where it says it.
+fn with_generation_record(mut spend: Spend, data: Option<&Value>) -> Spend {
+    let Some(data) = data else {
+        return spend;
+    };
+    let int = |key: &str| data[key].as_i64();
+    if let Some(model) = data["model"].as_str() {
+        spend.model = Some(model.to_owned());
+    }
+    if let Some(provider) = data["provider_name"].as_str() {
+        spend.provider = Some(provider.to_owned());
+    }
+    spend.prompt_tokens = int("native_tokens_prompt")
+        .or(int("tokens_prompt"))
+        .or(spend.prompt_tokens);
+    spend.completion_tokens = int("native_tokens_completion")
+        .or(int("tokens_completion"))
+        .or(spend.completion_tokens);
+    spend.reasoning_tokens = int("native_tokens_reasoning").or(spend.reasoning_tokens);
+    spend.cached_tokens = int("native_tokens_cached").or(spend.cached_tokens);
+    spend.cost = data["total_cost"].as_f64().or(spend.cost);
+    spend
 }
 
 async fn write_batches(store: Store, mut rx: mpsc::Receiver<Spend>, stop: CancellationToken) {

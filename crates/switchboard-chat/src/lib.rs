@@ -27,7 +27,7 @@ pub mod view;
 pub use engine::{ChatEngine, EngineConfig, ReplyPlan, StartedReply, Upstream, UserTurn};
 pub use error::ChatError;
 pub use hub::Subscription;
-pub use ledger::Ledger;
+pub use ledger::{GenerationLookup, Ledger};
 pub use title::DEFAULT_TITLE;
 
 /// Unix time in milliseconds.

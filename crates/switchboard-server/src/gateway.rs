@@ -75,6 +75,13 @@ async fn chat_completions(
     } else {
         body
     };
+    let meter = (!principal.has_own_key()).then(|| crate::relay::SpendMeter {
+        ledger: state.chats().ledger().clone(),
+        workspace: principal.workspace(),
+        entry: "gateway",
+        model: Some(model_ref.model.clone()),
+        lookup: upstream.generation_lookup(state.http(), &authorization),
+    });
     relay(
         &state,
         UpstreamRequest {
@@ -82,12 +89,7 @@ async fn chat_completions(
             url: upstream_url(&upstream.config.base_url, "v1/chat/completions", None),
             authorization,
             client_headers: headers,
-            meter: (!principal.has_own_key()).then(|| crate::relay::SpendMeter {
-                ledger: state.chats().ledger().clone(),
-                workspace: principal.workspace(),
-                entry: "gateway",
-                model: Some(model_ref.model.clone()),
-            }),
+            meter,
             body,
         },
         started,

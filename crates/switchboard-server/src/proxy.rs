@@ -129,6 +129,7 @@ async fn proxy(state: &AppState, call: ProxyCall, body: Body) -> Result<Response
             model: crate::models::RequestedModels::parse(&body)
                 .ok()
                 .and_then(|r| r.model),
+            lookup: upstream.generation_lookup(state.http(), &authorization),
         }
     });
     relay(

@@ -260,6 +260,11 @@ impl RelayBody {
         message: String,
     ) -> Poll<Option<Result<Frame<Bytes>, io::Error>>> {
         self.done = true;
+        if let Some(meter) = &mut self.meter {
+            // The provider that just failed would not answer a lookup either: what the stream
+            // reported is what is recorded.
+            meter.meter.lookup = None;
+        }
         if self.is_sse {
             Poll::Ready(Some(Ok(Frame::data(self.error_chunk(code, &message)))))
         } else {
@@ -357,6 +362,8 @@ pub struct SpendMeter {
     pub entry: &'static str,
     /// The model the client asked for (the answer's own `model` wins when it names one).
     pub model: Option<String>,
+    /// Where to ask what the call cost when its answer carries no usage (OpenRouter only).
+    pub lookup: Option<switchboard_chat::GenerationLookup>,
 }
 
 impl SpendMeter {
@@ -368,6 +375,7 @@ impl SpendMeter {
             usage: None,
             model: None,
             provider: None,
+            generation_id: None,
         }
     }
 }
@@ -383,6 +391,8 @@ struct RunningMeter {
     usage: Option<switchboard_core::stream::Usage>,
     model: Option<String>,
     provider: Option<String>,
+    /// OpenRouter's id of the generation, from the first event (for a lookup of its cost).
+    generation_id: Option<String>,
 }
 
 impl RunningMeter {
@@ -390,8 +400,11 @@ impl RunningMeter {
         match &mut self.sse {
             Some(sse) => {
                 for frame in sse.feed(chunk) {
+                    // Only the first event (for the generation's id) and those that mention
+                    // usage are parsed: the relay must stay a relay.
                     if let Ok(switchboard_core::stream::SseFrame::Event(e)) = frame
-                        && e.data.contains("\"usage\"")
+                        && (e.data.contains("\"usage\"")
+                            || (self.generation_id.is_none() && self.model.is_none()))
                     {
                         self.read(e.data.as_bytes());
                     }
@@ -410,8 +423,11 @@ impl RunningMeter {
             match event {
                 switchboard_core::stream::StreamEvent::Usage(u) => self.usage = Some(u),
                 switchboard_core::stream::StreamEvent::Meta {
-                    model, provider, ..
+                    id,
+                    model,
+                    provider,
                 } => {
+                    self.generation_id = self.generation_id.take().or(id);
                     self.model = self.model.take().or(model);
                     self.provider = self.provider.take().or(provider);
                 }
@@ -444,6 +460,14 @@ impl Drop for RunningMeter {
             cost: usage.as_ref().and_then(|u| u.cost),
             at: switchboard_chat::now_ms(),
         };
+        // An answer without its cost (a stream the client left, a provider that sent no usage):
+        // the generation record has it.
+        if spend.cost.is_none()
+            && let (Some(lookup), Some(id)) = (self.meter.lookup.take(), self.generation_id.take())
+        {
+            self.meter.ledger.reconcile(lookup, id, spend);
+            return;
+        }
         self.meter.ledger.record(spend);
     }
 }

@@ -28,8 +28,27 @@ pub fn routes() -> Router<AppState> {
         .route("/usage", get(usage_page))
 }
 
-fn now_ms() -> i64 {
-    switchboard_chat::now_ms()
+/// The time budget periods are reckoned at: the system's, unless a test has set it (so a test can
+/// step over a period's end without waiting for midnight). Never set outside tests.
+#[derive(Default)]
+pub struct BudgetClock {
+    /// ms since the Unix epoch; 0 for the system clock.
+    fixed_ms: std::sync::atomic::AtomicI64,
+}
+
+impl BudgetClock {
+    pub fn now_ms(&self) -> i64 {
+        match self.fixed_ms.load(std::sync::atomic::Ordering::Relaxed) {
+            0 => switchboard_chat::now_ms(),
+            fixed => fixed,
+        }
+    }
+
+    /// Holds the clock at `ms`, or gives it back to the system with `None`.
+    pub fn set(&self, ms: Option<i64>) {
+        self.fixed_ms
+            .store(ms.unwrap_or(0), std::sync::atomic::Ordering::Relaxed);
+    }
 }
 
 /// Per-workspace request rate limits (`SWITCHBOARD_RATE_LIMIT`), GCRA by `governor`, per instance.
@@ -80,7 +99,7 @@ pub async fn check_budget(state: &AppState, principal: &Principal) -> Result<(),
         error.retry_after_secs = Some(wait.as_secs().max(1));
         return Err(error);
     }
-    check_budget_at(state, principal, now_ms()).await
+    check_budget_at(state, principal, state.budget_clock().now_ms()).await
 }
 
 async fn check_budget_at(
@@ -222,7 +241,7 @@ async fn report(
             )));
         }
     };
-    let today = now_ms().div_euclid(DAY_MS);
+    let today = state.budget_clock().now_ms().div_euclid(DAY_MS);
     let day = |name: &str, raw: Option<&str>, default: i64| match raw {
         None | Some("") => Ok(default),
         Some(raw) => day_of_date(raw)
@@ -244,7 +263,7 @@ async fn report(
         .await?;
     let budget = match state.settings().budget_for(&caller.workspace) {
         Some(b) if !caller.principal.has_own_key() && !all => {
-            let now = now_ms();
+            let now = state.budget_clock().now_ms();
             let spent = state
                 .store()
                 .spent_since(&caller.workspace, b.period_start(now))

@@ -42,6 +42,25 @@ impl Upstream {
 
     /// The `Authorization` value to send upstream for `principal`: their own key, or the next
     /// of the server's keys.
+    /// Where to look up what a call paid with `authorization` cost: OpenRouter's generation
+    /// record; `None` for other providers, which have none.
+    pub fn generation_lookup(
+        &self,
+        http: &reqwest::Client,
+        authorization: &axum::http::HeaderValue,
+    ) -> Option<switchboard_chat::GenerationLookup> {
+        if self.config.id != switchboard_core::provider::ProviderId::OpenRouter {
+            return None;
+        }
+        Some(switchboard_chat::GenerationLookup {
+            http: http.clone(),
+            url: format!("{}/v1/generation", self.config.base_url),
+            authorization: switchboard_core::secret::Secret::new(
+                authorization.to_str().ok()?.to_owned(),
+            ),
+        })
+    }
+
     pub fn authorization(
         &self,
         principal: &switchboard_core::access::Principal,
@@ -90,6 +109,7 @@ struct Inner {
     store: switchboard_store::Store,
     chats: ChatEngine,
     rate_limiter: Option<crate::spend::RateLimiter>,
+    budget_clock: crate::spend::BudgetClock,
     /// Flipped once when the server starts shutting down.
     shutdown: tokio::sync::watch::Sender<bool>,
 }
@@ -142,6 +162,7 @@ impl AppState {
             store,
             chats,
             rate_limiter: settings.rate_limit.map(crate::spend::RateLimiter::new),
+            budget_clock: crate::spend::BudgetClock::default(),
             shutdown: tokio::sync::watch::Sender::new(false),
             settings,
         })))
@@ -149,6 +170,11 @@ impl AppState {
 
     pub fn settings(&self) -> &Settings {
         &self.0.settings
+    }
+
+    /// The clock budgets are reckoned at (tests may hold it at a time).
+    pub fn budget_clock(&self) -> &crate::spend::BudgetClock {
+        &self.0.budget_clock
     }
 
     pub fn policy(&self) -> &AccessPolicy {

@@ -403,3 +403,133 @@ async fn a_stopped_reply_s_cost_is_reconciled_from_the_generation_record() {
         "the generation record was asked for"
     );
 }
+
+/// A relayed stream the client leaves before its usage arrives is still in the ledger, with the
+/// cost OpenRouter's generation record gives — on the proxy and on the gateway alike.
+#[tokio::test]
+async fn a_relayed_stream_left_early_is_reconciled_from_the_generation_record() {
+    let app = spawn_app(&[]).await;
+    for path in [
+        "/api/openrouter/v1/chat/completions",
+        "/v1/chat/completions",
+    ] {
+        let mut res = app
+            .http
+            .post(app.at(path))
+            .json(&json!({
+                "model": "mock/slow", "stream": true,
+                "messages": [{"role": "user", "content": "leave early"}],
+            }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 200, "{path}");
+        // The first words, then hang up: the usage would have come at the end.
+        let first = res.chunk().await.unwrap().expect("a first chunk");
+        assert!(!first.is_empty());
+        drop(res);
+    }
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let rows = loop {
+        use sqlx::Connection;
+        let mut conn = sqlx::SqliteConnection::connect(&app.state.settings().database_url)
+            .await
+            .unwrap();
+        let rows: Vec<LedgerRow> = sqlx::query_as(
+            "SELECT workspace, entry, model, completion_tokens, cost FROM spend ORDER BY entry",
+        )
+        .fetch_all(&mut conn)
+        .await
+        .unwrap();
+        if rows.len() >= 2 {
+            break rows;
+        }
+        assert!(std::time::Instant::now() < deadline, "{rows:?}");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    let entries: Vec<&str> = rows.iter().map(|r| r.1.as_str()).collect();
+    assert_eq!(entries, ["gateway", "proxy"], "{rows:?}");
+    for (_, _, model, _, cost) in &rows {
+        assert_eq!(model.as_deref(), Some("mock/slow"), "{rows:?}");
+        assert!(cost.is_some_and(|c| c > 0.0), "the record's cost: {rows:?}");
+    }
+    let lookups = app
+        .mock
+        .requests()
+        .iter()
+        .filter(|r| r.path.ends_with("/v1/generation"))
+        .count();
+    assert!(
+        lookups >= 2,
+        "each call's generation record was asked for: {lookups}"
+    );
+}
+
+/// A daily budget spent today refuses until midnight UTC and admits again from the next day on:
+/// the server's budget clock is held one second before the period's end, then one second after.
+#[tokio::test]
+async fn a_spent_budget_resets_at_the_end_of_its_period() {
+    const DAY_MS: i64 = 86_400_000;
+    let app = spawn_app(&[("SWITCHBOARD_BUDGET", "0.00001/day")]).await;
+    let ask = || {
+        app.http
+            .post(app.at("/v1/chat/completions"))
+            .json(&json!({"model": "mock/echo", "messages": [{"role": "user", "content": "x"}]}))
+            .send()
+    };
+    assert_eq!(
+        ask().await.unwrap().status(),
+        200,
+        "the first call is within budget"
+    );
+    // The call is recorded now (the ledger writes in batches): wait until the budget is spent.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let refused = loop {
+        let res = ask().await.unwrap();
+        if res.status() == 402 {
+            break res;
+        }
+        assert_eq!(res.status(), 200);
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the budget was never spent"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    };
+    let retry: i64 = refused.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    let midnight = (now.div_euclid(DAY_MS) + 1) * DAY_MS;
+    // Retry-After points at midnight UTC (give or take the seconds this test has taken).
+    assert!((retry - (midnight - now) / 1000).abs() <= 30, "{retry}");
+
+    let clock = app.state.budget_clock();
+    clock.set(Some(midnight - 1_000));
+    let res = ask().await.unwrap();
+    assert_eq!(
+        res.status(),
+        402,
+        "one second before midnight the day's budget is still spent"
+    );
+    assert_eq!(res.headers()["retry-after"], "1");
+    let (_, usage) = app.get_json("/api/usage").await;
+    assert!(
+        usage["budget"]["spent"].as_f64().unwrap() > 0.00001,
+        "{usage}"
+    );
+
+    clock.set(Some(midnight + 1_000));
+    let (_, usage) = app.get_json("/api/usage").await;
+    assert_eq!(usage["budget"]["spent"].as_f64(), Some(0.0), "{usage}");
+    assert_eq!(
+        ask().await.unwrap().status(),
+        200,
+        "a new day, a new budget"
+    );
+}
