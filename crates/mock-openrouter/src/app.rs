@@ -90,6 +90,7 @@ pub(crate) fn router(state: AppState) -> Router {
             "/api/v1/chat/completions",
             axum::routing::post(chat_completions),
         )
+        .route("/api/v1/responses", axum::routing::post(responses))
         .route("/api/v1/models", get(models))
         .route("/api/v1/models/user", get(models_user))
         .route("/api/v1/key", get(key))
@@ -345,6 +346,144 @@ fn sse_response(id: &str, body: Body) -> Response {
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     insert_generation_id(headers, id);
     response
+}
+
+/// The last user text of a Responses API `input`: a string, or items with string or part content.
+fn responses_input_text(request: &Value) -> String {
+    match request.get("input") {
+        Some(Value::String(text)) => text.clone(),
+        Some(Value::Array(items)) => items
+            .iter()
+            .rev()
+            .find(|i| i.get("role").and_then(Value::as_str) == Some("user"))
+            .and_then(|i| match i.get("content") {
+                Some(Value::String(text)) => Some(text.clone()),
+                Some(Value::Array(parts)) => Some(
+                    parts
+                        .iter()
+                        .filter_map(|p| p.get("text").and_then(Value::as_str))
+                        .collect::<Vec<_>>()
+                        .join(" "),
+                ),
+                _ => None,
+            })
+            .unwrap_or_default(),
+        _ => String::new(),
+    }
+}
+
+/// OpenRouter's Responses API, acted out: any model echoes the last user input word by word
+/// (streamed as `response.*` events, or as one response object); a fixture model serves its
+/// recording byte for byte. Usage and cost come in `response.completed`, as on the real service.
+async fn responses(
+    State(state): State<AppState>,
+    _auth: Authorized,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let request: Value = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::new(400, &format!("Invalid JSON in request body: {e}")))?;
+    let model = request
+        .get("model")
+        .and_then(Value::as_str)
+        .filter(|m| !m.is_empty())
+        .ok_or_else(|| ApiError::new(400, "No models provided"))?
+        .to_owned();
+    let stream = request.get("stream").and_then(Value::as_bool) == Some(true);
+    let created = unix_now();
+    let id = generation_id(created);
+    if let Some(fixture) = state.fixtures.get(&model) {
+        return Ok(serve_fixture(&state, fixture, id, model, created));
+    }
+    let text = responses_input_text(&request);
+    let words: Vec<String> = text
+        .split_whitespace()
+        .enumerate()
+        .map(|(i, w)| {
+            if i == 0 {
+                w.to_owned()
+            } else {
+                format!(" {w}")
+            }
+        })
+        .collect();
+    let output_text = words.concat();
+    let input_tokens = (body.len() / 4).max(1) as u64;
+    let output_tokens = words.len().max(1) as u64;
+    let cost = (input_tokens + output_tokens) as f64 * 0.000_001;
+    let generation = state.recorder.start_generation(GenerationFacts {
+        id: id.clone(),
+        model: model.clone(),
+        provider: "Mock",
+        stream,
+        created,
+        prompt_tokens: input_tokens,
+        completion_tokens: output_tokens,
+        reasoning_tokens: 0,
+        cost,
+        finish_reason: "stop",
+        native_finish_reason: "stop",
+    });
+    let message_id = format!("msg_{}", &id[id.len() - 8..]);
+    let response_object = |status: &str, done: bool| {
+        json!({
+            "object": "response", "id": id, "created_at": created, "model": model,
+            "status": status, "error": null, "output_text": "",
+            "output": if done {
+                json!([{"type": "message", "id": message_id, "status": "completed",
+                        "role": "assistant",
+                        "content": [{"type": "output_text", "text": output_text, "annotations": []}]}])
+            } else {
+                json!([])
+            },
+            "usage": if done {
+                json!({"input_tokens": input_tokens, "input_tokens_details": {"cached_tokens": 0},
+                       "output_tokens": output_tokens,
+                       "output_tokens_details": {"reasoning_tokens": 0},
+                       "total_tokens": input_tokens + output_tokens, "cost": cost,
+                       "is_byok": false})
+            } else {
+                Value::Null
+            },
+        })
+    };
+    if !stream {
+        let body = serde_json::to_vec(&response_object("completed", true)).unwrap_or_default();
+        return Ok(json_response(&id, Bytes::from(body)));
+    }
+    let mut seq = 0u64;
+    let mut event = |mut value: Value| {
+        value["sequence_number"] = json!(seq);
+        seq += 1;
+        Frame::Data(Bytes::from(format!("data: {value}\n\n")))
+    };
+    let mut frames = vec![
+        Frame::KeepAlive,
+        event(
+            json!({"type": "response.created", "response": response_object("in_progress", false)}),
+        ),
+        event(
+            json!({"type": "response.output_item.added", "output_index": 0,
+                     "item": {"type": "message", "id": message_id, "status": "in_progress",
+                              "role": "assistant", "content": []}}),
+        ),
+    ];
+    for word in &words {
+        frames.push(event(
+            json!({"type": "response.output_text.delta", "item_id": message_id,
+                                 "output_index": 0, "content_index": 0, "delta": word}),
+        ));
+    }
+    frames.push(event(
+        json!({"type": "response.output_text.done", "item_id": message_id,
+                             "output_index": 0, "content_index": 0, "text": output_text}),
+    ));
+    frames.push(event(json!({"type": "response.completed",
+                             "response": response_object("completed", true)})));
+    frames.push(Frame::Done);
+    Ok(sse_response(
+        &id,
+        frames_body(frames, state.spacing, generation),
+    ))
 }
 
 fn insert_generation_id(headers: &mut HeaderMap, id: &str) {

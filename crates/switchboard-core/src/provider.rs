@@ -89,6 +89,7 @@ impl ProviderConfig {
             ProviderId::OpenRouter => &[
                 "v1/chat/completions",
                 "v1/completions",
+                "v1/responses",
                 "v1/models",
                 "v1/models/user",
                 "v1/key",

@@ -115,10 +115,16 @@ async fn proxy(state: &AppState, call: ProxyCall, body: Body) -> Result<Response
     } else {
         bytes::Bytes::new()
     };
-    if call.method == Method::POST && path.ends_with("completions") {
+    if call.method == Method::POST && (path.ends_with("completions") || path == "v1/responses") {
         crate::models::check_request_models(state, &call.provider, &body)?;
     }
     let url = upstream_url(&upstream.config.base_url, path, call.uri.query());
+    if call.method == Method::GET
+        && path == "v1/models"
+        && !state.settings().custom_model_rules.is_empty()
+    {
+        return filtered_models(state, &call.provider, &url, authorization).await;
+    }
     // Like the headers, the URI points into the client connection's read buffer.
     drop(call.uri);
     let meter = (call.method == Method::POST && !principal.has_own_key()).then(|| {
@@ -145,4 +151,43 @@ async fn proxy(state: &AppState, call: ProxyCall, body: Body) -> Result<Response
         started,
     )
     .await
+}
+
+/// The provider's model list with only the models `CUSTOM_MODELS` lets through, as `/v1/models`
+/// lists them; each entry otherwise exactly as the provider sent it.
+async fn filtered_models(
+    state: &AppState,
+    provider: &ProviderId,
+    url: &str,
+    authorization: HeaderValue,
+) -> Result<Response, ApiError> {
+    let res = state
+        .http()
+        .get(url)
+        .header(header::AUTHORIZATION, authorization)
+        .timeout(std::time::Duration::from_secs(30))
+        .send()
+        .await
+        .map_err(|_| {
+            ApiError::bad_gateway("upstream unreachable: the model list could not be read")
+        })?;
+    let status = res.status();
+    let mut list: serde_json::Value = res
+        .json()
+        .await
+        .map_err(|_| ApiError::bad_gateway("the upstream's model list was not JSON"))?;
+    if !status.is_success() {
+        return Ok((status, axum::Json(list)).into_response());
+    }
+    if let Some(data) = list
+        .get_mut("data")
+        .and_then(serde_json::Value::as_array_mut)
+    {
+        data.retain(|m| {
+            m.get("id")
+                .and_then(serde_json::Value::as_str)
+                .is_some_and(|id| state.model_allowed(provider, id))
+        });
+    }
+    Ok(axum::Json(list).into_response())
 }

@@ -10,6 +10,7 @@ mod faults;
 mod gateway;
 mod helpers;
 mod proxy;
+mod responses;
 mod sdk;
 mod share;
 mod spend;
