@@ -39,7 +39,7 @@ use axum::routing::{get, post};
 use serde_json::json;
 use switchboard_core::settings::{CorsOrigins, MetricsAccess};
 use tokio::net::TcpListener;
-use tower_http::cors::{AllowOrigin, CorsLayer};
+use tower_http::cors::{AllowHeaders, AllowOrigin, CorsLayer};
 
 pub use error::ApiError;
 pub use state::AppState;
@@ -133,15 +133,9 @@ fn cors_layer(origins: &CorsOrigins) -> Option<CorsLayer> {
         CorsLayer::new()
             .allow_origin(allow)
             .allow_methods([Method::GET, Method::POST, Method::OPTIONS])
-            .allow_headers([
-                header::AUTHORIZATION,
-                header::CONTENT_TYPE,
-                header::ACCEPT,
-                "http-referer".parse().expect("static header name"),
-                "x-title".parse().expect("static header name"),
-                auth::USER_KEY_HEADER.parse().expect("static header name"),
-                ssrf::ENDPOINT_HEADER.parse().expect("static header name"),
-            ])
+            // Whatever headers the allowed origin's preflight asks for (SDKs send their own,
+            // e.g. the openai SDK's `x-stainless-*`); never with credentials (no cookies).
+            .allow_headers(AllowHeaders::mirror_request())
             .expose_headers([
                 "x-generation-id".parse().expect("static header name"),
                 header::RETRY_AFTER,

@@ -74,11 +74,21 @@ fn load_settings(cli: &Cli) -> anyhow::Result<Settings> {
     Ok(Settings::load(&sources)?)
 }
 
+/// Crates that log the content they handle (the sanitizer's HTML parser logs every character).
+const CONTENT_LOGGING_TARGETS: &[&str] = &["html5ever", "markup5ever", "ammonia", "tendril"];
+
 /// Logs go to stderr through the redactor, so even a secret that slipped into a log line (a
 /// dependency's debug output, say) is masked before it is written.
 fn init_logging(redactor: Redactor) {
     use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let mut filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    // HTML parsers log the text they parse at debug: that is users' chat text. Off whatever
+    // RUST_LOG says.
+    for quiet in CONTENT_LOGGING_TARGETS {
+        if let Ok(directive) = format!("{quiet}=off").parse() {
+            filter = filter.add_directive(directive);
+        }
+    }
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(RedactingStderr(std::sync::Arc::new(redactor)))

@@ -274,11 +274,40 @@ async fn no_secret_in_any_log_line_of_a_whole_session() {
         chat["id"].as_str().unwrap()
     ))
     .header("authorization", "Bearer nk-CODE-SECRET-2222")
-    .json(&json!({"content": "hello", "model": "mock/echo"}))
+    .json(&json!({"content": "# Heading\n\n**PRIVATE-WORDS-5555** in a *chat*", "model": "mock/echo"}))
     .send()
     .await
     .unwrap();
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // Wait for the reply (its markdown rendered on the server) and its title to be stored.
+    let chat_url = format!("{}/api/chats/{}", sb.url, chat["id"].as_str().unwrap());
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let body: Value = http
+            .get(&chat_url)
+            .header("authorization", "Bearer nk-CODE-SECRET-2222")
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if body["messages"][1]["status"] == "complete" && body["title"] != "New chat" {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{body}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // The page renders the chat's markdown too.
+    let page = http
+        .get(format!("{}/chats/{}", sb.url, chat["id"].as_str().unwrap()))
+        .header("authorization", "Bearer nk-CODE-SECRET-2222")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("PRIVATE-WORDS-5555"));
     let logs = sb.stop_and_logs();
     assert!(logs.lines().count() > 20, "trace logging is on: {logs}");
     for secret in [
@@ -286,9 +315,14 @@ async fn no_secret_in_any_log_line_of_a_whole_session() {
         "CODE-SECRET-2222",
         "WRONG-SECRET-3333",
         "OWNKEY-4444",
+        // Users' words are not logged either, not even at trace.
+        "PRIVATE-WORDS",
     ] {
         let hit = logs.lines().find(|l| l.contains(secret));
-        assert!(hit.is_none(), "secret in a log line: {hit:?}");
+        assert!(
+            hit.is_none(),
+            "secret or user content in a log line: {hit:?}"
+        );
     }
 }
 

@@ -13,6 +13,10 @@ pub struct Switchboard {
     pub url: String,
     pub dir: tempfile::TempDir,
     child: Child,
+    /// Everything written to stderr so far, read as it comes: a process that logs more than a
+    /// pipe holds would otherwise block on its next log line.
+    logs: std::sync::Arc<std::sync::Mutex<Vec<u8>>>,
+    drain: Option<std::thread::JoinHandle<()>>,
 }
 
 impl Switchboard {
@@ -45,6 +49,18 @@ impl Switchboard {
             cmd.env(k, v);
         }
         let mut child = cmd.spawn().expect("switchboard starts");
+        let logs = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let mut stderr = child.stderr.take().unwrap();
+        let sink = logs.clone();
+        let drain = std::thread::spawn(move || {
+            let mut buf = [0u8; 8192];
+            while let Ok(n) = stderr.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                sink.lock().unwrap().extend_from_slice(&buf[..n]);
+            }
+        });
         let stdout = child.stdout.take().unwrap();
         let line = tokio::task::spawn_blocking(move || {
             let mut line = String::new();
@@ -62,6 +78,8 @@ impl Switchboard {
             url,
             dir: tempfile::tempdir().unwrap(),
             child,
+            logs,
+            drain: Some(drain),
         }
     }
 
@@ -99,11 +117,10 @@ impl Switchboard {
 
     /// Everything it logged to stderr; call once it has exited.
     pub fn logs(&mut self) -> String {
-        let mut logs = String::new();
-        if let Some(mut err) = self.child.stderr.take() {
-            err.read_to_string(&mut logs).unwrap();
+        if let Some(drain) = self.drain.take() {
+            let _ = drain.join();
         }
-        logs
+        String::from_utf8_lossy(&self.logs.lock().unwrap()).into_owned()
     }
 
     /// Create an empty chat through the API; its id.
@@ -132,11 +149,7 @@ impl Switchboard {
     pub fn stop_and_logs(&mut self) -> String {
         self.signal("TERM");
         self.wait(Duration::from_secs(10));
-        let mut logs = String::new();
-        if let Some(mut err) = self.child.stderr.take() {
-            err.read_to_string(&mut logs).unwrap();
-        }
-        logs
+        self.logs()
     }
 }
 

@@ -691,7 +691,7 @@ async fn preflight_needs_no_auth() {
         .header("access-control-request-method", "POST")
         .header(
             "access-control-request-headers",
-            "authorization,content-type",
+            "authorization,content-type,x-stainless-os,x-stainless-retry-count",
         )
         .send()
         .await
@@ -700,6 +700,25 @@ async fn preflight_needs_no_auth() {
     assert_eq!(
         res.headers()["access-control-allow-origin"],
         "https://app.example"
+    );
+    // The headers a browser SDK asks for (the openai SDK's `x-stainless-*`) are allowed, and
+    // never with credentials.
+    let allowed = res.headers()["access-control-allow-headers"]
+        .to_str()
+        .unwrap()
+        .to_ascii_lowercase();
+    for h in [
+        "authorization",
+        "content-type",
+        "x-stainless-os",
+        "x-stainless-retry-count",
+    ] {
+        assert!(allowed.contains(h), "{h} in {allowed}");
+    }
+    assert!(
+        res.headers()
+            .get("access-control-allow-credentials")
+            .is_none()
     );
     // Same-origin by default: no CORS headers at all.
     let closed = spawn_app(&[]).await;
