@@ -9,8 +9,9 @@
 //!   largest class of injection before the sanitizer even sees it.
 //! - **Fenced code** is highlighted with syntect as `hl-*` CSS classes (the palettes live in
 //!   `app.css`) and gets a copy button that `app.js` wires up.
-//! - **Math** (`$…$`, `$$…$$`) becomes MathML via latex2mathml; on failure the source is shown in
-//!   `<code class="math-error">`.
+//! - **Math** (`$…$`, `$$…$$`, and the `\(…\)` / `\[…\]` that GPT-4o and DeepSeek write) becomes
+//!   MathML via latex2mathml; on failure the source is shown in `<code class="math-error">`. A `$`
+//!   before a digit is a price, not math (`$3/$15` stays text).
 //!
 //! Invariant: *rendered output contains no executable vector*. ammonia runs last over everything,
 //! with an allow-list of tags, attributes, classes and URL schemes (http, https, mailto); links get
@@ -45,11 +46,104 @@ pub fn render(markdown: &str) -> String {
     options.insert(Options::ENABLE_STRIKETHROUGH);
     options.insert(Options::ENABLE_MATH);
     options.insert(Options::ENABLE_GFM);
-    let parser = Parser::new_ext(markdown, options);
+    let markdown = math_delimiters(markdown);
+    let parser = Parser::new_ext(&markdown, options);
     let events = rewrite(parser);
     let mut raw = String::with_capacity(markdown.len() * 3 / 2 + 64);
     html::push_html(&mut raw, events.into_iter());
     SANITIZER.clean(&raw).to_string()
+}
+
+/// The source with the math delimiters pulldown-cmark does not know turned into ones it does
+/// (`\(…\)` → `$…$`, `\[…\]` → `$$…$$`) and dollars that are prices escaped (a `$` before a
+/// digit, as in `$3/$15`), outside code spans and fenced code. Borrowed unchanged when
+/// there is nothing to do.
+fn math_delimiters(markdown: &str) -> Cow<'_, str> {
+    if !markdown.contains('$') && !markdown.contains("\\(") && !markdown.contains("\\[") {
+        return Cow::Borrowed(markdown);
+    }
+    let mut out = String::with_capacity(markdown.len() + 16);
+    // The fence that opened the code block we are in (its character and length).
+    let mut fence: Option<(u8, usize)> = None;
+    for line in markdown.split_inclusive('\n') {
+        let trimmed = line.trim_start_matches(' ');
+        let marker = trimmed
+            .as_bytes()
+            .first()
+            .copied()
+            .filter(|c| *c == b'`' || *c == b'~');
+        let run = marker.map_or(0, |c| trimmed.bytes().take_while(|b| *b == c).count());
+        match fence {
+            Some((c, n)) => {
+                if marker == Some(c) && run >= n && trimmed[run..].trim().is_empty() {
+                    fence = None;
+                }
+                out.push_str(line);
+                continue;
+            }
+            None if run >= 3 && line.len() - trimmed.len() < 4 => {
+                fence = marker.map(|c| (c, run));
+                out.push_str(line);
+                continue;
+            }
+            None => {}
+        }
+        rewrite_math_line(line, &mut out);
+    }
+    Cow::Owned(out)
+}
+
+/// [`math_delimiters`] for one line outside fenced code: inline code spans are copied as they are.
+fn rewrite_math_line(line: &str, out: &mut String) {
+    let bytes = line.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'`' => {
+                // A code span: from a run of backticks to the next run of the same length.
+                let run = bytes[i..].iter().take_while(|b| **b == b'`').count();
+                let ticks = &line[i..i + run];
+                match line[i + run..].find(ticks) {
+                    Some(end) => {
+                        let stop = i + run + end + run;
+                        out.push_str(&line[i..stop]);
+                        i = stop;
+                    }
+                    None => {
+                        out.push_str(ticks);
+                        i += run;
+                    }
+                }
+            }
+            b'\\' if matches!(bytes.get(i + 1), Some(b'(' | b')' | b'[' | b']')) => {
+                out.push_str(match bytes[i + 1] {
+                    b'(' | b')' => "$",
+                    _ => "$$",
+                });
+                i += 2;
+            }
+            b'\\' if bytes.get(i + 1) == Some(&b'$') => {
+                out.push_str("\\$");
+                i += 2;
+            }
+            b'$' => {
+                let run = bytes[i..].iter().take_while(|b| **b == b'$').count();
+                if run == 1 && bytes.get(i + 1).is_some_and(u8::is_ascii_digit) {
+                    out.push_str("\\$");
+                } else {
+                    out.push_str(&line[i..i + run]);
+                }
+                i += run;
+            }
+            _ => {
+                let next = line[i..]
+                    .find(['`', '\\', '$'])
+                    .map_or(line.len(), |n| i + n.max(1));
+                out.push_str(&line[i..next]);
+                i = next;
+            }
+        }
+    }
 }
 
 /// Apply the rewrites described in the module doc.
@@ -502,6 +596,42 @@ mod tests {
         assert!(html.contains("<mfrac>"), "{html}");
         assert!(html.contains("display=\"block\""), "{html}");
         assert!(html.contains("display=\"inline\""), "{html}");
+    }
+
+    /// Real-world texts around dollars and math delimiters: prices and shell variables stay text,
+    /// LaTeX in every common delimiter becomes MathML, code is never touched.
+    #[test]
+    fn dollars_are_prices_unless_they_are_math() {
+        let text = |md: &str| {
+            let html = render(md);
+            assert!(!html.contains("<math"), "{md:?} became math: {html}");
+            html
+        };
+        let math = |md: &str| {
+            let html = render(md);
+            assert!(html.contains("<math"), "{md:?} is math: {html}");
+            html
+        };
+        assert!(text("GPT-4o costs $3/$15 per million tokens").contains("$3/$15"));
+        assert!(text("between $5 and $10").contains("$5 and $10"));
+        assert!(text("$HOME and $PATH are set").contains("$HOME and $PATH"));
+        assert!(text("run `echo $HOME $PATH` first").contains("echo $HOME $PATH"));
+        let code = text("```\nexport A=$1\necho $A $B\n```");
+        assert!(
+            code.contains("A=$1\necho $A $B"),
+            "code is untouched: {code}"
+        );
+        assert!(text("~~~\n\\(not math\\)\n~~~").contains("\\(not math\\)"));
+        assert!(text("escaped \\$x$ stays").contains("$x$"));
+        math("Euler: $e^{i\\pi} + 1 = 0$");
+        math("inline \\(x^2 + y^2 = z^2\\) from GPT-4o");
+        let block = math("display:\n\\[\n\\int_0^1 x\\,dx\n\\]\n");
+        assert!(block.contains("display=\"block\""), "{block}");
+        let block = math("$$\\frac{1}{2}$$");
+        assert!(block.contains("<mfrac>"), "{block}");
+        // A price next to real math: both right.
+        let both = math("costs $5, and $a^2$ is the area");
+        assert!(both.contains("$5"), "{both}");
     }
 
     #[test]
