@@ -100,7 +100,10 @@ struct Mask {
 struct ModelConfig {
     model: Option<String>,
     temperature: Option<f64>,
+    // NextChat writes these two in snake_case, unlike the rest of its config.
+    #[serde(alias = "top_p")]
     top_p: Option<f64>,
+    #[serde(alias = "max_tokens")]
     max_tokens: Option<f64>,
     history_message_count: Option<f64>,
 }

@@ -25,7 +25,13 @@ pub async fn import_nextchat(
 ) -> Result<Response, ApiError> {
     let limit = state.settings().max_body_bytes.max(MIN_IMPORT_LIMIT);
     let bytes = read_body(&headers, body, limit).await?;
-    let chats = parse_nextchat_backup(&bytes).map_err(|e| ApiError::bad_request(e.to_string()))?;
+    let mut chats =
+        parse_nextchat_backup(&bytes).map_err(|e| ApiError::bad_request(e.to_string()))?;
+    for chat in &mut chats {
+        if let Some(model) = &chat.settings.model {
+            chat.settings.model = Some(catalog_id(&state, model));
+        }
+    }
     let mut chat_ids = Vec::new();
     for chat in chats {
         let stored = state
@@ -45,4 +51,18 @@ pub async fn import_nextchat(
         Json(json!({"imported": chat_ids.len(), "chat_ids": chat_ids})),
     )
         .into_response())
+}
+
+/// NextChat names models as OpenAI does (`gpt-4o`); OpenRouter wants `openai/gpt-4o`. A name without
+/// a vendor becomes the catalog id that ends in it, when the catalog has exactly that model.
+fn catalog_id(state: &AppState, model: &str) -> String {
+    if model.contains('/') || model.starts_with('@') {
+        return model.to_owned();
+    }
+    let table = state.catalog().table();
+    table
+        .entries()
+        .iter()
+        .find(|e| e.id.rsplit_once('/').is_some_and(|(_, name)| name == model))
+        .map_or_else(|| model.to_owned(), |e| e.id.clone())
 }

@@ -687,6 +687,7 @@ async fn many_concurrent_generations_lose_nothing() {
 #[tokio::test]
 async fn nextchat_backup_imports_sessions_and_masks() {
     let app = spawn_app(&[]).await;
+    app.load_catalog().await;
     let backup = json!({
         "chat-next-web-store": {
             "currentSessionIndex": 0,
@@ -701,7 +702,7 @@ async fn nextchat_backup_imports_sessions_and_masks() {
                     ],
                     "mask": {"id": "m", "name": "Zoologist", "avatar": "1f98b",
                         "context": [{"id": "x", "role": "system", "content": "You are a zoologist."}],
-                        "modelConfig": {"model": "openai/gpt-4o", "temperature": 0.5, "top_p": 1, "max_tokens": 4000, "historyMessageCount": 4, "providerName": "OpenRouter"}}
+                        "modelConfig": {"model": "gpt-4o", "temperature": 0.5, "top_p": 0.8, "max_tokens": 4000, "historyMessageCount": 4, "providerName": "OpenAI"}}
                 },
                 {"id": "s2", "topic": "", "messages": [], "mask": {"context": []}}
             ]
@@ -723,8 +724,12 @@ async fn nextchat_backup_imports_sessions_and_masks() {
     let (_, chat) = app.get_json(&format!("/api/chats/{id}")).await;
     assert_eq!(chat["title"], "Otters");
     assert_eq!(chat["settings"]["system_prompt"], "You are a zoologist.");
+    // NextChat's OpenAI name becomes the catalog's id; its snake_case fields are kept.
     assert_eq!(chat["settings"]["model"], "openai/gpt-4o");
     assert_eq!(chat["settings"]["history_length"], 4);
+    assert_eq!(chat["settings"]["temperature"], 0.5);
+    assert_eq!(chat["settings"]["top_p"], 0.8);
+    assert_eq!(chat["settings"]["max_tokens"], 4000);
     let msgs = chat["messages"].as_array().unwrap();
     assert_eq!(msgs.len(), 3);
     assert_eq!(msgs[1]["content"], "Yes, while sleeping.");
