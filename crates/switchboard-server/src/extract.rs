@@ -17,7 +17,11 @@ pub async fn read_body(headers: &HeaderMap, body: Body, limit: usize) -> Result<
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
     if let Some(declared) = declared.filter(|&n| n > limit as u64) {
-        if declared <= DRAIN_AT_MOST {
+        // A client waiting for `100 Continue` has not sent the body, and must not be asked to.
+        let waits = headers
+            .get(header::EXPECT)
+            .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
+        if declared <= DRAIN_AT_MOST && !waits {
             drain(body).await;
         }
         return Err(ApiError::payload_too_large(limit));

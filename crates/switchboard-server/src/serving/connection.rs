@@ -134,10 +134,16 @@ impl Reader {
 /// A request's body, read from the connection as the handler asks for it. It owns the read side
 /// while it lives and gives it back when it has been read to its end (or is dropped there), so
 /// the connection can take its next request; a body left unread closes the connection.
+///
+/// A client that sent `Expect: 100-continue` is told to go on only when the handler first reads
+/// the body: a handler that refuses the request first (a declared length over its limit, no
+/// credential) answers at once, and the client never sends the body.
 struct RequestBody {
     reader: Option<Reader>,
     decoder: BodyDecoder,
     back: Option<oneshot::Sender<Reader>>,
+    /// Fired on the first read when the client waits for `100 Continue`.
+    go_on: Option<oneshot::Sender<()>>,
 }
 
 impl RequestBody {
@@ -165,6 +171,9 @@ impl hyper::body::Body for RequestBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, io::Error>>> {
         let this = self.get_mut();
+        if let Some(go_on) = this.go_on.take() {
+            let _ = go_on.send(());
+        }
         loop {
             let Some(reader) = this.reader.as_mut() else {
                 return Poll::Ready(None);
@@ -353,6 +362,7 @@ impl Connection {
             expect_continue,
         } = head;
         let http11 = version == Version::HTTP_11;
+        let mut continue_asked = None;
         let (body, mut lent) = match framing {
             Framing::Empty | Framing::Length(0) => {
                 if let Some(reader) = self.reader.as_mut() {
@@ -361,16 +371,17 @@ impl Connection {
                 (Body::empty(), None)
             }
             framing => {
-                if expect_continue {
-                    self.write
-                        .write_all(b"HTTP/1.1 100 Continue\r\n\r\n")
-                        .await?;
-                }
+                let go_on = expect_continue.then(|| {
+                    let (go_on, asked) = oneshot::channel();
+                    continue_asked = Some(asked);
+                    go_on
+                });
                 let (back, returned) = oneshot::channel();
                 let body = RequestBody {
                     reader: self.reader.take(),
                     decoder: BodyDecoder::new(framing),
                     back: Some(back),
+                    go_on,
                 };
                 (Body::new(body), Some(returned))
             }
@@ -392,6 +403,14 @@ impl Connection {
                 tokio::select! {
                     biased;
                     response = &mut responding => break response.unwrap_or_else(|never| match never {}),
+                    asked = async { continue_asked.as_mut().expect("guarded").await }, if continue_asked.is_some() => {
+                        continue_asked = None;
+                        if asked.is_ok() {
+                            self.write
+                                .write_all(b"HTTP/1.1 100 Continue\r\n\r\n")
+                                .await?;
+                        }
+                    }
                     returned = async { lent.as_mut().expect("guarded").await }, if lent.is_some() => {
                         lent = None;
                         self.reader = returned.ok();
@@ -723,6 +742,20 @@ mod tests {
             answer.starts_with("HTTP/1.1 200 OK\r\n") && answer.ends_with("ok"),
             "{answer}"
         );
+    }
+
+    #[tokio::test]
+    async fn expect_continue_is_not_answered_when_the_handler_answers_without_the_body() {
+        let (addr, _stop) = start(echo_router()).await;
+        let answer = talk(
+            addr,
+            b"POST /ignore HTTP/1.1\r\nhost: x\r\ncontent-length: 2\r\nexpect: 100-continue\r\n\r\n",
+        )
+        .await;
+        assert!(answer.starts_with("HTTP/1.1 200 OK\r\n"), "{answer}");
+        assert!(!answer.contains("100 Continue"), "{answer}");
+        assert!(answer.contains("connection: close\r\n"), "{answer}");
+        assert!(answer.ends_with("ignored"), "{answer}");
     }
 
     #[tokio::test]

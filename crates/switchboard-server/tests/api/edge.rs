@@ -326,3 +326,98 @@ async fn the_documented_nginx_config_serves_the_web_ui() {
     assert_eq!(res.status(), 403);
     drop(nginx);
 }
+
+/// Item 9: the openai JS SDK adds `x-stainless-*` headers, and its preflight from an allowed origin
+/// failed on a fixed list. Requested headers are allowed for allowed origins; credentials never.
+#[tokio::test]
+async fn a_browser_sdk_s_preflight_from_an_allowed_origin_gets_its_headers() {
+    let preflight = |app: &crate::helpers::TestApp, origin: &str| {
+        app.http
+            .request(reqwest::Method::OPTIONS, app.at("/v1/chat/completions"))
+            .header("origin", origin)
+            .header("access-control-request-method", "POST")
+            .header(
+                "access-control-request-headers",
+                "authorization,content-type,x-stainless-os,x-stainless-lang,x-stainless-retry-count",
+            )
+            .send()
+    };
+    let app = spawn_app(&[("SWITCHBOARD_CORS_ORIGINS", "https://app.example")]).await;
+    let res = preflight(&app, "https://app.example").await.unwrap();
+    assert!(res.status().is_success(), "{}", res.status());
+    let h = res.headers();
+    assert_eq!(h["access-control-allow-origin"], "https://app.example");
+    let allowed = h["access-control-allow-headers"]
+        .to_str()
+        .unwrap()
+        .to_ascii_lowercase();
+    for name in [
+        "authorization",
+        "content-type",
+        "x-stainless-os",
+        "x-stainless-retry-count",
+    ] {
+        assert!(allowed.contains(name), "{name} not in {allowed}");
+    }
+    assert!(h.get("access-control-allow-credentials").is_none());
+    // Another origin is not allowed at all.
+    let res = preflight(&app, "https://evil.example").await.unwrap();
+    assert!(res.headers().get("access-control-allow-origin").is_none());
+    // With `*`, any page may use the API with its own credentials, but never with cookies.
+    let any = spawn_app(&[("SWITCHBOARD_CORS_ORIGINS", "*")]).await;
+    let res = preflight(&any, "https://anywhere.example").await.unwrap();
+    let h = res.headers();
+    assert_eq!(h["access-control-allow-origin"], "*");
+    assert!(
+        h["access-control-allow-headers"]
+            .to_str()
+            .unwrap()
+            .contains("x-stainless-os")
+    );
+    assert!(h.get("access-control-allow-credentials").is_none());
+}
+
+/// Item 10: a client that declares a body over the limit and waits for `100 Continue` gets 413 at
+/// once, and is never told to send the body.
+#[tokio::test]
+async fn expect_continue_over_the_limit_is_413_without_100_continue() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let app = spawn_app(&[]).await;
+    let authority = app.url.trim_start_matches("http://").to_string();
+    // Over the limit (1 MiB; 64 MiB for imports) by a little — a body the server would otherwise
+    // read and discard — and by a lot.
+    let paths = [
+        ("/v1/chat/completions", 2_000_000u64),
+        ("/api/openrouter/v1/chat/completions", 2_000_000),
+        ("/api/import/nextchat", 70_000_000),
+    ];
+    for (path, a_little_over) in paths {
+        for length in [a_little_over, 10_000_000_000] {
+            let mut tcp = tokio::net::TcpStream::connect(&authority).await.unwrap();
+            let head = format!(
+                "POST {path} HTTP/1.1\r\nhost: {authority}\r\ncontent-type: application/json\r\n\
+                 content-length: {length}\r\nexpect: 100-continue\r\n\r\n"
+            );
+            tcp.write_all(head.as_bytes()).await.unwrap();
+            let mut answer = Vec::new();
+            // A guard against a hang, not a timing assertion: the server answers and closes.
+            tokio::time::timeout(
+                std::time::Duration::from_secs(30),
+                tcp.read_to_end(&mut answer),
+            )
+            .await
+            .expect("the server answers without waiting for the body")
+            .unwrap();
+            let answer = String::from_utf8_lossy(&answer);
+            assert!(
+                !answer.contains("100 Continue"),
+                "{path} {length}: {answer}"
+            );
+            assert!(
+                answer.starts_with("HTTP/1.1 413 "),
+                "{path} {length}: {answer}"
+            );
+            assert!(answer.contains("\"code\""), "{path} {length}: {answer}");
+        }
+    }
+}
