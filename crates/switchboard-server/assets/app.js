@@ -118,6 +118,7 @@ function thinkLabel(m) {
 function meta(m) {
   if (m.role === 'user') return '';
   const parts = [];
+  if (m.status === 'stopped' || m.status === 'interrupted') parts.push(t(m.status));
   if (m.model) parts.push(m.model);
   const u = m.usage;
   if (u && u.prompt_tokens != null && u.completion_tokens != null) parts.push(t('tokens', { n: `${u.prompt_tokens} + ${u.completion_tokens}` }));

@@ -253,12 +253,16 @@ pub fn is_safe_image(url: &str) -> bool {
         .any(|t| url.starts_with(&format!("data:image/{t};base64,")))
 }
 
-/// "model · 12 + 34 tokens · $0.0012".
+/// "Stopped · model · 12 + 34 tokens · $0.0012" (the status only when the reply did not finish).
 fn meta(m: &MessageJson, tr: &Catalog) -> String {
     if m.role == "user" {
         return String::new();
     }
     let mut parts = Vec::new();
+    // A reply that did not finish says so: otherwise a stopped one looks complete.
+    if matches!(m.status.as_str(), "stopped" | "interrupted") {
+        parts.push(tr.get(&m.status).to_string());
+    }
     if let Some(model) = &m.model {
         parts.push(model.clone());
     }

@@ -279,6 +279,24 @@ async fn stop_drops_the_upstream_and_keeps_the_text() {
     let body = settled(&app, &chat).await;
     assert_eq!(last(&body)["status"], "stopped");
     assert!(!last(&body)["content"].as_str().unwrap().is_empty());
+    // The page says the reply was stopped, so it does not pass for a finished one.
+    let page = app
+        .http
+        .get(app.at(&format!("/chats/{chat}")))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let reply = last(&body)["id"].as_str().unwrap();
+    let article = &page[page.find(&format!("id=\"m-{reply}\"")).unwrap()..];
+    let foot = &article[article.find("class=\"meta\"").unwrap()..];
+    assert!(
+        foot.starts_with("class=\"meta\">Stopped · "),
+        "{}",
+        &foot[..80.min(foot.len())]
+    );
     let deadline = Instant::now() + Duration::from_secs(2);
     while !app.mock.generations().iter().any(|g| g.cancelled) {
         assert!(
