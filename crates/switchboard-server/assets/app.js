@@ -477,7 +477,7 @@ function renderPicker() {
       h('span', { class: 'facts' }, facts[1] || ''));
   }));
   $('#picker-q').setAttribute('aria-activedescendant', pickList.length ? `opt-${pickActive}` : '');
-  $('#picker-count').textContent = pickList.length ? t('models_count', { n: pickList.length }) : t('no_results');
+  $('#picker-count').textContent = pickList.length ? (pickList.length === 1 ? t('models_count_one') : t('models_count', { n: pickList.length })) : t('no_results');
   $(`#opt-${pickActive}`)?.scrollIntoView({ block: 'nearest' });
 }
 
