@@ -31,7 +31,11 @@ pub struct Ledger {
     /// Set at shutdown: lookups under way record what they know at once.
     hurry: CancellationToken,
     runtime: tokio::runtime::Handle,
+    /// Told of every row as it is recorded (the server's metrics), once set.
+    observer: std::sync::Arc<std::sync::OnceLock<Observer>>,
 }
+
+type Observer = Box<dyn Fn(&Spend) + Send + Sync>;
 
 /// Where to ask what a generation cost: OpenRouter's `GET /api/v1/generation?id=…`, with the key
 /// that paid for it.
@@ -72,6 +76,7 @@ impl Ledger {
             lookups: TaskTracker::new(),
             hurry: CancellationToken::new(),
             runtime: tokio::runtime::Handle::current(),
+            observer: Default::default(),
         };
         (ledger, write_batches(store, rx, stop))
     }
@@ -106,8 +111,16 @@ impl Ledger {
         self.lookups.wait().await;
     }
 
+    /// Has `observer` told of every row recorded from now on; only the first observer counts.
+    pub fn observe(&self, observer: impl Fn(&Spend) + Send + Sync + 'static) {
+        let _ = self.observer.set(Box::new(observer));
+    }
+
     /// Hands a row over without waiting.
     pub fn record(&self, spend: Spend) {
+        if let Some(observer) = self.observer.get() {
+            observer(&spend);
+        }
         if self.tx.try_send(spend).is_err() {
             tracing::warn!("the spend ledger is behind; a row was dropped");
         }

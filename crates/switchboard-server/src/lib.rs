@@ -273,9 +273,9 @@ async fn metrics(
     Ok((
         [(
             header::CONTENT_TYPE,
-            HeaderValue::from_static("text/plain; version=0.0.4"),
+            HeaderValue::from_static("application/openmetrics-text; version=1.0.0; charset=utf-8"),
         )],
-        state.metrics().render(),
+        state.metrics().render(state.store()),
     )
         .into_response())
 }

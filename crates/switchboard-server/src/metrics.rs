@@ -1,12 +1,19 @@
-//! Prometheus metrics, hand-rolled: a handful of counters and histograms do not justify a metrics
-//! framework on the hot path. Everything is atomics except the (route, status) counter map, whose
-//! lock is held for one hash-map increment.
+//! Prometheus metrics with `prometheus-client`: one registry per server (so tests running several
+//! servers in one process never mix their counts), rendered in the OpenMetrics text format.
+//!
+//! Requests by route and status, the wait on the upstream and the proxy's own overhead, streams in
+//! flight, tokens and cost of every call the server's key paid for (from the spend ledger), and the
+//! database's connections.
 
-use std::collections::HashMap;
-use std::fmt::Write;
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64};
 use std::time::Duration;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
 
 /// Upper bounds in seconds. Overhead is micro-seconds; upstream latency is up to minutes.
 const OVERHEAD_BUCKETS: &[f64] = &[
@@ -16,161 +23,183 @@ const UPSTREAM_BUCKETS: &[f64] = &[
     0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0,
 ];
 
-struct Histogram {
-    bounds: &'static [f64],
-    counts: Vec<AtomicU64>,
-    sum_nanos: AtomicU64,
-    total: AtomicU64,
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RequestLabels {
+    /// The route template, never a client's path.
+    route: String,
+    status: u16,
 }
 
-impl Histogram {
-    fn new(bounds: &'static [f64]) -> Self {
-        Histogram {
-            bounds,
-            counts: bounds.iter().map(|_| AtomicU64::new(0)).collect(),
-            sum_nanos: AtomicU64::new(0),
-            total: AtomicU64::new(0),
-        }
-    }
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct TokenLabels {
+    /// `chat`, `title`, `proxy` or `gateway`.
+    entry: String,
+    /// `prompt`, `completion`, `reasoning` or `cached`.
+    kind: String,
+}
 
-    fn observe(&self, d: Duration) {
-        let secs = d.as_secs_f64();
-        if let Some(i) = self.bounds.iter().position(|b| secs <= *b) {
-            self.counts[i].fetch_add(1, Ordering::Relaxed);
-        }
-        self.sum_nanos
-            .fetch_add(d.as_nanos() as u64, Ordering::Relaxed);
-        self.total.fetch_add(1, Ordering::Relaxed);
-    }
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct EntryLabels {
+    entry: String,
+}
 
-    fn render(&self, name: &str, help: &str, out: &mut String) {
-        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} histogram");
-        let mut cumulative = 0;
-        for (b, c) in self.bounds.iter().zip(&self.counts) {
-            cumulative += c.load(Ordering::Relaxed);
-            let _ = writeln!(out, "{name}_bucket{{le=\"{b}\"}} {cumulative}");
-        }
-        let total = self.total.load(Ordering::Relaxed);
-        let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {total}");
-        let sum = self.sum_nanos.load(Ordering::Relaxed) as f64 / 1e9;
-        let _ = writeln!(out, "{name}_sum {sum}\n{name}_count {total}");
-    }
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct PoolLabels {
+    /// `write` / `read` (SQLite) or `pool` (PostgreSQL).
+    pool: String,
+    /// `open` or `idle`.
+    state: String,
 }
 
 /// The server's metrics.
 pub struct Metrics {
-    /// route template → status → count. Two levels so a lookup by `&str` allocates nothing.
-    requests: Mutex<HashMap<String, HashMap<u16, u64, Fnv>, Fnv>>,
+    registry: Registry,
+    requests: Family<RequestLabels, Counter>,
     upstream_latency: Histogram,
     overhead: Histogram,
-    in_flight_streams: AtomicI64,
-}
-
-/// FNV-1a for the request counters, which every request updates: their keys are our own route
-/// templates and status codes, never chosen by a client, so SipHash's flooding resistance buys
-/// nothing there and its cost showed in the relay's profile.
-#[derive(Clone, Copy, Default)]
-struct Fnv;
-
-impl std::hash::BuildHasher for Fnv {
-    type Hasher = FnvHasher;
-    fn build_hasher(&self) -> FnvHasher {
-        FnvHasher(0xcbf2_9ce4_8422_2325)
-    }
-}
-
-struct FnvHasher(u64);
-
-impl std::hash::Hasher for FnvHasher {
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.0 = (self.0 ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3);
-        }
-    }
-    fn finish(&self) -> u64 {
-        self.0
-    }
+    in_flight_streams: Gauge<i64, AtomicI64>,
+    tokens: Family<TokenLabels, Counter>,
+    cost: Family<EntryLabels, Counter<f64, AtomicU64>>,
+    paid_calls: Family<EntryLabels, Counter>,
+    db_connections: Family<PoolLabels, Gauge<i64, AtomicI64>>,
 }
 
 impl Default for Metrics {
     fn default() -> Self {
+        let mut registry = Registry::default();
+        let requests = Family::<RequestLabels, Counter>::default();
+        registry.register(
+            "switchboard_requests",
+            "Requests answered, by route and status",
+            requests.clone(),
+        );
+        let upstream_latency = Histogram::new(UPSTREAM_BUCKETS.iter().copied());
+        registry.register(
+            "switchboard_upstream_latency_seconds",
+            "Time from sending a request upstream to its first response byte",
+            upstream_latency.clone(),
+        );
+        let overhead = Histogram::new(OVERHEAD_BUCKETS.iter().copied());
+        registry.register(
+            "switchboard_proxy_overhead_seconds",
+            "Time spent in Switchboard for a proxied request, excluding the wait on the upstream",
+            overhead.clone(),
+        );
+        let in_flight_streams = Gauge::<i64, AtomicI64>::default();
+        registry.register(
+            "switchboard_in_flight_streams",
+            "Streams being relayed now",
+            in_flight_streams.clone(),
+        );
+        let tokens = Family::<TokenLabels, Counter>::default();
+        registry.register(
+            "switchboard_tokens",
+            "Tokens of the calls the server's key paid for, by entry point and kind",
+            tokens.clone(),
+        );
+        let cost = Family::<EntryLabels, Counter<f64, AtomicU64>>::default();
+        registry.register(
+            "switchboard_cost_usd",
+            "What the calls the server's key paid for cost, in USD, by entry point",
+            cost.clone(),
+        );
+        let paid_calls = Family::<EntryLabels, Counter>::default();
+        registry.register(
+            "switchboard_paid_calls",
+            "Calls the server's key paid for, by entry point",
+            paid_calls.clone(),
+        );
+        let db_connections = Family::<PoolLabels, Gauge<i64, AtomicI64>>::default();
+        registry.register(
+            "switchboard_db_connections",
+            "Database connections, by pool and state",
+            db_connections.clone(),
+        );
         Metrics {
-            requests: Mutex::new(HashMap::default()),
-            upstream_latency: Histogram::new(UPSTREAM_BUCKETS),
-            overhead: Histogram::new(OVERHEAD_BUCKETS),
-            in_flight_streams: AtomicI64::new(0),
+            registry,
+            requests,
+            upstream_latency,
+            overhead,
+            in_flight_streams,
+            tokens,
+            cost,
+            paid_calls,
+            db_connections,
         }
     }
 }
 
 impl Metrics {
     pub fn count_request(&self, route: &str, status: u16) {
-        let mut map = self.requests.lock().unwrap_or_else(|e| e.into_inner());
-        let by_status = match map.get_mut(route) {
-            Some(m) => m,
-            None => map.entry(route.to_string()).or_default(),
-        };
-        *by_status.entry(status).or_insert(0) += 1;
+        self.requests
+            .get_or_create(&RequestLabels {
+                route: route.to_owned(),
+                status,
+            })
+            .inc();
     }
 
     /// Time from sending the request upstream to its first response byte.
     pub fn observe_upstream(&self, d: Duration) {
-        self.upstream_latency.observe(d);
+        self.upstream_latency.observe(d.as_secs_f64());
     }
 
     /// Time spent in Switchboard itself for one proxied request, upstream wait excluded.
     pub fn observe_overhead(&self, d: Duration) {
-        self.overhead.observe(d);
+        self.overhead.observe(d.as_secs_f64());
     }
 
     /// Counts a stream as in flight until the guard is dropped.
     pub fn stream_guard(self: &std::sync::Arc<Self>) -> StreamGuard {
-        self.in_flight_streams.fetch_add(1, Ordering::Relaxed);
+        self.in_flight_streams.inc();
         StreamGuard(self.clone())
     }
 
     pub fn in_flight_streams(&self) -> i64 {
-        self.in_flight_streams.load(Ordering::Relaxed)
+        self.in_flight_streams.get()
     }
 
-    /// The Prometheus text exposition.
-    pub fn render(&self) -> String {
-        let mut out = String::with_capacity(4096);
-        out.push_str(
-            "# HELP switchboard_requests_total Requests answered, by route and status.\n\
-             # TYPE switchboard_requests_total counter\n",
-        );
-        let mut rows: Vec<(String, u16, u64)> = self
-            .requests
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .iter()
-            .flat_map(|(route, m)| m.iter().map(move |(s, n)| (route.clone(), *s, *n)))
-            .collect();
-        rows.sort();
-        for (route, status, n) in rows {
-            let _ = writeln!(
-                out,
-                "switchboard_requests_total{{route=\"{route}\",status=\"{status}\"}} {n}"
-            );
+    /// A call the server's key paid for, as the spend ledger records it.
+    pub fn observe_spend(&self, spend: &switchboard_store::Spend) {
+        let entry = EntryLabels {
+            entry: spend.entry.clone(),
+        };
+        self.paid_calls.get_or_create(&entry).inc();
+        if let Some(cost) = spend.cost.filter(|c| c.is_finite() && *c >= 0.0) {
+            self.cost.get_or_create(&entry).inc_by(cost);
         }
-        self.upstream_latency.render(
-            "switchboard_upstream_latency_seconds",
-            "Time from sending a request upstream to its first response byte.",
-            &mut out,
-        );
-        self.overhead.render(
-            "switchboard_proxy_overhead_seconds",
-            "Time spent in Switchboard for a proxied request, excluding the wait on the upstream.",
-            &mut out,
-        );
-        let _ = writeln!(
-            out,
-            "# HELP switchboard_in_flight_streams Streams being relayed now.\n\
-             # TYPE switchboard_in_flight_streams gauge\n\
-             switchboard_in_flight_streams {}",
-            self.in_flight_streams()
-        );
+        for (kind, n) in [
+            ("prompt", spend.prompt_tokens),
+            ("completion", spend.completion_tokens),
+            ("reasoning", spend.reasoning_tokens),
+            ("cached", spend.cached_tokens),
+        ] {
+            if let Some(n) = n.and_then(|n| u64::try_from(n).ok()) {
+                let labels = TokenLabels {
+                    entry: spend.entry.clone(),
+                    kind: kind.to_owned(),
+                };
+                self.tokens.get_or_create(&labels).inc_by(n);
+            }
+        }
+    }
+
+    /// The OpenMetrics text exposition, with the database's connections as they are now.
+    pub fn render(&self, store: &switchboard_store::Store) -> String {
+        for pool in store.pool_status() {
+            for (state, n) in [("open", pool.open as usize), ("idle", pool.idle)] {
+                let labels = PoolLabels {
+                    pool: pool.name.to_owned(),
+                    state: state.to_owned(),
+                };
+                self.db_connections
+                    .get_or_create(&labels)
+                    .set(i64::try_from(n).unwrap_or(i64::MAX));
+            }
+        }
+        let mut out = String::with_capacity(4096);
+        // Writing into a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
         out
     }
 }
@@ -180,6 +209,6 @@ pub struct StreamGuard(std::sync::Arc<Metrics>);
 
 impl Drop for StreamGuard {
     fn drop(&mut self) {
-        self.0.in_flight_streams.fetch_sub(1, Ordering::Relaxed);
+        self.0.in_flight_streams.dec();
     }
 }

@@ -144,6 +144,11 @@ impl AppState {
             .map(Upstream::new)
             .collect();
         let cookie_key = crate::session::cookie_key(settings.cookie_secret.as_ref());
+        let metrics = Arc::new(Metrics::default());
+        let observed = metrics.clone();
+        chats
+            .ledger()
+            .observe(move |spend| observed.observe_spend(spend));
         Ok(AppState(Arc::new(Inner {
             upstream_pool: UpstreamPool::new()?,
             site_url_header: settings
@@ -156,7 +161,7 @@ impl AppState {
             throttle: FailureThrottle::new(WRONG_CODE_LIMIT, WRONG_CODE_WINDOW),
             http,
             upstreams,
-            metrics: Arc::new(Metrics::default()),
+            metrics,
             cookie_key,
             catalog: Arc::new(ModelCatalog::new(&settings)),
             store,

@@ -100,6 +100,24 @@ const SQLITE_READERS: u32 = 2;
 
 const POSTGRES_MAX_CONNECTIONS: u32 = 16;
 
+/// One connection pool's state: connections open, and how many of them are idle.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PoolStatus {
+    pub name: &'static str,
+    pub open: u32,
+    pub idle: usize,
+}
+
+impl PoolStatus {
+    fn of<DB: sqlx::Database>(name: &'static str, pool: &sqlx::Pool<DB>) -> PoolStatus {
+        PoolStatus {
+            name,
+            open: pool.size(),
+            idle: pool.num_idle(),
+        }
+    }
+}
+
 /// Which database a [`Store`] talks to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
@@ -145,6 +163,17 @@ impl Store {
         match self.db {
             Db::Sqlite(_) => Backend::Sqlite,
             Db::Postgres(_) => Backend::Postgres,
+        }
+    }
+
+    /// The connection pools as they are now (for metrics).
+    pub fn pool_status(&self) -> Vec<PoolStatus> {
+        match &self.db {
+            Db::Sqlite(pools) => vec![
+                PoolStatus::of("write", &pools.write),
+                PoolStatus::of("read", &pools.read),
+            ],
+            Db::Postgres(pool) => vec![PoolStatus::of("pool", pool)],
         }
     }
 

@@ -1,4 +1,4 @@
-use serde_json::json;
+use serde_json::{Value, json};
 
 use crate::helpers::spawn_app;
 
@@ -88,6 +88,57 @@ async fn metrics_need_a_code_when_codes_are_set() {
     // The unauthenticated attempt above was counted, by route template and status.
     assert!(
         text.contains("switchboard_requests_total{route=\"/metrics\",status=\"401\"} 1"),
+        "{text}"
+    );
+
+    assert!(
+        text.contains("switchboard_db_connections{pool=\"write\",state=\"open\"} 1"),
+        "{text}"
+    );
+
+    // A call the server's key pays for shows in the token, cost and call counters.
+    let res = app
+        .http
+        .post(app.at("/v1/chat/completions"))
+        .bearer_auth("m3trics")
+        .json(&json!({"model": "mock/echo", "messages": [{"role": "user", "content": "three little words"}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let usage: Value = res.json().await.unwrap();
+    let completion = usage["usage"]["completion_tokens"].as_u64().unwrap();
+    // Counted when the relayed body is done with, which may be a moment after the client has it.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let text = loop {
+        let text = app
+            .http
+            .get(app.at("/metrics"))
+            .bearer_auth("nk-m3trics")
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        if text.contains("switchboard_paid_calls_total") {
+            break text;
+        }
+        assert!(std::time::Instant::now() < deadline, "{text}");
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    };
+    assert!(
+        text.contains(&format!(
+            "switchboard_tokens_total{{entry=\"gateway\",kind=\"completion\"}} {completion}"
+        )),
+        "{text}"
+    );
+    assert!(
+        text.contains("switchboard_paid_calls_total{entry=\"gateway\"} 1"),
+        "{text}"
+    );
+    assert!(
+        text.contains("switchboard_cost_usd_total{entry=\"gateway\"} 0.0"),
         "{text}"
     );
 
