@@ -72,7 +72,24 @@ impl AccessCodes {
         bool::from(found).then_some(candidate)
     }
 
-    /// Whether `hash` is the hash of one of our codes (for signed session cookies), constant time.
+    /// The hash of the configured code whose users' workspace is `workspace` (a login session
+    /// names its workspace, never the code). `None` once the code is no longer configured, which
+    /// ends its sessions.
+    pub fn hash_of_workspace(&self, workspace: &str) -> Option<[u8; 32]> {
+        let mut found = None;
+        for h in &self.hashes {
+            if code_workspace(h)
+                .as_bytes()
+                .ct_eq(workspace.as_bytes())
+                .into()
+            {
+                found = Some(*h);
+            }
+        }
+        found
+    }
+
+    /// Whether `hash` is the hash of one of our codes, constant time.
     pub fn contains_hash(&self, hash: &[u8; 32]) -> bool {
         let mut found = subtle::Choice::from(0u8);
         for h in &self.hashes {

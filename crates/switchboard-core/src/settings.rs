@@ -57,6 +57,11 @@ pub const VARIABLES: &[(&str, &str)] = &[
     ("SWITCHBOARD_RATE_LIMIT", ""),
     ("SWITCHBOARD_BUDGETS", ""),
     ("SWITCHBOARD_ADMIN_CODE", ""),
+    ("SWITCHBOARD_SESSION_TTL", "30d"),
+    ("SWITCHBOARD_WORKSPACE_QUOTA_BYTES", "1073741824"),
+    ("SWITCHBOARD_UNVERIFIED_QUOTA_BYTES", "10485760"),
+    ("SWITCHBOARD_WORKSPACE_MAX_CHATS", "10000"),
+    ("SWITCHBOARD_IMPORT_MAX_BYTES", "67108864"),
 ];
 
 /// A setting that could not be used. The message always starts with the variable's name, so the one
@@ -162,6 +167,17 @@ pub struct Settings {
     /// An instance that has not renewed its lease for this long is presumed dead, and its
     /// streaming replies are finished as `interrupted` by the others.
     pub lease_timeout: Duration,
+    /// How long a login lasts without use (`SWITCHBOARD_SESSION_TTL`); each use within it renews
+    /// it (the cookie is re-issued once a tenth of it has passed).
+    pub session_ttl: Duration,
+    /// The most a workspace may store: its chats' messages and events, in bytes.
+    pub workspace_quota_bytes: u64,
+    /// The quota of a workspace known only by an own key that has not yet paid for a reply.
+    pub unverified_quota_bytes: u64,
+    /// The most chats a workspace may hold.
+    pub workspace_max_chats: u64,
+    /// The largest NextChat backup an import takes.
+    pub import_max_bytes: usize,
 }
 
 impl fmt::Debug for Settings {
@@ -556,6 +572,18 @@ impl Settings {
             max_reply_bytes,
             shutdown_grace: duration(src, "SWITCHBOARD_SHUTDOWN_GRACE", 30)?,
             lease_timeout,
+            session_ttl: session_ttl(src)?,
+            workspace_quota_bytes: count(src, "SWITCHBOARD_WORKSPACE_QUOTA_BYTES", 1 << 30, 1024)?,
+            unverified_quota_bytes: count(
+                src,
+                "SWITCHBOARD_UNVERIFIED_QUOTA_BYTES",
+                10 << 20,
+                1024,
+            )?,
+            workspace_max_chats: count(src, "SWITCHBOARD_WORKSPACE_MAX_CHATS", 10_000, 1)?,
+            import_max_bytes: count(src, "SWITCHBOARD_IMPORT_MAX_BYTES", 64 << 20, 1024)?
+                .try_into()
+                .unwrap_or(usize::MAX),
         })
     }
 
@@ -672,6 +700,47 @@ fn flag(src: &Sources, var: &'static str) -> Result<bool, SettingsError> {
         Some(other) => Err(SettingsError::invalid(
             var,
             format!("`{other}` is not a boolean (use 1/0, true/false, yes/no, on/off)"),
+        )),
+    }
+}
+
+/// A whole number of at least `min` (bytes or items), `default` when unset.
+fn count(src: &Sources, var: &'static str, default: u64, min: u64) -> Result<u64, SettingsError> {
+    let Some(v) = src.non_empty(var) else {
+        return Ok(default);
+    };
+    match v.trim().parse::<u64>() {
+        Ok(n) if n >= min => Ok(n),
+        _ => Err(SettingsError::invalid(
+            var,
+            format!("`{v}` is not a whole number of at least {min}"),
+        )),
+    }
+}
+
+/// `SWITCHBOARD_SESSION_TTL`: a duration (`30d`, `12h`, …) of at least a minute and at most a
+/// year.
+fn session_ttl(src: &Sources) -> Result<Duration, SettingsError> {
+    const VAR: &str = "SWITCHBOARD_SESSION_TTL";
+    let Some(v) = src.non_empty(VAR) else {
+        return Ok(Duration::from_secs(30 * 24 * 3600));
+    };
+    let parsed = match v.trim().strip_suffix('d') {
+        Some(days) => days
+            .trim()
+            .parse::<u64>()
+            .ok()
+            .and_then(|n| n.checked_mul(24 * 3600))
+            .map(Duration::from_secs),
+        None => parse_duration(v),
+    };
+    match parsed {
+        Some(d) if d >= Duration::from_secs(60) && d <= Duration::from_secs(366 * 24 * 3600) => {
+            Ok(d)
+        }
+        _ => Err(SettingsError::invalid(
+            VAR,
+            format!("`{v}` is not a duration between 1m and 366d (e.g. 30d, 12h)"),
         )),
     }
 }

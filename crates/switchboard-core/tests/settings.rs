@@ -159,6 +159,13 @@ fn invalid_values_name_their_variable() {
         ("CUSTOM_MODELS", "qwen/qwen3-32b:free@"),
         ("DEFAULT_MODEL", "gpt-4o@"),
         ("DEFAULT_MODEL", "@OpenRouter"),
+        ("SWITCHBOARD_SESSION_TTL", "0"),
+        ("SWITCHBOARD_SESSION_TTL", "400d"),
+        ("SWITCHBOARD_SESSION_TTL", "soon"),
+        ("SWITCHBOARD_WORKSPACE_QUOTA_BYTES", "12"),
+        ("SWITCHBOARD_UNVERIFIED_QUOTA_BYTES", "lots"),
+        ("SWITCHBOARD_WORKSPACE_MAX_CHATS", "0"),
+        ("SWITCHBOARD_IMPORT_MAX_BYTES", "-1"),
     ];
     for (var, value) in cases {
         let err = load(&[(var, value)]).expect_err(&format!("{var}={value} must fail"));

@@ -39,7 +39,7 @@ async fn chat_completions(
     body: Body,
 ) -> Result<Response, ApiError> {
     let started = Instant::now();
-    let principal = admit(&state, &headers, peer.ip(), CredentialStyle::Gateway)?;
+    let principal = admit(&state, &headers, peer.ip(), CredentialStyle::Gateway).await?;
     crate::spend::check_budget(&state, &principal).await?;
     let body = read_body(&headers, body, state.settings().max_body_bytes).await?;
     let requested = RequestedModels::parse(&body)?;
@@ -144,7 +144,7 @@ async fn models(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    admit(&state, &headers, peer.ip(), CredentialStyle::Gateway)?;
+    admit(&state, &headers, peer.ip(), CredentialStyle::Gateway).await?;
     let table = state.catalog().table();
     let mut seen = std::collections::HashSet::new();
     let data: Vec<_> = table

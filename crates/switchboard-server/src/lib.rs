@@ -51,8 +51,8 @@ pub fn app(state: AppState) -> Router {
     let router = Router::new()
         .route("/healthz", get(healthz))
         .route("/api/config", get(config).post(config))
-        .route("/api/login", post(session::login))
-        .route("/api/logout", post(session::logout))
+        .route("/api/login", post(auth::login))
+        .route("/api/logout", post(auth::logout))
         .route("/metrics", get(metrics))
         .merge(proxy::routes())
         .merge(gateway::routes())
@@ -148,8 +148,8 @@ pub const MAX_HEADER_BYTES: usize = 64 * 1024;
 
 /// What every request passes through, in one layer (each extra `from_fn` layer costs a boxed
 /// future and a service clone per request): refuse oversized headers, a host we do not answer
-/// to and cross-site writes ([`origin`]), give plain-text rejections the JSON error shape, count
-/// the answer for `/metrics`.
+/// to and cross-site writes ([`origin`]), renew a login session in use ([`auth::renew_session`]),
+/// give plain-text rejections the JSON error shape, count the answer for `/metrics`.
 async fn edge(
     State(state): State<AppState>,
     mut req: axum::extract::Request,
@@ -162,7 +162,25 @@ async fn edge(
     let refusal = oversized_headers(req.headers()).or_else(|| check_where_from(&state, &mut req));
     let res = match refusal {
         Some(refusal) => refusal.into_response(),
-        None => json_errors(next.run(req).await).await,
+        None => {
+            let secure = req
+                .extensions()
+                .get::<origin::Addressed>()
+                .is_some_and(|a| a.is_https(state.settings()));
+            let renewed = auth::renew_session(&state, req.headers(), secure).await;
+            let mut res = json_errors(next.run(req).await).await;
+            // A handler that set the cookie itself (login, logout) has the last word.
+            if let Some(cookie) = renewed
+                && !res
+                    .headers()
+                    .get_all(header::SET_COOKIE)
+                    .iter()
+                    .any(session::sets_login_cookie)
+            {
+                res.headers_mut().append(header::SET_COOKIE, cookie);
+            }
+            res
+        }
     };
     state.metrics().count_request(
         route.as_ref().map_or("unmatched", |p| p.as_str()),
@@ -267,7 +285,7 @@ async fn metrics(
         MetricsAccess::Off => return Err(ApiError::not_found("metrics are off")),
         MetricsAccess::Open => {}
         MetricsAccess::Code => {
-            auth::admit(&state, &headers, peer.ip(), auth::CredentialStyle::Gateway)?;
+            auth::admit(&state, &headers, peer.ip(), auth::CredentialStyle::Gateway).await?;
         }
     }
     Ok((

@@ -123,7 +123,7 @@ async fn list_models(
     headers: HeaderMap,
     params: Result<Query<ModelsParams>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, ApiError> {
-    admit(&state, &headers, peer.ip(), CredentialStyle::NextChat)?;
+    admit(&state, &headers, peer.ip(), CredentialStyle::NextChat).await?;
     let Query(params) =
         params.map_err(|e| ApiError::bad_request(format!("bad query parameters: {e}")))?;
     let table = state.catalog().table();

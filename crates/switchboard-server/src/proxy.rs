@@ -105,7 +105,8 @@ async fn proxy(state: &AppState, call: ProxyCall, body: Body) -> Result<Response
         &call.headers,
         call.peer.ip(),
         CredentialStyle::NextChat,
-    )?;
+    )
+    .await?;
     let authorization = upstream.authorization(&principal)?;
     if call.method == Method::POST {
         crate::spend::check_budget(state, &principal).await?;

@@ -1,56 +1,119 @@
-//! The browser's login: `POST /api/login {"code"}` sets a signed, HttpOnly, SameSite=Lax cookie that
-//! stands for the access code, so the web UI never keeps the code in script-readable storage.
+//! The browser's login cookie, encoded and decoded; nothing else (admission, the login and logout
+//! handlers and the sessions' server-side records are in [`crate::auth`]).
 //!
-//! The cookie holds the code's SHA-256 hash and an HMAC over it; the code itself never leaves the
-//! request that presented it. Removing a code from `CODE` ends its sessions, since the hash must
-//! still be one of the configured ones.
+//! The cookie is `v2.<session id>.<issued at>.<HMAC>`: 128 random bits naming a session the server
+//! keeps (so logging out revokes it), the Unix second the cookie was issued (so it expires, and is
+//! re-issued as it is used), and an HMAC-SHA-256 over both with the cookie key. Nothing in it is
+//! derived from the access code. It is HttpOnly, SameSite=Lax, and Secure when the browser uses
+//! https.
 
-use std::net::SocketAddr;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use axum::extract::{ConnectInfo, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::http::{HeaderMap, HeaderValue, header};
 use hmac::{Hmac, Mac};
-use serde::Deserialize;
-use sha2::Sha256;
-use switchboard_core::access::{Credential, Principal};
+use sha2::{Digest, Sha256};
 use switchboard_core::secret::Secret;
-
-use crate::error::ApiError;
-use crate::state::AppState;
 
 pub const COOKIE_NAME: &str = "sb_session";
 
-fn sign(key: &[u8], payload: &str) -> Vec<u8> {
+/// How far in the future an issue time may lie (clocks of several instances differ a little).
+const CLOCK_SKEW: u64 = 300;
+
+/// What a login cookie says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionCookie {
+    /// Names the session; the server keeps only its hash ([`SessionCookie::store_id`]).
+    pub id: [u8; 16],
+    /// When this cookie was issued, in Unix seconds.
+    pub issued_at: u64,
+}
+
+impl SessionCookie {
+    /// A new session, issued at `issued_at`.
+    pub fn new(issued_at: u64) -> SessionCookie {
+        let mut id = [0u8; 16];
+        rand::fill(&mut id);
+        SessionCookie { id, issued_at }
+    }
+
+    /// The same session, issued again at `issued_at` (a renewal).
+    pub fn reissued(&self, issued_at: u64) -> SessionCookie {
+        SessionCookie {
+            id: self.id,
+            issued_at,
+        }
+    }
+
+    /// The key the store knows this session by: the id's SHA-256, so the sessions table alone
+    /// cannot be turned into cookies.
+    pub fn store_id(&self) -> String {
+        hex::encode(Sha256::digest(self.id))
+    }
+
+    /// Whether the cookie is too old for `ttl` at `now` (Unix seconds), or claims to be from the
+    /// future.
+    pub fn expired(&self, now: u64, ttl: Duration) -> bool {
+        self.issued_at > now + CLOCK_SKEW || now >= self.issued_at.saturating_add(ttl.as_secs())
+    }
+
+    /// The cookie's value, signed with `key`.
+    pub fn encode(&self, key: &[u8]) -> String {
+        let payload = format!("v2.{}.{}", hex::encode(self.id), self.issued_at);
+        let sig = hex::encode(mac(key, &payload).finalize().into_bytes());
+        format!("{payload}.{sig}")
+    }
+
+    /// The cookie in `value`, if `key` signed it (checked in constant time).
+    pub fn decode(key: &[u8], value: &str) -> Option<SessionCookie> {
+        let (payload, sig_hex) = value.rsplit_once('.')?;
+        let sig = hex::decode(sig_hex).ok()?;
+        mac(key, payload).verify_slice(&sig).ok()?;
+        let mut parts = payload.split('.');
+        let (v, id_hex, issued) = (parts.next()?, parts.next()?, parts.next()?);
+        if v != "v2" || parts.next().is_some() {
+            return None;
+        }
+        Some(SessionCookie {
+            id: hex::decode(id_hex).ok()?.try_into().ok()?,
+            issued_at: issued.parse().ok()?,
+        })
+    }
+}
+
+fn mac(key: &[u8], payload: &str) -> Hmac<Sha256> {
     let mut mac = Hmac::<Sha256>::new_from_slice(key).expect("HMAC takes keys of any length");
     mac.update(payload.as_bytes());
-    mac.finalize().into_bytes().to_vec()
+    mac
 }
 
-fn cookie_value(key: &[u8], code_hash: &[u8; 32]) -> String {
-    let payload = format!("v1.{}", hex::encode(code_hash));
-    let sig = hex::encode(sign(key, &payload));
-    format!("{payload}.{sig}")
+/// Now, in Unix seconds.
+pub fn now_secs() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }
 
-/// The principal a valid session cookie stands for.
-pub fn principal_from_cookie(state: &AppState, headers: &HeaderMap) -> Option<Principal> {
-    let value = cookie(headers, COOKIE_NAME)?;
-    let mut parts = value.split('.');
-    let (v, hash_hex, sig_hex) = (parts.next()?, parts.next()?, parts.next()?);
-    if v != "v1" || parts.next().is_some() {
-        return None;
-    }
-    let sig = hex::decode(sig_hex).ok()?;
-    let mut mac = Hmac::<Sha256>::new_from_slice(state.cookie_key()).ok()?;
-    mac.update(format!("v1.{hash_hex}").as_bytes());
-    mac.verify_slice(&sig).ok()?;
-    let code_hash: [u8; 32] = hex::decode(hash_hex).ok()?.try_into().ok()?;
-    state
-        .policy()
-        .codes
-        .contains_hash(&code_hash)
-        .then_some(Principal::Code { code_hash })
+/// `Set-Cookie` for a login cookie with `value`, kept by the browser for `max_age`.
+pub fn set_cookie(value: &str, max_age: Duration, secure: bool) -> HeaderValue {
+    let cookie = format!(
+        "{COOKIE_NAME}={value}; Path=/; HttpOnly; SameSite=Lax; Max-Age={}{}",
+        max_age.as_secs(),
+        if secure { "; Secure" } else { "" }
+    );
+    HeaderValue::from_str(&cookie).expect("cookie is ASCII")
+}
+
+/// `Set-Cookie` that removes the login cookie.
+pub fn clear_cookie(secure: bool) -> HeaderValue {
+    set_cookie("", Duration::ZERO, secure)
+}
+
+/// Whether `value` is a `Set-Cookie` for the login cookie.
+pub fn sets_login_cookie(value: &HeaderValue) -> bool {
+    value
+        .as_bytes()
+        .strip_prefix(COOKIE_NAME.as_bytes())
+        .is_some_and(|rest| rest.first() == Some(&b'='))
 }
 
 /// Whether this request was authenticated by the cookie rather than a header (for CSRF checks).
@@ -70,74 +133,6 @@ pub fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
         .map(|(_, v)| v)
 }
 
-#[derive(Deserialize)]
-pub struct LoginRequest {
-    code: String,
-}
-
-/// `POST /api/login`: check the code (throttled like every wrong code) and set the cookie.
-pub async fn login(
-    State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
-    body: axum::body::Body,
-) -> Result<Response, ApiError> {
-    let body = crate::extract::read_body(&headers, body, state.settings().max_body_bytes).await?;
-    let req: LoginRequest = serde_json::from_slice(&body)
-        .map_err(|e| ApiError::bad_request(format!("expected {{\"code\":\"…\"}}: {e}")))?;
-    if !state.policy().needs_code() {
-        return Ok(StatusCode::NO_CONTENT.into_response());
-    }
-    let code = req.code.trim();
-    let code = code.strip_prefix("nk-").unwrap_or(code);
-    let credential = Credential::AccessCode(Secret::new(code.to_string()));
-    let principal = crate::auth::admit_credential(&state, &credential, peer.ip())?;
-    let Principal::Code { code_hash } = principal else {
-        // An access code on a server that needs one admits as that code, or not at all.
-        return Err(ApiError::internal("unexpected principal"));
-    };
-    let secure = is_https(&state, &headers);
-    let cookie = format!(
-        "{COOKIE_NAME}={}; Path=/; HttpOnly; SameSite=Lax; Max-Age=2592000{}",
-        cookie_value(state.cookie_key(), &code_hash),
-        if secure { "; Secure" } else { "" }
-    );
-    let mut res = StatusCode::NO_CONTENT.into_response();
-    res.headers_mut().insert(
-        header::SET_COOKIE,
-        HeaderValue::from_str(&cookie).expect("cookie is ASCII"),
-    );
-    Ok(res)
-}
-
-/// `POST /api/logout`: clear the cookie.
-pub async fn logout(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    let secure = is_https(&state, &headers);
-    let cookie = format!(
-        "{COOKIE_NAME}=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0{}",
-        if secure { "; Secure" } else { "" }
-    );
-    let mut res = StatusCode::NO_CONTENT.into_response();
-    res.headers_mut().insert(
-        header::SET_COOKIE,
-        HeaderValue::from_str(&cookie).expect("cookie is ASCII"),
-    );
-    res
-}
-
-/// Behind https: the site URL says so, or the reverse proxy does.
-fn is_https(state: &AppState, headers: &HeaderMap) -> bool {
-    state
-        .settings()
-        .site_url
-        .as_deref()
-        .is_some_and(|u| u.starts_with("https://"))
-        || headers
-            .get("x-forwarded-proto")
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|v| v.eq_ignore_ascii_case("https"))
-}
-
 /// A fresh random cookie key, used when `SWITCHBOARD_COOKIE_SECRET` is unset.
 pub fn cookie_key(secret: Option<&Secret>) -> Vec<u8> {
     match secret {
@@ -147,5 +142,24 @@ pub fn cookie_key(secret: Option<&Secret>) -> Vec<u8> {
             rand::fill(&mut key[..]);
             key
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cookies_round_trip_only_with_their_key_and_expire() {
+        let c = SessionCookie::new(1_000_000);
+        let value = c.encode(b"key");
+        assert_eq!(SessionCookie::decode(b"key", &value), Some(c.clone()));
+        assert_eq!(SessionCookie::decode(b"other", &value), None);
+        let forged = value.replace(".1000000.", ".2000000.");
+        assert_eq!(SessionCookie::decode(b"key", &forged), None);
+        let day = Duration::from_secs(86_400);
+        assert!(!c.expired(1_000_000 + 86_399, day));
+        assert!(c.expired(1_000_000 + 86_400, day));
+        assert!(c.expired(1_000_000 - 1_000, day), "issued in the future");
     }
 }

@@ -348,7 +348,7 @@ async fn usage_page(
     headers: axum::http::HeaderMap,
 ) -> Result<Response, ApiError> {
     let chrome = crate::ui::Chrome::new(&headers);
-    let principal = match crate::ui::admit_page(&state, &headers, peer, &chrome)? {
+    let principal = match crate::ui::admit_page(&state, &headers, peer, &chrome).await? {
         Ok(p) => p,
         Err(login) => return Ok(login),
     };

@@ -58,6 +58,7 @@ mod migrate;
 mod model;
 mod notify;
 mod search;
+mod sessions;
 mod shares;
 mod spend;
 mod turns;

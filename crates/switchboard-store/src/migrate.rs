@@ -43,6 +43,11 @@ const SQLITE: &[Migration] = &[
         name: "spend ledger",
         sql: include_str!("../migrations/sqlite/0005_spend.sql"),
     },
+    Migration {
+        version: 6,
+        name: "login sessions",
+        sql: include_str!("../migrations/sqlite/0006_sessions.sql"),
+    },
 ];
 
 const POSTGRES: &[Migration] = &[
@@ -70,6 +75,11 @@ const POSTGRES: &[Migration] = &[
         version: 5,
         name: "spend ledger",
         sql: include_str!("../migrations/postgres/0005_spend.sql"),
+    },
+    Migration {
+        version: 6,
+        name: "login sessions",
+        sql: include_str!("../migrations/postgres/0006_sessions.sql"),
     },
 ];
 

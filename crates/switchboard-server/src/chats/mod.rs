@@ -70,7 +70,7 @@ impl FromRequestParts<AppState> for Caller {
             .get::<ConnectInfo<SocketAddr>>()
             .map(|c| c.0.ip())
             .unwrap_or(std::net::IpAddr::from([127, 0, 0, 1]));
-        let principal = admit(state, &parts.headers, ip, CredentialStyle::NextChat)?;
+        let principal = admit(state, &parts.headers, ip, CredentialStyle::NextChat).await?;
         let workspace = principal.workspace();
         Ok(Caller {
             principal,

@@ -141,13 +141,13 @@ pub(crate) fn render(t: &impl Template) -> Result<String, ApiError> {
 }
 
 /// Admit the request, or answer with the login page when a code is needed.
-pub(crate) fn admit_page(
+pub(crate) async fn admit_page(
     state: &AppState,
     headers: &HeaderMap,
     peer: SocketAddr,
     chrome: &Chrome,
 ) -> Result<Result<Principal, Response>, ApiError> {
-    match admit(state, headers, peer.ip(), CredentialStyle::NextChat) {
+    match admit(state, headers, peer.ip(), CredentialStyle::NextChat).await {
         Ok(p) => Ok(Ok(p)),
         Err(e) if e.status == StatusCode::UNAUTHORIZED => {
             let html = render(&LoginPage {
@@ -167,7 +167,7 @@ async fn home(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let chrome = Chrome::new(&headers);
-    let principal = match admit_page(&state, &headers, peer, &chrome)? {
+    let principal = match admit_page(&state, &headers, peer, &chrome).await? {
         Ok(p) => p,
         Err(login) => return Ok(login),
     };
@@ -183,7 +183,7 @@ async fn chat_page(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let chrome = Chrome::new(&headers);
-    let principal = match admit_page(&state, &headers, peer, &chrome)? {
+    let principal = match admit_page(&state, &headers, peer, &chrome).await? {
         Ok(p) => p,
         Err(login) => return Ok(login),
     };

@@ -421,3 +421,156 @@ async fn expect_continue_over_the_limit_is_413_without_100_continue() {
         }
     }
 }
+
+async fn login_set_cookie(
+    app: &crate::helpers::TestApp,
+    code: &str,
+    proto: Option<&str>,
+) -> String {
+    let mut req = app
+        .http
+        .post(app.at("/api/login"))
+        .json(&json!({ "code": code }));
+    if let Some(proto) = proto {
+        req = req.header("x-forwarded-proto", proto);
+    }
+    let res = req.send().await.unwrap();
+    assert_eq!(res.status(), 204);
+    res.headers()["set-cookie"].to_str().unwrap().to_string()
+}
+
+async fn chats_status(app: &crate::helpers::TestApp, cookie: &str) -> reqwest::Response {
+    app.http
+        .get(app.at("/api/chats"))
+        .header("cookie", cookie)
+        .send()
+        .await
+        .unwrap()
+}
+
+const COOKIE_SECRET: &str = "test-cookie-secret-0123456789";
+
+fn value_of(cookie: &str) -> &str {
+    cookie
+        .split(';')
+        .next()
+        .unwrap()
+        .strip_prefix("sb_session=")
+        .unwrap()
+}
+
+/// Item 4: the login cookie never expired and logout did not revoke it. A cookie copied before
+/// logout is refused after it; the cookie carries nothing derived from the code.
+#[tokio::test]
+async fn a_cookie_captured_before_logout_is_refused_after_it() {
+    let app = spawn_app(&[("CODE", "session-code")]).await;
+    let set_cookie = login_set_cookie(&app, "session-code", None).await;
+    assert!(set_cookie.contains("Max-Age=2592000"), "{set_cookie}");
+    let cookie = set_cookie.split(';').next().unwrap().to_string();
+    // Nothing of the code's hash is in the cookie, in any length.
+    let code_hash = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(b"session-code"));
+    assert!(!cookie.contains(&code_hash[..8]), "{cookie}");
+    assert_eq!(chats_status(&app, &cookie).await.status(), 200);
+    // A second login (another device) is a session of its own.
+    let other = login_set_cookie(&app, "session-code", None).await;
+    let other = other.split(';').next().unwrap().to_string();
+    let res = app
+        .http
+        .post(app.at("/api/logout"))
+        .header("cookie", &cookie)
+        .header("origin", app.url.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 204);
+    assert!(
+        res.headers()["set-cookie"]
+            .to_str()
+            .unwrap()
+            .contains("Max-Age=0")
+    );
+    let res = chats_status(&app, &cookie).await;
+    assert_eq!(res.status(), 401);
+    let body: serde_json::Value = res.json().await.unwrap();
+    assert_eq!(body["error"]["code"], 401, "{body}");
+    assert_eq!(chats_status(&app, &other).await.status(), 200);
+}
+
+/// Item 4: sessions expire (`SWITCHBOARD_SESSION_TTL`), and one in use is renewed. The cookie's
+/// issue time is set by the test (it knows the cookie secret), so no test waits for a clock.
+#[tokio::test]
+async fn an_expired_cookie_is_refused_and_a_used_one_is_renewed() {
+    use switchboard_server::session::{SessionCookie, now_secs};
+    let app = spawn_app(&[
+        ("CODE", "session-code"),
+        ("SWITCHBOARD_COOKIE_SECRET", COOKIE_SECRET),
+        ("SWITCHBOARD_SESSION_TTL", "10d"),
+    ])
+    .await;
+    let set_cookie = login_set_cookie(&app, "session-code", None).await;
+    assert!(set_cookie.contains("Max-Age=864000"), "{set_cookie}");
+    let issued = SessionCookie::decode(COOKIE_SECRET.as_bytes(), value_of(&set_cookie)).unwrap();
+    let with_age = |days: u64| {
+        let c = issued.reissued(now_secs() - days * 86_400 - 60);
+        format!("sb_session={}", c.encode(COOKIE_SECRET.as_bytes()))
+    };
+    // Young: accepted, not re-issued.
+    let res = chats_status(&app, &with_age(0)).await;
+    assert_eq!(res.status(), 200);
+    assert!(res.headers().get("set-cookie").is_none());
+    // Older than a tenth of the TTL: accepted and re-issued, fresh.
+    let res = chats_status(&app, &with_age(2)).await;
+    assert_eq!(res.status(), 200);
+    let renewed = res.headers()["set-cookie"].to_str().unwrap().to_string();
+    assert!(
+        renewed.contains("Max-Age=864000") && renewed.contains("HttpOnly"),
+        "{renewed}"
+    );
+    let renewed = SessionCookie::decode(COOKIE_SECRET.as_bytes(), value_of(&renewed)).unwrap();
+    assert_eq!(renewed.id, issued.id);
+    assert!(renewed.issued_at + 60 >= now_secs());
+    // Past the TTL: refused, though the session was never logged out.
+    let res = chats_status(&app, &with_age(10)).await;
+    assert_eq!(res.status(), 401);
+    assert!(res.headers().get("set-cookie").is_none());
+    // A forged issue time without the secret is no cookie at all.
+    let forged = with_age(0).replace(COOKIE_SECRET, "");
+    let tampered = format!("{}0", &forged[..forged.len() - 1]);
+    assert_eq!(chats_status(&app, &tampered).await.status(), 401);
+}
+
+/// The cookie's `Secure` flag follows `X-Forwarded-Proto` only from a trusted proxy: a client
+/// cannot drop it (or add it) by sending the header itself.
+#[tokio::test]
+async fn the_cookie_is_secure_only_when_a_trusted_proxy_says_https() {
+    // Loopback, the test client's address, is trusted by default.
+    let behind_proxy = spawn_app(&[("CODE", "c")]).await;
+    assert!(
+        login_set_cookie(&behind_proxy, "c", Some("https"))
+            .await
+            .contains("; Secure")
+    );
+    assert!(
+        !login_set_cookie(&behind_proxy, "c", Some("http"))
+            .await
+            .contains("Secure")
+    );
+    let direct = spawn_app(&[("CODE", "c"), ("SWITCHBOARD_TRUSTED_PROXIES", "10.0.0.0/8")]).await;
+    assert!(
+        !login_set_cookie(&direct, "c", Some("https"))
+            .await
+            .contains("Secure")
+    );
+    // The site URL says https whatever the headers say.
+    let site = spawn_app(&[
+        ("CODE", "c"),
+        ("SWITCHBOARD_TRUSTED_PROXIES", "10.0.0.0/8"),
+        ("SWITCHBOARD_SITE_URL", "https://chat.example"),
+    ])
+    .await;
+    assert!(
+        login_set_cookie(&site, "c", Some("http"))
+            .await
+            .contains("; Secure")
+    );
+}

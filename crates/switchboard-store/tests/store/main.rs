@@ -38,4 +38,5 @@ mod generation;
 mod helpers;
 mod messages;
 mod search;
+mod sessions;
 mod sqlite;
