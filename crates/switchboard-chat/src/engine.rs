@@ -98,6 +98,9 @@ pub struct ReplyPlan {
     pub reasoning_effort: Option<String>,
     /// Whether the server's key pays for this reply: then it goes into the spend ledger.
     pub paid_by_server: bool,
+    /// Whether a complete reply proves the user's own key (it went to a configured provider, not
+    /// an endpoint the user chose): the workspace is then marked verified, for its storage quota.
+    pub verifies_key: bool,
 }
 
 /// The messages a started turn stored.

@@ -615,6 +615,17 @@ impl Generation {
             compact: COMPACTED_KINDS.iter().map(|k| k.to_string()).collect(),
         };
         self.record_spend(&message);
+        // Before the final write, so whoever sees the reply finished sees the key verified.
+        if finish.status == MessageStatus::Complete
+            && self.plan.verifies_key
+            && let Err(e) = self
+                .engine
+                .store
+                .mark_workspace_verified(&self.plan.workspace)
+                .await
+        {
+            tracing::warn!(error = %e, "could not mark a workspace's own key as verified");
+        }
         // The final write matters most: retry a few times before giving up. If it never lands,
         // the reply stays `streaming` with the text already written, and this instance's sweeper
         // closes it as `interrupted` once it is no longer running here.

@@ -43,11 +43,14 @@ impl ApiError {
     }
 
     pub fn payload_too_large(limit: usize) -> Self {
+        Self::body_over(limit, "SWITCHBOARD_MAX_BODY_BYTES")
+    }
+
+    /// 413 naming the variable that sets the limit.
+    pub fn body_over(limit: usize, var: &str) -> Self {
         Self::new(
             StatusCode::PAYLOAD_TOO_LARGE,
-            format!(
-                "request body is larger than the limit of {limit} bytes (SWITCHBOARD_MAX_BODY_BYTES)"
-            ),
+            format!("request body is larger than the limit of {limit} bytes ({var})"),
         )
     }
 
@@ -61,6 +64,15 @@ impl ApiError {
 
     pub fn internal(message: impl Into<Cow<'static, str>>) -> Self {
         Self::new(StatusCode::INTERNAL_SERVER_ERROR, message)
+    }
+
+    /// 507 `quota_exceeded`: the write would take the workspace over a limit, which `message`
+    /// names.
+    pub fn quota_exceeded(message: impl Into<Cow<'static, str>>) -> Self {
+        ApiError {
+            code: Some("quota_exceeded"),
+            ..Self::new(StatusCode::INSUFFICIENT_STORAGE, message)
+        }
     }
 
     pub fn model_not_available(model: &str) -> Self {

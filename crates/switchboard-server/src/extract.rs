@@ -12,6 +12,16 @@ use crate::error::ApiError;
 /// `Content-Length` first, so an honest oversized upload is refused without being kept; see
 /// `drain` for what happens to its bytes).
 pub async fn read_body(headers: &HeaderMap, body: Body, limit: usize) -> Result<Bytes, ApiError> {
+    read_body_within(headers, body, limit, "SWITCHBOARD_MAX_BODY_BYTES").await
+}
+
+/// [`read_body`] with a limit set by `var` (named in the 413).
+pub async fn read_body_within(
+    headers: &HeaderMap,
+    body: Body,
+    limit: usize,
+    var: &str,
+) -> Result<Bytes, ApiError> {
     let declared = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
@@ -24,13 +34,13 @@ pub async fn read_body(headers: &HeaderMap, body: Body, limit: usize) -> Result<
         if declared <= DRAIN_AT_MOST && !waits {
             drain(body).await;
         }
-        return Err(ApiError::payload_too_large(limit));
+        return Err(ApiError::body_over(limit, var));
     }
     axum::body::to_bytes(body, limit).await.map_err(|e| {
         let too_large = std::error::Error::source(&e)
             .is_some_and(|s| s.is::<http_body_util::LengthLimitError>());
         if too_large {
-            ApiError::payload_too_large(limit)
+            ApiError::body_over(limit, var)
         } else {
             ApiError::bad_request("could not read the request body")
         }

@@ -17,6 +17,7 @@ pub mod metrics;
 pub mod models;
 pub mod origin;
 pub mod proxy;
+pub mod quota;
 pub mod redact;
 pub mod relay;
 pub mod serving;

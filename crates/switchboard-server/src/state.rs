@@ -110,6 +110,7 @@ struct Inner {
     chats: ChatEngine,
     rate_limiter: Option<crate::spend::RateLimiter>,
     budget_clock: crate::spend::BudgetClock,
+    imports: crate::quota::Imports,
     /// Flipped once when the server starts shutting down.
     shutdown: tokio::sync::watch::Sender<bool>,
 }
@@ -168,6 +169,7 @@ impl AppState {
             chats,
             rate_limiter: settings.rate_limit.map(crate::spend::RateLimiter::new),
             budget_clock: crate::spend::BudgetClock::default(),
+            imports: crate::quota::Imports::default(),
             shutdown: tokio::sync::watch::Sender::new(false),
             settings,
         })))
@@ -223,6 +225,11 @@ impl AppState {
 
     pub fn store(&self) -> &switchboard_store::Store {
         &self.0.store
+    }
+
+    /// The imports running on this instance, one per workspace at most.
+    pub fn imports(&self) -> &crate::quota::Imports {
+        &self.0.imports
     }
 
     /// Tell the responses that would otherwise never end that the server is going down: the chat

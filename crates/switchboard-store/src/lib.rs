@@ -57,6 +57,7 @@ mod messages;
 mod migrate;
 mod model;
 mod notify;
+mod quota;
 mod search;
 mod sessions;
 mod shares;
@@ -78,6 +79,7 @@ pub use crate::model::{
     NewMessage, Role, SearchHit, StoredEvent, Usage, WebSearch,
 };
 pub use crate::notify::{Notice, Notifications};
+pub use crate::quota::WorkspaceUsage;
 pub use crate::shares::SharedChat;
 pub use crate::spend::{Spend, SpendGroup, SpendRow};
 pub use crate::turns::{ChatSnapshot, NewTurn, StreamingReply, TurnStarted};

@@ -48,6 +48,11 @@ const SQLITE: &[Migration] = &[
         name: "login sessions",
         sql: include_str!("../migrations/sqlite/0006_sessions.sql"),
     },
+    Migration {
+        version: 7,
+        name: "verified own-key workspaces",
+        sql: include_str!("../migrations/sqlite/0007_quota.sql"),
+    },
 ];
 
 const POSTGRES: &[Migration] = &[
@@ -80,6 +85,11 @@ const POSTGRES: &[Migration] = &[
         version: 6,
         name: "login sessions",
         sql: include_str!("../migrations/postgres/0006_sessions.sql"),
+    },
+    Migration {
+        version: 7,
+        name: "verified own-key workspaces",
+        sql: include_str!("../migrations/postgres/0007_quota.sql"),
     },
 ];
 

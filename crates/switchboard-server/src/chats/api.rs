@@ -20,6 +20,7 @@ use switchboard_store::{Chat, ChatPage, ChatPatch, ChatSettings, Role};
 use super::Caller;
 use crate::error::ApiError;
 use crate::extract::read_body;
+use crate::quota::Growth;
 use crate::state::AppState;
 
 /// Messages a chat page shows at first; older ones load on demand.
@@ -215,6 +216,11 @@ pub async fn create_chat(
         resolve_model(&state, Some(model), &req.settings)?;
     }
     let title = clean_title(req.title.as_deref())?.unwrap_or_else(|| DEFAULT_TITLE.to_string());
+    let growth = Growth {
+        chats: 1,
+        bytes: title.len() as u64,
+    };
+    crate::quota::check(&state, &caller.principal, &caller.workspace, growth).await?;
     let chat = state
         .store()
         .create_chat(&caller.workspace, &title, &req.settings)
@@ -561,6 +567,16 @@ async fn plan_reply(
 ) -> Result<ReplyPlan, ApiError> {
     let target = resolve_model(state, requested_model, &chat.settings)?;
     crate::spend::check_budget(state, &caller.principal).await?;
+    // The user's message is what this turn adds before the reply (which is bounded by
+    // SWITCHBOARD_MAX_REPLY_BYTES, and checked by the next turn).
+    let adds = turn.user.as_ref().map_or(0, |u| {
+        u.content.len() + u.images.iter().map(String::len).sum::<usize>()
+    });
+    let growth = Growth {
+        chats: 0,
+        bytes: adds as u64,
+    };
+    crate::quota::check(state, &caller.principal, &caller.workspace, growth).await?;
     if let Some(u) = &turn.user
         && !u.images.is_empty()
         && !target.limits.vision
@@ -577,7 +593,11 @@ async fn plan_reply(
         .principal
         .upstream_key(&upstream.config, &upstream.rotation)?
         .clone();
-    let (http, base_url) = match user_endpoint(caller, headers).await? {
+    let endpoint = user_endpoint(caller, headers).await?;
+    // A reply completed by a configured provider proves an own key; one from an endpoint the
+    // user chose proves nothing.
+    let verifies_key = caller.principal.has_own_key() && endpoint.is_none();
+    let (http, base_url) = match endpoint {
         Some(vetted) => (vetted.client, vetted.base_url),
         None => (state.http().clone(), upstream.config.base_url.clone()),
     };
@@ -603,6 +623,7 @@ async fn plan_reply(
         },
         reasoning_effort: effort,
         paid_by_server: !caller.principal.has_own_key(),
+        verifies_key,
         chat,
     })
 }
@@ -799,6 +820,13 @@ pub async fn fork(
     body: Body,
 ) -> Result<Response, ApiError> {
     let req: ForkRequest = json_body(&state, &headers, body).await?;
+    // A fork copies at most the whole chat.
+    let source = state.store().chat_usage(&caller.workspace, &id).await?;
+    let growth = Growth {
+        chats: 1,
+        bytes: source.bytes,
+    };
+    crate::quota::check(&state, &caller.principal, &caller.workspace, growth).await?;
     let chat = state
         .store()
         .fork_chat(&caller.workspace, &id, &req.message_id)

@@ -11,20 +11,23 @@ use switchboard_chat::import::parse_nextchat_backup;
 
 use super::Caller;
 use crate::error::ApiError;
-use crate::extract::read_body;
+use crate::extract::read_body_within;
+use crate::quota::Growth;
 use crate::state::AppState;
 
-/// Backups hold every chat a browser ever had: allow far more than a chat request.
-const MIN_IMPORT_LIMIT: usize = 64 * 1024 * 1024;
-
+/// Backups hold every chat a browser ever had, so they may be far larger than a chat request
+/// (`SWITCHBOARD_IMPORT_MAX_BYTES`). One import runs at a time per workspace; the whole backup is
+/// checked against the workspace's quotas before its first chat is written (its size stands for
+/// the bytes it adds).
 pub async fn import_nextchat(
     caller: Caller,
     State(state): State<AppState>,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let limit = state.settings().max_body_bytes.max(MIN_IMPORT_LIMIT);
-    let bytes = read_body(&headers, body, limit).await?;
+    let _slot = state.imports().begin(&caller.workspace)?;
+    let limit = state.settings().import_max_bytes;
+    let bytes = read_body_within(&headers, body, limit, "SWITCHBOARD_IMPORT_MAX_BYTES").await?;
     let mut chats =
         parse_nextchat_backup(&bytes).map_err(|e| ApiError::bad_request(e.to_string()))?;
     for chat in &mut chats {
@@ -32,6 +35,11 @@ pub async fn import_nextchat(
             chat.settings.model = Some(catalog_id(&state, model));
         }
     }
+    let growth = Growth {
+        chats: chats.len() as u64,
+        bytes: bytes.len() as u64,
+    };
+    crate::quota::check(&state, &caller.principal, &caller.workspace, growth).await?;
     let mut chat_ids = Vec::new();
     for chat in chats {
         let stored = state

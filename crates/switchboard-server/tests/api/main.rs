@@ -10,6 +10,7 @@ mod faults;
 mod gateway;
 mod helpers;
 mod proxy;
+mod quota;
 mod responses;
 mod sdk;
 mod share;

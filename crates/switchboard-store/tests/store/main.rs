@@ -37,6 +37,7 @@ mod chats;
 mod generation;
 mod helpers;
 mod messages;
+mod quota;
 mod search;
 mod sessions;
 mod sqlite;
