@@ -133,7 +133,8 @@ async fn an_own_key_gets_the_small_quota_until_it_has_paid_for_a_reply() {
         ("SWITCHBOARD_UNVERIFIED_QUOTA_BYTES", "4096"),
     ])
     .await;
-    let key = Some("Bearer sk-or-made-up-key");
+    const KEY: &str = "Bearer sk-or-made-up-key";
+    let key = Some(KEY);
     let chat = create_chat(&app, key).await;
     let five_k = json!({"content": "k".repeat(5_000), "model": "mock/echo"});
     let path = format!("/api/chats/{chat}/messages");
@@ -167,7 +168,7 @@ async fn an_own_key_gets_the_small_quota_until_it_has_paid_for_a_reply() {
     )
     .await;
     assert_eq!(status, 202, "{body}");
-    settled_with(&app, &chat, key.unwrap()).await;
+    settled_with(&app, &chat, KEY).await;
     let (status, body) = post(&app, &path, key, &five_k).await;
     assert_eq!(status, 202, "{body}");
 }
