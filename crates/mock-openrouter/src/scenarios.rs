@@ -344,7 +344,10 @@ fn use_tool_steps(request: &Value, generation_id: &str) -> (Vec<Step>, Ending) {
             !name.is_empty() && serde_json::from_str::<Value>(args).is_ok_and(|a| a.is_object())
         });
     let Some((name, arguments)) = call.filter(|_| role == Some("user")) else {
-        return (words("Say `call NAME {json arguments}` to make me call a tool."), stop);
+        return (
+            words("Say `call NAME {json arguments}` to make me call a tool."),
+            stop,
+        );
     };
     let suffix = generation_id.rsplit('-').next().unwrap_or("0");
     // Arguments in two fragments, as providers stream them.

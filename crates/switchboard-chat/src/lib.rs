@@ -20,6 +20,7 @@ mod hub;
 pub mod import;
 mod ledger;
 pub mod markdown;
+pub mod mcp;
 pub mod title;
 pub mod view;
 

@@ -57,6 +57,9 @@ pub const VARIABLES: &[(&str, &str)] = &[
     ("SWITCHBOARD_RATE_LIMIT", ""),
     ("SWITCHBOARD_BUDGETS", ""),
     ("SWITCHBOARD_ADMIN_CODE", ""),
+    ("SWITCHBOARD_MCP_CONFIG", ""),
+    ("SWITCHBOARD_TOOL_TIMEOUT", "60s"),
+    ("SWITCHBOARD_MAX_TOOL_STEPS", "8"),
 ];
 
 /// A setting that could not be used. The message always starts with the variable's name, so the one
@@ -162,6 +165,12 @@ pub struct Settings {
     /// An instance that has not renewed its lease for this long is presumed dead, and its
     /// streaming replies are finished as `interrupted` by the others.
     pub lease_timeout: Duration,
+    /// The JSON file listing the MCP servers whose tools chats may use (`SWITCHBOARD_MCP_CONFIG`).
+    pub mcp_config: Option<PathBuf>,
+    /// How long one tool call may run (`SWITCHBOARD_TOOL_TIMEOUT`).
+    pub tool_timeout: Duration,
+    /// Rounds of tool calls one reply may make (`SWITCHBOARD_MAX_TOOL_STEPS`).
+    pub max_tool_steps: u32,
 }
 
 impl fmt::Debug for Settings {
@@ -556,6 +565,30 @@ impl Settings {
             max_reply_bytes,
             shutdown_grace: duration(src, "SWITCHBOARD_SHUTDOWN_GRACE", 30)?,
             lease_timeout,
+            mcp_config: src.non_empty("SWITCHBOARD_MCP_CONFIG").map(PathBuf::from),
+            tool_timeout: match duration(src, "SWITCHBOARD_TOOL_TIMEOUT", 60)? {
+                d if d.is_zero() => {
+                    return Err(SettingsError::invalid(
+                        "SWITCHBOARD_TOOL_TIMEOUT",
+                        "must be more than 0s".to_string(),
+                    ));
+                }
+                d => d,
+            },
+            max_tool_steps: match src.non_empty("SWITCHBOARD_MAX_TOOL_STEPS") {
+                None => 8,
+                Some(v) => v
+                    .trim()
+                    .parse::<u32>()
+                    .ok()
+                    .filter(|n| *n <= 100)
+                    .ok_or_else(|| {
+                        SettingsError::invalid(
+                            "SWITCHBOARD_MAX_TOOL_STEPS",
+                            format!("`{v}` is not a number from 0 to 100"),
+                        )
+                    })?,
+            },
         })
     }
 

@@ -13,3 +13,4 @@ mod proxy;
 mod sdk;
 mod share;
 mod spend;
+mod tools;

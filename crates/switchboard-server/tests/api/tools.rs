@@ -1,0 +1,430 @@
+//! Tools through MCP, end to end: a real third-party MCP server
+//! (`@modelcontextprotocol/server-everything`, installed by `npm ci --prefix tests/mcp`) started
+//! by the server, the mock's `mock/use-tool` model asking for calls, and the tool loop running in
+//! the detached generation. Skipped, with the reason printed, only where node is missing.
+
+use std::path::PathBuf;
+
+use serde_json::{Value, json};
+
+use crate::chats::{events_until, send, settled};
+use crate::helpers::{TestApp, captured_logs, spawn_app};
+
+/// The `everything` server's entry point, or `None` (printed) when node is missing.
+fn everything() -> Option<PathBuf> {
+    let node = std::process::Command::new("node").arg("--version").output();
+    if !node.is_ok_and(|o| o.status.success()) {
+        eprintln!("skipped: node is not installed (the MCP tool tests run a node MCP server)");
+        return None;
+    }
+    let entry = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../tests/mcp/node_modules/@modelcontextprotocol/server-everything/dist/index.js");
+    assert!(
+        entry.exists(),
+        "{} is missing: run `npm ci --prefix tests/mcp`",
+        entry.display()
+    );
+    Some(entry)
+}
+
+/// An app whose MCP config has the `everything` server over stdio with `entry` (extra keys
+/// merged in), and the server started.
+async fn app_with_everything(
+    entry: &std::path::Path,
+    server: Value,
+    env: &[(&str, &str)],
+) -> (TestApp, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = json!({
+        "command": "node",
+        "args": [entry, "stdio"],
+        "env": {"EVERYTHING_SECRET_TOKEN": "mcp-secret-do-not-log"},
+    });
+    for (k, v) in server.as_object().unwrap() {
+        config[k] = v.clone();
+    }
+    let path = dir.path().join("mcp.json");
+    std::fs::write(
+        &path,
+        json!({"mcpServers": {"everything": config}}).to_string(),
+    )
+    .unwrap();
+    let path = path.to_str().unwrap().to_owned();
+    let mut vars = vec![("SWITCHBOARD_MCP_CONFIG", path.as_str())];
+    vars.extend_from_slice(env);
+    let app = spawn_app(&vars).await;
+    app.state.chats().mcp().unwrap().wait_started().await;
+    (app, dir)
+}
+
+async fn tool_chat(app: &TestApp) -> String {
+    let res = app
+        .http
+        .post(app.at("/api/chats"))
+        .json(&json!({"settings": {"mcp_servers": ["everything"], "model": "mock/use-tool"}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201);
+    res.json::<Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+fn last(chat: &Value) -> &Value {
+    chat["messages"].as_array().unwrap().last().unwrap()
+}
+
+/// The chat's latest event id, to follow its events from now on.
+async fn last_event_id(app: &TestApp, chat: &str) -> i64 {
+    let (_, body) = app.get_json(&format!("/api/chats/{chat}")).await;
+    body["last_event_id"].as_i64().unwrap_or(0)
+}
+
+#[tokio::test]
+async fn a_tool_runs_on_a_real_mcp_server_over_stdio_and_the_model_gets_its_result() {
+    let Some(entry) = everything() else { return };
+    let (app, _dir) = app_with_everything(&entry, json!({"approval": "auto"}), &[]).await;
+
+    let (status, tools) = app.get_json("/api/tools").await;
+    assert_eq!(status, 200);
+    let server = &tools["servers"][0];
+    assert_eq!(server["name"], "everything");
+    assert_eq!(server["state"], "ready", "{tools}");
+    assert_eq!(server["transport"], "stdio");
+    let echo = server["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["name"] == "echo")
+        .expect("echo is listed");
+    assert!(echo["input_schema"]["properties"]["message"].is_object());
+    let listing = tools.to_string();
+    assert!(!listing.contains("mcp-secret-do-not-log") && !listing.contains("stdio\"]"));
+
+    let chat = tool_chat(&app).await;
+    let (status, _) = send(
+        &app,
+        &chat,
+        json!({"content": "call echo {\"message\":\"hi there\"}"}),
+    )
+    .await;
+    assert_eq!(status, 202);
+    let body = settled(&app, &chat).await;
+    let reply = last(&body);
+    assert_eq!(reply["status"], "complete", "{reply}");
+    assert!(
+        reply["content"]
+            .as_str()
+            .unwrap()
+            .contains("Echo: hi there"),
+        "{reply}"
+    );
+    let call = &reply["tool_calls"][0];
+    assert_eq!(call["name"], "echo");
+    assert_eq!(call["server"], "everything");
+    assert_eq!(call["state"], "done");
+    assert_eq!(call["result"], "Echo: hi there");
+    let args: Value = serde_json::from_str(call["arguments"].as_str().unwrap()).unwrap();
+    assert_eq!(args, json!({"message": "hi there"}));
+
+    // The model was offered the tool, and saw its call and result before answering.
+    let upstream: Vec<Value> = app
+        .mock
+        .requests()
+        .into_iter()
+        .filter(|r| r.path.ends_with("/chat/completions"))
+        .map(|r| r.body)
+        .collect();
+    let first = upstream
+        .iter()
+        .find(|b| b["model"] == "mock/use-tool")
+        .unwrap();
+    assert!(
+        first["tools"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|t| t["function"]["name"] == "echo")
+    );
+    let second = upstream
+        .iter()
+        .filter(|b| b["model"] == "mock/use-tool")
+        .nth(1)
+        .expect("a second request carries the result");
+    let messages = second["messages"].as_array().unwrap();
+    let n = messages.len();
+    assert_eq!(messages[n - 2]["role"], "assistant");
+    assert_eq!(messages[n - 2]["tool_calls"][0]["id"], call["id"]);
+    assert_eq!(messages[n - 1]["role"], "tool");
+    assert_eq!(messages[n - 1]["tool_call_id"], call["id"]);
+    assert_eq!(messages[n - 1]["content"], "Echo: hi there");
+
+    // Later turns carry the call, its result and the answer in their history.
+    app.mock.clear();
+    send(
+        &app,
+        &chat,
+        json!({"content": "thanks", "model": "mock/echo"}),
+    )
+    .await;
+    settled(&app, &chat).await;
+    let later = app
+        .mock
+        .requests()
+        .into_iter()
+        .find(|r| r.body["model"] == "mock/echo")
+        .unwrap()
+        .body;
+    let roles: Vec<&str> = later["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["role"].as_str().unwrap())
+        .collect();
+    assert_eq!(roles, ["user", "assistant", "tool", "assistant", "user"]);
+    assert!(!captured_logs().contains("mcp-secret-do-not-log"));
+}
+
+#[tokio::test]
+async fn ask_waits_for_a_decision_from_any_device_and_a_denial_is_told_to_the_model() {
+    let Some(entry) = everything() else { return };
+    let (app, _dir) = app_with_everything(&entry, json!({}), &[]).await;
+    let chat = tool_chat(&app).await;
+
+    // Denied.
+    let after = last_event_id(&app, &chat).await;
+    send(
+        &app,
+        &chat,
+        json!({"content": "call echo {\"message\":\"secret plans\"}"}),
+    )
+    .await;
+    let events = events_until(&app, &chat, after, "tool_approval").await;
+    let (_, _, approval) = events.last().unwrap();
+    let call_id = approval["call"]["id"].as_str().unwrap().to_owned();
+    assert_eq!(approval["call"]["name"], "echo");
+    assert_eq!(approval["call"]["state"], "waiting");
+    // A reload shows the call waiting.
+    let (_, body) = app.get_json(&format!("/api/chats/{chat}")).await;
+    assert_eq!(last(&body)["status"], "streaming");
+    assert_eq!(last(&body)["tool_calls"][0]["state"], "waiting");
+    // Bad decisions change nothing.
+    let decide = |id: &str, body: Value| {
+        app.http
+            .post(app.at(&format!("/api/chats/{chat}/tool-calls/{id}")))
+            .json(&body)
+            .send()
+    };
+    let res = decide(&call_id, json!({"approve": "yes"})).await.unwrap();
+    assert_eq!(res.status(), 400);
+    let error: Value = res.json().await.unwrap();
+    assert!(error["error"]["message"].is_string());
+    let res = decide("call_nope", json!({"approve": true})).await.unwrap();
+    assert_eq!(res.status(), 409);
+    // A second device (another client, same workspace) denies.
+    let other = reqwest::Client::builder().no_proxy().build().unwrap();
+    let res = other
+        .post(app.at(&format!("/api/chats/{chat}/tool-calls/{call_id}")))
+        .json(&json!({"approve": false}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 204);
+    let body = settled(&app, &chat).await;
+    let reply = last(&body);
+    assert_eq!(reply["tool_calls"][0]["state"], "denied");
+    assert_eq!(
+        reply["content"], "Tool result: the user denied this call",
+        "{reply}"
+    );
+    // Decided once: a second decision finds nothing waiting.
+    let res = decide(&call_id, json!({"approve": true})).await.unwrap();
+    assert_eq!(res.status(), 409);
+
+    // Approved.
+    let after = last_event_id(&app, &chat).await;
+    send(
+        &app,
+        &chat,
+        json!({"content": "call echo {\"message\":\"go ahead\"}"}),
+    )
+    .await;
+    let events = events_until(&app, &chat, after, "tool_approval").await;
+    let call_id = events.last().unwrap().2["call"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let res = decide(&call_id, json!({"approve": true})).await.unwrap();
+    assert_eq!(res.status(), 204);
+    let body = settled(&app, &chat).await;
+    let reply = last(&body);
+    assert_eq!(reply["tool_calls"][0]["state"], "done");
+    assert_eq!(reply["content"], "Tool result: Echo: go ahead", "{reply}");
+}
+
+#[tokio::test]
+async fn refused_tools_timeouts_and_stop_go_back_to_the_model_as_results() {
+    let Some(entry) = everything() else { return };
+    let (app, _dir) = app_with_everything(
+        &entry,
+        json!({"approval": "auto", "tools": ["echo", "trigger-long-running-operation"]}),
+        &[("SWITCHBOARD_TOOL_TIMEOUT", "1s")],
+    )
+    .await;
+    let (_, tools) = app.get_json("/api/tools").await;
+    let sum = tools["servers"][0]["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["name"] == "get-sum")
+        .expect("get-sum is listed");
+    assert_eq!(sum["allowed"], false);
+    let chat = tool_chat(&app).await;
+
+    // Not in "tools": never offered, and refused when called anyway.
+    send(
+        &app,
+        &chat,
+        json!({"content": "call get-sum {\"a\":1,\"b\":2}"}),
+    )
+    .await;
+    let body = settled(&app, &chat).await;
+    let reply = last(&body);
+    assert_eq!(reply["status"], "complete");
+    assert_eq!(reply["tool_calls"][0]["state"], "refused");
+    assert!(
+        reply["content"]
+            .as_str()
+            .unwrap()
+            .starts_with("Tool result: refused: the tool `get-sum` is not allowed"),
+        "{reply}"
+    );
+    let offered = app
+        .mock
+        .requests()
+        .into_iter()
+        .find(|r| r.body["model"] == "mock/use-tool")
+        .unwrap()
+        .body;
+    assert!(
+        !offered["tools"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|t| t["function"]["name"] == "get-sum")
+    );
+
+    // Over the timeout: the model is told.
+    send(
+        &app,
+        &chat,
+        json!({"content": "call trigger-long-running-operation {\"duration\":30,\"steps\":3}"}),
+    )
+    .await;
+    let body = settled(&app, &chat).await;
+    let reply = last(&body);
+    assert_eq!(reply["status"], "complete");
+    assert_eq!(reply["tool_calls"][0]["state"], "error");
+    assert_eq!(
+        reply["content"],
+        "Tool result: error: the tool did not answer within 1s"
+    );
+}
+
+#[tokio::test]
+async fn stop_during_a_tool_call_cancels_it() {
+    let Some(entry) = everything() else { return };
+    let (app, _dir) = app_with_everything(&entry, json!({"approval": "auto"}), &[]).await;
+    let chat = tool_chat(&app).await;
+    let after = last_event_id(&app, &chat).await;
+    send(
+        &app,
+        &chat,
+        json!({"content": "call trigger-long-running-operation {\"duration\":60,\"steps\":2}"}),
+    )
+    .await;
+    // Wait for the call to be running.
+    let mut from = after;
+    loop {
+        let events = events_until(&app, &chat, from, "tool_calls").await;
+        let (id, _, data) = events.last().unwrap();
+        from = *id;
+        if data["tool_calls"][0]["state"] == "running" {
+            break;
+        }
+    }
+    let res = app
+        .http
+        .post(app.at(&format!("/api/chats/{chat}/stop")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 204);
+    let body = settled(&app, &chat).await;
+    let reply = last(&body);
+    assert_eq!(reply["status"], "stopped");
+    assert_eq!(reply["tool_calls"][0]["state"], "cancelled");
+}
+
+#[tokio::test]
+async fn past_the_step_limit_the_model_is_told_to_answer_without_tools() {
+    let Some(entry) = everything() else { return };
+    let (app, _dir) = app_with_everything(
+        &entry,
+        json!({"approval": "auto"}),
+        &[("SWITCHBOARD_MAX_TOOL_STEPS", "0")],
+    )
+    .await;
+    let chat = tool_chat(&app).await;
+    send(
+        &app,
+        &chat,
+        json!({"content": "call echo {\"message\":\"again\"}"}),
+    )
+    .await;
+    let body = settled(&app, &chat).await;
+    let reply = last(&body);
+    assert_eq!(reply["status"], "complete");
+    assert_eq!(reply["tool_calls"][0]["state"], "refused");
+    assert!(
+        reply["content"]
+            .as_str()
+            .unwrap()
+            .starts_with("Tool result: refused: this reply reached its limit of 0 rounds"),
+        "{reply}"
+    );
+    let last_request = app
+        .mock
+        .requests()
+        .into_iter()
+        // (The title request that follows offers no tools.)
+        .rfind(|r| r.body["model"] == "mock/use-tool" && r.body.get("tools").is_some())
+        .unwrap()
+        .body;
+    assert_eq!(last_request["tool_choice"], "none");
+}
+
+#[tokio::test]
+async fn chats_may_only_name_configured_tool_servers() {
+    let app = spawn_app(&[]).await;
+    let res = app
+        .http
+        .post(app.at("/api/chats"))
+        .json(&json!({"settings": {"mcp_servers": ["nope"]}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 400);
+    let error: Value = res.json().await.unwrap();
+    assert!(
+        error["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("mcp_servers")
+    );
+    let (status, tools) = app.get_json("/api/tools").await;
+    assert_eq!(status, 200);
+    assert_eq!(tools, json!({"servers": []}));
+}
