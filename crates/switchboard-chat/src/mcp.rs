@@ -223,6 +223,8 @@ struct Live {
     error: Option<String>,
     peer: Option<Peer<RoleClient>>,
     tools: Vec<Tool>,
+    /// A stdio server's process id while it runs.
+    pid: Option<u32>,
 }
 
 pub(crate) struct Server {
@@ -249,6 +251,9 @@ pub struct ServerInfo {
     pub state: ServerState,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// A stdio server's process id while it runs (not listed: for tests and diagnostics).
+    #[serde(skip)]
+    pub pid: Option<u32>,
     pub tools: Vec<ToolInfo>,
 }
 
@@ -297,6 +302,7 @@ impl Mcp {
                             error: None,
                             peer: None,
                             tools: Vec::new(),
+                            pid: None,
                         }),
                     })
                 })
@@ -334,6 +340,7 @@ impl Mcp {
                     approval: s.config.approval,
                     state: live.state,
                     error: live.error.clone(),
+                    pid: live.pid,
                     tools: live
                         .tools
                         .iter()
@@ -355,6 +362,19 @@ impl Mcp {
             let mut rx = server.live.subscribe();
             let _ = rx.wait_for(|l| l.state != ServerState::Starting).await;
         }
+    }
+
+    /// Waits until the server `name` is in a state `ready` accepts (for tests and start-up).
+    pub async fn wait_until(
+        &self,
+        name: &str,
+        mut ready: impl FnMut(ServerState, Option<u32>) -> bool,
+    ) {
+        let Some(server) = self.servers.iter().find(|s| s.config.name == name) else {
+            return;
+        };
+        let mut rx = server.live.subscribe();
+        let _ = rx.wait_for(|l| ready(l.state, l.pid)).await;
     }
 
     /// The tools the servers `names` offer a chat: allowed tools of ready servers, the first
@@ -507,7 +527,10 @@ async fn supervise(server: Arc<Server>, stop: CancellationToken) {
             r = tokio::time::timeout(START_TIMEOUT, connect(&server.config)) => r,
         };
         let running = match started {
-            Ok(Ok(running)) => running,
+            Ok(Ok((running, pid))) => {
+                server.set(|l| l.pid = pid);
+                running
+            }
             Ok(Err(error)) => {
                 tracing::warn!(server = %name, %error, "an MCP server could not be started");
                 server.set(|l| {
@@ -583,6 +606,7 @@ async fn supervise(server: Arc<Server>, stop: CancellationToken) {
         };
         server.set(|l| {
             l.peer = None;
+            l.pid = None;
             l.state = if stopping {
                 ServerState::Stopped
             } else {
@@ -605,6 +629,7 @@ async fn supervise(server: Arc<Server>, stop: CancellationToken) {
     server.set(|l| {
         l.state = ServerState::Stopped;
         l.peer = None;
+        l.pid = None;
     });
 }
 
@@ -620,7 +645,8 @@ async fn pause(stop: &CancellationToken, delay: &mut Duration) -> bool {
 
 type Running = rmcp::service::RunningService<RoleClient, ()>;
 
-async fn connect(config: &ServerConfig) -> Result<Running, String> {
+/// The running client, and a stdio server's process id.
+async fn connect(config: &ServerConfig) -> Result<(Running, Option<u32>), String> {
     match &config.transport {
         Transport::Stdio {
             command,
@@ -638,9 +664,9 @@ async fn connect(config: &ServerConfig) -> Result<Running, String> {
                 .stderr(std::process::Stdio::null())
                 .spawn()
                 .map_err(|e| format!("could not start its command: {e}"))?;
-            ().serve(child)
-                .await
-                .map_err(|e| format!("it did not initialize: {e}"))
+            let pid = child.id();
+            let running = ().serve(child).await.map_err(|e| format!("it did not initialize: {e}"))?;
+            Ok((running, pid))
         }
         Transport::Http { url, headers } => {
             install_crypto();
@@ -658,9 +684,11 @@ async fn connect(config: &ServerConfig) -> Result<Running, String> {
             let config = rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig::with_uri(url.as_str())
                 .custom_headers(custom);
             let transport = StreamableHttpClientTransport::from_config(config);
-            ().serve(transport)
-                .await
-                .map_err(|e| format!("it did not initialize: {e}"))
+            let running =
+                ().serve(transport)
+                    .await
+                    .map_err(|e| format!("it did not initialize: {e}"))?;
+            Ok((running, None))
         }
     }
 }

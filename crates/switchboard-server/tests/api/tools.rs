@@ -406,6 +406,132 @@ async fn past_the_step_limit_the_model_is_told_to_answer_without_tools() {
     assert_eq!(last_request["tool_choice"], "none");
 }
 
+/// `everything` serving streamable HTTP on a free port; killed when dropped.
+struct HttpEverything {
+    child: tokio::process::Child,
+    url: String,
+}
+
+impl HttpEverything {
+    async fn start(entry: &std::path::Path) -> HttpEverything {
+        use tokio::io::AsyncBufReadExt;
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut child = tokio::process::Command::new("node")
+            .arg(entry)
+            .arg("streamableHttp")
+            .env("PORT", port.to_string())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        // It says so on stderr once it listens.
+        let mut lines = tokio::io::BufReader::new(child.stderr.take().unwrap()).lines();
+        while let Some(line) = lines.next_line().await.unwrap() {
+            if line.contains("listening on port") {
+                break;
+            }
+        }
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        HttpEverything {
+            child,
+            url: format!("http://127.0.0.1:{port}/mcp"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_tool_runs_on_a_real_mcp_server_over_streamable_http() {
+    let Some(entry) = everything() else { return };
+    let mut server = HttpEverything::start(&entry).await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("mcp.json");
+    let config = json!({"mcpServers": {"everything": {
+        "url": server.url,
+        "headers": {"X-Api-Key": "mcp-header-secret-do-not-log"},
+        "approval": "auto",
+    }}});
+    std::fs::write(&path, config.to_string()).unwrap();
+    let app = spawn_app(&[("SWITCHBOARD_MCP_CONFIG", path.to_str().unwrap())]).await;
+    app.state.chats().mcp().unwrap().wait_started().await;
+    let (_, tools) = app.get_json("/api/tools").await;
+    assert_eq!(tools["servers"][0]["state"], "ready", "{tools}");
+    assert_eq!(tools["servers"][0]["transport"], "http");
+    assert!(!tools.to_string().contains(&server.url));
+
+    let chat = tool_chat(&app).await;
+    send(
+        &app,
+        &chat,
+        json!({"content": "call echo {\"message\":\"hi there\"}"}),
+    )
+    .await;
+    let body = settled(&app, &chat).await;
+    let reply = last(&body);
+    assert_eq!(reply["content"], "Tool result: Echo: hi there", "{reply}");
+    assert_eq!(reply["tool_calls"][0]["state"], "done");
+    assert!(!captured_logs().contains("mcp-header-secret-do-not-log"));
+    server.child.kill().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_server_that_dies_mid_call_fails_the_call_and_is_started_again() {
+    let Some(entry) = everything() else { return };
+    let (app, _dir) = app_with_everything(&entry, json!({"approval": "auto"}), &[]).await;
+    let mcp = app.state.chats().mcp().unwrap().clone();
+    let pid = mcp.servers()[0].pid.expect("a stdio server has a process");
+    let chat = tool_chat(&app).await;
+    let after = last_event_id(&app, &chat).await;
+    send(
+        &app,
+        &chat,
+        json!({"content": "call trigger-long-running-operation {\"duration\":60,\"steps\":2}"}),
+    )
+    .await;
+    let mut from = after;
+    loop {
+        let events = events_until(&app, &chat, from, "tool_calls").await;
+        let (id, _, data) = events.last().unwrap();
+        from = *id;
+        if data["tool_calls"][0]["state"] == "running" {
+            break;
+        }
+    }
+    let killed = std::process::Command::new("kill")
+        .args(["-9", &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let body = settled(&app, &chat).await;
+    let reply = last(&body);
+    assert_eq!(reply["status"], "complete", "{reply}");
+    assert_eq!(reply["tool_calls"][0]["state"], "error");
+    assert!(
+        reply["content"]
+            .as_str()
+            .unwrap()
+            .starts_with("Tool result: error: "),
+        "{reply}"
+    );
+
+    mcp.wait_until("everything", |state, now| {
+        state == switchboard_chat::mcp::ServerState::Ready && now.is_some_and(|p| p != pid)
+    })
+    .await;
+    send(
+        &app,
+        &chat,
+        json!({"content": "call echo {\"message\":\"back\"}"}),
+    )
+    .await;
+    let body = settled(&app, &chat).await;
+    assert_eq!(last(&body)["content"], "Tool result: Echo: back");
+}
+
 #[tokio::test]
 async fn chats_may_only_name_configured_tool_servers() {
     let app = spawn_app(&[]).await;
