@@ -210,7 +210,11 @@ fn tools(calls: Option<&Value>, streaming: bool, tr: &Catalog) -> Vec<ToolCard> 
                 s => s,
             };
             ToolCard {
-                id: c.get("id").and_then(Value::as_str).unwrap_or("").to_string(),
+                id: c
+                    .get("id")
+                    .and_then(Value::as_str)
+                    .unwrap_or("")
+                    .to_string(),
                 name: name.to_string(),
                 arguments: pretty_arguments(&args),
                 state: state.to_string(),
