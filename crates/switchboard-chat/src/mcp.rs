@@ -88,6 +88,22 @@ impl ServerConfig {
         }
     }
 
+    /// `text` (an error from the SDK, which may quote the URL it failed to reach) without the
+    /// configuration's URL, header or environment values.
+    fn redact(&self, text: &str) -> String {
+        let secrets: Vec<&str> = match &self.transport {
+            Transport::Stdio { env, .. } => env.values().map(String::as_str).collect(),
+            Transport::Http { url, headers } => std::iter::once(url.as_str())
+                .chain(headers.values().map(String::as_str))
+                .collect(),
+        };
+        let mut text = text.to_string();
+        for secret in secrets.into_iter().filter(|s| s.len() >= 4) {
+            text = text.replace(secret, "…");
+        }
+        text
+    }
+
     fn allows(&self, tool: &str) -> bool {
         self.allowed
             .as_ref()
@@ -483,10 +499,10 @@ pub(crate) async fn call(
         }
     };
     let params = CallToolRequestParams::new(tool.to_owned()).with_arguments(arguments);
-    let result = peer
-        .call_tool(params)
-        .await
-        .map_err(|e| format!("the tool server `{}` failed: {e}", server.config.name))?;
+    let result = peer.call_tool(params).await.map_err(|e| {
+        let e = server.config.redact(&e.to_string());
+        format!("the tool server `{}` failed: {e}", server.config.name)
+    })?;
     let mut parts: Vec<String> = Vec::new();
     for block in &result.content {
         match block {
@@ -532,6 +548,7 @@ async fn supervise(server: Arc<Server>, stop: CancellationToken) {
                 running
             }
             Ok(Err(error)) => {
+                let error = server.config.redact(&error);
                 tracing::warn!(server = %name, %error, "an MCP server could not be started");
                 server.set(|l| {
                     l.state = ServerState::Failed;
@@ -574,6 +591,7 @@ async fn supervise(server: Arc<Server>, stop: CancellationToken) {
                 delay = FIRST_RESTART_DELAY;
             }
             Ok(Err(e)) => {
+                let e = server.config.redact(&e.to_string());
                 tracing::warn!(server = %name, error = %e, "listing an MCP server's tools failed");
                 server.set(|l| {
                     l.state = ServerState::Failed;
@@ -720,6 +738,13 @@ mod tests {
         assert!(config.servers[0].allows("read") && !config.servers[0].allows("write"));
         assert!(config.servers[1].allows("anything"));
         assert!(!format!("{config:?}").contains("s3cret"));
+        let said = config.servers[1].redact(
+            "error sending request for url (https://example.com/mcp): Bearer s3cret refused",
+        );
+        assert!(
+            !said.contains("example.com") && !said.contains("s3cret"),
+            "{said}"
+        );
 
         for (bad, says) in [
             (r#"{"mcpServers": {"a": {}}}"#, "either `command`"),

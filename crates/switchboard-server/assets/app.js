@@ -667,7 +667,14 @@ async function exportChat(kind) {
     const name = (full.title || 'chat').replace(/[^\p{L}\p{N}]+/gu, '-').slice(0, 60);
     if (kind === 'json') return download(`${name}.json`, 'application/json', JSON.stringify(full, null, 2));
     const md = [`# ${full.title || t('new_chat')}`, ''];
-    for (const m of all) md.push(`## ${m.role === 'user' ? t('you') : t('assistant')}${m.model ? ` (${m.model})` : ''}`, '', m.content, '');
+    for (const m of all) {
+      md.push(`## ${m.role === 'user' ? t('you') : t('assistant')}${m.model ? ` (${m.model})` : ''}`, '');
+      for (const c of m.tool_calls || []) {
+        md.push(`${t('tool_call')} \`${c.name ?? c.function?.name ?? '?'}\`${c.state ? ` (${t('tool_' + c.state)})` : ''}`, '', '```json', prettyArgs(c.arguments ?? c.function?.arguments), '```', '');
+        if (typeof c.result === 'string') md.push(`${t('tool_result')}:`, '', '```', c.result, '```', '');
+      }
+      md.push(m.content, '');
+    }
     download(`${name}.md`, 'text/markdown', md.join('\n'));
   } catch (e) { note(t('error_generic', { message: e.message })); }
 }
