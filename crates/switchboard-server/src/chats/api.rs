@@ -78,10 +78,20 @@ async fn load_chat(state: &AppState, caller: &Caller, id: &str) -> Result<Chat, 
 
 /// Check settings a client sent: wrong types are refused by serde, values out of range here.
 /// (Sampling parameters are also clamped at send time, so old stored values never fail a send.)
-fn validate_settings(state: &AppState, s: &ChatSettings) -> Result<(), ApiError> {
+/// `kept`: the tool servers the chat names already, which stay valid after the operator removes
+/// them from the configuration (a client saving other settings sends them back).
+fn validate_settings(state: &AppState, s: &ChatSettings, kept: &[String]) -> Result<(), ApiError> {
     if let Some(names) = &s.mcp_servers {
         let mcp = state.chats().mcp();
-        if let Some(unknown) = names.iter().find(|n| !mcp.is_some_and(|m| m.has_server(n))) {
+        if names.len() > 32 {
+            return Err(ApiError::bad_request(
+                "settings.mcp_servers takes at most 32 names",
+            ));
+        }
+        if let Some(unknown) = names
+            .iter()
+            .find(|n| !kept.contains(n) && !mcp.is_some_and(|m| m.has_server(n)))
+        {
             return Err(ApiError::bad_request(format!(
                 "settings.mcp_servers: no tool server named `{}` is configured (GET /api/tools lists them)",
                 unknown.chars().take(64).collect::<String>()
@@ -221,7 +231,7 @@ pub async fn create_chat(
     body: Body,
 ) -> Result<Response, ApiError> {
     let req: NewChatRequest = json_body(&state, &headers, body).await?;
-    validate_settings(&state, &req.settings)?;
+    validate_settings(&state, &req.settings, &[])?;
     if let Some(model) = &req.settings.model {
         resolve_model(&state, Some(model), &req.settings)?;
     }
@@ -341,7 +351,15 @@ pub async fn patch_chat(
 ) -> Result<Response, ApiError> {
     let req: PatchRequest = json_body(&state, &headers, body).await?;
     if let Some(s) = &req.settings {
-        validate_settings(&state, s)?;
+        let kept = match &s.mcp_servers {
+            Some(_) => load_chat(&state, &caller, &id)
+                .await?
+                .settings
+                .mcp_servers
+                .unwrap_or_default(),
+            None => Vec::new(),
+        };
+        validate_settings(&state, s, &kept)?;
         if let Some(model) = &s.model {
             resolve_model(&state, Some(model), s)?;
         }

@@ -553,4 +553,45 @@ async fn chats_may_only_name_configured_tool_servers() {
     let (status, tools) = app.get_json("/api/tools").await;
     assert_eq!(status, 200);
     assert_eq!(tools, json!({"servers": []}));
+
+    // A server the operator has since removed stays in a chat that named it: saving the chat's
+    // other settings with it is not refused, and its replies just go without its tools.
+    let chat = crate::chats::create_chat(&app, None).await;
+    let patch = switchboard_store::ChatPatch {
+        title: None,
+        settings: Some(switchboard_store::ChatSettings {
+            mcp_servers: Some(vec!["gone".into()]),
+            ..Default::default()
+        }),
+    };
+    app.state
+        .store()
+        .update_chat("default", &chat, &patch)
+        .await
+        .unwrap()
+        .unwrap();
+    let res = app
+        .http
+        .patch(app.at(&format!("/api/chats/{chat}")))
+        .json(&json!({"settings": {"mcp_servers": ["gone"], "temperature": 0.5}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let res = app
+        .http
+        .patch(app.at(&format!("/api/chats/{chat}")))
+        .json(&json!({"settings": {"mcp_servers": ["gone", "new"]}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 400);
+    let (status, _) = send(
+        &app,
+        &chat,
+        json!({"content": "hello", "model": "mock/echo"}),
+    )
+    .await;
+    assert_eq!(status, 202);
+    assert_eq!(last(&settled(&app, &chat).await)["status"], "complete");
 }
