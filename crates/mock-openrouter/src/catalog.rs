@@ -367,6 +367,7 @@ const MOCK_MODELS: &[(&str, &str, Caps)] = &[
     ("mock/vision", "Vision", Caps::IMAGE),
     ("mock/reasoning", "Reasoning", Caps::REASONING),
     ("mock/tools", "Tools", Caps::TOOLS),
+    ("mock/use-tool", "Use Tool", Caps::TOOLS),
     ("mock/web", "Web", Caps::NONE),
     ("mock/error-midstream", "Error Midstream", Caps::NONE),
     ("mock/error-on-usage", "Error On Usage", Caps::NONE),

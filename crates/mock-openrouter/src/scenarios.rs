@@ -29,9 +29,9 @@ pub(crate) enum Step {
     ReasoningSignature(&'static str),
     ToolCallStart {
         id: String,
-        name: &'static str,
+        name: String,
     },
-    ToolArguments(&'static str),
+    ToolArguments(String),
     /// A `url_citation` list, as web search attaches it.
     Annotations(Value),
 }
@@ -97,6 +97,7 @@ pub const SCENARIO_MODELS: &[&str] = &[
     "mock/vision",
     "mock/reasoning",
     "mock/tools",
+    "mock/use-tool",
     "mock/web",
     "mock/error-midstream",
     "mock/error-on-usage",
@@ -154,6 +155,7 @@ pub(crate) fn plan(
         }
         "mock/reasoning" => reasoning_steps(),
         "mock/tools" => tool_steps(id),
+        "mock/use-tool" => use_tool_steps(request, id),
         "mock/web" => (web_steps(), stop),
         "mock/error-midstream" => (
             words("Here is a partial answer that"),
@@ -298,12 +300,12 @@ fn tool_steps(generation_id: &str) -> (Vec<Step>, Ending) {
     let steps = vec![
         Step::ToolCallStart {
             id: format!("call_{suffix}"),
-            name: "get_weather",
+            name: "get_weather".into(),
         },
-        Step::ToolArguments("{\"city\":"),
-        Step::ToolArguments("\"Paris\""),
-        Step::ToolArguments(",\"unit\":"),
-        Step::ToolArguments("\"celsius\"}"),
+        Step::ToolArguments("{\"city\":".into()),
+        Step::ToolArguments("\"Paris\"".into()),
+        Step::ToolArguments(",\"unit\":".into()),
+        Step::ToolArguments("\"celsius\"}".into()),
     ];
     let ending = Ending::Finish {
         reason: "tool_calls",
@@ -311,6 +313,73 @@ fn tool_steps(generation_id: &str) -> (Vec<Step>, Ending) {
         usage: UsageShape::OwnChunkNoChoices,
     };
     (steps, ending)
+}
+
+/// `mock/use-tool`: a user's `call NAME {json args}` becomes one call to `NAME` with those
+/// arguments; a `tool` result becomes `Tool result: ` and its text. Anything else is explained.
+fn use_tool_steps(request: &Value, generation_id: &str) -> (Vec<Step>, Ending) {
+    let stop = Ending::Finish {
+        reason: "stop",
+        native: "stop",
+        usage: UsageShape::OwnChunkNoChoices,
+    };
+    let last = request
+        .get("messages")
+        .and_then(Value::as_array)
+        .and_then(|m| m.last());
+    let role = last.and_then(|m| m.get("role")).and_then(Value::as_str);
+    if role == Some("tool") {
+        let text = last.map(content_text).unwrap_or_default();
+        return (words(&format!("Tool result: {text}")), stop);
+    }
+    let (text, _) = last_user_message(request);
+    let call = text
+        .trim()
+        .strip_prefix("call ")
+        .map(|rest| match rest.trim().split_once(char::is_whitespace) {
+            Some((name, args)) => (name.to_owned(), args.trim().to_owned()),
+            None => (rest.trim().to_owned(), "{}".to_owned()),
+        })
+        .filter(|(name, args)| {
+            !name.is_empty() && serde_json::from_str::<Value>(args).is_ok_and(|a| a.is_object())
+        });
+    let Some((name, arguments)) = call.filter(|_| role == Some("user")) else {
+        return (
+            words("Say `call NAME {json arguments}` to make me call a tool."),
+            stop,
+        );
+    };
+    let suffix = generation_id.rsplit('-').next().unwrap_or("0");
+    // Arguments in two fragments, as providers stream them.
+    let mid = (1..=arguments.len() / 2)
+        .rev()
+        .find(|i| arguments.is_char_boundary(*i))
+        .unwrap_or(0);
+    let mut steps = vec![Step::ToolCallStart {
+        id: format!("call_{suffix}"),
+        name,
+    }];
+    steps.push(Step::ToolArguments(arguments[..mid].to_owned()));
+    steps.push(Step::ToolArguments(arguments[mid..].to_owned()));
+    let ending = Ending::Finish {
+        reason: "tool_calls",
+        native: "tool_use",
+        usage: UsageShape::OwnChunkNoChoices,
+    };
+    (steps, ending)
+}
+
+/// A message's text: a string, or its text parts joined.
+fn content_text(message: &Value) -> String {
+    match message.get("content") {
+        Some(Value::String(text)) => text.clone(),
+        Some(Value::Array(parts)) => parts
+            .iter()
+            .filter_map(|p| p.get("text").and_then(Value::as_str))
+            .collect::<Vec<_>>()
+            .join(" "),
+        _ => String::new(),
+    }
 }
 
 fn web_steps() -> Vec<Step> {
@@ -437,7 +506,8 @@ impl Step {
                 r#"{{"role":"assistant","content":"","reasoning":null,"reasoning_details":[{{"type":"reasoning.text","signature":"{signature}","format":"{REASONING_FORMAT}","index":0}}]}}"#
             ),
             Step::ToolCallStart { id, name } => format!(
-                r#"{{"role":"assistant","content":null,"tool_calls":[{{"index":0,"id":"{id}","type":"function","function":{{"name":"{name}","arguments":""}}}}]}}"#
+                r#"{{"role":"assistant","content":null,"tool_calls":[{{"index":0,"id":"{id}","type":"function","function":{{"name":{},"arguments":""}}}}]}}"#,
+                json_str(name)
             ),
             Step::ToolArguments(fragment) => format!(
                 r#"{{"role":"assistant","content":null,"tool_calls":[{{"index":0,"function":{{"arguments":{}}}}}]}}"#,
@@ -547,7 +617,7 @@ impl Script {
         let mut content = String::new();
         let mut reasoning: Option<String> = None;
         let mut signature = None;
-        let mut tool_call: Option<(String, &str, String)> = None;
+        let mut tool_call: Option<(String, String, String)> = None;
         let mut annotations = None;
         for step in &self.steps {
             match step {
@@ -555,7 +625,7 @@ impl Script {
                 Step::Reasoning(text) => reasoning.get_or_insert_with(String::new).push_str(text),
                 Step::ReasoningSignature(s) => signature = Some(*s),
                 Step::ToolCallStart { id, name } => {
-                    tool_call = Some((id.clone(), name, String::new()));
+                    tool_call = Some((id.clone(), name.clone(), String::new()));
                 }
                 Step::ToolArguments(fragment) => {
                     if let Some((_, _, arguments)) = &mut tool_call {

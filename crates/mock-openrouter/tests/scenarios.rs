@@ -482,3 +482,74 @@ async fn delta_ms_spaces_the_chunks() {
     let expected = Duration::from_millis(20) * chunks.len() as u32;
     assert!(elapsed >= expected, "{elapsed:?} < {expected:?}");
 }
+
+#[tokio::test]
+async fn use_tool_calls_the_named_tool_then_reports_its_result() {
+    let mock = start().await;
+    for stream in [true, false] {
+        let ask = json!({
+            "model": "mock/use-tool",
+            "stream": stream,
+            "messages": [{"role": "user", "content": "call echo {\"message\":\"hi there\"}"}],
+        });
+        let text = chat_body(&mock, ask).await.text().await.unwrap();
+        let (id, name, arguments, finish) = if stream {
+            let chunks = chunks(&common::parse_sse(&text));
+            let calls: Vec<&Value> = chunks
+                .iter()
+                .filter_map(|c| c["choices"][0]["delta"]["tool_calls"].get(0))
+                .collect();
+            let arguments: String = calls
+                .iter()
+                .map(|c| c["function"]["arguments"].as_str().unwrap())
+                .collect();
+            let finish = chunks
+                .iter()
+                .find_map(|c| c["choices"][0]["finish_reason"].as_str())
+                .unwrap()
+                .to_owned();
+            (
+                calls[0]["id"].clone(),
+                calls[0]["function"]["name"].clone(),
+                arguments,
+                finish,
+            )
+        } else {
+            let completion: Value = serde_json::from_str(&text).unwrap();
+            let choice = &completion["choices"][0];
+            let call = &choice["message"]["tool_calls"][0];
+            (
+                call["id"].clone(),
+                call["function"]["name"].clone(),
+                call["function"]["arguments"].as_str().unwrap().to_owned(),
+                choice["finish_reason"].as_str().unwrap().to_owned(),
+            )
+        };
+        assert!(id.as_str().unwrap().starts_with("call_"), "{text}");
+        assert_eq!(name, "echo");
+        let arguments: Value = serde_json::from_str(&arguments).unwrap();
+        assert_eq!(arguments, json!({"message": "hi there"}));
+        assert_eq!(finish, "tool_calls");
+
+        let answer = json!({
+            "model": "mock/use-tool",
+            "stream": stream,
+            "messages": [
+                {"role": "user", "content": "call echo {\"message\":\"hi there\"}"},
+                {"role": "assistant", "content": null, "tool_calls": [{"id": "call_1", "type": "function", "function": {"name": "echo", "arguments": "{\"message\":\"hi there\"}"}}]},
+                {"role": "tool", "tool_call_id": "call_1", "content": "Echo: hi there"},
+            ],
+        });
+        let text = chat_body(&mock, answer).await.text().await.unwrap();
+        let content = if stream {
+            content(&chunks(&common::parse_sse(&text)))
+        } else {
+            let completion: Value = serde_json::from_str(&text).unwrap();
+            completion["choices"][0]["message"]["content"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        };
+        assert_eq!(content, "Tool result: Echo: hi there");
+    }
+}

@@ -69,16 +69,18 @@ pub fn build_request(
         if picked.len() >= history_length {
             break;
         }
-        let Some(msg) = upstream_message(m, limits.vision) else {
+        let msgs = upstream_messages(m, limits.vision);
+        if msgs.is_empty() {
             continue;
-        };
+        }
         let cost = estimate_tokens(&m.content) + estimate_tokens(&m.reasoning) / 4;
         // Always keep the newest message, even if it alone overflows: the provider says so then.
         if !picked.is_empty() && budget.is_some_and(|b| used + cost > b) {
             break;
         }
         used += cost;
-        picked.push(msg);
+        // Reversed with the rest below.
+        picked.extend(msgs.into_iter().rev());
     }
     picked.reverse();
     let mut messages = Vec::with_capacity(picked.len() + 1);
@@ -180,6 +182,75 @@ fn reasoning_options(effort: Option<&str>, settings: &ChatSettings) -> Option<Va
         reasoning.insert("exclude".into(), json!(true));
     }
     (!reasoning.is_empty()).then_some(Value::Object(reasoning))
+}
+
+/// What one stored message is upstream: usually one message; a reply that ran tools is its text
+/// and calls per round, a `tool` message per call, then the text that followed.
+fn upstream_messages(m: &Message, vision: bool) -> Vec<Value> {
+    if m.role == Role::Assistant
+        && m.status != MessageStatus::Streaming
+        && let Some(calls) = m.tool_calls.as_ref().and_then(Value::as_array)
+        && calls.iter().any(|c| c.get("round").is_some())
+    {
+        return tool_rounds(m, calls);
+    }
+    upstream_message(m, vision).into_iter().collect()
+}
+
+/// A reply that ran tools (see `tools`): per round, the text before its calls and the calls,
+/// then each call's result as a `tool` message; then the rest of the text.
+fn tool_rounds(m: &Message, calls: &[Value]) -> Vec<Value> {
+    let slice = |from: usize, to: usize| -> &str {
+        let mut to = to.min(m.content.len());
+        while !m.content.is_char_boundary(to) {
+            to -= 1;
+        }
+        let from = from.min(to);
+        if m.content.is_char_boundary(from) {
+            &m.content[from..to]
+        } else {
+            ""
+        }
+    };
+    let mut out = Vec::new();
+    let mut done = 0;
+    let mut rounds: Vec<u64> = calls.iter().filter_map(|c| c["round"].as_u64()).collect();
+    rounds.dedup();
+    for round in rounds {
+        let these: Vec<&Value> = calls
+            .iter()
+            .filter(|c| c["round"].as_u64() == Some(round))
+            .collect();
+        let offset = these[0]["offset"].as_u64().unwrap_or(0) as usize;
+        let text = slice(done, offset);
+        done = offset.max(done);
+        let mut assistant = json!({
+            "role": "assistant",
+            "content": if text.is_empty() { Value::Null } else { json!(text) },
+            "tool_calls": these.iter().map(|c| json!({
+                "id": c["id"],
+                "type": "function",
+                "function": {"name": c["name"], "arguments": c["arguments"]},
+            })).collect::<Vec<_>>(),
+        });
+        if out.is_empty()
+            && let Some(details) = m.reasoning_details.as_ref().filter(|d| !d.is_null())
+        {
+            assistant["reasoning_details"] = details.clone();
+        }
+        out.push(assistant);
+        for c in these {
+            let result = c["result"]
+                .as_str()
+                .unwrap_or("not run: the reply ended before this call finished");
+            out.push(json!({"role": "tool", "tool_call_id": c["id"], "content": result}));
+        }
+    }
+    let rest = slice(done, m.content.len());
+    if !rest.is_empty() {
+        out.push(json!({"role": "assistant", "content": rest}));
+    }
+    out
 }
 
 fn upstream_message(m: &Message, vision: bool) -> Option<Value> {
@@ -327,6 +398,56 @@ mod tests {
         assert_eq!(body["top_p"], 0.0);
         assert_eq!(body["reasoning"]["effort"], "high");
         assert_eq!(body["stream"], true);
+    }
+
+    #[test]
+    fn a_reply_that_ran_tools_goes_back_as_calls_results_and_continuation() {
+        let mut reply = msg(Role::Assistant, "Let me look.Found it: hi.");
+        reply.tool_calls = Some(json!([
+            {"id": "c1", "name": "echo", "arguments": "{\"message\":\"hi\"}", "round": 0,
+             "offset": 12, "state": "done", "result": "Echo: hi"},
+            {"id": "c2", "name": "add", "arguments": "{}", "round": 0, "offset": 12,
+             "state": "denied", "result": "the user denied this call"},
+            {"id": "c3", "name": "echo", "arguments": "{}", "round": 1, "offset": 12,
+             "state": "waiting"},
+        ]));
+        let history = [msg(Role::User, "call echo"), reply];
+        let limits = ModelLimits {
+            context_length: None,
+            vision: false,
+        };
+        let body = build_request(
+            "m",
+            &ChatSettings::default(),
+            &history,
+            &limits,
+            None,
+            &NO_ROUTING,
+        );
+        let messages = body["messages"].as_array().unwrap();
+        let shape: Vec<(&str, &Value)> = messages
+            .iter()
+            .map(|m| (m["role"].as_str().unwrap(), &m["content"]))
+            .collect();
+        assert_eq!(
+            shape,
+            [
+                ("user", &json!("call echo")),
+                ("assistant", &json!("Let me look.")),
+                ("tool", &json!("Echo: hi")),
+                ("tool", &json!("the user denied this call")),
+                ("assistant", &Value::Null),
+                (
+                    "tool",
+                    &json!("not run: the reply ended before this call finished")
+                ),
+                ("assistant", &json!("Found it: hi.")),
+            ]
+        );
+        assert_eq!(messages[1]["tool_calls"][1]["id"], "c2");
+        assert_eq!(messages[1]["tool_calls"][0]["function"]["name"], "echo");
+        assert_eq!(messages[2]["tool_call_id"], "c1");
+        assert_eq!(messages[4]["tool_calls"][0]["id"], "c3");
     }
 
     #[test]

@@ -39,6 +39,13 @@ pub struct EngineConfig {
     pub title_model: Option<String>,
     /// `OPENROUTER_PROVIDER`: provider preferences a chat's own are laid over.
     pub provider_default: Option<switchboard_core::routing::ProviderPreferences>,
+    /// The MCP servers chats may use (`SWITCHBOARD_MCP_CONFIG`), started by the caller; the
+    /// engine stops them at shutdown, after the replies that use them.
+    pub mcp: Option<Arc<crate::mcp::Mcp>>,
+    /// How long one tool call may run.
+    pub tool_timeout: Duration,
+    /// Rounds of tool calls one reply may make.
+    pub max_tool_steps: u32,
 }
 
 impl EngineConfig {
@@ -53,6 +60,9 @@ impl EngineConfig {
             shutdown_grace: s.shutdown_grace,
             title_model: s.title_model.clone(),
             provider_default: s.openrouter_provider.clone(),
+            mcp: None,
+            tool_timeout: s.tool_timeout,
+            max_tool_steps: s.max_tool_steps,
         }
     }
 
@@ -101,6 +111,9 @@ pub struct ReplyPlan {
     /// Whether a complete reply proves the user's own key (it went to a configured provider, not
     /// an endpoint the user chose): the workspace is then marked verified, for its storage quota.
     pub verifies_key: bool,
+    /// Whether the model can call tools (its catalog entry says so): only then are the chat's
+    /// MCP tools offered.
+    pub tools: bool,
 }
 
 /// The messages a started turn stored.
@@ -285,6 +298,50 @@ impl ChatEngine {
         Ok(())
     }
 
+    /// The MCP servers chats may use, when configured.
+    pub fn mcp(&self) -> Option<&Arc<crate::mcp::Mcp>> {
+        self.inner.config.mcp.as_ref()
+    }
+
+    /// Allows or denies a tool call that waits in the chat's running reply, from any device and
+    /// any instance: the decision is stored as a `tool_decision` event, which the generation
+    /// (wherever it runs) follows. The first decision counts.
+    pub async fn decide_tool_call(
+        &self,
+        workspace: &str,
+        chat_id: &str,
+        call_id: &str,
+        approve: bool,
+    ) -> Result<(), ChatError> {
+        let store = &self.inner.store;
+        if store.get_chat(workspace, chat_id).await?.is_none() {
+            return Err(ChatError::NotFound);
+        }
+        let last = store
+            .list_messages_page(workspace, chat_id, None, 1)
+            .await?;
+        let reply = last
+            .into_iter()
+            .next()
+            .filter(|m| m.status == MessageStatus::Streaming)
+            .filter(|m| {
+                m.tool_calls
+                    .as_ref()
+                    .and_then(|c| c.as_array())
+                    .is_some_and(|calls| {
+                        calls
+                            .iter()
+                            .any(|c| c["id"] == call_id && c["state"] == "waiting")
+                    })
+            })
+            .ok_or(ChatError::NoWaitingToolCall)?;
+        let data = json!({"message_id": reply.id, "call_id": call_id, "approve": approve});
+        self.inner
+            .emit(chat_id, "tool_decision", &reply.id, data.to_string())
+            .await?;
+        Ok(())
+    }
+
     /// Stores an event that belongs to no reply (a new title, deleted messages) and announces it.
     pub async fn emit(
         &self,
@@ -355,6 +412,9 @@ impl ChatEngine {
         // Lookups of what stopped calls cost record what they know now, before the ledger's
         // last batch is written.
         inner.ledger.finish_lookups().await;
+        if let Some(mcp) = &inner.config.mcp {
+            mcp.shutdown().await;
+        }
         inner.background_stop.cancel();
         inner.background.close();
         inner.background.wait().await;

@@ -13,6 +13,9 @@ pub enum ChatError {
     /// The instance is shutting down and starts no new replies.
     #[error("this server is shutting down; send again in a moment")]
     ShuttingDown,
+    /// No call of that id waits for a decision in the chat's running reply.
+    #[error("no tool call of that id is waiting for approval in this chat")]
+    NoWaitingToolCall,
     #[error(transparent)]
     Store(#[from] StoreError),
 }

@@ -33,13 +33,23 @@ use crate::view::MessageView;
 use switchboard_core::provider::ProviderId;
 use switchboard_core::secret::Secret;
 
+// The tool loop around `stream`: a child module, so it shares this one's private state.
+#[path = "tools.rs"]
+mod tools;
+
 /// How often a streaming reply is written (and so shown) at most. The first text is written at
 /// once; later text is gathered for this long, so one write carries many small deltas.
 pub const WRITE_EVERY: Duration = Duration::from_millis(100);
 /// The largest error body read from a provider that refused a request.
 const MAX_ERROR_BODY: usize = 64 * 1024;
 /// Event kinds a finished reply's `done` supersedes: deleted when it finishes.
-pub(crate) const COMPACTED_KINDS: &[&str] = &["delta", "tool_calls", "annotations"];
+pub(crate) const COMPACTED_KINDS: &[&str] = &[
+    "delta",
+    "tool_calls",
+    "annotations",
+    "tool_approval",
+    "tool_decision",
+];
 
 enum Outcome {
     Complete,
@@ -117,6 +127,12 @@ pub(crate) struct Generation {
     size: usize,
     /// The metadata as last written, so a write touches the message row only when it changed.
     written_meta: Option<Meta>,
+    /// The conversation before this reply, as read for the first request.
+    history: Vec<Message>,
+    /// The tools offered in this reply, when its chat enables MCP servers.
+    toolbox: Option<crate::mcp::Toolbox>,
+    /// The tool calls of finished rounds, with their state and result (see `tools`).
+    tool_records: Vec<Value>,
 }
 
 /// What a write stores on the message row besides text.
@@ -149,12 +165,15 @@ impl Generation {
             pending: Pending::default(),
             size: 0,
             written_meta: None,
+            history: Vec::new(),
+            toolbox: None,
+            tool_records: Vec::new(),
         }
     }
 
     pub(crate) async fn run(mut self) {
         let (outcome, title) = match self.prepare().await {
-            Ok((body, title)) => (self.stream(body).await, title),
+            Ok((body, title)) => (self.converse(body).await, title),
             Err(outcome) => (outcome, None),
         };
         let complete = matches!(outcome, Outcome::Complete);
@@ -174,7 +193,7 @@ impl Generation {
 
     /// The request body, from the history as stored with the new turn, and the title job when the
     /// chat still has the default title.
-    async fn prepare(&self) -> Result<(Bytes, Option<TitleJob>), Outcome> {
+    async fn prepare(&mut self) -> Result<(Bytes, Option<TitleJob>), Outcome> {
         let chat = &self.plan.chat;
         let history = self
             .engine
@@ -193,19 +212,8 @@ impl Generation {
                 tracing::warn!(error = %e, "reading the conversation for a reply failed");
                 failed(503, "the conversation could not be read from the database")
             })?;
-        let routing = Routing {
-            openrouter: self.plan.provider == ProviderId::OpenRouter.as_str(),
-            session_id: &chat.id,
-            provider_default: self.engine.config.provider_default.as_ref(),
-        };
-        let body = build_request(
-            &self.plan.model,
-            &chat.settings,
-            &history,
-            &self.plan.limits,
-            self.plan.reasoning_effort.as_deref(),
-            &routing,
-        );
+        self.toolbox = self.offered_tools();
+        let body = self.request_body(&history);
         let first_user_message = history
             .iter()
             .find(|m| m.role == Role::User)
@@ -230,7 +238,30 @@ impl Generation {
             }),
             _ => None,
         };
+        self.history = history;
         Ok((Bytes::from(body.to_string()), title))
+    }
+
+    /// The upstream body for `history`, with the offered tools.
+    fn request_body(&self, history: &[Message]) -> Value {
+        let chat = &self.plan.chat;
+        let routing = Routing {
+            openrouter: self.plan.provider == ProviderId::OpenRouter.as_str(),
+            session_id: &chat.id,
+            provider_default: self.engine.config.provider_default.as_ref(),
+        };
+        let mut body = build_request(
+            &self.plan.model,
+            &chat.settings,
+            history,
+            &self.plan.limits,
+            self.plan.reasoning_effort.as_deref(),
+            &routing,
+        );
+        if let Some(toolbox) = &self.toolbox {
+            body["tools"] = toolbox.definitions();
+        }
+        body
     }
 
     async fn stream(&mut self, body: Bytes) -> Outcome {
@@ -454,15 +485,13 @@ impl Generation {
 
     /// The tool calls so far, whole, as stored and shown.
     fn tool_calls_json(&self) -> Option<Value> {
-        let calls = self.tools_snapshot();
-        (!calls.is_empty()).then(|| {
-            Value::Array(
-                calls
-                    .into_iter()
-                    .map(|c| json!({"id": c.id, "name": c.name, "arguments": c.arguments}))
-                    .collect(),
-            )
-        })
+        let mut calls = self.tool_records.clone();
+        calls.extend(
+            self.tools_snapshot()
+                .into_iter()
+                .map(|c| json!({"id": c.id, "name": c.name, "arguments": c.arguments})),
+        );
+        (!calls.is_empty()).then_some(Value::Array(calls))
     }
 
     fn tools_snapshot(&self) -> Vec<switchboard_core::stream::ToolCall> {

@@ -21,6 +21,7 @@ pub mod import;
 mod journal;
 mod ledger;
 pub mod markdown;
+pub mod mcp;
 pub mod title;
 pub mod view;
 

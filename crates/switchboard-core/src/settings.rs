@@ -62,6 +62,9 @@ pub const VARIABLES: &[(&str, &str)] = &[
     ("SWITCHBOARD_UNVERIFIED_QUOTA_BYTES", "10485760"),
     ("SWITCHBOARD_WORKSPACE_MAX_CHATS", "10000"),
     ("SWITCHBOARD_IMPORT_MAX_BYTES", "67108864"),
+    ("SWITCHBOARD_MCP_CONFIG", ""),
+    ("SWITCHBOARD_TOOL_TIMEOUT", "60s"),
+    ("SWITCHBOARD_MAX_TOOL_STEPS", "8"),
 ];
 
 /// A setting that could not be used. The message always starts with the variable's name, so the one
@@ -178,6 +181,12 @@ pub struct Settings {
     pub workspace_max_chats: u64,
     /// The largest NextChat backup an import takes.
     pub import_max_bytes: usize,
+    /// The JSON file listing the MCP servers whose tools chats may use (`SWITCHBOARD_MCP_CONFIG`).
+    pub mcp_config: Option<PathBuf>,
+    /// How long one tool call may run (`SWITCHBOARD_TOOL_TIMEOUT`).
+    pub tool_timeout: Duration,
+    /// Rounds of tool calls one reply may make (`SWITCHBOARD_MAX_TOOL_STEPS`).
+    pub max_tool_steps: u32,
 }
 
 impl fmt::Debug for Settings {
@@ -584,6 +593,30 @@ impl Settings {
             import_max_bytes: count(src, "SWITCHBOARD_IMPORT_MAX_BYTES", 64 << 20, 1024)?
                 .try_into()
                 .unwrap_or(usize::MAX),
+            mcp_config: src.non_empty("SWITCHBOARD_MCP_CONFIG").map(PathBuf::from),
+            tool_timeout: match duration(src, "SWITCHBOARD_TOOL_TIMEOUT", 60)? {
+                d if d.is_zero() => {
+                    return Err(SettingsError::invalid(
+                        "SWITCHBOARD_TOOL_TIMEOUT",
+                        "must be more than 0s".to_string(),
+                    ));
+                }
+                d => d,
+            },
+            max_tool_steps: match src.non_empty("SWITCHBOARD_MAX_TOOL_STEPS") {
+                None => 8,
+                Some(v) => v
+                    .trim()
+                    .parse::<u32>()
+                    .ok()
+                    .filter(|n| *n <= 100)
+                    .ok_or_else(|| {
+                        SettingsError::invalid(
+                            "SWITCHBOARD_MAX_TOOL_STEPS",
+                            format!("`{v}` is not a number from 0 to 100"),
+                        )
+                    })?,
+            },
         })
     }
 

@@ -131,6 +131,41 @@ function prettyArgs(a) {
   try { return JSON.stringify(typeof a === 'string' ? JSON.parse(a) : a, null, 2); } catch { return String(a); }
 }
 
+/** A tool call, the same markup as templates/message.html. Its result is untrusted text: only
+ *  ever set as text, never as HTML. */
+function toolCard(c, streaming) {
+  const f = c.function || {};
+  let state = c.state || '';
+  if (!streaming && ['waiting', 'running', 'pending'].includes(state)) state = 'cancelled';
+  const asks = state === 'waiting';
+  const summary = h('summary', {}, t('tool_call') + ' ', h('code', {}, c.name ?? f.name ?? '?'), state ? ' ' : null, state ? h('span', { class: 'tool-state' }, t('tool_' + state)) : null);
+  const card = h('details', { class: 'tool', 'data-state': state, 'data-call': c.id || '', open: asks }, summary, h('pre', { class: 'tool-args' }, prettyArgs(c.arguments ?? f.arguments)));
+  if (typeof c.result === 'string') card.append(h('div', { class: 'tool-label' }, t('tool_result')), h('pre', { class: 'tool-result' }, c.result));
+  if (asks) {
+    const b = (act, label, cls) => h('button', { type: 'button', class: cls, 'data-act': act, 'data-call': c.id }, label);
+    card.append(h('div', { class: 'tool-ask', role: 'group', 'aria-label': t('tool_approval') }, b('tool-allow', t('tool_allow'), 'btn primary'), ' ', b('tool-deny', t('tool_deny'), 'btn'), ' ', b('tool-always', t('tool_always'), 'btn')));
+  }
+  return card;
+}
+
+// "Always allow" is remembered by this browser, per server and tool: such calls are approved as
+// soon as the page sees them wait.
+const alwaysKey = (c) => `always_tool_${c.server || ''}/${c.name || ''}`;
+async function decideTool(m, callId, approve) {
+  try {
+    await api('POST', `/api/chats/${encodeURIComponent(chat.id)}/tool-calls/${encodeURIComponent(callId)}`, { approve });
+  } catch (e) {
+    // 409: decided elsewhere already; the event stream shows what became of it.
+    if (e.status !== 409) note(t('error_generic', { message: e.message }));
+  }
+}
+function autoApprove(m) {
+  if (m.status !== 'streaming') return;
+  for (const c of m.tool_calls || []) {
+    if (c.state === 'waiting' && !c._asked && ls.get(alwaysKey(c))) { c._asked = true; decideTool(m, c.id, true); }
+  }
+}
+
 const actBtn = (act, label, name) => h('button', { type: 'button', class: 'icon-btn', 'data-act': act, 'aria-label': label, title: label }, icon(name));
 
 /** One message, the same markup as templates/message.html. */
@@ -144,10 +179,7 @@ function renderMessage(m) {
   }
   const imgs = (m.attachments || []).filter((s) => typeof s === 'string' && /^data:image\/(png|jpeg|jpg|gif|webp);base64,/.test(s));
   if (imgs.length) el.append(h('div', { class: 'images' }, imgs.map((src) => h('img', { src, alt: t('image') }))));
-  for (const c of m.tool_calls || []) {
-    const f = c.function || {};
-    el.append(h('details', { class: 'tool' }, h('summary', {}, t('tool_call') + ' ', h('code', {}, c.name ?? f.name ?? '?')), h('pre', {}, prettyArgs(c.arguments ?? f.arguments))));
-  }
+  for (const c of m.tool_calls || []) el.append(toolCard(c, streaming));
   const body = h('div', { class: 'body md' });
   if (streaming || m.html == null) body.append(h('p', { class: 'plain' }, m.content));
   else body.innerHTML = m.html; // rendered and sanitized by the server
@@ -226,7 +258,10 @@ const handlers = {
     }
     if (stick) toBottom();
   },
-  tool_calls: (d) => { const m = msgs.get(d.message_id); if (m) { m.tool_calls = d.tool_calls; upsert(m); } },
+  tool_calls: (d) => { const m = msgs.get(d.message_id); if (m) { m.tool_calls = d.tool_calls; upsert(m); autoApprove(m); } },
+  // The card comes with the `tool_calls` event; a decision shows as the next state.
+  tool_approval: () => {},
+  tool_decision: () => {},
   annotations: (d) => { const m = msgs.get(d.message_id); if (m) { m.annotations = d.annotations; upsert(m); } },
   deleted: (d) => {
     for (const id of d.message_ids || []) { msgs.delete(id); document.getElementById(`m-${id}`)?.remove(); }
@@ -294,10 +329,17 @@ function note(text) {
   n.hidden = !text;
 }
 
-async function act(name, m) {
+async function act(name, m, button) {
   const base = `/api/chats/${encodeURIComponent(chat.id)}`;
   try {
-    if (name === 'copy') await copyText(m.content);
+    if (name.startsWith('tool-')) {
+      const id = button?.dataset.call;
+      const call = (m.tool_calls || []).find((c) => c.id === id);
+      if (!call) return;
+      if (name === 'tool-always') ls.set(alwaysKey(call), '1');
+      for (const b of $$('.tool-ask button', button.closest('details'))) b.disabled = true;
+      await decideTool(m, id, name !== 'tool-deny');
+    } else if (name === 'copy') await copyText(m.content);
     else if (name === 'retry') {
       // On a user message, regenerate the reply after it; on an assistant message, that one.
       await api('POST', `${base}/messages/${m.id}/regenerate`);
@@ -447,6 +489,7 @@ async function loadModels() {
 
 function showModel() {
   $('#model-name').textContent = chat.settings?.model || (defaultModel ? defaultModel : t('default_model'));
+  if (toolServers?.length) toolsNote();
 }
 
 const money = (v) => (v === 0 ? '0' : v < 0.01 ? v.toFixed(4) : v < 1 ? v.toFixed(3) : v.toFixed(2));
@@ -484,6 +527,54 @@ function renderPicker() {
 async function pick(m) {
   $('#picker').close();
   await saveSettings({ ...chat.settings, model: m.id });
+}
+
+// ---------------------------------------------------------------- tools menu (MCP servers)
+let toolServers = null; // GET /api/tools, fetched once
+async function loadTools() {
+  if (toolServers) return toolServers;
+  try { toolServers = (await api('GET', '/api/tools')).servers || []; } catch { toolServers = []; }
+  return toolServers;
+}
+
+function renderToolsMenu() {
+  const menu = $('#tools-menu');
+  const on = new Set(chat.settings?.mcp_servers || []);
+  menu.replaceChildren();
+  if (!toolServers.length) { menu.append(h('li', { class: 'muted' }, t('tools_none'))); return; }
+  for (const s of toolServers) {
+    const box = h('input', { type: 'checkbox', checked: on.has(s.name), 'data-server': s.name });
+    const down = s.state === 'ready' ? null : h('span', { class: 'muted' }, ` (${t('tool_server_down')})`);
+    const names = s.tools.filter((x) => x.allowed).map((x) => x.name).join(', ');
+    menu.append(h('li', {}, h('label', { title: names }, box, ' ', s.name, down)));
+  }
+}
+
+function toolsNote() {
+  const servers = chat.settings?.mcp_servers || [];
+  const entry = models?.find((m) => m.id === currentModel());
+  $('#tools-btn').classList.toggle('on', servers.length > 0);
+  if (servers.length && entry && entry.tools === false) note(t('tools_not_supported', { model: entry.id }));
+}
+
+function initTools() {
+  const btn = $('#tools-btn');
+  const menu = $('#tools-menu');
+  loadTools().then((list) => { btn.hidden = !list.length; toolsNote(); });
+  btn.addEventListener('click', async () => {
+    const open = menu.hidden;
+    if (open) { await loadTools(); renderToolsMenu(); }
+    menu.hidden = !open;
+    btn.setAttribute('aria-expanded', String(open));
+  });
+  menu.addEventListener('change', async () => {
+    const picked = $$('input[data-server]', menu).filter((b) => b.checked).map((b) => b.dataset.server);
+    await saveSettings({ ...chat.settings, mcp_servers: picked.length ? picked : null });
+    toolsNote();
+  });
+  document.addEventListener('click', (e) => {
+    if (!menu.hidden && !menu.contains(e.target) && !btn.contains(e.target)) { menu.hidden = true; btn.setAttribute('aria-expanded', 'false'); }
+  });
 }
 
 async function saveSettings(settings) {
@@ -577,7 +668,14 @@ async function exportChat(kind) {
     const name = (full.title || 'chat').replace(/[^\p{L}\p{N}]+/gu, '-').slice(0, 60);
     if (kind === 'json') return download(`${name}.json`, 'application/json', JSON.stringify(full, null, 2));
     const md = [`# ${full.title || t('new_chat')}`, ''];
-    for (const m of all) md.push(`## ${m.role === 'user' ? t('you') : t('assistant')}${m.model ? ` (${m.model})` : ''}`, '', m.content, '');
+    for (const m of all) {
+      md.push(`## ${m.role === 'user' ? t('you') : t('assistant')}${m.model ? ` (${m.model})` : ''}`, '');
+      for (const c of m.tool_calls || []) {
+        md.push(`${t('tool_call')} \`${c.name ?? c.function?.name ?? '?'}\`${c.state ? ` (${t('tool_' + c.state)})` : ''}`, '', '```json', prettyArgs(c.arguments ?? c.function?.arguments), '```', '');
+        if (typeof c.result === 'string') md.push(`${t('tool_result')}:`, '', '```', c.result, '```', '');
+      }
+      md.push(m.content, '');
+    }
     download(`${name}.md`, 'text/markdown', md.join('\n'));
   } catch (e) { note(t('error_generic', { message: e.message })); }
 }
@@ -720,7 +818,7 @@ function initChat() {
     }
     const b = e.target.closest('button[data-act]');
     const m = b && msgs.get(b.closest('article')?.dataset.id);
-    if (m) act(b.dataset.act, m);
+    if (m) act(b.dataset.act, m, b);
   });
   log.addEventListener('toggle', (e) => { if (e.target.classList?.contains('thinking')) e.target.dataset.touched = '1'; }, true);
   // Older messages: a button, and automatically when it scrolls into view.
@@ -732,6 +830,7 @@ function initChat() {
   initComposer();
   initPicker();
   initChatSettings();
+  initTools();
   initSettings();
   initSidebar();
   updateBusy();
@@ -740,6 +839,7 @@ function initChat() {
   else toBottom();
   loadModels().then(showModel);
   subscribe();
+  for (const m of msgs.values()) autoApprove(m);
   input().focus();
 }
 

@@ -125,8 +125,13 @@ impl AppState {
     pub async fn new(settings: Settings) -> anyhow::Result<AppState> {
         let store = switchboard_store::Store::connect(&settings.database_url).await?;
         // Takes this instance's lease and closes the replies no live instance owns.
-        let chats =
-            ChatEngine::start(store.clone(), EngineConfig::from_settings(&settings)).await?;
+        let mut config = EngineConfig::from_settings(&settings);
+        if let Some(path) = &settings.mcp_config {
+            let mcp = switchboard_chat::mcp::McpConfig::load(path)
+                .map_err(|e| anyhow::anyhow!("SWITCHBOARD_MCP_CONFIG: {e}"))?;
+            config.mcp = Some(switchboard_chat::mcp::Mcp::start(mcp));
+        }
+        let chats = ChatEngine::start(store.clone(), config).await?;
         let http = reqwest::Client::builder()
             // The server's keys must go only where configured: never follow a redirect elsewhere.
             .redirect(reqwest::redirect::Policy::none())

@@ -45,6 +45,9 @@ pub struct ChatSettings {
     /// Let the model reason but leave the reasoning out of the reply.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reasoning_exclude: Option<bool>,
+    /// The MCP servers (by configured name) whose tools the chat's replies may use.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mcp_servers: Option<Vec<String>>,
 }
 
 /// A chat's web search setting.

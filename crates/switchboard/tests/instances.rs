@@ -624,3 +624,106 @@ async fn instances_sharing_one_database_share_one_budget() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+/// A tool server config running `@modelcontextprotocol/server-everything` (installed by
+/// `npm ci --prefix tests/mcp`), or `None` (printed) when node is missing.
+fn everything_config(dir: &std::path::Path) -> Option<std::path::PathBuf> {
+    let node = std::process::Command::new("node").arg("--version").output();
+    if !node.is_ok_and(|o| o.status.success()) {
+        eprintln!("skipped: node is not installed (the MCP tool tests run a node MCP server)");
+        return None;
+    }
+    let entry = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../tests/mcp/node_modules/@modelcontextprotocol/server-everything/dist/index.js");
+    assert!(
+        entry.exists(),
+        "{} is missing: run `npm ci --prefix tests/mcp`",
+        entry.display()
+    );
+    let path = dir.join("mcp.json");
+    let config =
+        json!({"mcpServers": {"everything": {"command": "node", "args": [entry, "stdio"]}}});
+    std::fs::write(&path, config.to_string()).unwrap();
+    Some(path)
+}
+
+/// Waits until `sb`'s tool server `everything` is ready.
+async fn tools_ready(sb: &impl Base) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let tools: Value = http()
+            .get(format!("{}/api/tools", sb.base()))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if tools["servers"][0]["state"] == "ready" {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the tool server never started: {tools}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_tool_call_waiting_on_one_instance_is_approved_on_another() {
+    let Some(db) = Database::fresh().await else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let Some(config) = everything_config(dir.path()) else {
+        return;
+    };
+    let config = config.to_str().unwrap().to_owned();
+    let setup = Setup::new(&db, 5).await;
+    let a = setup
+        .instance(&[("SWITCHBOARD_MCP_CONFIG", config.as_str())])
+        .await;
+    let b = setup
+        .instance(&[("SWITCHBOARD_MCP_CONFIG", config.as_str())])
+        .await;
+    tools_ready(&a).await;
+    let chat: Value = http()
+        .post(format!("{}/api/chats", a.url))
+        .json(&json!({"settings": {"mcp_servers": ["everything"]}}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let chat = chat["id"].as_str().unwrap().to_owned();
+    let mut on_b = Events::open(&b, &chat, 0).await;
+    let res = http()
+        .post(format!("{}/api/chats/{chat}/messages", a.url))
+        .json(
+            &json!({"content": "call echo {\"message\":\"from afar\"}", "model": "mock/use-tool"}),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 202);
+    // B hears that the call waits, and allows it; A runs it.
+    let call_id = loop {
+        let (_, kind, data) = on_b.next().await;
+        if kind == "tool_approval" {
+            break data["call"]["id"].as_str().unwrap().to_owned();
+        }
+    };
+    let res = http()
+        .post(format!("{}/api/chats/{chat}/tool-calls/{call_id}", b.url))
+        .json(&json!({"approve": true}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 204);
+    let seen = on_b.until_done().await;
+    let done = &seen.last().unwrap().2["message"];
+    assert_eq!(done["content"], "Tool result: Echo: from afar", "{done}");
+    assert_eq!(done["tool_calls"][0]["state"], "done");
+}

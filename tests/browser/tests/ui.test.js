@@ -224,3 +224,43 @@ test('a chat shared from its settings reads without the code, until the link is 
   await s.page.waitForSelector('#composer-note >> text=no longer works');
   assert.equal((await fetch(link)).status, 404);
 });
+
+test('a tool call waits for Allow on a card that survives a reload; its result is shown as text', async (t) => {
+  const { mkdtempSync, writeFileSync } = await import('node:fs');
+  const { tmpdir } = await import('node:os');
+  const entry = join(REPO, 'tests', 'mcp', 'node_modules', '@modelcontextprotocol', 'server-everything', 'dist', 'index.js');
+  const config = join(mkdtempSync(join(tmpdir(), 'sb-mcp-')), 'mcp.json');
+  writeFileSync(config, JSON.stringify({ mcpServers: { everything: { command: 'node', args: [entry, 'stdio'] } } }));
+  const s = await setup(t, { env: { SWITCHBOARD_MCP_CONFIG: config } });
+  for (let i = 0; i < 200; i++) {
+    const r = await s.api('GET', '/api/tools');
+    if (r.servers[0]?.state === 'ready') break;
+    await new Promise((res) => setTimeout(res, 50));
+  }
+  await openChat(s, 'mock/use-tool');
+  // The tools menu in the composer enables the server for this chat.
+  await s.page.waitForSelector('#tools-btn', { state: 'visible' });
+  await s.page.click('#tools-btn');
+  await s.page.check('#tools-menu input[data-server=everything]');
+  await s.page.waitForSelector('#tools-btn.on');
+  const xss = '<img src=x onerror=window.__xss=1>';
+  await send(s.page, `call echo ${JSON.stringify({ message: xss })}`);
+  await s.page.waitForSelector('.msg.assistant details.tool[data-state=waiting] button[data-act=tool-allow]', { timeout: 15000 });
+  await shot(s.page, 'tool-approval');
+  // A reload shows the same card, still waiting.
+  await s.page.reload();
+  const allow = await s.page.waitForSelector('.msg.assistant details.tool[data-state=waiting] button[data-act=tool-allow]');
+  await allow.click();
+  await s.page.waitForSelector('.msg.assistant[data-status=complete]', { timeout: 15000 });
+  // Collapsed once done: in the page, not shown until opened.
+  const result = await s.page.waitForSelector('.msg.assistant details.tool[data-state=done] .tool-result', { state: 'attached' });
+  assert.equal(await result.textContent(), `Echo: ${xss}`);
+  await s.page.click('.msg.assistant details.tool summary');
+  await shot(s.page, 'tool-result');
+  await s.page.reload();
+  await s.page.waitForSelector('.msg.assistant details.tool[data-state=done] .tool-result', { state: 'attached' });
+  assert.equal(await s.page.evaluate(() => window.__xss), undefined);
+  assert.equal(await s.page.$$eval('.msg img[onerror], .msg [onerror]', (e) => e.length), 0);
+  assert.match(await s.page.textContent('.msg.assistant .body'), /Tool result: Echo: <img/);
+  assert.deepEqual(s.errors, []);
+});

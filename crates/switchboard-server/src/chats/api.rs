@@ -42,6 +42,7 @@ impl From<ChatError> for ApiError {
             ChatError::ShuttingDown => {
                 ApiError::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string())
             }
+            ChatError::NoWaitingToolCall => ApiError::new(StatusCode::CONFLICT, e.to_string()),
             ChatError::Store(e) => e.into(),
         }
     }
@@ -78,7 +79,26 @@ async fn load_chat(state: &AppState, caller: &Caller, id: &str) -> Result<Chat, 
 
 /// Check settings a client sent: wrong types are refused by serde, values out of range here.
 /// (Sampling parameters are also clamped at send time, so old stored values never fail a send.)
-fn validate_settings(s: &ChatSettings) -> Result<(), ApiError> {
+/// `kept`: the tool servers the chat names already, which stay valid after the operator removes
+/// them from the configuration (a client saving other settings sends them back).
+fn validate_settings(state: &AppState, s: &ChatSettings, kept: &[String]) -> Result<(), ApiError> {
+    if let Some(names) = &s.mcp_servers {
+        let mcp = state.chats().mcp();
+        if names.len() > 32 {
+            return Err(ApiError::bad_request(
+                "settings.mcp_servers takes at most 32 names",
+            ));
+        }
+        if let Some(unknown) = names
+            .iter()
+            .find(|n| !kept.contains(n) && !mcp.is_some_and(|m| m.has_server(n)))
+        {
+            return Err(ApiError::bad_request(format!(
+                "settings.mcp_servers: no tool server named `{}` is configured (GET /api/tools lists them)",
+                unknown.chars().take(64).collect::<String>()
+            )));
+        }
+    }
     let range = |name: &str, v: Option<f64>, lo: f64, hi: f64| match v {
         Some(x) if !(lo..=hi).contains(&x) || x.is_nan() => Err(ApiError::bad_request(format!(
             "settings.{name} must be between {lo} and {hi}"
@@ -182,6 +202,7 @@ const SETTINGS_KEYS: &[&str] = &[
     "web_search",
     "reasoning_max_tokens",
     "reasoning_exclude",
+    "mcp_servers",
 ];
 
 fn strict_settings<'de, D: serde::Deserializer<'de>>(d: D) -> Result<ChatSettings, D::Error> {
@@ -211,7 +232,7 @@ pub async fn create_chat(
     body: Body,
 ) -> Result<Response, ApiError> {
     let req: NewChatRequest = json_body(&state, &headers, body).await?;
-    validate_settings(&req.settings)?;
+    validate_settings(&state, &req.settings, &[])?;
     if let Some(model) = &req.settings.model {
         resolve_model(&state, Some(model), &req.settings)?;
     }
@@ -336,7 +357,15 @@ pub async fn patch_chat(
 ) -> Result<Response, ApiError> {
     let req: PatchRequest = json_body(&state, &headers, body).await?;
     if let Some(s) = &req.settings {
-        validate_settings(s)?;
+        let kept = match &s.mcp_servers {
+            Some(_) => load_chat(&state, &caller, &id)
+                .await?
+                .settings
+                .mcp_servers
+                .unwrap_or_default(),
+            None => Vec::new(),
+        };
+        validate_settings(&state, s, &kept)?;
         if let Some(model) = &s.model {
             resolve_model(&state, Some(model), s)?;
         }
@@ -458,6 +487,8 @@ pub struct Target {
     pub model: String,
     pub provider: ProviderId,
     pub limits: ModelLimits,
+    /// Whether the model accepts `tools` (unknown models: as far as we know, yes).
+    pub tools: bool,
 }
 
 /// The model a reply uses: the request's, else the chat's, else the server's default; refused
@@ -507,6 +538,7 @@ pub fn resolve_model(
             context_length: entry.and_then(|e| e.context_length),
             vision: entry.is_some_and(|e| e.vision),
         },
+        tools: entry.is_none_or(|e| e.tools),
         model: r.model,
         provider,
     })
@@ -543,6 +575,7 @@ fn preset(state: &AppState, raw: &str) -> Result<Target, ApiError> {
             context_length: None,
             vision: false,
         },
+        tools: true,
     })
 }
 
@@ -624,6 +657,7 @@ async fn plan_reply(
         reasoning_effort: effort,
         paid_by_server: !caller.principal.has_own_key(),
         verifies_key,
+        tools: target.tools,
         chat,
     })
 }
@@ -794,6 +828,37 @@ pub async fn delete_message(
     let data = json!({"message_ids": [message_id]}).to_string();
     emit_quietly(&state, &chat.id, "deleted", data).await;
     Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ToolDecision {
+    approve: bool,
+}
+
+/// `POST /api/chats/{id}/tool-calls/{call_id}` `{"approve": true|false}`: allows or denies a
+/// tool call waiting in the chat's running reply, from any device.
+pub async fn decide_tool_call(
+    caller: Caller,
+    State(state): State<AppState>,
+    Path((id, call_id)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<StatusCode, ApiError> {
+    let req: ToolDecision = json_body(&state, &headers, body).await?;
+    let chat = load_chat(&state, &caller, &id).await?;
+    state
+        .chats()
+        .decide_tool_call(&caller.workspace, &chat.id, &call_id, req.approve)
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `GET /api/tools`: the MCP servers, their state and their tools. No command, URL, header or
+/// environment value: those are the operator's.
+pub async fn list_tools(_caller: Caller, State(state): State<AppState>) -> Json<Value> {
+    let servers = state.chats().mcp().map(|m| m.servers()).unwrap_or_default();
+    Json(json!({"servers": servers}))
 }
 
 pub async fn stop(

@@ -49,6 +49,11 @@ pub fn routes() -> Router<AppState> {
             post(api::edit_message),
         )
         .route("/api/chats/{id}/stop", post(api::stop))
+        .route(
+            "/api/chats/{id}/tool-calls/{call_id}",
+            post(api::decide_tool_call),
+        )
+        .route("/api/tools", get(api::list_tools))
         .route("/api/chats/{id}/fork", post(api::fork))
         .route("/api/chats/{id}/events", get(events::events))
         .route("/api/search", get(api::search))

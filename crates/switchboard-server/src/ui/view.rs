@@ -96,10 +96,19 @@ pub struct ChatLine {
     pub model: Option<String>,
 }
 
-/// A tool call as shown: name and pretty-printed arguments.
+/// A tool call as shown: name and pretty-printed arguments, and for a call the server ran, its
+/// state and result (untrusted text: only ever escaped, never rendered as HTML).
 pub struct ToolCard {
+    pub id: String,
     pub name: String,
     pub arguments: String,
+    /// `waiting`, `running`, `done`, … (see switchboard-chat's `tools`); empty for a call only
+    /// shown.
+    pub state: String,
+    pub state_label: String,
+    pub result: Option<String>,
+    /// Waiting for Allow / Deny in a reply still running: the card shows the buttons.
+    pub asks: bool,
 }
 
 /// A web citation.
@@ -151,7 +160,7 @@ impl MessageCard {
             reasoning: m.reasoning.clone(),
             thinking_open,
             thinking_label,
-            tools: tools(m.tool_calls.as_ref()),
+            tools: tools(m.tool_calls.as_ref(), streaming, tr),
             citations: citations(m.annotations.as_ref()),
             images: images(m.attachments.as_ref()),
             meta: meta(m, tr),
@@ -176,7 +185,7 @@ fn thought_ms(m: &MessageJson) -> Option<i64> {
     Some((end - start).max(0))
 }
 
-fn tools(calls: Option<&Value>) -> Vec<ToolCard> {
+fn tools(calls: Option<&Value>, streaming: bool, tr: &Catalog) -> Vec<ToolCard> {
     let Some(Value::Array(calls)) = calls else {
         return Vec::new();
     };
@@ -194,9 +203,28 @@ fn tools(calls: Option<&Value>) -> Vec<ToolCard> {
                 .or_else(|| f.and_then(|f| f.get("arguments")))
                 .cloned()
                 .unwrap_or(Value::Null);
+            let state = c.get("state").and_then(Value::as_str).unwrap_or("");
+            // A call left unfinished by a reply that ended shows as not run.
+            let state = match state {
+                "waiting" | "running" | "pending" if !streaming => "cancelled",
+                s => s,
+            };
             ToolCard {
+                id: c
+                    .get("id")
+                    .and_then(Value::as_str)
+                    .unwrap_or("")
+                    .to_string(),
                 name: name.to_string(),
                 arguments: pretty_arguments(&args),
+                state: state.to_string(),
+                state_label: if state.is_empty() {
+                    String::new()
+                } else {
+                    tr.get(&format!("tool_{state}")).to_string()
+                },
+                result: c.get("result").and_then(Value::as_str).map(str::to_string),
+                asks: state == "waiting",
             }
         })
         .collect()

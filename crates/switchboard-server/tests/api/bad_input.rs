@@ -195,6 +195,11 @@ async fn bad_bodies_at_every_json_endpoint_are_4xx_json() {
             "messages",
         ),
         (Method::PATCH, format!("/api/chats/{chat}"), "PATCH"),
+        (
+            Method::POST,
+            format!("/api/chats/{chat}/tool-calls/call_1"),
+            "tool-calls",
+        ),
         (Method::POST, "/api/login".into(), "/api/login"),
         (
             Method::POST,

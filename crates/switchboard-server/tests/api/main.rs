@@ -15,3 +15,4 @@ mod responses;
 mod sdk;
 mod share;
 mod spend;
+mod tools;
