@@ -988,6 +988,9 @@ async fn a_refused_edit_or_regenerate_leaves_the_chat_as_it_was() {
     )
     .await;
     assert_eq!(status, 202, "{ids}");
+    // The title is stored, then announced, after the reply: wait for its event, so it does not
+    // land between two of the reads below.
+    events_until(&app, &chat, 0, "chat").await;
     let before = settled(&app, &chat).await;
     let user_id = ids["user_message_id"].as_str().unwrap().to_string();
     let reply_id = ids["assistant_message_id"].as_str().unwrap().to_string();
