@@ -93,46 +93,22 @@ pub struct GenerationAck {
 }
 
 /// Stores `events` for `chat_id` with the chat's next seqs. `None` when the chat is gone.
+/// (Running replies' events go through [`Store::write_generations`], which checks ownership too.)
 pub(crate) async fn store_events(
     tx: &mut Tx,
     chat_id: &str,
     events: &[EventDraft],
 ) -> Result<Option<Vec<StoredEvent>>, StoreError> {
-    store_events_if(tx, chat_id, events, None).await
-}
-
-/// [`store_events`], only while `reply` (message id, owner) is still streaming under its owner:
-/// the check rides on the statement that locks the chat, so a running reply's write is one
-/// statement fewer. `None` when the chat is gone or the reply is no longer theirs.
-async fn store_events_if(
-    tx: &mut Tx,
-    chat_id: &str,
-    events: &[EventDraft],
-    reply: Option<(&str, &str)>,
-) -> Result<Option<Vec<StoredEvent>>, StoreError> {
     if events.is_empty() {
         return Ok(Some(Vec::new()));
     }
-    let reserve = match reply {
-        None => Sql::new(
-            "reserve chat event seqs",
-            "UPDATE chats SET last_event_seq = last_event_seq + $2 WHERE id = $1
-             RETURNING last_event_seq",
-        )
-        .text(chat_id)
-        .int(events.len() as i64),
-        Some((message_id, owner)) => Sql::new(
-            "reserve chat event seqs for a reply",
-            "UPDATE chats SET last_event_seq = last_event_seq + $2 WHERE id = $1
-               AND EXISTS (SELECT 1 FROM messages
-                           WHERE id = $3 AND owner = $4 AND status = 'streaming')
-             RETURNING last_event_seq",
-        )
-        .text(chat_id)
-        .int(events.len() as i64)
-        .text(message_id)
-        .text(owner),
-    };
+    let reserve = Sql::new(
+        "reserve chat event seqs",
+        "UPDATE chats SET last_event_seq = last_event_seq + $2 WHERE id = $1
+         RETURNING last_event_seq",
+    )
+    .text(chat_id)
+    .int(events.len() as i64);
     let Some(row) = tx.fetch_optional(reserve).await? else {
         return Ok(None);
     };
