@@ -172,6 +172,28 @@ async fn a_workspace_over_its_rate_limit_gets_429_with_retry_after() {
 /// A ledger row as the test reads it: workspace, entry, model, completion tokens, cost.
 type LedgerRow = (String, String, Option<String>, Option<i64>, Option<f64>);
 
+/// The ledger's rows by entry, once there are at least `n` (it is written in batches).
+async fn ledger_rows(app: &crate::helpers::TestApp, n: usize) -> Vec<LedgerRow> {
+    use sqlx::Connection;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let mut conn = sqlx::SqliteConnection::connect(&app.state.settings().database_url)
+            .await
+            .unwrap();
+        let rows: Vec<LedgerRow> = sqlx::query_as(
+            "SELECT workspace, entry, model, completion_tokens, cost FROM spend ORDER BY entry",
+        )
+        .fetch_all(&mut conn)
+        .await
+        .unwrap();
+        if rows.len() >= n {
+            return rows;
+        }
+        assert!(std::time::Instant::now() < deadline, "{rows:?}");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
 /// The proxy (streamed and not) and the gateway put what the server's key paid into the ledger,
 /// read from the relayed answer's usage without changing a byte of it.
 #[tokio::test]
@@ -202,24 +224,7 @@ async fn relayed_calls_paid_with_the_server_key_are_in_the_ledger() {
     )
     .await;
 
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    let rows = loop {
-        use sqlx::Connection;
-        let mut conn = sqlx::SqliteConnection::connect(&app.state.settings().database_url)
-            .await
-            .unwrap();
-        let rows: Vec<LedgerRow> = sqlx::query_as(
-            "SELECT workspace, entry, model, completion_tokens, cost FROM spend ORDER BY entry",
-        )
-        .fetch_all(&mut conn)
-        .await
-        .unwrap();
-        if rows.len() >= 3 {
-            break rows;
-        }
-        assert!(std::time::Instant::now() < deadline, "{rows:?}");
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    };
+    let rows = ledger_rows(&app, 3).await;
     let entries: Vec<&str> = rows.iter().map(|r| r.1.as_str()).collect();
     assert_eq!(entries, ["gateway", "proxy", "proxy"], "{rows:?}");
     for (workspace, _, model, completion, cost) in &rows {
@@ -429,24 +434,7 @@ async fn a_relayed_stream_left_early_is_reconciled_from_the_generation_record() 
         assert!(!first.is_empty());
         drop(res);
     }
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    let rows = loop {
-        use sqlx::Connection;
-        let mut conn = sqlx::SqliteConnection::connect(&app.state.settings().database_url)
-            .await
-            .unwrap();
-        let rows: Vec<LedgerRow> = sqlx::query_as(
-            "SELECT workspace, entry, model, completion_tokens, cost FROM spend ORDER BY entry",
-        )
-        .fetch_all(&mut conn)
-        .await
-        .unwrap();
-        if rows.len() >= 2 {
-            break rows;
-        }
-        assert!(std::time::Instant::now() < deadline, "{rows:?}");
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    };
+    let rows = ledger_rows(&app, 2).await;
     let entries: Vec<&str> = rows.iter().map(|r| r.1.as_str()).collect();
     assert_eq!(entries, ["gateway", "proxy"], "{rows:?}");
     for (_, _, model, _, cost) in &rows {
