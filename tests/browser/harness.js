@@ -47,7 +47,7 @@ function startProcess(cmd, args, env, cleanups) {
  * One mock upstream, one switchboard on a fresh database, one browser with a fresh profile.
  * Returns { base, mock, context, page, api } where api(method, path, body) calls the JSON API.
  */
-export async function setup(t, { env = {}, viewport = { width: 1280, height: 860 }, locale = 'en-US', colorScheme = 'light', waitCatalog = true } = {}) {
+export async function setup(t, { env = {}, viewport = { width: 1280, height: 860 }, locale = 'en-US', colorScheme = 'light', waitCatalog = true, browserArgs = [] } = {}) {
   const dir = mkdtempSync(join(tmpdir(), 'sb-browser-'));
   // Undo in reverse order: browser, then servers, then the directory they wrote to.
   const cleanups = [() => rmSync(dir, { recursive: true, force: true, maxRetries: 5 })];
@@ -66,7 +66,7 @@ export async function setup(t, { env = {}, viewport = { width: 1280, height: 860
   const context = await chromium.launchPersistentContext(join(dir, 'profile'), {
     executablePath: process.env.CHROMIUM_BIN || '/usr/bin/chromium',
     headless: true,
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run', '--disable-quic'],
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run', '--disable-quic', ...browserArgs],
     viewport,
     locale,
     colorScheme,

@@ -63,7 +63,12 @@ pub async fn events_until(
     after: i64,
     until: &str,
 ) -> Vec<(i64, String, Value)> {
-    let mut res = app
+    read_events_until(open_events(app, chat, after).await, until).await
+}
+
+/// Open `GET /api/chats/{id}/events`: once this returns, the server is following the chat.
+pub async fn open_events(app: &TestApp, chat: &str, after: i64) -> reqwest::Response {
+    let res = app
         .http
         .get(app.at(&format!("/api/chats/{chat}/events?after={after}")))
         .send()
@@ -71,6 +76,14 @@ pub async fn events_until(
         .unwrap();
     assert_eq!(res.status(), 200);
     assert_eq!(res.headers()["content-type"], "text/event-stream");
+    res
+}
+
+/// Read an open event stream until an event of `until` kind arrives.
+pub async fn read_events_until(
+    mut res: reqwest::Response,
+    until: &str,
+) -> Vec<(i64, String, Value)> {
     let mut buf = String::new();
     let mut out = Vec::new();
     let deadline = Instant::now() + Duration::from_secs(20);
@@ -904,19 +917,16 @@ async fn many_subscribers_see_the_same_events() {
     )
     .await;
     let chat = create_chat(&app, None).await;
-    let watchers: Vec<_> = (0..5)
-        .map(|_| {
-            let app = &app;
-            let chat = chat.clone();
-            async move { events_until(app, &chat, 0, "done").await }
-        })
-        .collect();
-    let sender = async {
-        tokio::time::sleep(Duration::from_millis(200)).await;
-        send(&app, &chat, json!({"content": "hi", "model": "mock/long"})).await
-    };
-    let (seen, (status, _)) = tokio::join!(futures_util::future::join_all(watchers), sender);
+    // Every watcher follows the chat before the reply starts, so all of them see it live.
+    let streams = futures_util::future::join_all((0..5).map(|_| open_events(&app, &chat, 0))).await;
+    let (status, _) = send(&app, &chat, json!({"content": "hi", "model": "mock/long"})).await;
     assert_eq!(status, 202);
+    let seen = futures_util::future::join_all(
+        streams
+            .into_iter()
+            .map(|res| read_events_until(res, "done")),
+    )
+    .await;
     assert!(seen[0].iter().filter(|e| e.1 == "delta").count() > 2);
     for other in &seen[1..] {
         assert_eq!(other, &seen[0]);

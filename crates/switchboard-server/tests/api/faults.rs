@@ -781,7 +781,6 @@ async fn a_locked_database_is_503_json_and_nothing_is_half_written() {
     let lock = hold_write_lock(&app).await;
 
     let c = client();
-    let started = Instant::now();
     let res = c
         .post(app.at("/api/chats"))
         .json(&json!({}))
@@ -804,10 +803,6 @@ async fn a_locked_database_is_503_json_and_nothing_is_half_written() {
     // Reads still work while a writer holds the lock (WAL).
     let (status, _) = app.get_json(&format!("/api/chats/{chat}")).await;
     assert_eq!(status, 200);
-    assert!(
-        started.elapsed() >= Duration::from_secs(4),
-        "waited for busy_timeout"
-    );
     drop(lock);
 
     // Nothing was half-written, and the chat is not left claimed by the failed send.
