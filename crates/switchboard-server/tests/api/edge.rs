@@ -249,18 +249,25 @@ async fn the_documented_nginx_config_serves_the_web_ui() {
     }) else {
         return;
     };
-    let site = format!("https://localhost:{port}");
+    browse_through_proxy(&format!("https://localhost:{port}")).await;
+    drop(nginx);
+}
+
+/// Uses the app behind a TLS reverse proxy at `site` as the web UI would: log in (the cookie is
+/// `Secure`), create a chat, send a message, stream a proxied reply; a page of another origin is
+/// still refused.
+async fn browse_through_proxy(site: &str) {
     let browser = reqwest::Client::builder()
         .no_proxy()
         .danger_accept_invalid_certs(true)
         .build()
         .unwrap();
-    // nginx is up once it answers; it has had no time to bind when spawn returns.
+    // The proxy is up once it answers; it has had no time to bind when spawn returns.
     let mut login = None;
     for _ in 0..200 {
         match browser
             .post(format!("{site}/api/login"))
-            .header("origin", &site)
+            .header("origin", site)
             .json(&json!({"code": "team"}))
             .send()
             .await
@@ -272,7 +279,7 @@ async fn the_documented_nginx_config_serves_the_web_ui() {
             Err(_) => tokio::time::sleep(std::time::Duration::from_millis(25)).await,
         }
     }
-    let login = login.expect("nginx answers");
+    let login = login.expect("the proxy answers");
     assert_eq!(login.status(), 204);
     let set_cookie = login.headers()["set-cookie"].to_str().unwrap().to_string();
     assert!(
@@ -282,7 +289,7 @@ async fn the_documented_nginx_config_serves_the_web_ui() {
     let cookie = set_cookie.split(';').next().unwrap().to_string();
     let res = browser
         .post(format!("{site}/api/chats"))
-        .header("origin", &site)
+        .header("origin", site)
         .header("cookie", &cookie)
         .json(&json!({}))
         .send()
@@ -295,7 +302,7 @@ async fn the_documented_nginx_config_serves_the_web_ui() {
             "{site}/api/chats/{}/messages",
             chat["id"].as_str().unwrap()
         ))
-        .header("origin", &site)
+        .header("origin", site)
         .header("cookie", &cookie)
         .json(&json!({"content": "hello", "model": "mock/echo"}))
         .send()
@@ -304,7 +311,7 @@ async fn the_documented_nginx_config_serves_the_web_ui() {
     assert!(res.status().is_success(), "{}", res.status());
     let res = browser
         .post(format!("{site}/api/openrouter/v1/chat/completions"))
-        .header("origin", &site)
+        .header("origin", site)
         .header("cookie", &cookie)
         .json(&json!({"model": "mock/echo", "stream": true,
                       "messages": [{"role": "user", "content": "streamed"}]}))
@@ -324,7 +331,87 @@ async fn the_documented_nginx_config_serves_the_web_ui() {
         .await
         .unwrap();
     assert_eq!(res.status(), 403);
-    drop(nginx);
+}
+
+/// The Caddyfile of docs/deployment.md, with a free port on localhost and a test certificate in
+/// place of the one Caddy would fetch, in front of the app.
+#[tokio::test]
+async fn the_documented_caddy_config_serves_the_web_ui() {
+    let Some(caddy) = ["/usr/bin/caddy", "/usr/local/bin/caddy"]
+        .into_iter()
+        .find(|p| std::path::Path::new(p).exists())
+    else {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "caddy is required in CI (apt-get install caddy)"
+        );
+        eprintln!("skipping: caddy is not installed");
+        return;
+    };
+    let app = spawn_app(&[("CODE", "team")]).await;
+    let app_addr = app.url.trim_start_matches("http://").to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let certified = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
+    let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    std::fs::write(&cert, certified.cert.pem()).unwrap();
+    std::fs::write(&key, certified.signing_key.serialize_pem()).unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+
+    let doc = include_str!("../../../../docs/deployment.md");
+    let block = doc
+        .split("<!-- caddy-config-begin -->")
+        .nth(1)
+        .and_then(|rest| rest.split("<!-- caddy-config-end -->").next())
+        .expect("docs/deployment.md marks its Caddy config")
+        .trim()
+        .trim_start_matches("```caddy")
+        .trim_end_matches("```");
+    let site_block = block
+        .replace(
+            "chat.example.com {",
+            &format!(
+                "https://localhost:{port} {{\n    tls {} {}",
+                cert.display(),
+                key.display()
+            ),
+        )
+        .replace("127.0.0.1:3000", &app_addr);
+    assert!(
+        !site_block.contains("chat.example.com") && !site_block.contains(":3000"),
+        "the documented config changed shape; update this test: {site_block}"
+    );
+    // No admin endpoint (tests run side by side), nothing bound but the site's port.
+    let caddyfile =
+        format!("{{\n    admin off\n    auto_https disable_redirects\n}}\n{site_block}\n");
+    std::fs::write(dir.path().join("Caddyfile"), caddyfile).unwrap();
+    let child = std::process::Command::new(caddy)
+        .args(["run", "--adapter", "caddyfile", "--config"])
+        .arg(dir.path().join("Caddyfile"))
+        // Caddy keeps its state under the XDG directories: keep it in the temp dir.
+        .env("HOME", dir.path())
+        .env("XDG_DATA_HOME", dir.path().join("data"))
+        .env("XDG_CONFIG_HOME", dir.path().join("config"))
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("caddy starts");
+    let _caddy = KillOnDrop(child);
+    browse_through_proxy(&format!("https://localhost:{port}")).await;
+}
+
+/// A child process killed when the test ends, however it ends.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }
 
 /// Item 9: the openai JS SDK adds `x-stainless-*` headers, and its preflight from an allowed origin
