@@ -51,15 +51,17 @@ fn host_only(host_port: &str) -> &str {
     host_port.rsplit_once(':').map_or(host_port, |(h, _)| h)
 }
 
-/// A rustls error anywhere in `e`: tokio-rustls wraps it in an `io::Error`, whose `source` skips
-/// it, so the wrapped error is looked at too.
+/// A rustls error in `e`: tokio-rustls wraps it in an `io::Error`, whose `source` skips it, so the
+/// wrapped errors are looked at too.
 fn tls_error<'a>(e: &'a (dyn StdError + 'static)) -> Option<&'a rustls::Error> {
-    if let Some(tls) = e.downcast_ref::<rustls::Error>() {
-        return Some(tls);
+    let mut e = e;
+    loop {
+        if let Some(tls) = e.downcast_ref::<rustls::Error>() {
+            return Some(tls);
+        }
+        // hyper-rustls wraps tokio-rustls's `io::Error` in another one.
+        e = e.downcast_ref::<std::io::Error>()?.get_ref()?;
     }
-    e.downcast_ref::<std::io::Error>()
-        .and_then(|io| io.get_ref())
-        .and_then(|inner| inner.downcast_ref::<rustls::Error>())
 }
 
 fn tls_failure(e: &rustls::Error, host: &str) -> String {

@@ -9,6 +9,7 @@ mod fault_proxy;
 mod faults;
 mod gateway;
 mod helpers;
+mod outbound;
 mod proxy;
 mod quota;
 mod responses;
