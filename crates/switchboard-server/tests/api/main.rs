@@ -4,6 +4,7 @@ mod bad_input;
 mod basics;
 mod catalog;
 mod chats;
+mod connections;
 mod edge;
 mod fault_proxy;
 mod faults;
