@@ -17,7 +17,7 @@ fi
 export RUSTC_BOOTSTRAP=1
 seconds="${FUZZ_SECONDS:-60}"
 target_dir="../target/fuzz"
-targets=(sse_decoder custom_models markdown h1_response h1_request)
+targets=(sse_decoder custom_models markdown)
 
 sanitizer=address
 if ! cargo fuzz build --target-dir "$target_dir"; then

@@ -49,6 +49,7 @@ async fn binary_prints_one_line_and_serves() {
         .expect("a port number");
     assert_ne!(port, 0);
 
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let client = reqwest::Client::new();
     let url = format!("{base_url}/api/v1/chat/completions");
     let body =

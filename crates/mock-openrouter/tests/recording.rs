@@ -144,7 +144,7 @@ async fn generation_over_http(base_url: &str) -> GenerationRecord {
 #[tokio::test]
 async fn dropping_a_slow_stream_marks_it_cancelled_promptly() {
     let mock = start().await;
-    let stream_client = reqwest::Client::new();
+    let stream_client = common::client();
     let mut response = stream_client
         .post(format!("{}/v1/chat/completions", mock.api_url()))
         .bearer_auth(KEY)

@@ -352,8 +352,10 @@ async fn run(args: Args) -> anyhow::Result<()> {
             "RLIMIT_NOFILE could only be raised to {nofile} (wanted {want}); the largest stream phases may run out of file descriptors"
         ));
     }
-    let tmp =
-        procs::ScratchDir::new("switchboard-bench-").context("creating a temporary directory")?;
+    let tmp = tempfile::Builder::new()
+        .prefix("switchboard-bench-")
+        .tempdir()
+        .context("creating a temporary directory")?;
     let fixture = tmp.path().join("fast.json");
     std::fs::write(&fixture, FAST_FIXTURE)?;
     let switchboard_bin = procs::locate("switchboard", args.switchboard_bin.as_deref())?;

@@ -273,36 +273,6 @@ pub fn pid_listening_on(port: u16) -> Option<u32> {
     None
 }
 
-/// A directory for one run's files (databases, logs, the fixture), removed when dropped.
-///
-/// Not `tempfile`: as a normal dependency of this crate it turned on features of shared
-/// dependencies (rustix's `std`, so bitflags' and fastrand's), and building Switchboard together
-/// with the harness then gave every symbol of Switchboard another hash than building it alone,
-/// which the link order (`crates/switchboard/link-order.txt`) names by.
-pub struct ScratchDir(PathBuf);
-
-impl ScratchDir {
-    pub fn new(prefix: &str) -> std::io::Result<ScratchDir> {
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.subsec_nanos());
-        let path = std::env::temp_dir().join(format!("{prefix}{}-{nanos}", std::process::id()));
-        // `create_dir`, not `create_dir_all`: fail rather than share a directory left behind.
-        std::fs::create_dir(&path)?;
-        Ok(ScratchDir(path))
-    }
-
-    pub fn path(&self) -> &Path {
-        &self.0
-    }
-}
-
-impl Drop for ScratchDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
 /// `MemTotal` from `/proc/meminfo`, in bytes.
 pub fn status_kb_of_meminfo() -> Option<u64> {
     let info = std::fs::read_to_string("/proc/meminfo").ok()?;

@@ -290,10 +290,11 @@ impl Generation {
         };
         let mut resp = match resp {
             Err(_) => return failed(504, "the provider sent no response in time"),
-            Ok(Err(e)) if e.is_connect() => {
-                return failed(502, "could not connect to the provider");
+            Ok(Err(e)) => {
+                let why = crate::failure::describe(&e);
+                tracing::warn!("the provider is unreachable: {why}");
+                return failed(502, &why);
             }
-            Ok(Err(_)) => return failed(502, "the request to the provider failed"),
             Ok(Ok(r)) => r,
         };
         if !resp.status().is_success() {

@@ -65,7 +65,20 @@ pub const VARIABLES: &[(&str, &str)] = &[
     ("SWITCHBOARD_MCP_CONFIG", ""),
     ("SWITCHBOARD_TOOL_TIMEOUT", "60s"),
     ("SWITCHBOARD_MAX_TOOL_STEPS", "8"),
+    ("PROXY_URL", ""),
+    ("HTTPS_PROXY", ""),
+    ("HTTP_PROXY", ""),
+    ("ALL_PROXY", ""),
+    ("NO_PROXY", ""),
+    ("SSL_CERT_FILE", ""),
+    ("SSL_CERT_DIR", ""),
+    ("SWITCHBOARD_EXTRA_CA", ""),
+    ("SWITCHBOARD_BODY_TIMEOUT", "60s"),
+    ("SWITCHBOARD_MAX_CONNECTIONS", ""),
 ];
+
+/// The outbound proxy variables, which tools also read in lower case (curl prefers it).
+const LOWER_CASE_TOO: &[&str] = &["HTTPS_PROXY", "HTTP_PROXY", "ALL_PROXY", "NO_PROXY"];
 
 /// A setting that could not be used. The message always starts with the variable's name, so the one
 /// line printed at start-up tells the operator what to fix.
@@ -187,6 +200,31 @@ pub struct Settings {
     pub tool_timeout: Duration,
     /// Rounds of tool calls one reply may make (`SWITCHBOARD_MAX_TOOL_STEPS`).
     pub max_tool_steps: u32,
+    /// How every upstream call leaves this machine: proxy and trusted roots.
+    pub outbound: Outbound,
+    /// How long a client may take between two reads of a request body (`SWITCHBOARD_BODY_TIMEOUT`).
+    pub body_timeout: Duration,
+    /// Client connections served at once (`SWITCHBOARD_MAX_CONNECTIONS`); `None`: derived from
+    /// the process's file-descriptor limit.
+    pub max_connections: Option<usize>,
+}
+
+/// The outbound proxy and the certificates upstream TLS trusts, as the environment gave them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Outbound {
+    /// NextChat's `PROXY_URL` (http, https, socks5): every upstream call goes through it.
+    pub proxy_url: Option<url::Url>,
+    pub https_proxy: Option<url::Url>,
+    pub http_proxy: Option<url::Url>,
+    pub all_proxy: Option<url::Url>,
+    /// `NO_PROXY` as written (hosts, domains, IPs, CIDRs, `*`).
+    pub no_proxy: Option<String>,
+    /// A PEM bundle that replaces the system's roots (`SSL_CERT_FILE`).
+    pub ssl_cert_file: Option<PathBuf>,
+    /// A directory of PEM certificates that replaces the system's roots (`SSL_CERT_DIR`).
+    pub ssl_cert_dir: Option<PathBuf>,
+    /// A PEM file of certificates trusted beside the roots (`SWITCHBOARD_EXTRA_CA`).
+    pub extra_ca: Option<PathBuf>,
 }
 
 impl fmt::Debug for Settings {
@@ -252,6 +290,12 @@ impl Sources {
                 values.insert((*name).to_string(), v);
             }
         }
+        for name in LOWER_CASE_TOO {
+            // The lower-case form wins, as in curl.
+            if let Ok(v) = std::env::var(name.to_ascii_lowercase()) {
+                values.insert((*name).to_string(), v);
+            }
+        }
         // RUST_LOG and the like are read by their own crates; only our names are kept here.
         Ok(Sources { values })
     }
@@ -264,6 +308,47 @@ impl Sources {
     fn non_empty(&self, var: &str) -> Option<&str> {
         self.get(var).map(str::trim).filter(|v| !v.is_empty())
     }
+}
+
+/// The outbound proxy and trust variables. A proxy without a scheme (`proxy:3128`) is http, as
+/// curl takes it.
+fn outbound(src: &Sources) -> Result<Outbound, SettingsError> {
+    fn proxy(src: &Sources, var: &'static str) -> Result<Option<url::Url>, SettingsError> {
+        let Some(raw) = src.non_empty(var) else {
+            return Ok(None);
+        };
+        let with_scheme = if raw.contains("://") {
+            raw.to_string()
+        } else {
+            format!("http://{raw}")
+        };
+        let url = url::Url::parse(&with_scheme)
+            .ok()
+            .filter(|u| u.host().is_some())
+            .ok_or_else(|| {
+                SettingsError::invalid(var, "is not a proxy URL like http://proxy.example:3128")
+            })?;
+        if !matches!(url.scheme(), "http" | "https" | "socks5" | "socks5h") {
+            return Err(SettingsError::invalid(
+                var,
+                format!(
+                    "scheme `{}` is not one of http, https, socks5, socks5h",
+                    url.scheme()
+                ),
+            ));
+        }
+        Ok(Some(url))
+    }
+    Ok(Outbound {
+        proxy_url: proxy(src, "PROXY_URL")?,
+        https_proxy: proxy(src, "HTTPS_PROXY")?,
+        http_proxy: proxy(src, "HTTP_PROXY")?,
+        all_proxy: proxy(src, "ALL_PROXY")?,
+        no_proxy: src.non_empty("NO_PROXY").map(str::to_string),
+        ssl_cert_file: src.non_empty("SSL_CERT_FILE").map(PathBuf::from),
+        ssl_cert_dir: src.non_empty("SSL_CERT_DIR").map(PathBuf::from),
+        extra_ca: src.non_empty("SWITCHBOARD_EXTRA_CA").map(PathBuf::from),
+    })
 }
 
 fn read_toml(path: &Path) -> Result<HashMap<String, String>, SettingsError> {
@@ -616,6 +701,25 @@ impl Settings {
                             format!("`{v}` is not a number from 0 to 100"),
                         )
                     })?,
+            },
+            outbound: outbound(src)?,
+            body_timeout: match duration(src, "SWITCHBOARD_BODY_TIMEOUT", 60)? {
+                d if d.is_zero() => {
+                    return Err(SettingsError::invalid(
+                        "SWITCHBOARD_BODY_TIMEOUT",
+                        "must be more than 0s".to_string(),
+                    ));
+                }
+                d => d,
+            },
+            max_connections: match src.non_empty("SWITCHBOARD_MAX_CONNECTIONS") {
+                None => None,
+                Some(v) => Some(v.parse::<usize>().ok().filter(|n| *n >= 1).ok_or_else(|| {
+                    SettingsError::invalid(
+                        "SWITCHBOARD_MAX_CONNECTIONS",
+                        format!("`{v}` is not a number of at least 1"),
+                    )
+                })?),
             },
         })
     }

@@ -51,13 +51,10 @@ impl ModelCatalog {
         let url = format!("{}/v1/models", self.settings.openrouter.base_url);
         let resp = http
             .get(&url)
-            // The next fetch is normally an hour away, far past the pool's idle timeout: a kept
-            // connection would only hold the read buffer this answer of several hundred KB grew.
-            .header(reqwest::header::CONNECTION, "close")
             .timeout(Duration::from_secs(30))
             .send()
             .await
-            .map_err(|e| format!("fetching {url}: {}", e.without_url()))?;
+            .map_err(|e| format!("fetching {url}: {}", crate::outbound::failure(&e)))?;
         if !resp.status().is_success() {
             return Err(format!("fetching {url}: HTTP {}", resp.status()));
         }

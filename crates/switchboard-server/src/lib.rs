@@ -13,21 +13,21 @@ pub mod chats;
 pub mod error;
 pub mod extract;
 pub mod gateway;
+pub mod listen;
 pub mod metrics;
 pub mod models;
 pub mod origin;
+pub mod outbound;
 pub mod proxy;
 pub mod quota;
 pub mod redact;
 pub mod relay;
-pub mod serving;
 pub mod session;
 pub mod share;
 pub mod spend;
 pub mod ssrf;
 pub mod state;
 pub mod ui;
-pub mod upstream_pool;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -101,20 +101,21 @@ pub fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
     socket.listen(LISTEN_BACKLOG)
 }
 
-/// Run the app on `listener` until `shutdown` resolves, then finish in-flight requests.
-/// Connections are served on one single-threaded runtime per CPU (the `serving` module).
+/// Run the app on `listener` until `shutdown` resolves, then finish in-flight requests (see
+/// [`listen`] for the limits on client connections).
 pub async fn serve(
     state: AppState,
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let app = app(state.clone());
+    let limits = listen::Limits::from_settings(state.settings());
     let engine_state = state.clone();
     let shutdown = async move {
         shutdown.await;
         state.begin_shutdown();
     };
-    let served = serving::serve(app, listener, shutdown).await;
+    let served = listen::serve(app, listener, limits, shutdown).await;
     // Connections are drained; replies run detached from them and get their grace period now.
     engine_state.chats().shutdown().await;
     served

@@ -169,8 +169,12 @@ async fn filtered_models(
         .timeout(std::time::Duration::from_secs(30))
         .send()
         .await
-        .map_err(|_| {
-            ApiError::bad_gateway("upstream unreachable: the model list could not be read")
+        .map_err(|e| {
+            let why = crate::outbound::failure(&e);
+            tracing::warn!("upstream unreachable: {why}");
+            ApiError::bad_gateway(format!(
+                "upstream unreachable: the model list could not be read: {why}"
+            ))
         })?;
     let status = res.status();
     let mut list: serde_json::Value = res

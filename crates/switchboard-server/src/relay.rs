@@ -20,13 +20,12 @@ use axum::body::Body;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, header};
 use axum::response::Response;
 use bytes::Bytes;
-use hyper::body::{Frame, SizeHint};
+use hyper::body::{Body as _, Frame, SizeHint};
 use tokio::time::Sleep;
 
 use crate::error::ApiError;
 use crate::metrics::StreamGuard;
 use crate::state::AppState;
-use crate::upstream_pool::UpstreamBody;
 
 /// One request to send upstream.
 ///
@@ -85,14 +84,11 @@ pub async fn relay(
     started: Instant,
 ) -> Result<Response, ApiError> {
     let settings = state.settings();
-    let uri: hyper::Uri = req
-        .url
-        .parse()
+    let url = reqwest::Url::parse(&req.url)
         .map_err(|_| ApiError::bad_request("the request path cannot be sent upstream"))?;
     let meter = req.meter;
-    let mut upstream = hyper::Request::new(req.body);
-    *upstream.method_mut() = req.method;
-    *upstream.uri_mut() = uri;
+    let mut upstream = reqwest::Request::new(req.method, url);
+    *upstream.body_mut() = Some(reqwest::Body::from(req.body));
     let h = upstream.headers_mut();
     h.insert(header::AUTHORIZATION, req.authorization);
     let client = req.client_headers;
@@ -120,18 +116,18 @@ pub async fn relay(
 
     let first_byte_timeout = settings.upstream_first_byte_timeout;
     let sent_at = Instant::now();
-    let send = state.upstream_pool().send(upstream);
+    let send = state.http().execute(upstream);
     let resp = match tokio::time::timeout(first_byte_timeout, send).await {
-        Ok(Ok(sent)) => sent,
-        Ok(Err(e)) => return Err(upstream_unreachable(e.is_connect())),
+        Ok(Ok(sent)) => http::Response::<reqwest::Body>::from(sent),
+        Ok(Err(e)) => return Err(upstream_unreachable(&e)),
         Err(_) => return Err(first_byte_timeout_error(first_byte_timeout)),
     };
     let (parts, mut body) = resp.into_parts();
     let remaining = first_byte_timeout.saturating_sub(sent_at.elapsed());
-    let first = match tokio::time::timeout(remaining, body.data()).await {
+    let first = match tokio::time::timeout(remaining, next_data(&mut body)).await {
         Ok(Some(Ok(chunk))) => Some(chunk),
         Ok(None) => None,
-        Ok(Some(Err(_))) => return Err(upstream_unreachable(false)),
+        Ok(Some(Err(e))) => return Err(upstream_unreachable(&e)),
         Err(_) => return Err(first_byte_timeout_error(first_byte_timeout)),
     };
     let upstream_wait = sent_at.elapsed();
@@ -180,8 +176,9 @@ pub async fn relay(
 /// - the idle timer is one [`Sleep`] per response, moved only when it fires early, instead of a
 ///   timer registered and cancelled for every SSE delta.
 struct RelayBody {
-    /// Gives its connection back for reuse itself, once read to its end.
-    body: UpstreamBody,
+    /// The client gives its connection back for reuse once this is read to its end; dropped
+    /// before that, the upstream request is cancelled.
+    body: reqwest::Body,
     first: Option<Bytes>,
     idle: Duration,
     /// Armed on the first wait; its deadline may be stale (earlier data moved the real one on).
@@ -199,7 +196,7 @@ struct RelayBody {
 
 impl RelayBody {
     fn new(
-        body: UpstreamBody,
+        body: reqwest::Body,
         first: Option<Bytes>,
         idle: Duration,
         is_sse: bool,
@@ -305,7 +302,7 @@ impl hyper::body::Body for RelayBody {
         if this.done {
             return Poll::Ready(None);
         }
-        match this.body.poll_data(cx) {
+        match poll_data(Pin::new(&mut this.body), cx) {
             Poll::Ready(Some(Ok(data))) => {
                 this.last_data = tokio::time::Instant::now();
                 this.relayed(&data);
@@ -326,7 +323,7 @@ impl hyper::body::Body for RelayBody {
     }
 
     fn is_end_stream(&self) -> bool {
-        self.first.is_none() && (self.done || self.body.is_end())
+        self.first.is_none() && (self.done || self.body.is_end_stream())
     }
 
     fn size_hint(&self) -> SizeHint {
@@ -334,10 +331,7 @@ impl hyper::body::Body for RelayBody {
         if self.is_sse || self.done {
             return SizeHint::default();
         }
-        let mut hint = self
-            .body
-            .remaining()
-            .map_or_else(SizeHint::default, SizeHint::with_exact);
+        let mut hint = self.body.size_hint();
         if let Some(first) = &self.first {
             let n = first.len() as u64;
             match hint.exact() {
@@ -492,13 +486,33 @@ pub fn sse_error_chunk(code: u16, message: &str) -> Bytes {
     Bytes::from(switchboard_core::stream::encode_data(&chunk.to_string()))
 }
 
-fn upstream_unreachable(connect: bool) -> ApiError {
-    let kind = if connect {
-        "could not connect"
-    } else {
-        "request failed"
-    };
-    ApiError::bad_gateway(format!("upstream unreachable: {kind}"))
+/// The next data frame of an upstream body (trailers are not relayed).
+fn poll_data(
+    mut body: Pin<&mut reqwest::Body>,
+    cx: &mut Context<'_>,
+) -> Poll<Option<Result<Bytes, reqwest::Error>>> {
+    loop {
+        match ready!(body.as_mut().poll_frame(cx)) {
+            Some(Ok(frame)) => {
+                if let Ok(data) = frame.into_data() {
+                    return Poll::Ready(Some(Ok(data)));
+                }
+            }
+            Some(Err(e)) => return Poll::Ready(Some(Err(e))),
+            None => return Poll::Ready(None),
+        }
+    }
+}
+
+async fn next_data(body: &mut reqwest::Body) -> Option<Result<Bytes, reqwest::Error>> {
+    std::future::poll_fn(|cx| poll_data(Pin::new(&mut *body), cx)).await
+}
+
+/// 502 naming the cause in one line (DNS, refused, TLS, proxy), also logged.
+fn upstream_unreachable(e: &reqwest::Error) -> ApiError {
+    let why = crate::outbound::failure(e);
+    tracing::warn!("upstream unreachable: {why}");
+    ApiError::bad_gateway(format!("upstream unreachable: {why}"))
 }
 
 fn first_byte_timeout_error(t: Duration) -> ApiError {

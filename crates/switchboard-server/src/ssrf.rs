@@ -23,7 +23,10 @@ pub struct VettedEndpoint {
 }
 
 /// Check `raw` and resolve it; see the module doc for the rules.
-pub async fn vet_endpoint(raw: &str) -> Result<VettedEndpoint, ApiError> {
+pub async fn vet_endpoint(
+    outbound: &crate::outbound::Outbound,
+    raw: &str,
+) -> Result<VettedEndpoint, ApiError> {
     let refuse = |why: &str| ApiError::bad_request(format!("endpoint refused: {why}"));
     let url = url::Url::parse(raw.trim()).map_err(|_| refuse("not a URL"))?;
     if !matches!(url.scheme(), "http" | "https") {
@@ -62,13 +65,10 @@ pub async fn vet_endpoint(raw: &str) -> Result<VettedEndpoint, ApiError> {
             bad.ip()
         )));
     }
-    let client = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .no_proxy()
-        .tcp_nodelay(true)
-        .connect_timeout(Duration::from_secs(10))
-        .resolve(&host, addrs[0])
-        .build()
+    // Pinned to the vetted address, and never through the proxy (which would resolve the name
+    // again, from where it is).
+    let client = outbound
+        .pinned(&host, addrs[0])
         .map_err(|_| ApiError::internal("could not build an HTTP client"))?;
     let mut base = url.to_string();
     while base.ends_with('/') {
@@ -243,6 +243,7 @@ mod tests {
 
     #[tokio::test]
     async fn endpoints_are_vetted() {
+        let outbound = crate::outbound::Outbound::new(&Default::default()).unwrap();
         for bad in [
             "http://127.0.0.1:8080/api",
             "http://localhost/api",
@@ -262,13 +263,15 @@ mod tests {
             "http://[2002:7f00:1::]/",
             "http://[2001::1]/",
         ] {
-            let err = vet_endpoint(bad)
+            let err = vet_endpoint(&outbound, bad)
                 .await
                 .err()
                 .unwrap_or_else(|| panic!("{bad} passed"));
             assert_eq!(err.status.as_u16(), 400, "{bad}");
         }
-        let ok = vet_endpoint("https://93.184.216.34/api/").await.unwrap();
+        let ok = vet_endpoint(&outbound, "https://93.184.216.34/api/")
+            .await
+            .unwrap();
         assert_eq!(ok.base_url, "https://93.184.216.34/api");
     }
 }

@@ -10,7 +10,7 @@ use switchboard_core::provider::{KeyRotation, ProviderConfig, ProviderId};
 use crate::catalog::ModelCatalog;
 use crate::error::ApiError;
 use crate::metrics::Metrics;
-use crate::upstream_pool::UpstreamPool;
+use crate::outbound::Outbound;
 use switchboard_chat::{ChatEngine, EngineConfig};
 
 /// Wrong access codes allowed per client address and window before 429.
@@ -98,8 +98,7 @@ struct Inner {
     settings: Settings,
     policy: AccessPolicy,
     throttle: FailureThrottle,
-    http: reqwest::Client,
-    upstream_pool: UpstreamPool,
+    outbound: Outbound,
     site_url_header: Option<axum::http::HeaderValue>,
     app_name_header: axum::http::HeaderValue,
     upstreams: Vec<Upstream>,
@@ -132,15 +131,7 @@ impl AppState {
             config.mcp = Some(switchboard_chat::mcp::Mcp::start(mcp));
         }
         let chats = ChatEngine::start(store.clone(), config).await?;
-        let http = reqwest::Client::builder()
-            // The server's keys must go only where configured: never follow a redirect elsewhere.
-            .redirect(reqwest::redirect::Policy::none())
-            .no_proxy()
-            .tcp_nodelay(true)
-            .connect_timeout(Duration::from_secs(10))
-            .pool_idle_timeout(Duration::from_secs(90))
-            .pool_max_idle_per_host(1024)
-            .build()?;
+        let outbound = Outbound::new(&settings.outbound)?;
         let policy = AccessPolicy {
             codes: settings.access_codes.clone(),
             hide_user_api_key: settings.hide_user_api_key,
@@ -156,7 +147,6 @@ impl AppState {
             .ledger()
             .observe(move |spend| observed.observe_spend(spend));
         Ok(AppState(Arc::new(Inner {
-            upstream_pool: UpstreamPool::new()?,
             site_url_header: settings
                 .site_url
                 .as_deref()
@@ -165,7 +155,7 @@ impl AppState {
                 .unwrap_or_else(|_| axum::http::HeaderValue::from_static("Switchboard")),
             policy,
             throttle: FailureThrottle::new(WRONG_CODE_LIMIT, WRONG_CODE_WINDOW),
-            http,
+            outbound,
             upstreams,
             metrics,
             cookie_key,
@@ -197,8 +187,14 @@ impl AppState {
         &self.0.throttle
     }
 
+    /// The one client for upstream calls (see [`crate::outbound`]).
     pub fn http(&self) -> &reqwest::Client {
-        &self.0.http
+        self.0.outbound.client()
+    }
+
+    /// The upstream client and its TLS setup, for clients pinned to a vetted endpoint.
+    pub fn outbound(&self) -> &Outbound {
+        &self.0.outbound
     }
 
     /// `SWITCHBOARD_SITE_URL` as a header value, for `HTTP-Referer`.
@@ -209,11 +205,6 @@ impl AppState {
     /// `SWITCHBOARD_APP_NAME` as a header value, for `X-Title`.
     pub fn app_name_header(&self) -> &axum::http::HeaderValue {
         &self.0.app_name_header
-    }
-
-    /// The upstream connections the proxy and the gateway relay through (pooled per thread).
-    pub fn upstream_pool(&self) -> &UpstreamPool {
-        &self.0.upstream_pool
     }
 
     pub fn metrics(&self) -> &Arc<Metrics> {

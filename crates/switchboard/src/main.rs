@@ -45,9 +45,8 @@ fn main() -> ExitCode {
         }
     };
     init_logging(Redactor::for_settings(&settings));
-    // This runtime runs the acceptor and the background tasks; requests are served on worker
-    // threads with runtimes of their own (see `switchboard_server::serve`).
-    let runtime = match tokio::runtime::Builder::new_current_thread()
+    // One worker thread per CPU serves connections, upstream calls and the chat engine alike.
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
     {

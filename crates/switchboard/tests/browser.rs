@@ -137,6 +137,7 @@ fn asset_urls(html: &str) -> Vec<String> {
 #[tokio::test(flavor = "multi_thread")]
 async fn first_page_is_under_100_kb() {
     let server = start_server();
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let client = reqwest::Client::new();
     let page = client
         .get(format!("{}/", server.base))

@@ -145,7 +145,7 @@ async fn create_chat(sb: &impl Base) -> String {
 }
 
 fn http() -> reqwest::Client {
-    reqwest::Client::builder().no_proxy().build().unwrap()
+    util::client()
 }
 
 async fn send(sb: &impl Base, chat: &str, content: &str) -> (u16, Value) {

@@ -47,7 +47,9 @@ fn an_invalid_setting_stops_start_up_with_one_line_naming_it() {
 #[tokio::test]
 async fn starts_with_no_set_up_and_answers_healthz() {
     let sb = Switchboard::start(&[]).await;
-    let body: Value = reqwest::get(format!("{}/healthz", sb.url))
+    let body: Value = util::client()
+        .get(format!("{}/healthz", sb.url))
+        .send()
         .await
         .unwrap()
         .json()
@@ -89,7 +91,7 @@ async fn sigterm_lets_a_stream_under_way_finish() {
         ("OPENROUTER_API_KEY", "sk-or-server"),
     ];
     let mut sb = Switchboard::start_in(dir.path(), &env).await;
-    let http = reqwest::Client::new();
+    let http = util::client();
     let mut res = http
         .post(format!("{}/api/openrouter/v1/chat/completions", sb.url))
         .json(&json!({
@@ -109,7 +111,7 @@ async fn sigterm_lets_a_stream_under_way_finish() {
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
         // A fresh client, so no pooled connection is reused.
-        let probe = reqwest::Client::new()
+        let probe = util::client()
             .get(format!("{}/healthz", sb.url))
             .send()
             .await;
@@ -132,7 +134,7 @@ async fn sigterm_lets_a_stream_under_way_finish() {
 #[tokio::test]
 async fn sigterm_closes_open_chat_event_streams() {
     let mut sb = Switchboard::start(&[]).await;
-    let http = reqwest::Client::new();
+    let http = util::client();
     let chat = sb.create_chat(&http).await;
     let mut events = http
         .get(format!("{}/api/chats/{chat}/events", sb.url))
@@ -161,7 +163,7 @@ async fn a_crash_mid_reply_leaves_it_interrupted_with_its_text() {
     let env = [("OPENROUTER_URL", mock.api_url())];
     let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
     let mut sb = Switchboard::start_in(dir.path(), &env).await;
-    let http = reqwest::Client::new();
+    let http = util::client();
     let chat = sb.create_chat(&http).await;
     let res = http
         .post(format!("{}/api/chats/{chat}/messages", sb.url))
@@ -229,7 +231,7 @@ async fn no_secret_in_any_log_line_of_a_whole_session() {
         ("RUST_LOG", "trace"),
     ])
     .await;
-    let http = reqwest::Client::new();
+    let http = util::client();
     let login = http
         .post(format!("{}/api/login", sb.url))
         .json(&json!({"code": "CODE-SECRET-2222"}))
@@ -329,7 +331,7 @@ async fn no_secret_in_any_log_line_of_a_whole_session() {
 /// Start a reply that streams for a few seconds, wait until its first words are stored, and
 /// return the chat id.
 async fn a_reply_under_way(sb: &Switchboard, text: &str) -> String {
-    let http = reqwest::Client::new();
+    let http = util::client();
     let chat = sb.create_chat(&http).await;
     let res = http
         .post(format!("{}/api/chats/{chat}/messages", sb.url))
@@ -362,7 +364,9 @@ async fn a_reply_under_way(sb: &Switchboard, text: &str) -> String {
 
 async fn reply_after_restart(dir: &std::path::Path, env: &[(&str, &str)], chat: &str) -> Value {
     let sb = Switchboard::start_in(dir, env).await;
-    let body: Value = reqwest::get(format!("{}/api/chats/{chat}", sb.url))
+    let body: Value = util::client()
+        .get(format!("{}/api/chats/{chat}", sb.url))
+        .send()
         .await
         .unwrap()
         .json()

@@ -159,3 +159,10 @@ impl Drop for Switchboard {
         let _ = self.child.wait();
     }
 }
+
+/// An HTTP client for the tests (reqwest's TLS here brings no crypto of its own: ring, as the
+/// server uses).
+pub fn client() -> reqwest::Client {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::builder().no_proxy().build().unwrap()
+}

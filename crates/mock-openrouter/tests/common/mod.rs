@@ -15,6 +15,7 @@ pub async fn start() -> MockOpenRouter {
 }
 
 pub fn client() -> reqwest::Client {
+    let _ = rustls::crypto::ring::default_provider().install_default();
     reqwest::Client::new()
 }
 

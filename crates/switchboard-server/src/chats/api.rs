@@ -626,7 +626,7 @@ async fn plan_reply(
         .principal
         .upstream_key(&upstream.config, &upstream.rotation)?
         .clone();
-    let endpoint = user_endpoint(caller, headers).await?;
+    let endpoint = user_endpoint(state, caller, headers).await?;
     // A reply completed by a configured provider proves an own key; one from an endpoint the
     // user chose proves nothing.
     let verifies_key = caller.principal.has_own_key() && endpoint.is_none();
@@ -665,6 +665,7 @@ async fn plan_reply(
 /// A user-set endpoint from the browser, vetted; only with the user's own key, so the server's
 /// keys never travel to a URL a client chose.
 async fn user_endpoint(
+    state: &AppState,
     caller: &Caller,
     headers: &HeaderMap,
 ) -> Result<Option<crate::ssrf::VettedEndpoint>, ApiError> {
@@ -680,7 +681,9 @@ async fn user_endpoint(
             "a custom endpoint can only be used with your own API key",
         ));
     }
-    crate::ssrf::vet_endpoint(raw).await.map(Some)
+    crate::ssrf::vet_endpoint(state.outbound(), raw)
+        .await
+        .map(Some)
 }
 
 /// Store a chat-level event; a failure is logged, not fatal: the change itself is stored, and

@@ -149,26 +149,6 @@ async fn failed_refresh_keeps_the_last_good_copy_and_restart_uses_the_cache() {
     assert_eq!(offline.state.catalog().table().entries().len(), before);
 }
 
-#[tokio::test]
-async fn the_catalog_fetch_keeps_no_connection() {
-    let app = spawn_app(&[]).await;
-    app.load_catalog().await;
-    let fetches: Vec<_> = app
-        .mock
-        .requests()
-        .into_iter()
-        .filter(|r| r.path.ends_with("/v1/models"))
-        .collect();
-    assert!(!fetches.is_empty());
-    for fetch in fetches {
-        assert_eq!(
-            fetch.headers.get("connection").map(String::as_str),
-            Some("close"),
-            "{fetch:?}"
-        );
-    }
-}
-
 struct TestAppParts {
     state: switchboard_server::AppState,
     mock: MockOpenRouter,

@@ -49,6 +49,8 @@ pub async fn spawn_app(env: &[(&str, &str)]) -> TestApp {
 
 pub async fn spawn_app_with_mock(mock: MockConfig, env: &[(&str, &str)]) -> TestApp {
     init_log_capture();
+    // Test clients' TLS (reqwest brings no crypto of its own here): ring, as the server's.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let mock = MockOpenRouter::start(mock).await.expect("mock starts");
     let dir = tempfile::tempdir().unwrap();
     let mut vars: HashMap<String, String> = HashMap::from([

@@ -1,0 +1,307 @@
+//! Client connections, on hyper-util's server: HTTP/1.1 and HTTP/2 with prior knowledge (as a
+//! reverse proxy may speak it), told apart by the HTTP/2 preface.
+//!
+//! Limits, so that slow or many clients cannot take the server down:
+//! - a request head must arrive within [`HEAD_TIMEOUT`] (which is also how long an HTTP/1.1
+//!   connection may sit idle between requests); its size is bounded by [`MAX_HEAD_BYTES`]
+//!   (hyper answers 431 past it; the `edge` layer answers 431 JSON past `MAX_HEADER_BYTES`);
+//! - a request body must keep coming: a gap longer than `SWITCHBOARD_BODY_TIMEOUT` between two
+//!   reads of it ends the request with 408 JSON and closes the connection;
+//! - at most `SWITCHBOARD_MAX_CONNECTIONS` connections are served normally. Past that, a small
+//!   reserve is served one request each, with short timeouts, and then closed, so `/healthz` and a
+//!   new user still get an answer while the kept-alive or slow ones hold the rest; past the
+//!   reserve, new connections wait in the kernel's backlog until one closes.
+//!
+//! Shutdown: the listener closes, idle connections close, busy ones finish their current
+//! response (for at most [`SHUTDOWN_GRACE`]).
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::{Context, Poll, ready};
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::ConnectInfo;
+use axum::http::{HeaderValue, Request, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use hyper::body::{Frame, Incoming, SizeHint};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+use tokio::time::Sleep;
+use tower::Service;
+
+use crate::error::ApiError;
+
+/// How long a request head may take to arrive, counted from when the connection is ready for it
+/// (so also the idle keep-alive timeout of an HTTP/1.1 connection).
+pub const HEAD_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The most a request head may take in hyper's read buffer; hyper answers 431 past it.
+pub const MAX_HEAD_BYTES: usize = crate::MAX_HEADER_BYTES + 16 * 1024;
+
+/// Header lines per request (hyper answers 431 past it).
+pub const MAX_HEADERS: usize = 128;
+
+/// How long in-flight requests (a relayed reply still streaming, say) may take to finish once
+/// shutdown has begun. Service managers kill the process after their own stop timeout (systemd:
+/// 90 s); this ends cleanly before that.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
+
+/// What overflow connections (past the cap) may take for their one request.
+const OVERFLOW_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How many connections to serve, and how long a body may pause.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    pub max_connections: usize,
+    pub body_timeout: Duration,
+}
+
+impl Limits {
+    pub fn from_settings(s: &switchboard_core::Settings) -> Limits {
+        Limits {
+            max_connections: s.max_connections.unwrap_or_else(default_max_connections),
+            body_timeout: s.body_timeout,
+        }
+    }
+
+    /// Connections served one request each past the cap.
+    fn reserve(&self) -> usize {
+        (self.max_connections / 64).clamp(4, 256)
+    }
+}
+
+/// Half of the file descriptors this process may open, less a margin: a relayed stream holds a
+/// client socket and an upstream one, and the database, the log and the listener need theirs.
+pub fn default_max_connections() -> usize {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit only writes the struct it is given.
+    let soft = if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } == 0 {
+        limit.rlim_cur as usize
+    } else {
+        1024
+    };
+    (soft.saturating_sub(256) / 2).max(32)
+}
+
+/// Serve `router` on `listener` until `shutdown` resolves, then let in-flight requests finish.
+pub async fn serve(
+    router: Router,
+    listener: TcpListener,
+    limits: Limits,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> io::Result<()> {
+    let normal = Arc::new(Semaphore::new(limits.max_connections));
+    let overflow = Arc::new(Semaphore::new(limits.reserve()));
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    tokio::pin!(shutdown);
+    loop {
+        // A connection is accepted only when it can be served: normally, or from the reserve.
+        let slot = tokio::select! {
+            slot = take_slot(&normal, &overflow) => slot,
+            () = &mut shutdown => break,
+        };
+        let (tcp, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(e) => {
+                    wait_after_accept_error(e).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        // Streams are many small writes: Nagle's algorithm would hold each delta back.
+        let _ = tcp.set_nodelay(true);
+        let overflowing = matches!(slot, Slot::Overflow(_));
+        let service = Handler {
+            router: router.clone(),
+            peer,
+            body_timeout: if overflowing {
+                limits.body_timeout.min(OVERFLOW_TIMEOUT)
+            } else {
+                limits.body_timeout
+            },
+            close_after: overflowing,
+        };
+        let mut builder = auto::Builder::new(TokioExecutor::new());
+        builder
+            .http1()
+            .timer(TokioTimer::new())
+            .header_read_timeout(if overflowing {
+                OVERFLOW_TIMEOUT
+            } else {
+                HEAD_TIMEOUT
+            })
+            .max_buf_size(MAX_HEAD_BYTES)
+            .max_headers(MAX_HEADERS)
+            .keep_alive(!overflowing);
+        builder
+            .http2()
+            .timer(TokioTimer::new())
+            .max_header_list_size(MAX_HEAD_BYTES as u32)
+            // A peer that stops answering pings is gone: its streams are dropped.
+            .keep_alive_interval(Duration::from_secs(30))
+            .keep_alive_timeout(Duration::from_secs(20));
+        let connection = builder
+            .serve_connection(
+                TokioIo::new(tcp),
+                hyper::service::service_fn(move |req| service.clone().call(req)),
+            )
+            .into_owned();
+        let connection = graceful.watch(connection);
+        tokio::spawn(async move {
+            if let Err(e) = connection.await {
+                tracing::trace!("connection from {peer} ended: {e}");
+            }
+            drop(slot);
+        });
+    }
+    drop(listener);
+    let open = graceful.count();
+    if tokio::time::timeout(SHUTDOWN_GRACE, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            "connections still busy {}s after the shutdown signal are closed ({open} were open at the signal)",
+            SHUTDOWN_GRACE.as_secs()
+        );
+    }
+    Ok(())
+}
+
+/// The permit a connection holds while it is open.
+enum Slot {
+    Normal(#[allow(dead_code)] tokio::sync::OwnedSemaphorePermit),
+    Overflow(#[allow(dead_code)] tokio::sync::OwnedSemaphorePermit),
+}
+
+async fn take_slot(normal: &Arc<Semaphore>, overflow: &Arc<Semaphore>) -> Slot {
+    if let Ok(p) = normal.clone().try_acquire_owned() {
+        return Slot::Normal(p);
+    }
+    tokio::select! {
+        p = normal.clone().acquire_owned() => Slot::Normal(p.expect("never closed")),
+        p = overflow.clone().acquire_owned() => Slot::Overflow(p.expect("never closed")),
+    }
+}
+
+/// One connection's service: the router, with the peer's address, the body timeout and, for an
+/// overflow connection, `Connection: close`.
+#[derive(Clone)]
+struct Handler {
+    router: Router,
+    peer: SocketAddr,
+    body_timeout: Duration,
+    close_after: bool,
+}
+
+impl Handler {
+    async fn call(mut self, req: Request<Incoming>) -> Result<Response, Infallible> {
+        let timed_out = Arc::new(AtomicBool::new(false));
+        let mut req = req.map(|body| {
+            Body::new(TimedBody {
+                inner: body,
+                timeout: self.body_timeout,
+                timer: None,
+                timed_out: timed_out.clone(),
+            })
+        });
+        req.extensions_mut().insert(ConnectInfo(self.peer));
+        let mut res = match self.router.call(req).await {
+            Ok(res) => res,
+            Err(never) => match never {},
+        };
+        if timed_out.load(Ordering::Relaxed) {
+            // Whatever the handler made of a body that stopped coming, the client is told why,
+            // and the connection (with the rest of that body unread) is not reused.
+            res = ApiError::new(
+                StatusCode::REQUEST_TIMEOUT,
+                format!(
+                    "the request body stopped arriving for {} s (SWITCHBOARD_BODY_TIMEOUT)",
+                    self.body_timeout.as_secs_f32()
+                ),
+            )
+            .into_response();
+            res.headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        } else if self.close_after {
+            res.headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        }
+        Ok(res)
+    }
+}
+
+/// A request body that fails when the client pauses longer than `timeout` between two frames
+/// while the handler waits for it, and says so in `timed_out`.
+struct TimedBody {
+    inner: Incoming,
+    timeout: Duration,
+    /// Armed while the handler waits; cleared by every frame.
+    timer: Option<Pin<Box<Sleep>>>,
+    timed_out: Arc<AtomicBool>,
+}
+
+impl hyper::body::Body for TimedBody {
+    type Data = Bytes;
+    type Error = io::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, io::Error>>> {
+        let this = self.get_mut();
+        if let Poll::Ready(frame) = Pin::new(&mut this.inner).poll_frame(cx) {
+            this.timer = None;
+            return Poll::Ready(frame.map(|f| f.map_err(io::Error::other)));
+        }
+        let timeout = this.timeout;
+        let timer = this
+            .timer
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep(timeout)));
+        ready!(timer.as_mut().poll(cx));
+        this.timed_out.store(true, Ordering::Relaxed);
+        Poll::Ready(Some(Err(io::Error::new(
+            io::ErrorKind::TimedOut,
+            "the request body stopped arriving",
+        ))))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+/// What hyper 0.14's server did: a connection that failed during its handshake is the peer's
+/// problem; anything else (out of file descriptors, say) is logged, and accepting pauses for a
+/// second so the process can close some rather than spin.
+async fn wait_after_accept_error(e: io::Error) {
+    if matches!(
+        e.kind(),
+        io::ErrorKind::ConnectionRefused
+            | io::ErrorKind::ConnectionAborted
+            | io::ErrorKind::ConnectionReset
+    ) {
+        return;
+    }
+    tracing::error!("accept error: {e}");
+    tokio::time::sleep(Duration::from_secs(1)).await;
+}

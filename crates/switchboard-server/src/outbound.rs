@@ -1,0 +1,225 @@
+//! The one HTTP client everything upstream goes through: the relay (proxy and gateway), the chat
+//! engine's replies and titles, the catalog refresh, the spend ledger's cost lookups.
+//!
+//! Built once from [`Settings::outbound`](switchboard_core::Settings) by [`Outbound::new`]:
+//! pooled, HTTP/2 where the upstream offers it over ALPN (HTTP/1.1 otherwise), `TCP_NODELAY`,
+//! redirects never followed (the server's keys go only where configured).
+//! - Proxy: `PROXY_URL` (NextChat's; http, https or socks5) when set, else `HTTPS_PROXY`,
+//!   `HTTP_PROXY`, `ALL_PROXY`; `NO_PROXY` exempts hosts from either.
+//! - Trust: the system's roots (or `SSL_CERT_FILE` / `SSL_CERT_DIR` instead of them; Mozilla's
+//!   compiled-in list when the system has none), plus the certificates of `SWITCHBOARD_EXTRA_CA`.
+//!
+//! A user-set endpoint (see [`crate::ssrf`]) gets a client of its own from [`Outbound::pinned`]:
+//! the same trust, connected only to the address that was vetted, and never through the proxy
+//! (a proxy resolves names itself, and could reach addresses the vetting refused).
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use rustls::pki_types::CertificateDer;
+use rustls::pki_types::pem::PemObject;
+use switchboard_core::settings::Outbound as OutboundSettings;
+
+/// Why the outbound client could not be built; each names the variable to fix.
+#[derive(Debug, thiserror::Error)]
+pub enum OutboundError {
+    #[error("{var}: cannot read {path}: {problem}")]
+    Certificates {
+        var: &'static str,
+        path: String,
+        problem: String,
+    },
+    #[error("{var}: the proxy URL is not usable: {problem}")]
+    Proxy { var: &'static str, problem: String },
+    #[error("could not set up TLS for upstream calls: {0}")]
+    Tls(String),
+    #[error("could not build the HTTP client: {0}")]
+    Client(String),
+}
+
+/// The shared upstream client and the TLS setup pinned clients reuse; cheap to clone.
+#[derive(Clone)]
+pub struct Outbound {
+    client: reqwest::Client,
+    tls: Arc<rustls::ClientConfig>,
+}
+
+impl Outbound {
+    pub fn new(settings: &OutboundSettings) -> Result<Outbound, OutboundError> {
+        // Other clients in the process (the MCP SDK's) take the process default: the same ring.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let tls = Arc::new(tls_config(settings)?);
+        let mut builder = base_builder(&tls);
+        for proxy in proxies(settings)? {
+            builder = builder.proxy(proxy);
+        }
+        let client = builder
+            .build()
+            .map_err(|e| OutboundError::Client(e.to_string()))?;
+        Ok(Outbound { client, tls })
+    }
+
+    /// The shared client.
+    pub fn client(&self) -> &reqwest::Client {
+        &self.client
+    }
+
+    /// A client for one vetted user-set endpoint: `host` always connects to `addr`, directly.
+    pub fn pinned(&self, host: &str, addr: SocketAddr) -> Result<reqwest::Client, OutboundError> {
+        base_builder(&self.tls)
+            .resolve(host, addr)
+            .build()
+            .map_err(|e| OutboundError::Client(e.to_string()))
+    }
+}
+
+/// What every client shares. `no_proxy` here: only [`proxies`] decides, never reqwest's own
+/// reading of the environment.
+fn base_builder(tls: &rustls::ClientConfig) -> reqwest::ClientBuilder {
+    reqwest::Client::builder()
+        .tls_backend_preconfigured(tls.clone())
+        .redirect(reqwest::redirect::Policy::none())
+        .no_proxy()
+        .tcp_nodelay(true)
+        .connect_timeout(Duration::from_secs(10))
+        .pool_idle_timeout(Duration::from_secs(90))
+        .pool_max_idle_per_host(1024)
+}
+
+fn proxies(s: &OutboundSettings) -> Result<Vec<reqwest::Proxy>, OutboundError> {
+    let no_proxy = || {
+        s.no_proxy
+            .as_deref()
+            .and_then(reqwest::NoProxy::from_string)
+    };
+    let make =
+        |var: &'static str, url: &url::Url, kind: fn(&str) -> reqwest::Result<reqwest::Proxy>| {
+            kind(url.as_str())
+                .map(|p| p.no_proxy(no_proxy()))
+                .map_err(|e| OutboundError::Proxy {
+                    var,
+                    problem: e.to_string(),
+                })
+        };
+    if let Some(url) = &s.proxy_url {
+        return Ok(vec![make("PROXY_URL", url, |u| reqwest::Proxy::all(u))?]);
+    }
+    // The first that matches a request's scheme is used: the specific ones before ALL_PROXY.
+    let mut out = Vec::new();
+    if let Some(url) = &s.https_proxy {
+        out.push(make("HTTPS_PROXY", url, |u| reqwest::Proxy::https(u))?);
+    }
+    if let Some(url) = &s.http_proxy {
+        out.push(make("HTTP_PROXY", url, |u| reqwest::Proxy::http(u))?);
+    }
+    if let Some(url) = &s.all_proxy {
+        out.push(make("ALL_PROXY", url, |u| reqwest::Proxy::all(u))?);
+    }
+    Ok(out)
+}
+
+/// The roots upstream certificates are checked against; ALPN offers HTTP/2 first.
+fn tls_config(s: &OutboundSettings) -> Result<rustls::ClientConfig, OutboundError> {
+    let mut roots = rustls::RootCertStore::empty();
+    if s.ssl_cert_file.is_none() && s.ssl_cert_dir.is_none() {
+        let native = rustls_native_certs::load_native_certs();
+        let (added, _) = roots.add_parsable_certificates(native.certs);
+        if added == 0 {
+            // A minimal container image ships no CA bundle: Mozilla's list then, as before.
+            roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+        }
+    }
+    if let Some(file) = &s.ssl_cert_file {
+        roots.add_parsable_certificates(pem_certs("SSL_CERT_FILE", file)?);
+    }
+    if let Some(dir) = &s.ssl_cert_dir {
+        let entries = std::fs::read_dir(dir).map_err(|e| OutboundError::Certificates {
+            var: "SSL_CERT_DIR",
+            path: dir.display().to_string(),
+            problem: e.to_string(),
+        })?;
+        for entry in entries.flatten() {
+            // Hash links and other files sit beside the certificates: what is no PEM is skipped.
+            if let Ok(certs) = pem_certs("SSL_CERT_DIR", &entry.path()) {
+                roots.add_parsable_certificates(certs);
+            }
+        }
+    }
+    if let Some(extra) = &s.extra_ca {
+        for cert in pem_certs("SWITCHBOARD_EXTRA_CA", extra)? {
+            roots.add(cert).map_err(|e| OutboundError::Certificates {
+                var: "SWITCHBOARD_EXTRA_CA",
+                path: extra.display().to_string(),
+                problem: e.to_string(),
+            })?;
+        }
+    }
+    let mut config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .map_err(|e| OutboundError::Tls(e.to_string()))?
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(config)
+}
+
+/// Every certificate in a PEM file; a file with none is an error.
+fn pem_certs(
+    var: &'static str,
+    path: &Path,
+) -> Result<Vec<CertificateDer<'static>>, OutboundError> {
+    let err = |problem: String| OutboundError::Certificates {
+        var,
+        path: path.display().to_string(),
+        problem,
+    };
+    let certs = CertificateDer::pem_file_iter(path)
+        .map_err(|e| err(e.to_string()))?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| err(e.to_string()))?;
+    if certs.is_empty() {
+        return Err(err("no PEM certificate in it".into()));
+    }
+    Ok(certs)
+}
+
+/// One line saying why an upstream call failed (see [`switchboard_chat::failure`]).
+pub use switchboard_chat::failure::describe as failure;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn proxy_url_wins_over_the_others() {
+        let settings = OutboundSettings {
+            proxy_url: Some("socks5://127.0.0.1:1080".parse().unwrap()),
+            https_proxy: Some("http://127.0.0.1:3128".parse().unwrap()),
+            ..Default::default()
+        };
+        assert_eq!(proxies(&settings).unwrap().len(), 1);
+        let settings = OutboundSettings {
+            https_proxy: Some("http://127.0.0.1:3128".parse().unwrap()),
+            all_proxy: Some("http://127.0.0.1:3129".parse().unwrap()),
+            ..Default::default()
+        };
+        assert_eq!(proxies(&settings).unwrap().len(), 2);
+    }
+
+    #[test]
+    fn an_extra_ca_that_is_not_pem_names_its_variable() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ca.pem");
+        std::fs::write(&path, "not a certificate").unwrap();
+        let settings = OutboundSettings {
+            extra_ca: Some(path),
+            ..Default::default()
+        };
+        let err = Outbound::new(&settings).err().unwrap().to_string();
+        assert!(err.starts_with("SWITCHBOARD_EXTRA_CA:"), "{err}");
+    }
+}

@@ -1,0 +1,189 @@
+//! Client connections as hyper-util's server keeps them: a body that stops arriving, the
+//! connection cap, and requests two parsers could frame differently, over raw sockets.
+
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use crate::helpers::{TestApp, spawn_app};
+
+async fn connect(app: &TestApp) -> TcpStream {
+    TcpStream::connect(app.url.trim_start_matches("http://"))
+        .await
+        .unwrap()
+}
+
+/// Everything the server sends until it closes the connection. The bound only keeps a broken
+/// server from hanging the suite; every case here ends with the server closing.
+async fn read_to_close(tcp: &mut TcpStream) -> String {
+    let mut got = Vec::new();
+    tokio::time::timeout(Duration::from_secs(30), tcp.read_to_end(&mut got))
+        .await
+        .expect("the server closes the connection")
+        .unwrap();
+    String::from_utf8_lossy(&got).into_owned()
+}
+
+/// One response's head and body, read by its `content-length`.
+async fn read_response(tcp: &mut TcpStream) -> String {
+    let mut got = Vec::new();
+    let mut byte = [0u8; 1];
+    while !got.ends_with(b"\r\n\r\n") {
+        assert_eq!(tcp.read(&mut byte).await.unwrap(), 1, "closed mid-head");
+        got.push(byte[0]);
+    }
+    let head = String::from_utf8_lossy(&got).to_ascii_lowercase();
+    let len: usize = head
+        .lines()
+        .find_map(|l| l.strip_prefix("content-length:"))
+        .map_or(0, |v| v.trim().parse().unwrap());
+    let mut body = vec![0u8; len];
+    tcp.read_exact(&mut body).await.unwrap();
+    got.extend_from_slice(&body);
+    String::from_utf8_lossy(&got).into_owned()
+}
+
+#[tokio::test]
+async fn a_body_that_stops_arriving_is_408_json_and_the_connection_closes() {
+    let app = spawn_app(&[("SWITCHBOARD_BODY_TIMEOUT", "200ms")]).await;
+    let mut tcp = connect(&app).await;
+    // Ten of the hundred bytes announced, then nothing.
+    tcp.write_all(
+        b"POST /v1/chat/completions HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\n\
+          content-length: 100\r\n\r\n{\"model\":",
+    )
+    .await
+    .unwrap();
+    let answer = read_to_close(&mut tcp).await;
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(answer.contains("SWITCHBOARD_BODY_TIMEOUT"), "{answer}");
+    assert!(answer.contains("\"error\""), "{answer}");
+    assert!(app.mock.requests().is_empty(), "nothing went upstream");
+}
+
+#[tokio::test]
+async fn at_the_connection_cap_a_new_client_still_gets_healthz() {
+    let app = spawn_app(&[("SWITCHBOARD_MAX_CONNECTIONS", "2")]).await;
+    let healthz = b"GET /healthz HTTP/1.1\r\nhost: 127.0.0.1\r\n\r\n";
+    // Two kept-alive connections hold the cap: each was served, and stays open.
+    let mut held = Vec::new();
+    for _ in 0..2 {
+        let mut tcp = connect(&app).await;
+        tcp.write_all(healthz).await.unwrap();
+        let answer = read_response(&mut tcp).await;
+        assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+        assert!(!answer.contains("connection: close"), "{answer}");
+        held.push(tcp);
+    }
+    // A third is served from the reserve: its answer, then the connection closes.
+    let mut third = connect(&app).await;
+    third.write_all(healthz).await.unwrap();
+    let answer = read_to_close(&mut third).await;
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(answer.contains("\"status\":\"ok\""), "{answer}");
+    assert!(answer.contains("connection: close"), "{answer}");
+    drop(held);
+}
+
+/// Requests a front proxy and this server could frame differently, each with a smuggled
+/// `GET /healthz` where one of the readings would find a second request, followed by a last
+/// request that closes the connection. Whatever the answer to the ambiguous request, the
+/// smuggled one must never be answered.
+#[tokio::test]
+async fn smuggling_never_desyncs_a_kept_alive_connection() {
+    let app = spawn_app(&[]).await;
+    let smuggled = "GET /healthz HTTP/1.1\r\nhost: 127.0.0.1\r\n\r\n";
+    let chunked_smuggle = format!("0\r\n\r\n{smuggled}");
+    let cases: Vec<(&str, String)> = vec![
+        (
+            "CL and TE: chunked",
+            format!(
+                "POST /api/login HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-length: {}\r\n\
+                 transfer-encoding: chunked\r\n\r\n{chunked_smuggle}",
+                chunked_smuggle.len()
+            ),
+        ),
+        (
+            "TE: chunked, then CL",
+            format!(
+                "POST /api/login HTTP/1.1\r\nhost: 127.0.0.1\r\ntransfer-encoding: chunked\r\n\
+                 content-length: 4\r\n\r\n{chunked_smuggle}"
+            ),
+        ),
+        (
+            "TE not ending in chunked",
+            format!(
+                "POST /api/login HTTP/1.1\r\nhost: 127.0.0.1\r\ntransfer-encoding: chunked, identity\r\n\
+                 content-length: {}\r\n\r\n{chunked_smuggle}",
+                chunked_smuggle.len()
+            ),
+        ),
+        (
+            "TE: xchunked",
+            format!(
+                "POST /api/login HTTP/1.1\r\nhost: 127.0.0.1\r\ntransfer-encoding: xchunked\r\n\r\n\
+                 {chunked_smuggle}"
+            ),
+        ),
+        (
+            "two different CLs",
+            format!(
+                "POST /api/login HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-length: 0\r\n\
+                 content-length: {}\r\n\r\n{smuggled}",
+                smuggled.len()
+            ),
+        ),
+        (
+            "a space before the colon",
+            format!(
+                "POST /api/login HTTP/1.1\r\nhost: 127.0.0.1\r\ntransfer-encoding : chunked\r\n\
+                 content-length: {}\r\n\r\n{chunked_smuggle}",
+                chunked_smuggle.len()
+            ),
+        ),
+        (
+            "an obs-fold TE",
+            format!(
+                "POST /api/login HTTP/1.1\r\nhost: 127.0.0.1\r\ntransfer-encoding:\r\n chunked\r\n\
+                 content-length: {}\r\n\r\n{chunked_smuggle}",
+                chunked_smuggle.len()
+            ),
+        ),
+        (
+            "TE in HTTP/1.0",
+            format!(
+                "POST /api/login HTTP/1.0\r\nhost: 127.0.0.1\r\nconnection: keep-alive\r\n\
+                 transfer-encoding: chunked\r\n\r\n{chunked_smuggle}"
+            ),
+        ),
+        (
+            "a chunk size with a sign",
+            format!(
+                "POST /api/login HTTP/1.1\r\nhost: 127.0.0.1\r\ntransfer-encoding: chunked\r\n\r\n\
+                 +0\r\n\r\n{smuggled}"
+            ),
+        ),
+        (
+            "a bare LF line end",
+            format!(
+                "POST /api/login HTTP/1.1\r\nhost: 127.0.0.1\ntransfer-encoding: chunked\r\n\
+                 content-length: {}\r\n\r\n{chunked_smuggle}",
+                chunked_smuggle.len()
+            ),
+        ),
+    ];
+    let last = "GET /api/config HTTP/1.1\r\nhost: 127.0.0.1\r\nconnection: close\r\n\r\n";
+    for (what, request) in cases {
+        let mut tcp = connect(&app).await;
+        tcp.write_all(format!("{request}{last}").as_bytes())
+            .await
+            .unwrap();
+        let answer = read_to_close(&mut tcp).await;
+        assert!(
+            !answer.contains("\"status\":\"ok\""),
+            "{what}: the smuggled request was answered:\n{answer}"
+        );
+        assert!(answer.starts_with("HTTP/1."), "{what}: {answer}");
+    }
+}
