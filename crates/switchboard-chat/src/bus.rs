@@ -17,8 +17,8 @@ use tokio_util::sync::CancellationToken;
 pub trait Listener: Send + Sync + 'static {
     /// Events of `chat_id` up to `seq` are stored (by some instance).
     fn stored(&self, chat_id: &str, seq: i64);
-    /// Someone asked the chat's running reply to stop.
-    fn stop(&self, chat_id: &str);
+    /// Someone asked the chat's running replies to stop: all of them, or only `message_id`.
+    fn stop(&self, chat_id: &str, message_id: Option<&str>);
     /// Announcements may have been lost: re-read what is followed.
     fn resync(&self);
 }
@@ -84,7 +84,10 @@ impl Bus for Postgres {
                 };
                 match notice {
                     Ok(Notice::Events { chat_id, seq }) => listener.stored(&chat_id, seq),
-                    Ok(Notice::Stop { chat_id }) => listener.stop(&chat_id),
+                    Ok(Notice::Stop {
+                        chat_id,
+                        message_id,
+                    }) => listener.stop(&chat_id, message_id.as_deref()),
                     Ok(Notice::Resync) => listener.resync(),
                     Err(e) => {
                         tracing::warn!(error = %e, "listening for other instances failed; retrying");

@@ -11,7 +11,7 @@ use switchboard_core::Settings;
 use switchboard_core::secret::Secret;
 use switchboard_store::{
     Chat, ChatSettings, ChatSnapshot, EventDraft, Message, MessageFinish, MessageStatus,
-    NewMessage, NewTurn, Role, Store, StoreError, StreamingReply,
+    NewMessage, NewTurn, PathChange, Role, Store, StoreError, StreamingReply, TurnParent,
 };
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -84,6 +84,7 @@ pub struct Upstream {
 }
 
 /// What the user sends in a turn.
+#[derive(Clone)]
 pub struct UserTurn {
     pub content: String,
     /// Image data URLs.
@@ -95,8 +96,9 @@ pub struct UserTurn {
 pub struct ReplyPlan {
     pub workspace: String,
     pub chat: Chat,
-    /// Replace the messages from this seq on (edit, regenerate), in the same transaction.
-    pub truncate_from: Option<i64>,
+    /// Where the turn goes in the chat's tree: after the active path, or beside an earlier
+    /// message (edit, regenerate), which moves the path and keeps what it leaves.
+    pub parent: TurnParent,
     /// The user's message; `None` answers the last one again.
     pub user: Option<UserTurn>,
     pub model: String,
@@ -123,6 +125,14 @@ pub struct StartedReply {
     pub assistant_message_id: String,
 }
 
+/// The messages a started turn of several replies (a compare) stored.
+#[derive(Debug, Clone)]
+pub struct StartedTurn {
+    pub user_message_id: Option<String>,
+    /// In the order of the plans.
+    pub assistant_message_ids: Vec<String>,
+}
+
 /// A reply this instance is generating.
 struct Running {
     message_id: String,
@@ -135,8 +145,8 @@ pub(crate) struct Inner {
     /// This process's id: the owner recorded on its replies, the key of its lease.
     pub(crate) instance: String,
     pub(crate) hubs: Hubs,
-    /// By chat id.
-    running: Mutex<HashMap<String, Running>>,
+    /// By chat id: the replies of the chat's running turn (several in a compare).
+    running: Mutex<HashMap<String, Vec<Running>>>,
     /// Replies (and their title requests).
     pub(crate) generations: TaskTracker,
     /// The lease, the sweeper and the bus.
@@ -237,37 +247,60 @@ impl ChatEngine {
     /// Claims the chat and stores the turn (one transaction), then generates the reply in a task
     /// of its own. Nothing is written when the chat is busy, gone or the instance is closing.
     pub async fn start_reply(&self, plan: ReplyPlan) -> Result<StartedReply, ChatError> {
+        let started = self.start_replies(vec![plan]).await?;
+        Ok(StartedReply {
+            user_message_id: started.user_message_id,
+            assistant_message_id: started
+                .assistant_message_ids
+                .into_iter()
+                .next()
+                .expect("one plan, one reply"),
+        })
+    }
+
+    /// One turn answered by several replies at once (a compare), siblings in the chat's tree:
+    /// the turn (workspace, chat, where it goes, the user's message, new settings) is the first
+    /// plan's; each plan brings its model, provider, credential and upstream. The turn is one
+    /// transaction and each reply a detached generation of its own, stoppable alone.
+    pub async fn start_replies(&self, plans: Vec<ReplyPlan>) -> Result<StartedTurn, ChatError> {
         let inner = &self.inner;
         if inner.closing.is_cancelled() {
             return Err(ChatError::ShuttingDown);
         }
-        let chat_id = plan.chat.id.clone();
-        let reply_id = Store::new_message_id();
-        let stop = CancellationToken::new();
-        // Registered before the reply is stored, so the sweeper never takes a reply being born
-        // here for an orphan; unregistered if anything below fails or the caller goes away.
-        let registration = Registration::new(inner, &chat_id, &reply_id, &stop)?;
-        let mut messages = Vec::with_capacity(2);
-        if let Some(u) = &plan.user {
+        let Some(first) = plans.first() else {
+            return Err(ChatError::NoReplies);
+        };
+        let chat_id = first.chat.id.clone();
+        let replies: Vec<(String, CancellationToken)> = plans
+            .iter()
+            .map(|_| (Store::new_message_id(), CancellationToken::new()))
+            .collect();
+        // Registered before the replies are stored, so the sweeper never takes a reply being
+        // born here for an orphan; unregistered if anything below fails or the caller goes away.
+        let registration = Registration::new(inner, &chat_id, &replies)?;
+        let mut messages = Vec::with_capacity(plans.len() + 1);
+        if let Some(u) = &first.user {
             let mut new = NewMessage::new(Role::User, u.content.clone());
             if !u.images.is_empty() {
                 new.attachments = Some(json!(u.images));
             }
             messages.push(new);
         }
-        let mut reply = NewMessage::streaming_reply(plan.model.clone());
-        reply.id = Some(reply_id.clone());
-        reply.provider = Some(plan.provider.clone());
-        messages.push(reply);
+        for (plan, (id, _)) in plans.iter().zip(&replies) {
+            let mut reply = NewMessage::streaming_reply(plan.model.clone());
+            reply.id = Some(id.clone());
+            reply.provider = Some(plan.provider.clone());
+            messages.push(reply);
+        }
         let turn = NewTurn {
-            truncate_from: plan.truncate_from,
+            parent: first.parent.clone(),
             messages,
             owner: inner.instance.clone(),
-            settings: plan.settings.clone(),
+            settings: first.settings.clone(),
         };
         let started = inner
             .store
-            .start_turn(&plan.workspace, &chat_id, &turn, describe_turn)
+            .start_turn(&first.workspace, &chat_id, &turn, describe_turn)
             .await;
         let started = match started {
             Ok(Some(started)) => started,
@@ -276,26 +309,65 @@ impl ChatEngine {
             Err(e) => return Err(e.into()),
         };
         inner.hubs.stored(&chat_id, started.events);
-        let mut stored = started.messages;
-        let reply = stored.pop().expect("the reply was stored");
-        let user_message_id = stored.pop().map(|m| m.id);
-        let generation = Generation::new(inner.clone(), plan, reply, stop);
-        // From here the generation unregisters itself when it ends.
+        let mut stored = started.messages.into_iter();
+        let user_message_id = first
+            .user
+            .as_ref()
+            .and_then(|_| stored.next())
+            .map(|m| m.id);
+        // From here each generation unregisters itself when it ends.
         registration.hand_over();
-        inner.generations.spawn_on(generation.run(), &inner.runtime);
-        Ok(StartedReply {
+        let assistant_message_ids = replies.iter().map(|(id, _)| id.clone()).collect();
+        for ((plan, reply), (_, stop)) in plans.into_iter().zip(stored).zip(replies) {
+            let generation = Generation::new(inner.clone(), plan, reply, stop);
+            inner.generations.spawn_on(generation.run(), &inner.runtime);
+        }
+        Ok(StartedTurn {
             user_message_id,
-            assistant_message_id: reply_id,
+            assistant_message_ids,
         })
     }
 
-    /// Asks the chat's running reply to stop, wherever it runs: the owner drops the upstream
-    /// request and keeps the text. Nothing to stop is not an error.
-    pub async fn stop(&self, workspace: &str, chat_id: &str) -> Result<(), ChatError> {
-        self.inner.store.request_stop(workspace, chat_id).await?;
+    /// Asks the chat's running replies to stop — all of them, or only `message_id` — wherever
+    /// they run: the owner drops the upstream request and keeps the text. Nothing to stop is not
+    /// an error.
+    pub async fn stop(
+        &self,
+        workspace: &str,
+        chat_id: &str,
+        message_id: Option<&str>,
+    ) -> Result<(), ChatError> {
+        self.inner
+            .store
+            .request_stop(workspace, chat_id, message_id)
+            .await?;
         // Here at once; another instance hears it through the bus (or sees the flag).
-        self.inner.stop_local(chat_id);
+        self.inner.stop_local(chat_id, message_id);
         Ok(())
+    }
+
+    /// Makes `message_id` part of the chat's active path (a branch switch, or "continue with
+    /// this" after a compare) and announces the change as a `branch` event.
+    pub async fn select(
+        &self,
+        workspace: &str,
+        chat_id: &str,
+        message_id: &str,
+    ) -> Result<PathChange, ChatError> {
+        let change = self
+            .inner
+            .store
+            .select_message(workspace, chat_id, message_id, |joined, left| {
+                vec![EventDraft::new(
+                    "branch",
+                    message_id,
+                    json!({"selected": message_id, "joined": joined, "left": left}).to_string(),
+                )]
+            })
+            .await?
+            .ok_or(ChatError::MessageNotFound)?;
+        self.inner.hubs.stored(chat_id, change.events.clone());
+        Ok(change)
     }
 
     /// The MCP servers chats may use, when configured.
@@ -317,14 +389,23 @@ impl ChatEngine {
         if store.get_chat(workspace, chat_id).await?.is_none() {
             return Err(ChatError::NotFound);
         }
-        let last = store
-            .list_messages_page(workspace, chat_id, None, 1)
-            .await?;
-        let reply = last
+        // The waiting call is in one of the running turn's replies: the path's last message or a
+        // compare's reply beside it.
+        let Some(snapshot) = store.chat_snapshot(workspace, chat_id, None, 1).await? else {
+            return Err(ChatError::NotFound);
+        };
+        let mut candidates = snapshot.messages;
+        for sibling in snapshot
+            .siblings
+            .iter()
+            .filter(|s| s.status == MessageStatus::Streaming)
+        {
+            candidates.extend(store.get_message(workspace, chat_id, &sibling.id).await?);
+        }
+        let reply = candidates
             .into_iter()
-            .next()
             .filter(|m| m.status == MessageStatus::Streaming)
-            .filter(|m| {
+            .find(|m| {
                 m.tool_calls
                     .as_ref()
                     .and_then(|c| c.as_array())
@@ -378,7 +459,7 @@ impl ChatEngine {
 
     /// How many replies this instance is generating.
     pub fn running(&self) -> usize {
-        self.inner.lock_running().len()
+        self.inner.lock_running().values().map(Vec::len).sum()
     }
 
     /// How many chats browsers follow on this instance.
@@ -393,7 +474,7 @@ impl ChatEngine {
         let inner = &self.inner;
         inner.closing.cancel();
         inner.generations.close();
-        let running = inner.lock_running().len();
+        let running: usize = inner.lock_running().values().map(Vec::len).sum();
         if running > 0 {
             tracing::info!(running, grace = ?inner.config.shutdown_grace, "waiting for running replies to finish");
         }
@@ -402,7 +483,7 @@ impl ChatEngine {
             .is_err()
         {
             tracing::warn!(
-                running = inner.lock_running().len(),
+                running = inner.lock_running().values().map(Vec::len).sum::<usize>(),
                 "shutdown grace is over; interrupting the replies still running"
             );
             inner.interrupt.cancel();
@@ -424,13 +505,13 @@ impl ChatEngine {
     }
 }
 
-/// A reply registered as running here before it is stored; dropped unhanded (an error, or the
-/// request's future dropped mid-way when its client left), it unregisters the reply, so the chat
-/// is never left claimed by a reply that does not exist.
+/// The replies of a turn registered as running here before they are stored; dropped unhanded
+/// (an error, or the request's future dropped mid-way when its client left), it unregisters
+/// them, so the chat is never left claimed by replies that do not exist.
 struct Registration<'a> {
     inner: &'a Inner,
     chat_id: String,
-    message_id: String,
+    message_ids: Vec<String>,
     handed_over: bool,
 }
 
@@ -438,24 +519,27 @@ impl<'a> Registration<'a> {
     fn new(
         inner: &'a Inner,
         chat_id: &str,
-        message_id: &str,
-        stop: &CancellationToken,
+        replies: &[(String, CancellationToken)],
     ) -> Result<Registration<'a>, ChatError> {
         let mut running = inner.lock_running();
+        // One turn per chat on this instance; the store checks across instances.
         if running.contains_key(chat_id) {
             return Err(ChatError::Busy);
         }
         running.insert(
             chat_id.to_owned(),
-            Running {
-                message_id: message_id.to_owned(),
-                stop: stop.clone(),
-            },
+            replies
+                .iter()
+                .map(|(id, stop)| Running {
+                    message_id: id.clone(),
+                    stop: stop.clone(),
+                })
+                .collect(),
         );
         Ok(Registration {
             inner,
             chat_id: chat_id.to_owned(),
-            message_id: message_id.to_owned(),
+            message_ids: replies.iter().map(|(id, _)| id.clone()).collect(),
             handed_over: false,
         })
     }
@@ -468,19 +552,24 @@ impl<'a> Registration<'a> {
 impl Drop for Registration<'_> {
     fn drop(&mut self) {
         if !self.handed_over {
-            self.inner.forget(&self.chat_id, &self.message_id);
+            for id in &self.message_ids {
+                self.inner.forget(&self.chat_id, id);
+            }
         }
     }
 }
 
-/// The events that announce a turn: the messages it replaced, then each new message.
-fn describe_turn(deleted: &[String], messages: &[Message]) -> Vec<EventDraft> {
+/// The events that announce a turn: the messages that left the active path (an edit or a
+/// regenerate branches off), then each new message.
+fn describe_turn(replaced: &[String], messages: &[Message]) -> Vec<EventDraft> {
     let mut events = Vec::with_capacity(messages.len() + 1);
-    if !deleted.is_empty() {
+    if !replaced.is_empty()
+        && let Some(first) = messages.first()
+    {
         events.push(EventDraft::new(
-            "deleted",
-            "",
-            json!({"message_ids": deleted}).to_string(),
+            "branch",
+            &first.id,
+            json!({"selected": first.id, "joined": [], "left": replaced}).to_string(),
         ));
     }
     for m in messages {
@@ -494,31 +583,37 @@ fn describe_turn(deleted: &[String], messages: &[Message]) -> Vec<EventDraft> {
 }
 
 impl Inner {
-    fn lock_running(&self) -> std::sync::MutexGuard<'_, HashMap<String, Running>> {
+    fn lock_running(&self) -> std::sync::MutexGuard<'_, HashMap<String, Vec<Running>>> {
         self.running.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// The reply `message_id` of `chat_id` is no longer generated here.
     pub(crate) fn forget(&self, chat_id: &str, message_id: &str) {
         let mut running = self.lock_running();
-        if running
-            .get(chat_id)
-            .is_some_and(|r| r.message_id == message_id)
-        {
-            running.remove(chat_id);
+        if let Some(turn) = running.get_mut(chat_id) {
+            turn.retain(|r| r.message_id != message_id);
+            if turn.is_empty() {
+                running.remove(chat_id);
+            }
         }
     }
 
-    fn stop_local(&self, chat_id: &str) {
-        if let Some(r) = self.lock_running().get(chat_id) {
-            r.stop.cancel();
+    /// Stops the chat's replies running here: all, or only `message_id`.
+    fn stop_local(&self, chat_id: &str, message_id: Option<&str>) {
+        if let Some(turn) = self.lock_running().get(chat_id) {
+            for r in turn
+                .iter()
+                .filter(|r| message_id.is_none_or(|id| r.message_id == id))
+            {
+                r.stop.cancel();
+            }
         }
     }
 
     fn runs(&self, chat_id: &str, message_id: &str) -> bool {
         self.lock_running()
             .get(chat_id)
-            .is_some_and(|r| r.message_id == message_id)
+            .is_some_and(|turn| turn.iter().any(|r| r.message_id == message_id))
     }
 
     pub(crate) async fn emit(
@@ -631,8 +726,8 @@ impl Listener for Inner {
         self.hubs.advance(chat_id, seq, None);
     }
 
-    fn stop(&self, chat_id: &str) {
-        self.stop_local(chat_id);
+    fn stop(&self, chat_id: &str, message_id: Option<&str>) {
+        self.stop_local(chat_id, message_id);
     }
 
     fn resync(&self) {
@@ -641,7 +736,10 @@ impl Listener for Inner {
         let running: Vec<(String, String, CancellationToken)> = self
             .lock_running()
             .iter()
-            .map(|(chat, r)| (chat.clone(), r.message_id.clone(), r.stop.clone()))
+            .flat_map(|(chat, turn)| {
+                turn.iter()
+                    .map(|r| (chat.clone(), r.message_id.clone(), r.stop.clone()))
+            })
             .collect();
         let store = self.store.clone();
         self.background.spawn_on(

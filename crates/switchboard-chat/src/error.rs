@@ -16,6 +16,12 @@ pub enum ChatError {
     /// No call of that id waits for a decision in the chat's running reply.
     #[error("no tool call of that id is waiting for approval in this chat")]
     NoWaitingToolCall,
+    /// No message of that id in the chat.
+    #[error("no such message")]
+    MessageNotFound,
+    /// A turn was asked for with no reply to generate.
+    #[error("a turn needs at least one model")]
+    NoReplies,
     #[error(transparent)]
     Store(#[from] StoreError),
 }

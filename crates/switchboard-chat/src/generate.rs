@@ -195,19 +195,26 @@ impl Generation {
     /// chat still has the default title.
     async fn prepare(&mut self) -> Result<(Bytes, Option<TitleJob>), Outcome> {
         let chat = &self.plan.chat;
+        // The branch this reply answers (its ancestors), not whatever the active path is now:
+        // a compare's replies each answer the same turn, and a select may move the path.
         let history = self
             .engine
             .store
-            .list_messages_page(
+            .branch(
                 &self.plan.workspace,
                 &chat.id,
-                Some(self.message.seq),
+                &self.message.id,
                 chat.settings
                     .history_length
                     .unwrap_or(DEFAULT_HISTORY_LENGTH)
-                    .clamp(1, 500),
+                    .clamp(1, 500)
+                    + 1,
             )
             .await
+            .map(|mut branch| {
+                branch.retain(|m| m.id != self.message.id);
+                branch
+            })
             .map_err(|e| {
                 tracing::warn!(error = %e, "reading the conversation for a reply failed");
                 failed(503, "the conversation could not be read from the database")

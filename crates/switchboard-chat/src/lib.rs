@@ -26,7 +26,9 @@ pub mod mcp;
 pub mod title;
 pub mod view;
 
-pub use engine::{ChatEngine, EngineConfig, ReplyPlan, StartedReply, Upstream, UserTurn};
+pub use engine::{
+    ChatEngine, EngineConfig, ReplyPlan, StartedReply, StartedTurn, Upstream, UserTurn,
+};
 pub use error::ChatError;
 pub use hub::Subscription;
 pub use ledger::{GenerationLookup, Ledger};
@@ -71,5 +73,6 @@ pub(crate) fn test_message(
         first_token_at: None,
         finished_at: None,
         reasoning_ended_at: None,
+        parent_id: None,
     }
 }

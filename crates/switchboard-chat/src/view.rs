@@ -2,7 +2,7 @@
 
 use serde::Serialize;
 use serde_json::Value;
-use switchboard_store::{Chat, Message, MessageStatus, Role};
+use switchboard_store::{Chat, Message, MessageStatus, Role, Sibling};
 
 use crate::markdown;
 
@@ -21,11 +21,26 @@ pub struct UsageView {
     pub cost: Option<f64>,
 }
 
+/// One branch at a point of the chat's tree: enough to offer switching to it.
+#[derive(Serialize, Clone, Debug, PartialEq)]
+pub struct SiblingView {
+    pub id: String,
+    pub model: Option<String>,
+    pub status: MessageStatus,
+    /// Whether this branch is on the chat's active path.
+    pub active: bool,
+}
+
 /// A message as browsers and API clients see it.
 #[derive(Serialize, Clone)]
 pub struct MessageView {
     pub id: String,
     pub seq: i64,
+    /// The message this one follows in the chat's tree; `null` for a first message.
+    pub parent_id: Option<String>,
+    /// Every branch at this point (this message and the others under the same parent), in seq
+    /// order, when there is more than one; empty otherwise.
+    pub siblings: Vec<SiblingView>,
     pub role: Role,
     pub content: String,
     /// `content` rendered from markdown and sanitized, for display.
@@ -77,6 +92,8 @@ impl MessageView {
         MessageView {
             id: m.id.clone(),
             seq: m.seq,
+            parent_id: m.parent_id.clone(),
+            siblings: Vec::new(),
             role: m.role,
             html: String::new(),
             content: m.content.clone(),
@@ -128,8 +145,49 @@ pub struct ChatView {
     pub messages: Vec<MessageView>,
     pub has_more: bool,
     pub last_event_id: i64,
-    /// The assistant message being generated now, if any.
+    /// The assistant message being generated now on the active path, if any.
     pub generating: Option<String>,
+    /// Every reply of the running turn (several in a compare), on the path or beside it.
+    pub generating_ids: Vec<String>,
+    /// The other replies of the turn that ends the active path, in full, in seq order: a
+    /// compare's other columns (empty otherwise).
+    pub alternatives: Vec<MessageView>,
+}
+
+/// Puts each message's branches (`siblings`) on its view: itself and the `others` under the
+/// same parent, in seq order, when there are any.
+pub fn attach_siblings(views: &mut [MessageView], others: &[Sibling]) {
+    for view in views.iter_mut() {
+        let mut here: Vec<(i64, SiblingView)> = others
+            .iter()
+            .filter(|s| s.parent_id == view.parent_id && s.id != view.id)
+            .map(|s| {
+                (
+                    s.seq,
+                    SiblingView {
+                        id: s.id.clone(),
+                        model: s.model.clone(),
+                        status: s.status,
+                        active: false,
+                    },
+                )
+            })
+            .collect();
+        if here.is_empty() {
+            continue;
+        }
+        here.push((
+            view.seq,
+            SiblingView {
+                id: view.id.clone(),
+                model: view.model.clone(),
+                status: view.status,
+                active: true,
+            },
+        ));
+        here.sort_by_key(|(seq, _)| *seq);
+        view.siblings = here.into_iter().map(|(_, s)| s).collect();
+    }
 }
 
 impl ChatView {
@@ -142,8 +200,23 @@ impl ChatView {
             .iter()
             .find(|m| m.status == MessageStatus::Streaming)
             .map(|m| m.id.clone());
+        let generating_ids = generating
+            .iter()
+            .cloned()
+            .chain(
+                snapshot
+                    .siblings
+                    .iter()
+                    .filter(|s| s.status == MessageStatus::Streaming)
+                    .map(|s| s.id.clone()),
+            )
+            .collect();
+        let mut messages = MessageView::render_page(snapshot.messages).await;
+        attach_siblings(&mut messages, &snapshot.siblings);
         ChatView {
-            messages: MessageView::render_page(snapshot.messages).await,
+            messages,
+            generating_ids,
+            alternatives: MessageView::render_page(snapshot.alternatives).await,
             has_more: snapshot.has_more,
             last_event_id: snapshot.last_event_seq,
             generating,

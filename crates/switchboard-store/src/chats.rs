@@ -7,7 +7,7 @@
 
 use crate::db::{DbRow, Sql, Tx};
 use crate::ids::{new_chat_id, now_ms};
-use crate::messages::{insert_message_row, message_from_row};
+use crate::messages::insert_message_row;
 use crate::{
     Chat, ChatPage, ChatPatch, ChatSettings, ChatSummary, MessageStatus, NewMessage, Store,
     StoreError,
@@ -275,34 +275,18 @@ impl Store {
             return Ok(None);
         };
         let source = chat_from_row(&source)?;
-        let Some(last) = tx
-            .fetch_optional(
-                Sql::new(
-                    "find the fork point",
-                    "SELECT seq FROM messages WHERE id = $1 AND chat_id = $2",
-                )
-                .text(up_to_message_id)
-                .text(chat_id),
-            )
-            .await?
-        else {
+        // The branch that ends at the fork point: the message and its ancestors.
+        let path = crate::branches::read_path_to(
+            crate::db::Conn::Tx(&mut tx),
+            chat_id,
+            ws,
+            up_to_message_id,
+            i64::MAX,
+        )
+        .await?;
+        if path.is_empty() {
             return Ok(None);
-        };
-        let last_seq: i64 = last.get("seq")?;
-        let rows = tx
-            .fetch_all(
-                Sql::new(
-                    "read the messages to fork",
-                    concat!(
-                        "SELECT ",
-                        crate::messages::message_columns!(),
-                        " FROM messages WHERE chat_id = $1 AND seq <= $2 ORDER BY seq"
-                    ),
-                )
-                .text(chat_id)
-                .int(last_seq),
-            )
-            .await?;
+        }
 
         let now = now_ms();
         let fork = Chat {
@@ -315,10 +299,11 @@ impl Store {
             forked_from: Some(source.id),
         };
         insert_chat(&mut tx, &fork).await?;
-        for row in &rows {
-            let mut message = message_from_row(row)?;
+        let mut parent = None;
+        for mut message in path {
             message.id = crate::ids::new_message_id();
             message.chat_id = fork.id.clone();
+            message.parent_id = parent.replace(message.id.clone());
             // No generation will ever finish the copy of a message that was still being
             // written; mark it like one cut off by a restart.
             if message.status == MessageStatus::Streaming {
@@ -356,8 +341,10 @@ impl Store {
         };
         let mut tx = self.db.begin("import a chat").await?;
         insert_chat(&mut tx, &chat).await?;
+        let mut parent = None;
         for (seq, new) in (1..).zip(messages) {
-            let message = crate::messages::message_from_new(&chat.id, seq, new, created_at);
+            let mut message = crate::messages::message_from_new(&chat.id, seq, new, created_at);
+            message.parent_id = parent.replace(message.id.clone());
             insert_message_row(&mut tx, &message).await?;
         }
         tx.commit("import a chat").await?;

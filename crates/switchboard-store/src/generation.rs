@@ -24,7 +24,8 @@ use crate::{Message, MessageFinish, Store, StoreError, StoredEvent};
 
 /// The channel on which PostgreSQL announces stored events: payload `<chat id> <last seq>`.
 pub(crate) const EVENTS_CHANNEL: &str = "switchboard_events";
-/// The channel on which a stop request travels to the reply's owner: payload `<chat id>`.
+/// The channel on which a stop request travels to the reply's owner: payload `<chat id>` (the
+/// chat's running turn) or `<chat id> <message id>` (one reply).
 pub(crate) const STOP_CHANNEL: &str = "switchboard_stop";
 
 /// A piece of a streaming reply's text, stored with the delta event that carried it.
@@ -661,44 +662,55 @@ impl Store {
         }
     }
 
-    /// Asks whoever generates the chat's reply to stop: flags the reply (its owner sees the flag
-    /// at its next write) and, on PostgreSQL, tells every instance at once. Returns the reply's
-    /// id, `None` when the chat (in `ws`) has no reply streaming.
+    /// Asks whoever generates the chat's replies to stop — all of the running turn's, or only
+    /// `message_id` — : flags them (their owner sees the flag at its next write) and, on
+    /// PostgreSQL, tells every instance at once. Returns the ids flagged, none when the chat (in
+    /// `ws`) has no such reply streaming.
     pub async fn request_stop(
         &self,
         ws: &str,
         chat_id: &str,
-    ) -> Result<Option<String>, StoreError> {
+        message_id: Option<&str>,
+    ) -> Result<Vec<String>, StoreError> {
         let mut tx = self.db.begin("ask a reply to stop").await?;
-        let row = tx
-            .fetch_optional(
+        let rows = tx
+            .fetch_all(
                 Sql::new(
-                    "flag a streaming reply to stop",
+                    "flag streaming replies to stop",
                     "UPDATE messages SET stop_requested = 1
-                     WHERE chat_id = $1 AND status = 'streaming'
+                     WHERE chat_id = $1 AND status = 'streaming' AND ($3 IS NULL OR id = $3)
                        AND EXISTS (SELECT 1 FROM chats WHERE chats.id = $1 AND chats.workspace = $2)
                      RETURNING id",
                 )
                 .text(chat_id)
-                .text(ws),
+                .text(ws)
+                .opt_text(message_id),
             )
             .await?;
-        let Some(row) = row else {
-            return Ok(None);
-        };
-        let id: String = row.get("id")?;
+        let ids = rows
+            .iter()
+            .map(|row| row.get::<String>("id"))
+            .collect::<Result<Vec<_>, _>>()?;
+        if ids.is_empty() {
+            return Ok(ids);
+        }
         if tx.is_postgres() {
+            // `<chat id>` stops the chat's whole turn, `<chat id> <message id>` one reply.
+            let payload = match message_id {
+                Some(id) => format!("{chat_id} {id}"),
+                None => chat_id.to_owned(),
+            };
             tx.execute(
                 Sql::new(
                     "announce a stop request",
                     "SELECT pg_notify('switchboard_stop', $1)",
                 )
-                .text(chat_id),
+                .text(payload),
             )
             .await?;
         }
         tx.commit("ask a reply to stop").await?;
-        Ok(Some(id))
+        Ok(ids)
     }
 
     /// A reply by id alone, with the text it has so far (for recovering a reply whose owner died).

@@ -11,7 +11,9 @@
 //!
 //! A turn — the user's message and an empty `streaming` reply — is stored by
 //! [`Store::start_turn`] before any provider is called; the reply's owner (the instance
-//! generating it) is recorded with it, and at most one reply per chat streams at a time.
+//! generating it) is recorded with it, and at most one turn per chat streams at a time (a
+//! compare streams several replies in one turn). A chat is a tree with one active path
+//! (`branches.rs`): regenerate and edit add branches, and nothing is deleted by either.
 //! The generation appends its events (which carry the new text) with
 //! [`Store::write_generation`], and [`Store::finish_message`] closes the reply with its full
 //! text and its `done` event. Events get their seqs here, so any instance can serve a
@@ -48,6 +50,7 @@
 //! `sb_<random>` per test and drop it afterwards. When PostgreSQL is unreachable those
 //! tests fail; set `SWITCHBOARD_SKIP_POSTGRES=1` to skip them instead.
 
+mod branches;
 mod chats;
 mod db;
 mod error;
@@ -72,17 +75,18 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 
 use crate::db::{Db, SqlitePools};
 
+pub use crate::branches::PathChange;
 pub use crate::error::StoreError;
 pub use crate::generation::{EventDraft, GenerationAck, GenerationWrite, TextPart};
 pub use crate::model::{
     Chat, ChatPage, ChatPatch, ChatSettings, ChatSummary, Message, MessageFinish, MessageStatus,
-    NewMessage, Role, SearchHit, StoredEvent, Usage, WebSearch,
+    NewMessage, Role, SearchHit, Sibling, StoredEvent, Usage, WebSearch,
 };
 pub use crate::notify::{Notice, Notifications};
 pub use crate::quota::WorkspaceUsage;
 pub use crate::shares::SharedChat;
 pub use crate::spend::{Spend, SpendGroup, SpendRow};
-pub use crate::turns::{ChatSnapshot, NewTurn, StreamingReply, TurnStarted};
+pub use crate::turns::{ChatSnapshot, NewTurn, StreamingReply, TurnParent, TurnStarted};
 
 /// Whether a pooled connection may be handed out again. A transaction whose `COMMIT` failed
 /// (a disk I/O error, a full disk) can leave the driver believing the connection is still inside

@@ -19,7 +19,7 @@ macro_rules! message_columns {
         "id, chat_id, seq, role, content, reasoning, reasoning_details, tool_calls, annotations, \
          attachments, model, provider, generation_id, status, error_code, error_message, \
          prompt_tokens, completion_tokens, reasoning_tokens, cached_tokens, cost, finish_reason, \
-         created_at, first_token_at, finished_at, reasoning_ended_at"
+         created_at, first_token_at, finished_at, reasoning_ended_at, parent_id"
     };
 }
 pub(crate) use message_columns;
@@ -69,6 +69,7 @@ pub(crate) fn message_from_row(row: &DbRow) -> Result<Message, StoreError> {
         first_token_at: row.get("first_token_at")?,
         finished_at: row.get("finished_at")?,
         reasoning_ended_at: row.get("reasoning_ended_at")?,
+        parent_id: row.get("parent_id")?,
     })
 }
 
@@ -102,6 +103,7 @@ pub(crate) fn message_from_new(
         first_token_at: None,
         finished_at: None,
         reasoning_ended_at: None,
+        parent_id: None,
     }
 }
 
@@ -116,7 +118,7 @@ pub(crate) async fn insert_message_rows(
     messages: &[Message],
     owner: Option<&str>,
 ) -> Result<(), StoreError> {
-    const COLUMNS: usize = 27;
+    const COLUMNS: usize = 28;
     let mut text = String::from(concat!(
         "INSERT INTO messages (",
         message_columns!(),
@@ -172,6 +174,7 @@ fn bind_message(sql: Sql, message: &Message) -> Sql {
         .opt_int(message.first_token_at)
         .opt_int(message.finished_at)
         .opt_int(message.reasoning_ended_at)
+        .opt_text(message.parent_id.as_deref())
 }
 
 impl Store {
@@ -221,20 +224,37 @@ impl Store {
         if chat.is_none() {
             return Ok(None);
         }
-        let first_seq: i64 = tx
+        let row = tx
             .fetch_one(
                 Sql::new(
                     "pick the next message seq",
-                    "SELECT COALESCE(MAX(seq), 0) + 1 AS next FROM messages WHERE chat_id = $1",
+                    "SELECT COALESCE(MAX(seq), 0) + 1 AS next,
+                            (SELECT id FROM messages WHERE chat_id = $1 AND on_path = 1
+                             ORDER BY seq DESC LIMIT 1) AS leaf
+                     FROM messages WHERE chat_id = $1",
                 )
                 .text(chat_id),
             )
-            .await?
-            .get("next")?;
+            .await?;
+        let first_seq: i64 = row.get("next")?;
+        // Appended to the active path: each message the child of the one before.
+        let mut parent: Option<String> = row.get("leaf")?;
+        if let Some(leaf) = &parent {
+            tx.execute(
+                Sql::new(
+                    "make a new message the active child",
+                    "UPDATE messages SET active = 0 WHERE chat_id = $1 AND parent_id = $2 AND active = 1",
+                )
+                .text(chat_id)
+                .text(leaf),
+            )
+            .await?;
+        }
         let mut stored = Vec::with_capacity(news.len());
         for (i, new) in news.iter().enumerate() {
             let at = new.created_at.unwrap_or(created_at);
-            let message = message_from_new(chat_id, first_seq + i as i64, new, at);
+            let mut message = message_from_new(chat_id, first_seq + i as i64, new, at);
+            message.parent_id = parent.replace(message.id.clone());
             insert_message_row(&mut tx, &message).await?;
             stored.push(message);
         }
@@ -272,7 +292,7 @@ impl Store {
         Ok(message)
     }
 
-    /// All messages of the chat in `seq` order; empty if the chat is not in `ws`.
+    /// The messages of the chat's active path in `seq` order; empty if the chat is not in `ws`.
     pub async fn list_messages(&self, ws: &str, chat_id: &str) -> Result<Vec<Message>, StoreError> {
         let rows = self
             .db
@@ -282,7 +302,7 @@ impl Store {
                     concat!(
                         "SELECT ",
                         message_columns!(),
-                        " FROM messages WHERE chat_id = $1",
+                        " FROM messages WHERE chat_id = $1 AND on_path = 1",
                         in_workspace!(),
                         " ORDER BY seq"
                     ),
@@ -299,8 +319,8 @@ impl Store {
         Ok(messages)
     }
 
-    /// The last `limit` messages before `before_seq` (or the chat's end), in ascending
-    /// `seq` order: a big chat is read backwards page by page from its newest message.
+    /// The last `limit` messages of the active path before `before_seq` (or the chat's end), in
+    /// ascending `seq` order: a big chat is read backwards page by page from its newest message.
     pub async fn list_messages_page(
         &self,
         ws: &str,
@@ -316,7 +336,7 @@ impl Store {
                     concat!(
                         "SELECT * FROM (SELECT ",
                         message_columns!(),
-                        " FROM messages WHERE chat_id = $1 AND seq < $3",
+                        " FROM messages WHERE chat_id = $1 AND on_path = 1 AND seq < $3",
                         in_workspace!(),
                         " ORDER BY seq DESC LIMIT $4) AS page ORDER BY seq"
                     ),
@@ -335,21 +355,24 @@ impl Store {
         Ok(messages)
     }
 
-    /// `false` if no such message in a chat of `ws`, or it is a reply still streaming. The chat's events are kept: they are
-    /// a log that resuming browsers read forward, and its seq must never go backwards.
+    /// `false` if no such message in a chat of `ws`, or it is a reply still streaming. Its
+    /// children take its place under its parent (the branch below it stays, on the path if it
+    /// was). The chat's events are kept: they are a log that resuming browsers read forward,
+    /// and its seq must never go backwards.
     pub async fn delete_message(
         &self,
         ws: &str,
         chat_id: &str,
         id: &str,
     ) -> Result<bool, StoreError> {
-        let deleted = self
-            .db
-            .execute(
+        let mut tx = self.db.begin("delete a message").await?;
+        let Some(row) = tx
+            .fetch_optional(
                 Sql::new(
-                    "delete a message",
+                    "find a message to delete",
                     concat!(
-                        "DELETE FROM messages WHERE chat_id = $1 AND id = $3 AND status <> 'streaming'",
+                        "SELECT parent_id, active FROM messages
+                         WHERE chat_id = $1 AND id = $3 AND status <> 'streaming'",
                         in_workspace!()
                     ),
                 )
@@ -357,7 +380,35 @@ impl Store {
                 .text(ws)
                 .text(id),
             )
+            .await?
+        else {
+            return Ok(false);
+        };
+        let parent: Option<String> = row.get("parent_id")?;
+        let active: i64 = row.get("active")?;
+        tx.execute(
+            Sql::new(
+                "move a deleted message's children up",
+                "UPDATE messages SET parent_id = $3, active = CASE WHEN $4 = 1 THEN active ELSE 0 END
+                 WHERE chat_id = $1 AND parent_id = $2",
+            )
+            .text(chat_id)
+            .text(id)
+            .opt_text(parent.as_deref())
+            .int(active),
+        )
+        .await?;
+        let deleted = tx
+            .execute(
+                Sql::new(
+                    "delete a message",
+                    "DELETE FROM messages WHERE chat_id = $1 AND id = $2",
+                )
+                .text(chat_id)
+                .text(id),
+            )
             .await?;
+        tx.commit("delete a message").await?;
         Ok(deleted > 0)
     }
 

@@ -53,6 +53,11 @@ const SQLITE: &[Migration] = &[
         name: "verified own-key workspaces",
         sql: include_str!("../migrations/sqlite/0007_quota.sql"),
     },
+    Migration {
+        version: 8,
+        name: "branches",
+        sql: include_str!("../migrations/sqlite/0008_branches.sql"),
+    },
 ];
 
 const POSTGRES: &[Migration] = &[
@@ -90,6 +95,11 @@ const POSTGRES: &[Migration] = &[
         version: 7,
         name: "verified own-key workspaces",
         sql: include_str!("../migrations/postgres/0007_quota.sql"),
+    },
+    Migration {
+        version: 8,
+        name: "branches",
+        sql: include_str!("../migrations/postgres/0008_branches.sql"),
     },
 ];
 

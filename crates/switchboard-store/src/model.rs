@@ -208,6 +208,23 @@ pub struct Message {
     /// When the answer began after the model's reasoning: "thought for" is this minus
     /// `first_token_at`.
     pub reasoning_ended_at: Option<i64>,
+    /// The message this one answers or follows in the chat's tree; `None` for a first message.
+    pub parent_id: Option<String>,
+}
+
+/// One of the children of a parent (a branch), as much as a client needs to offer switching to
+/// it or to show a compare column's state.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Sibling {
+    pub id: String,
+    /// `None` for a first message of the chat.
+    pub parent_id: Option<String>,
+    pub seq: i64,
+    pub role: Role,
+    pub model: Option<String>,
+    pub status: MessageStatus,
+    /// Whether this sibling is on the chat's active path.
+    pub active: bool,
 }
 
 /// A message to add to a chat.

@@ -17,8 +17,11 @@ use crate::{Store, StoreError};
 pub enum Notice {
     /// The chat's events up to `seq` are stored.
     Events { chat_id: String, seq: i64 },
-    /// Someone asked the chat's running reply to stop.
-    Stop { chat_id: String },
+    /// Someone asked the chat's running replies to stop: all of them, or only `message_id`.
+    Stop {
+        chat_id: String,
+        message_id: Option<String>,
+    },
     /// The listening connection was re-established: announcements may have been missed.
     Resync,
 }
@@ -54,8 +57,13 @@ impl Notifications {
                     }
                 }
                 STOP_CHANNEL => {
+                    let (chat_id, message_id) = match payload.split_once(' ') {
+                        Some((chat, message)) => (chat, Some(message.to_owned())),
+                        None => (payload, None),
+                    };
                     return Ok(Notice::Stop {
-                        chat_id: payload.to_owned(),
+                        chat_id: chat_id.to_owned(),
+                        message_id,
                     });
                 }
                 _ => {}

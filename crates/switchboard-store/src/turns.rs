@@ -1,28 +1,44 @@
 //! Starting a turn, reading a chat as one snapshot, and the leases that say which instance is
 //! alive.
 //!
-//! A turn (a user's message and the streaming reply that answers it, or a reply alone) is
-//! *claimed in the database*: at most one reply per chat is `streaming` (a unique index says so),
-//! and [`Store::start_turn`] checks and inserts in one transaction with the chat row locked. So two
-//! sends to one chat on two instances get one turn and one [`StoreError::Busy`]. Whatever the turn
-//! replaces (an edit or a regenerate deletes the messages after a point) is deleted in that same
-//! transaction: a refused turn leaves the chat exactly as it was.
+//! A turn (a user's message and the streaming replies that answer it — several in a compare —
+//! or replies alone) is *claimed in the database*: at most one turn per chat streams, and
+//! [`Store::start_turn`] checks and inserts in one transaction with the chat row locked. So two
+//! sends to one chat on two instances get one turn and one [`StoreError::Busy`]. An edit or a
+//! regenerate starts its turn as new children of an earlier message (see [`crate::branches`]):
+//! what followed that message leaves the active path in the same transaction, and is kept.
 
 use std::time::Duration;
 
+use crate::branches::{put_on_path, sibling_from_row, siblings_sql};
 use crate::chats::{bump_updated_at, chat_from_row, settings_json};
 use crate::db::{Conn, Db, Sql};
 use crate::generation::{EventDraft, fill_streaming_text, store_events};
 use crate::ids::now_ms;
 use crate::messages::{insert_message_rows, message_columns, message_from_new, message_from_row};
-use crate::{Chat, ChatSettings, Message, NewMessage, Store, StoreError, StoredEvent};
+use crate::{
+    Chat, ChatSettings, Message, MessageStatus, NewMessage, Sibling, Store, StoreError, StoredEvent,
+};
+
+/// Where a turn's first message goes in the chat's tree.
+#[derive(Debug, Clone, PartialEq)]
+pub enum TurnParent {
+    /// After the last message of the active path (a new message).
+    End,
+    /// As the newest child of this message (`None`: a new first message of the chat): an edit
+    /// (beside the edited message) or a regenerate (beside the reply). What followed it on the
+    /// active path leaves the path and is kept.
+    Under(Option<String>),
+}
 
 /// A turn to start in a chat, fully validated by the caller.
 #[derive(Debug, Clone)]
 pub struct NewTurn {
-    /// Delete the messages from this seq on first (edit, regenerate).
-    pub truncate_from: Option<i64>,
-    /// The messages to append, in order; a `streaming` one is the reply this turn generates.
+    /// Where the turn goes in the chat's tree.
+    pub parent: TurnParent,
+    /// The messages to add, in order, each the child of the one before; `streaming` ones are the
+    /// replies this turn generates, siblings under the message before them (the first of them on
+    /// the active path, the others beside it: a compare).
     pub messages: Vec<NewMessage>,
     /// The instance that will generate the streaming reply.
     pub owner: String,
@@ -33,8 +49,9 @@ pub struct NewTurn {
 /// What [`Store::start_turn`] did.
 #[derive(Debug, Clone)]
 pub struct TurnStarted {
-    /// Ids of the messages the turn replaced, in seq order.
-    pub deleted: Vec<String>,
+    /// Ids of the messages that left the active path (an edit or a regenerate moved it), in seq
+    /// order. They are kept, as other branches.
+    pub replaced: Vec<String>,
     /// The appended messages as stored.
     pub messages: Vec<Message>,
     /// The events describing both, as stored.
@@ -51,6 +68,12 @@ pub struct ChatSnapshot {
     pub messages: Vec<Message>,
     /// Whether older messages exist before this page.
     pub has_more: bool,
+    /// The branches beside the page's messages: every message off the active path that shares
+    /// a parent with one of them, in seq order.
+    pub siblings: Vec<Sibling>,
+    /// The other replies of the turn that ends the active path (a compare: replies stored
+    /// together under one parent), in full, in seq order; only on the page that ends the path.
+    pub alternatives: Vec<Message>,
     pub last_event_seq: i64,
 }
 
@@ -114,19 +137,20 @@ impl Store {
         if chat.is_none() {
             return Ok(None);
         }
-        // Whether another reply is streaming, and the seq the new messages start at (after what
-        // the turn replaces), in one statement: every statement is a round trip.
+        // Whether a turn is streaming, the seq the new messages get and the end of the active
+        // path, in one statement: every statement is a round trip.
         let row = tx
             .fetch_one(
                 Sql::new(
-                    "look for a streaming reply and pick the next message seq",
+                    "look for a streaming turn and pick the next message seq",
                     "SELECT COALESCE(MAX(seq), 0) + 1 AS next,
                             (SELECT COUNT(*) FROM messages
-                             WHERE chat_id = $1 AND status = 'streaming') AS streaming
-                     FROM messages WHERE chat_id = $1 AND seq < $2",
+                             WHERE chat_id = $1 AND status = 'streaming') AS streaming,
+                            (SELECT id FROM messages WHERE chat_id = $1 AND on_path = 1
+                             ORDER BY seq DESC LIMIT 1) AS leaf
+                     FROM messages WHERE chat_id = $1",
                 )
-                .text(chat_id)
-                .int(turn.truncate_from.unwrap_or(i64::MAX)),
+                .text(chat_id),
             )
             .await?;
         if row.get::<i64>("streaming")? > 0 {
@@ -135,31 +159,84 @@ impl Store {
             });
         }
         let first_seq: i64 = row.get("next")?;
-        let mut deleted = Vec::new();
-        if let Some(from) = turn.truncate_from {
-            let rows = tx
-                .fetch_all(
-                    Sql::new(
-                        "delete the messages a turn replaces",
-                        "DELETE FROM messages WHERE chat_id = $1 AND seq >= $2 RETURNING id, seq",
+        let leaf: Option<String> = row.get("leaf")?;
+        let mut replaced = Vec::new();
+        let parent = match &turn.parent {
+            TurnParent::End => leaf,
+            TurnParent::Under(parent) => {
+                let after = match parent {
+                    Some(parent) => {
+                        let Some(row) = tx
+                            .fetch_optional(
+                                Sql::new(
+                                    "find where a branch starts",
+                                    "SELECT seq, on_path FROM messages WHERE id = $1 AND chat_id = $2",
+                                )
+                                .text(parent)
+                                .text(chat_id),
+                            )
+                            .await?
+                        else {
+                            return Ok(None);
+                        };
+                        if row.get::<i64>("on_path")? == 0 {
+                            // A branch off another branch: that one becomes the path first.
+                            put_on_path(&mut tx, chat_id, parent).await?;
+                        }
+                        row.get::<i64>("seq")?
+                    }
+                    None => 0,
+                };
+                let rows = tx
+                    .fetch_all(
+                        Sql::new(
+                            "take what follows a branch point off the active path",
+                            "UPDATE messages SET on_path = 0
+                             WHERE chat_id = $1 AND on_path = 1 AND seq > $2 RETURNING id, seq",
+                        )
+                        .text(chat_id)
+                        .int(after),
                     )
-                    .text(chat_id)
-                    .int(from),
-                )
-                .await?;
-            let mut gone = rows
-                .iter()
-                .map(|row| Ok((row.get::<i64>("seq")?, row.get::<String>("id")?)))
-                .collect::<Result<Vec<_>, StoreError>>()?;
-            gone.sort_unstable();
-            deleted = gone.into_iter().map(|(_, id)| id).collect();
+                    .await?;
+                let mut gone = rows
+                    .iter()
+                    .map(|row| Ok((row.get::<i64>("seq")?, row.get::<String>("id")?)))
+                    .collect::<Result<Vec<_>, StoreError>>()?;
+                gone.sort_unstable();
+                replaced = gone.into_iter().map(|(_, id)| id).collect();
+                parent.clone()
+            }
+        };
+        // The turn's first message becomes its parent's active child.
+        tx.execute(
+            Sql::new(
+                "make a new branch the active one",
+                "UPDATE messages SET active = 0
+                 WHERE chat_id = $1 AND active = 1
+                   AND (parent_id = $2 OR ($2 IS NULL AND parent_id IS NULL))",
+            )
+            .text(chat_id)
+            .opt_text(parent.as_deref()),
+        )
+        .await?;
+        let mut messages: Vec<Message> = Vec::with_capacity(turn.messages.len());
+        let mut beside = Vec::new();
+        let mut above = parent;
+        for (i, new) in turn.messages.iter().enumerate() {
+            let mut message = message_from_new(chat_id, first_seq + i as i64, new, now);
+            message.parent_id = above.clone();
+            if new.status == MessageStatus::Streaming {
+                if messages
+                    .last()
+                    .is_some_and(|m: &Message| m.status == MessageStatus::Streaming)
+                {
+                    beside.push(message.id.clone());
+                }
+            } else {
+                above = Some(message.id.clone());
+            }
+            messages.push(message);
         }
-        let messages: Vec<Message> = turn
-            .messages
-            .iter()
-            .enumerate()
-            .map(|(i, new)| message_from_new(chat_id, first_seq + i as i64, new, now))
-            .collect();
         let inserted = if messages.is_empty() {
             Ok(())
         } else {
@@ -173,7 +250,26 @@ impl Store {
             });
         }
         inserted?;
-        let drafts = describe(&deleted, &messages);
+        // The other replies of a compare wait beside the first, off the path.
+        for chunk in beside.chunks(8) {
+            let mut text = String::from(
+                "UPDATE messages SET active = 0, on_path = 0 WHERE chat_id = $1 AND id IN (",
+            );
+            for i in 0..chunk.len() {
+                if i > 0 {
+                    text.push_str(", ");
+                }
+                text.push_str(&format!("${}", i + 2));
+            }
+            text.push(')');
+            let mut sql =
+                Sql::built("put a compare's other replies beside the first", text).text(chat_id);
+            for id in chunk {
+                sql = sql.text(id.as_str());
+            }
+            tx.execute(sql).await?;
+        }
+        let drafts = describe(&replaced, &messages);
         let events = store_events(&mut tx, chat_id, &drafts)
             .await?
             .unwrap_or_default();
@@ -187,7 +283,7 @@ impl Store {
         }
         committed?;
         Ok(Some(TurnStarted {
-            deleted,
+            replaced,
             messages,
             events,
         }))
@@ -227,7 +323,7 @@ impl Store {
                     concat!(
                         "SELECT * FROM (SELECT ",
                         message_columns!(),
-                        " FROM messages WHERE chat_id = $1 AND seq < $2",
+                        " FROM messages WHERE chat_id = $1 AND on_path = 1 AND seq < $2",
                         " ORDER BY seq DESC LIMIT $3) AS page ORDER BY seq"
                     ),
                 )
@@ -244,6 +340,47 @@ impl Store {
         if has_more {
             messages.remove(0);
         }
+        let siblings = match messages.first() {
+            Some(first) => tx
+                .fetch_all(siblings_sql(
+                    chat_id,
+                    first.seq,
+                    before_seq.unwrap_or(i64::MAX),
+                ))
+                .await?
+                .iter()
+                .map(sibling_from_row)
+                .collect::<Result<Vec<_>, _>>()?,
+            None => Vec::new(),
+        };
+        let mut alternatives = Vec::new();
+        if before_seq.is_none()
+            && let Some(last) = messages.last()
+            && last.role == crate::Role::Assistant
+            && let Some(parent) = &last.parent_id
+        {
+            let rows = tx
+                .fetch_all(
+                    Sql::new(
+                        "read a compare's other replies",
+                        concat!(
+                            "SELECT ",
+                            message_columns!(),
+                            " FROM messages WHERE chat_id = $1 AND parent_id = $2 AND on_path = 0
+                               AND role = 'assistant' AND created_at = $3 ORDER BY seq"
+                        ),
+                    )
+                    .text(chat_id)
+                    .text(parent)
+                    .int(last.created_at),
+                )
+                .await?;
+            alternatives = rows
+                .iter()
+                .map(message_from_row)
+                .collect::<Result<Vec<_>, _>>()?;
+            fill_streaming_text(Conn::Tx(&mut tx), &mut alternatives).await?;
+        }
         fill_streaming_text(Conn::Tx(&mut tx), &mut messages).await?;
         // Read-only: ending it without a commit changes nothing.
         drop(tx);
@@ -251,6 +388,8 @@ impl Store {
             chat,
             messages,
             has_more,
+            siblings,
+            alternatives,
             last_event_seq,
         }))
     }

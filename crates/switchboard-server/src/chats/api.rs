@@ -15,7 +15,7 @@ use switchboard_core::catalog::ModelRef;
 use switchboard_core::provider::ProviderId;
 use switchboard_core::routing::{MAX_FALLBACK_MODELS, ProviderPreferences};
 use switchboard_core::secret::Secret;
-use switchboard_store::{Chat, ChatPage, ChatPatch, ChatSettings, Role};
+use switchboard_store::{Chat, ChatPage, ChatPatch, ChatSettings, Role, TurnParent};
 
 use super::Caller;
 use crate::error::ApiError;
@@ -43,6 +43,8 @@ impl From<ChatError> for ApiError {
                 ApiError::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string())
             }
             ChatError::NoWaitingToolCall => ApiError::new(StatusCode::CONFLICT, e.to_string()),
+            ChatError::MessageNotFound => ApiError::not_found(e.to_string()),
+            ChatError::NoReplies => ApiError::bad_request(e.to_string()),
             ChatError::Store(e) => e.into(),
         }
     }
@@ -336,7 +338,8 @@ pub async fn list_messages(
         .snapshot(&caller.workspace, &chat.id, params.before_seq, limit)
         .await?
         .ok_or_else(chat_not_found)?;
-    let views = MessageView::render_page(snapshot.messages).await;
+    let mut views = MessageView::render_page(snapshot.messages).await;
+    switchboard_chat::view::attach_siblings(&mut views, &snapshot.siblings);
     Ok(Json(json!({"messages": views, "has_more": snapshot.has_more})).into_response())
 }
 
@@ -390,8 +393,11 @@ pub async fn delete_chat(
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     let chat = load_chat(&state, &caller, &id).await?;
-    // Its reply, wherever it runs, ends; its next write finds the chat gone and stores nothing.
-    state.chats().stop(&caller.workspace, &chat.id).await?;
+    // Its replies, wherever they run, end; their next write finds the chat gone and stores nothing.
+    state
+        .chats()
+        .stop(&caller.workspace, &chat.id, None)
+        .await?;
     if !state.store().delete_chat(&caller.workspace, &id).await? {
         return Err(chat_not_found());
     }
@@ -403,6 +409,8 @@ pub async fn delete_chat(
 pub struct SendRequest {
     content: String,
     model: Option<String>,
+    /// A compare: 2 to 4 models answer at once, instead of `model`.
+    models: Option<Vec<String>>,
     #[serde(default)]
     images: Vec<String>,
     reasoning: Option<ReasoningRequest>,
@@ -442,30 +450,88 @@ pub async fn post_message(
         }
         None => None,
     };
+    let compare = match req.models {
+        Some(_) if req.model.is_some() => {
+            return Err(ApiError::bad_request(
+                "send either model or models, not both",
+            ));
+        }
+        Some(models) => {
+            if !(MIN_COMPARE..=MAX_COMPARE).contains(&models.len()) {
+                return Err(ApiError::bad_request(format!(
+                    "models takes {MIN_COMPARE} to {MAX_COMPARE} model ids"
+                )));
+            }
+            if models
+                .iter()
+                .enumerate()
+                .any(|(i, m)| models[..i].contains(m))
+            {
+                return Err(ApiError::bad_request("models must be different"));
+            }
+            Some(models)
+        }
+        None => None,
+    };
     let chat = load_chat(&state, &caller, &id).await?;
     let user = UserTurn {
         content: req.content,
         images: req.images,
     };
-    let plan = plan_reply(
-        &state,
-        &caller,
-        chat,
-        &headers,
-        Turn {
-            user: Some(user),
-            truncate_from: None,
-        },
-        req.model.as_deref(),
-        effort,
+    let Some(models) = compare else {
+        let plan = plan_reply(
+            &state,
+            &caller,
+            chat,
+            &headers,
+            Turn {
+                user: Some(user),
+                parent: TurnParent::End,
+            },
+            req.model.as_deref(),
+            effort,
+        )
+        .await?;
+        let started = state.chats().start_reply(plan).await?;
+        return Ok(accepted(
+            started.user_message_id,
+            started.assistant_message_id,
+        ));
+    };
+    // Plan, then act: every model is checked before the turn is stored.
+    let mut plans = Vec::with_capacity(models.len());
+    for model in &models {
+        let mut plan = plan_reply(
+            &state,
+            &caller,
+            chat.clone(),
+            &headers,
+            Turn {
+                user: Some(user.clone()),
+                parent: TurnParent::End,
+            },
+            Some(model),
+            effort.clone(),
+        )
+        .await?;
+        // A compare leaves the chat's model as it was: "continue with this" picks one.
+        plan.settings = None;
+        plans.push(plan);
+    }
+    let started = state.chats().start_replies(plans).await?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(json!({
+            "user_message_id": started.user_message_id,
+            "assistant_message_ids": started.assistant_message_ids,
+        })),
     )
-    .await?;
-    let started = state.chats().start_reply(plan).await?;
-    Ok(accepted(
-        started.user_message_id,
-        started.assistant_message_id,
-    ))
+        .into_response())
 }
+
+/// How many models a compare asks at least, and at most.
+const MIN_COMPARE: usize = 2;
+const MAX_COMPARE: usize = 4;
 
 /// 202: the turn is stored and the reply is being generated.
 fn accepted(user_id: Option<String>, assistant_id: String) -> Response {
@@ -579,11 +645,11 @@ fn preset(state: &AppState, raw: &str) -> Result<Target, ApiError> {
     })
 }
 
-/// What a turn adds, and what it replaces.
+/// What a turn adds, and where in the chat's tree.
 struct Turn {
     user: Option<UserTurn>,
-    /// Edit and regenerate replace the messages from this seq on.
-    truncate_from: Option<i64>,
+    /// Edit and regenerate branch off an earlier message.
+    parent: TurnParent,
 }
 
 /// Plan, then act: everything a reply needs is checked here — model, provider, vision, the
@@ -643,7 +709,7 @@ async fn plan_reply(
         });
     Ok(ReplyPlan {
         workspace: caller.workspace.clone(),
-        truncate_from: turn.truncate_from,
+        parent: turn.parent,
         user: turn.user,
         model: target.model,
         provider: target.provider.as_str().to_string(),
@@ -714,14 +780,15 @@ pub async fn regenerate(
         .get_message(&caller.workspace, &id, &message_id)
         .await?
         .ok_or_else(|| ApiError::not_found("no such message"))?;
-    // Regenerating a user message means: answer it again.
-    let from_seq = match msg.role {
-        Role::Assistant => msg.seq,
-        _ => msg.seq + 1,
+    // Regenerating a user message means: answer it again. A new reply goes beside the old one,
+    // which is kept.
+    let parent = match msg.role {
+        Role::Assistant => msg.parent_id,
+        _ => Some(msg.id),
     };
     let turn = Turn {
         user: None,
-        truncate_from: Some(from_seq),
+        parent: TurnParent::Under(parent),
     };
     let plan = plan_reply(
         &state,
@@ -785,7 +852,8 @@ pub async fn edit_message(
             content: req.content,
             images,
         }),
-        truncate_from: Some(msg.seq),
+        // The edited message stays, with its replies, beside the new one.
+        parent: TurnParent::Under(msg.parent_id),
     };
     let plan = plan_reply(
         &state,
@@ -870,8 +938,46 @@ pub async fn stop(
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     let chat = load_chat(&state, &caller, &id).await?;
-    state.chats().stop(&caller.workspace, &chat.id).await?;
+    state
+        .chats()
+        .stop(&caller.workspace, &chat.id, None)
+        .await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// `POST /api/chats/{id}/messages/{message_id}/stop`: stops one reply of the running turn (a
+/// compare's column), wherever it runs; the others go on.
+pub async fn stop_message(
+    caller: Caller,
+    State(state): State<AppState>,
+    Path((id, message_id)): Path<(String, String)>,
+) -> Result<StatusCode, ApiError> {
+    let chat = load_chat(&state, &caller, &id).await?;
+    state
+        .store()
+        .get_message(&caller.workspace, &chat.id, &message_id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("no such message"))?;
+    state
+        .chats()
+        .stop(&caller.workspace, &chat.id, Some(&message_id))
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `POST /api/chats/{id}/messages/{message_id}/select`: makes that branch the active path (the
+/// next message continues from it) and answers with the chat as it now reads.
+pub async fn select_message(
+    caller: Caller,
+    State(state): State<AppState>,
+    Path((id, message_id)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
+    let chat = load_chat(&state, &caller, &id).await?;
+    state
+        .chats()
+        .select(&caller.workspace, &chat.id, &message_id)
+        .await?;
+    Ok(Json(chat_view(&state, &caller, chat).await?).into_response())
 }
 
 #[derive(Deserialize)]

@@ -50,6 +50,14 @@ pub fn routes() -> Router<AppState> {
         )
         .route("/api/chats/{id}/stop", post(api::stop))
         .route(
+            "/api/chats/{id}/messages/{message_id}/stop",
+            post(api::stop_message),
+        )
+        .route(
+            "/api/chats/{id}/messages/{message_id}/select",
+            post(api::select_message),
+        )
+        .route(
             "/api/chats/{id}/tool-calls/{call_id}",
             post(api::decide_tool_call),
         )

@@ -2,6 +2,7 @@
 
 mod bad_input;
 mod basics;
+mod branches;
 mod catalog;
 mod chats;
 mod connections;

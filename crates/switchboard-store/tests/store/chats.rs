@@ -465,12 +465,15 @@ async fn fork_copies_messages_up_to_the_chosen_one(store: Store) {
     );
     let copies = store.list_messages("default", &fork.id).await.unwrap();
     assert_eq!(copies.len(), 2);
-    for (copy, original) in copies.iter().zip([&first, &second]) {
+    for (i, (copy, original)) in copies.iter().zip([&first, &second]).enumerate() {
         assert_ne!(copy.id, original.id);
         assert_eq!(copy.chat_id, fork.id);
+        // The copies form their own chain.
+        let parent_id = i.checked_sub(1).map(|p| copies[p].id.clone());
         let renamed = switchboard_store::Message {
             id: copy.id.clone(),
             chat_id: copy.chat_id.clone(),
+            parent_id,
             ..original.clone()
         };
         assert_eq!(copy, &renamed);

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use switchboard_store::{
     ChatSettings, EventDraft, GenerationWrite, MessageStatus, NewMessage, NewTurn, Store,
-    StoreError,
+    StoreError, TurnParent,
 };
 
 use crate::helpers::{OWNER, append, event, finish, start_reply, user};
@@ -12,7 +12,7 @@ use crate::helpers::{OWNER, append, event, finish, start_reply, user};
 on_both_backends!(
     one_reply_per_chat_is_claimed_in_the_database,
     a_refused_turn_changes_nothing,
-    a_turn_replaces_messages_in_the_same_transaction,
+    an_edit_moves_the_path_in_the_same_transaction,
     a_streaming_reply_reads_with_every_appended_part,
     writes_of_a_reply_that_is_not_ours_change_nothing,
     finishing_compacts_the_deltas_and_happens_once,
@@ -40,7 +40,7 @@ async fn one_reply_per_chat_is_claimed_in_the_database(store: Store) {
     let reply = start_reply(&store, &chat, "hello").await;
     assert_eq!(reply.status, MessageStatus::Streaming);
     let second = NewTurn {
-        truncate_from: None,
+        parent: TurnParent::End,
         messages: vec![user("again"), NewMessage::streaming_reply("m")],
         owner: "another-instance".into(),
         settings: None,
@@ -82,7 +82,7 @@ async fn a_refused_turn_changes_nothing(store: Store) {
     let last_seq = store.last_event_seq(&chat).await.unwrap();
     // An edit of the first message while a reply streams: refused, and nothing is deleted.
     let edit = NewTurn {
-        truncate_from: Some(1),
+        parent: TurnParent::Under(None),
         messages: vec![user("edited"), NewMessage::streaming_reply("m")],
         owner: OWNER.into(),
         settings: Some(ChatSettings {
@@ -106,7 +106,7 @@ async fn a_refused_turn_changes_nothing(store: Store) {
     assert_eq!(first.seq, 2);
 }
 
-async fn a_turn_replaces_messages_in_the_same_transaction(store: Store) {
+async fn an_edit_moves_the_path_in_the_same_transaction(store: Store) {
     let chat = chat(&store).await;
     let first = start_reply(&store, &chat, "hello").await;
     store
@@ -114,27 +114,34 @@ async fn a_turn_replaces_messages_in_the_same_transaction(store: Store) {
         .await
         .unwrap();
     let edit = NewTurn {
-        truncate_from: Some(1),
+        parent: TurnParent::Under(None),
         messages: vec![user("edited"), NewMessage::streaming_reply("m")],
         owner: OWNER.into(),
         settings: None,
     };
     let started = store
-        .start_turn("default", &chat, &edit, |deleted, added| {
-            assert_eq!(deleted.len(), 2);
+        .start_turn("default", &chat, &edit, |replaced, added| {
+            assert_eq!(replaced.len(), 2);
             assert_eq!(added.len(), 2);
-            vec![event("deleted"), event("message"), event("message")]
+            vec![event("branch"), event("message"), event("message")]
         })
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(started.deleted.len(), 2);
+    assert_eq!(started.replaced.len(), 2);
     let seqs: Vec<i64> = started.events.iter().map(|e| e.seq).collect();
     assert_eq!(seqs.len(), 3);
     assert!(seqs.windows(2).all(|w| w[1] == w[0] + 1));
     let messages = store.list_messages("default", &chat).await.unwrap();
     assert_eq!(messages.len(), 2);
     assert_eq!(messages[0].content, "edited");
+    // The old turn is kept, off the path.
+    let old = store
+        .get_message("default", &chat, &started.replaced[1])
+        .await
+        .unwrap()
+        .expect("the old reply is kept");
+    assert_eq!(old.content, "hi");
 }
 
 async fn a_streaming_reply_reads_with_every_appended_part(store: Store) {
@@ -319,7 +326,13 @@ async fn events_after_resumes_after_the_given_seq(store: Store) {
 
 async fn a_stop_request_reaches_the_owner_at_its_next_write(store: Store) {
     let chat = chat(&store).await;
-    assert_eq!(store.request_stop("default", &chat).await.unwrap(), None);
+    assert!(
+        store
+            .request_stop("default", &chat, None)
+            .await
+            .unwrap()
+            .is_empty()
+    );
     let reply = start_reply(&store, &chat, "hello").await;
     // A write that touches the message row reports the flag (one of text only need not).
     let write = GenerationWrite {
@@ -332,10 +345,26 @@ async fn a_stop_request_reaches_the_owner_at_its_next_write(store: Store) {
     let check_in = || store.write_generation(&write);
     assert!(!check_in().await.unwrap().unwrap().stop_requested);
     assert!(!store.stop_requested(&reply.id).await.unwrap());
-    assert_eq!(store.request_stop("other", &chat).await.unwrap(), None);
+    assert!(
+        store
+            .request_stop("other", &chat, None)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        store
+            .request_stop("default", &chat, Some("m_other"))
+            .await
+            .unwrap()
+            .is_empty()
+    );
     assert_eq!(
-        store.request_stop("default", &chat).await.unwrap(),
-        Some(reply.id.clone())
+        store
+            .request_stop("default", &chat, Some(&reply.id))
+            .await
+            .unwrap(),
+        std::slice::from_ref(&reply.id)
     );
     assert!(check_in().await.unwrap().unwrap().stop_requested);
     assert!(store.stop_requested(&reply.id).await.unwrap());
@@ -451,7 +480,7 @@ async fn leases_tell_live_owners_from_dead_ones(store: Store) {
     store.heartbeat(OWNER).await.unwrap();
     let mine = start_reply(&store, &chat_a, "hello").await;
     let turn = NewTurn {
-        truncate_from: None,
+        parent: TurnParent::End,
         messages: vec![NewMessage::streaming_reply("m")],
         owner: "a-dead-instance".into(),
         settings: None,

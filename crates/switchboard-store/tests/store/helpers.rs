@@ -5,7 +5,7 @@ use sqlx::Connection;
 use sqlx::postgres::PgConnection;
 use switchboard_store::{
     EventDraft, GenerationAck, GenerationWrite, Message, MessageFinish, MessageStatus, NewMessage,
-    NewTurn, Role, Store, TextPart, Usage,
+    NewTurn, Role, Store, TextPart, TurnParent, Usage,
 };
 use tempfile::TempDir;
 
@@ -134,7 +134,7 @@ pub fn event(kind: &str) -> EventDraft {
 /// Returns the reply.
 pub async fn start_reply(store: &Store, chat_id: &str, text: &str) -> Message {
     let turn = NewTurn {
-        truncate_from: None,
+        parent: TurnParent::End,
         messages: vec![user(text), NewMessage::streaming_reply("m")],
         owner: OWNER.into(),
         settings: None,

@@ -33,6 +33,7 @@ macro_rules! on_both_backends {
     };
 }
 
+mod branches;
 mod chats;
 mod generation;
 mod helpers;
