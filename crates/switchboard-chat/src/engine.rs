@@ -264,6 +264,7 @@ impl ChatEngine {
             messages,
             owner: inner.instance.clone(),
             settings: plan.settings.clone(),
+            files: Vec::new(),
         };
         let started = inner
             .store
@@ -614,6 +615,8 @@ impl Inner {
                 json!({"message": view}).to_string(),
             )],
             compact: COMPACTED_KINDS.iter().map(|k| k.to_string()).collect(),
+            attachments: None,
+            files: Vec::new(),
         };
         match self.store.finish_message(&finish).await? {
             Some(events) => {

@@ -15,6 +15,7 @@ pub mod bus;
 pub mod context;
 mod engine;
 mod error;
+pub mod files;
 pub mod generate;
 mod hub;
 pub mod import;

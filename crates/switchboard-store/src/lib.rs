@@ -51,6 +51,7 @@
 mod chats;
 mod db;
 mod error;
+mod files;
 mod generation;
 mod ids;
 mod messages;
@@ -73,6 +74,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use crate::db::{Db, SqlitePools};
 
 pub use crate::error::StoreError;
+pub use crate::files::{NewFile, StoredFile};
 pub use crate::generation::{EventDraft, GenerationAck, GenerationWrite, TextPart};
 pub use crate::model::{
     Chat, ChatPage, ChatPatch, ChatSettings, ChatSummary, Message, MessageFinish, MessageStatus,

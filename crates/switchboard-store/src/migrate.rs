@@ -53,6 +53,12 @@ const SQLITE: &[Migration] = &[
         name: "verified own-key workspaces",
         sql: include_str!("../migrations/sqlite/0007_quota.sql"),
     },
+    // 8 is another branch's; a database that has 9 and not 8 gets 8 when it merges in.
+    Migration {
+        version: 9,
+        name: "files stored with messages",
+        sql: include_str!("../migrations/sqlite/0009_files.sql"),
+    },
 ];
 
 const POSTGRES: &[Migration] = &[
@@ -90,6 +96,12 @@ const POSTGRES: &[Migration] = &[
         version: 7,
         name: "verified own-key workspaces",
         sql: include_str!("../migrations/postgres/0007_quota.sql"),
+    },
+    // 8 is another branch's; a database that has 9 and not 8 gets 8 when it merges in.
+    Migration {
+        version: 9,
+        name: "files stored with messages",
+        sql: include_str!("../migrations/postgres/0009_files.sql"),
     },
 ];
 

@@ -9,6 +9,7 @@ mod fault_proxy;
 mod faults;
 mod gateway;
 mod helpers;
+mod openrouter;
 mod proxy;
 mod quota;
 mod responses;
