@@ -93,6 +93,7 @@ pub(crate) fn router(state: AppState) -> Router {
         .route("/api/v1/responses", axum::routing::post(responses))
         .route("/api/v1/models", get(models))
         .route("/api/v1/models/user", get(models_user))
+        .route("/api/v1/models/{author}/{slug}/endpoints", get(endpoints))
         .route("/api/v1/key", get(key))
         .route("/api/v1/auth/key", get(key))
         .route("/api/v1/credits", get(credits))
@@ -134,7 +135,7 @@ async fn record(State(state): State<AppState>, request: Request, next: Next) -> 
 pub(crate) struct ApiError {
     status: StatusCode,
     body: Value,
-    headers: Vec<(&'static str, &'static str)>,
+    headers: Vec<(&'static str, String)>,
 }
 
 impl ApiError {
@@ -151,10 +152,11 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let mut response = (self.status, Json(self.body)).into_response();
         for (name, value) in self.headers {
-            response.headers_mut().insert(
-                HeaderName::from_static(name),
-                HeaderValue::from_static(value),
-            );
+            if let Ok(value) = HeaderValue::from_str(&value) {
+                response
+                    .headers_mut()
+                    .insert(HeaderName::from_static(name), value);
+            }
         }
         response
     }
@@ -253,35 +255,64 @@ async fn chat_completions(
     if !request.is_object() {
         return Err(ApiError::new(400, "Request body must be a JSON object"));
     }
-    // With a `models` fallback list the first one serves, and the response names it.
-    let model = request
+    // With a `models` fallback list each is tried in order until one answers; the response
+    // names the one that served.
+    let mut candidates: Vec<String> = request
         .get("models")
         .and_then(Value::as_array)
-        .and_then(|models| models.first())
-        .and_then(Value::as_str)
-        .or_else(|| request.get("model").and_then(Value::as_str))
-        .filter(|model| !model.is_empty())
-        .ok_or_else(|| ApiError::new(400, "No models provided"))?
-        .to_owned();
+        .map(|models| {
+            models
+                .iter()
+                .filter_map(Value::as_str)
+                .filter(|m| !m.is_empty())
+                .map(str::to_owned)
+                .collect()
+        })
+        .unwrap_or_default();
+    if candidates.is_empty()
+        && let Some(model) = request
+            .get("model")
+            .and_then(Value::as_str)
+            .filter(|m| !m.is_empty())
+    {
+        candidates.push(model.to_owned());
+    }
+    if candidates.is_empty() {
+        return Err(ApiError::new(400, "No models provided"));
+    }
     let stream = request.get("stream").and_then(Value::as_bool) == Some(true);
     let created = unix_now();
     let id = generation_id(created);
 
-    if let Some(fixture) = state.fixtures.get(&model) {
-        return Ok(serve_fixture(&state, fixture, id, model, created));
-    }
-
-    let script = match scenarios::plan(&model, &request, body.len(), &id, state.spacing) {
-        Plan::Status(code) => {
-            let (body, headers) = scenarios::status_error(code);
-            return Err(ApiError {
-                status: StatusCode::from_u16(code).unwrap_or(StatusCode::BAD_GATEWAY),
-                body,
-                headers,
-            });
+    let mut refusal = None;
+    let mut served = None;
+    for model in candidates {
+        if let Some(fixture) = state.fixtures.get(&model) {
+            return Ok(serve_fixture(&state, fixture, id, model, created));
         }
-        Plan::Answer(script) => script,
+        match scenarios::plan(&model, &request, body.len(), &id, state.spacing) {
+            Plan::Status(code, body, headers) => {
+                refusal = Some(ApiError {
+                    status: StatusCode::from_u16(code).unwrap_or(StatusCode::BAD_GATEWAY),
+                    body,
+                    headers,
+                });
+            }
+            Plan::Answer(script) => {
+                served = Some((model, script));
+                break;
+            }
+        }
+    }
+    let Some((model, script)) = served else {
+        return Err(refusal.unwrap_or_else(|| ApiError::new(400, "No models provided")));
     };
+    let files = scenarios::file_parts(&request);
+    let reused = scenarios::annotated_hashes(&request);
+    let files_parsed = files
+        .iter()
+        .filter(|(_, data)| !reused.contains(&scenarios::file_hash(data)))
+        .count() as u64;
     let (finish_reason, native_finish_reason) = script.finish_reasons();
     let generation = state.recorder.start_generation(GenerationFacts {
         id: id.clone(),
@@ -295,6 +326,14 @@ async fn chat_completions(
         cost: script.usage.cost,
         finish_reason,
         native_finish_reason,
+        provider_preferences: request.get("provider").cloned(),
+        session_id: request
+            .get("session_id")
+            .and_then(Value::as_str)
+            .map(str::to_owned),
+        files_parsed,
+        search_results: script.search_results,
+        images: script.image_count(),
     });
     if stream {
         let frames = script.sse_frames(&id, created);
@@ -422,6 +461,7 @@ async fn responses(
         cost,
         finish_reason: "stop",
         native_finish_reason: "stop",
+        ..GenerationFacts::default()
     });
     let message_id = format!("msg_{}", &id[id.len() - 8..]);
     let response_object = |status: &str, done: bool| {
@@ -511,6 +551,7 @@ fn serve_fixture(
         cost: 0.0,
         finish_reason: "stop",
         native_finish_reason: "stop",
+        ..GenerationFacts::default()
     });
     match &fixture.sse_pieces {
         Some(pieces) => {
@@ -610,9 +651,13 @@ async fn key(State(state): State<AppState>, auth: Authorized) -> Json<Value> {
     Json(json!({
         "data": {
             "label": label,
-            "limit": null,
-            "limit_remaining": null,
+            // The mock's account holds $100 of credit (see `/credits`); the key may spend it all.
+            "limit": KEY_LIMIT,
+            "limit_remaining": (KEY_LIMIT - usage).max(0.0),
             "limit_reset": null,
+            "allowed_data_regions": ["global"],
+            "organization_id": null,
+            "workspace_id": null,
             "include_byok_in_limit": false,
             "usage": usage,
             "usage_daily": usage,
@@ -634,6 +679,27 @@ async fn key(State(state): State<AppState>, auth: Authorized) -> Json<Value> {
             },
         }
     }))
+}
+
+/// The mock key's spending limit in USD.
+const KEY_LIMIT: f64 = 100.0;
+
+/// `GET /api/v1/models/{author}/{slug}/endpoints`: the providers serving a catalog model, each
+/// with its own price, quantization and latency figures (synthesized, stable per model).
+async fn endpoints(
+    State(state): State<AppState>,
+    axum::extract::Path((author, slug)): axum::extract::Path<(String, String)>,
+) -> Result<Json<Value>, ApiError> {
+    let id = format!("{author}/{slug}");
+    let catalog: Value = serde_json::from_slice(&state.catalog).unwrap_or(Value::Null);
+    let entry = catalog["data"]
+        .as_array()
+        .and_then(|d| d.iter().find(|m| m["id"] == id.as_str()))
+        .cloned()
+        .ok_or_else(|| ApiError::new(404, "Resource not found"))?;
+    Ok(Json(
+        json!({"data": crate::catalog::endpoints_json(&entry)}),
+    ))
 }
 
 async fn credits(State(state): State<AppState>, _auth: Authorized) -> Json<Value> {
@@ -686,11 +752,14 @@ async fn generation(
             "native_tokens_completion_images": 0,
             "native_tokens_reasoning": facts.reasoning_tokens,
             "native_tokens_cached": 0,
-            "num_media_prompt": null,
-            "num_media_completion": null,
-            "num_search_results": null,
+            "num_media_prompt": (facts.files_parsed > 0).then_some(facts.files_parsed),
+            "num_media_completion": (facts.images > 0).then_some(facts.images),
+            "num_search_results": (facts.search_results > 0).then_some(facts.search_results),
             "origin": "",
             "api_type": "completions",
+            "session_id": facts.session_id,
+            // What the request asked of the router, as it arrived: tests read routing here.
+            "provider_preferences": facts.provider_preferences,
         }
     })))
 }

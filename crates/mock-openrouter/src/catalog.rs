@@ -22,6 +22,8 @@ impl Caps {
     const TOOLS: Caps = Caps(4);
     /// Also list a `:free` variant with zero prices.
     const FREE: Caps = Caps(8);
+    /// Draws images: `output_modalities` has `image`.
+    const IMAGE_OUT: Caps = Caps(16);
 
     const fn with(self, other: Caps) -> Caps {
         Caps(self.0 | other.0)
@@ -301,10 +303,11 @@ fn entry_json(entry: &Entry) -> Value {
     if entry.caps.has(Caps::IMAGE) {
         input.extend(["image", "file"]);
     }
-    let modality = if entry.caps.has(Caps::IMAGE) {
-        "text+image->text"
-    } else {
-        "text->text"
+    let modality = match (entry.caps.has(Caps::IMAGE), entry.caps.has(Caps::IMAGE_OUT)) {
+        (true, true) => "text+image->text+image",
+        (true, false) => "text+image->text",
+        (false, true) => "text->text+image",
+        (false, false) => "text->text",
     };
     let mut params = vec!["max_tokens", "temperature", "top_p", "stop", "seed"];
     if entry.caps.has(Caps::TOOLS) {
@@ -334,7 +337,7 @@ fn entry_json(entry: &Entry) -> Value {
         "architecture": {
             "modality": modality,
             "input_modalities": input,
-            "output_modalities": ["text"],
+            "output_modalities": if entry.caps.has(Caps::IMAGE_OUT) { json!(["text", "image"]) } else { json!(["text"]) },
             "tokenizer": tokenizer(vendor, slug),
             "instruct_type": null,
         },
@@ -369,6 +372,7 @@ const MOCK_MODELS: &[(&str, &str, Caps)] = &[
     ("mock/tools", "Tools", Caps::TOOLS),
     ("mock/use-tool", "Use Tool", Caps::TOOLS),
     ("mock/web", "Web", Caps::NONE),
+    ("mock/image", "Image", Caps::IMAGE_OUT),
     ("mock/error-midstream", "Error Midstream", Caps::NONE),
     ("mock/error-on-usage", "Error On Usage", Caps::NONE),
     ("mock/slow", "Slow", Caps::NONE),
@@ -484,10 +488,86 @@ fn display_size(size: &str) -> String {
         .replace(":free", " (free)")
 }
 
-/// The full `{"data":[...]}` document.
+/// The full `{"data":[...]}` document, with the list fields OpenRouter's SDK reads.
 pub(crate) fn catalog_json() -> Value {
     let data: Vec<Value> = entries().iter().map(entry_json).collect();
-    json!({ "data": data })
+    let total = data.len();
+    json!({ "data": data, "links": {"next": null}, "total_count": total })
+}
+
+/// The providers that serve a model, for `GET /api/v1/models/{author}/{slug}/endpoints`: the
+/// model's own vendor at its catalog price, and two hosts beside it (one cheaper and quantized, one
+/// dearer and faster), so routing by price, throughput or latency has something to choose.
+pub(crate) fn endpoints_json(entry: &Value) -> Value {
+    let id = entry["id"].as_str().unwrap_or_default();
+    let provider = provider_for(id);
+    let price = |key: &str, factor: f64| {
+        let base: f64 = entry["pricing"][key]
+            .as_str()
+            .and_then(|p| p.parse().ok())
+            .unwrap_or(0.0);
+        // Whole nano-dollars, printed as OpenRouter prints prices.
+        per_token(((base * factor) * 1e12).round() as u64)
+    };
+    let context = entry["context_length"].as_u64().unwrap_or(0);
+    let hosts: [(&str, &str, f64, &str, f64, f64); 3] = [
+        (provider, "fp16", 1.0, "", 0.45, 60.0),
+        ("DeepInfra", "fp8", 0.8, "deepinfra/fp8", 0.9, 40.0),
+        ("Groq", "fp16", 1.5, "groq", 0.2, 250.0),
+    ];
+    let endpoints: Vec<Value> = hosts
+        .iter()
+        .enumerate()
+        // The vendor first; a host that is the vendor is not listed twice.
+        .filter(|(i, (name, ..))| *i == 0 || *name != provider)
+        .map(|(_, (name, quantization, factor, tag, latency, throughput))| {
+            let tag = if tag.is_empty() {
+                name.to_ascii_lowercase().replace(' ', "-")
+            } else {
+                (*tag).to_owned()
+            };
+            let stats = |p50: f64| json!({"p50": p50, "p75": p50 * 1.2, "p90": p50 * 1.5, "p99": p50 * 2.0});
+            json!({
+                "name": format!("{name} | {id}"),
+                "model_id": id,
+                "model_name": entry["name"],
+                "context_length": context,
+                "pricing": {
+                    "prompt": price("prompt", *factor),
+                    "completion": price("completion", *factor),
+                    "request": "0",
+                    "image": "0",
+                },
+                "provider_name": name,
+                "tag": tag,
+                "quantization": quantization,
+                "max_completion_tokens": entry["top_provider"]["max_completion_tokens"],
+                "max_prompt_tokens": context,
+                "supported_parameters": entry["supported_parameters"],
+                "status": 0,
+                "uptime_last_30m": 99.5,
+                "uptime_last_5m": 100.0,
+                "uptime_last_1d": 99.8,
+                "supports_implicit_caching": false,
+                "latency_last_30m": stats(*latency),
+                "throughput_last_30m": stats(*throughput),
+            })
+        })
+        .collect();
+    json!({
+        "id": id,
+        "name": entry["name"],
+        "created": entry["created"],
+        "description": entry["description"],
+        "architecture": {
+            "tokenizer": entry["architecture"]["tokenizer"],
+            "instruct_type": null,
+            "modality": entry["architecture"]["modality"],
+            "input_modalities": entry["architecture"]["input_modalities"],
+            "output_modalities": entry["architecture"]["output_modalities"],
+        },
+        "endpoints": endpoints,
+    })
 }
 
 #[cfg(test)]

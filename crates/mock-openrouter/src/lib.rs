@@ -45,7 +45,7 @@ use tokio::task::{JoinHandle, JoinSet};
 use tower::ServiceExt as _;
 
 pub use recording::{GenerationRecord, RecordedRequest};
-pub use scenarios::SCENARIO_MODELS;
+pub use scenarios::{AFFORDABLE_TOKENS, MOCK_PNG_BASE64, SCENARIO_MODELS};
 
 use app::{AppState, Fixture};
 use recording::Recorder;

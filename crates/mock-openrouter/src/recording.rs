@@ -87,7 +87,7 @@ fn body_value(body: &[u8]) -> serde_json::Value {
 }
 
 /// Facts about a generation that `GET /api/v1/generation` reports and that don't change.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub(crate) struct GenerationFacts {
     pub id: String,
     pub model: String,
@@ -100,6 +100,13 @@ pub(crate) struct GenerationFacts {
     pub cost: f64,
     pub finish_reason: &'static str,
     pub native_finish_reason: &'static str,
+    /// The request's `provider` preferences, echoed in the generation record.
+    pub provider_preferences: Option<serde_json::Value>,
+    pub session_id: Option<String>,
+    /// Files the file parser read for this request (not the ones whose annotations came back).
+    pub files_parsed: u64,
+    pub search_results: u64,
+    pub images: u64,
 }
 
 /// A generation's record: fixed facts plus the two fields the streaming body updates live.

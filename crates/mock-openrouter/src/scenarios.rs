@@ -32,8 +32,10 @@ pub(crate) enum Step {
         name: String,
     },
     ToolArguments(String),
-    /// A `url_citation` list, as web search attaches it.
+    /// A `url_citation` list, as web search attaches it, or `file` annotations of parsed files.
     Annotations(Value),
+    /// Generated images (`images` in the delta), as image-output models send them.
+    Images(Value),
 }
 
 /// Where the usage object goes: the three shapes seen in real traffic.
@@ -81,15 +83,25 @@ pub(crate) struct Script {
     pub usage: Usage,
     /// Time between two data chunks.
     pub spacing: Duration,
+    /// Results the web plugin fetched (0 without it).
+    pub search_results: u64,
 }
 
 /// What to do with a chat completion request.
 #[derive(Debug)]
 pub(crate) enum Plan {
     Answer(Script),
-    /// Fail before any stream with this HTTP status.
-    Status(u16),
+    /// Fail before any stream with this HTTP status, body and extra headers.
+    Status(u16, Value, Vec<(&'static str, String)>),
 }
+
+/// What `mock/status-402` lets a request spend: a request whose `max_tokens` is at most this is
+/// answered, as on the real service once the client asks for fewer tokens.
+pub const AFFORDABLE_TOKENS: u64 = 3395;
+/// What a request without `max_tokens` asks for, in the 402 message (the model's output limit).
+const DEFAULT_REQUESTED_TOKENS: u64 = 65536;
+/// A 1×1 PNG (one opaque pixel): what `mock/image` draws.
+pub const MOCK_PNG_BASE64: &str = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg==";
 
 /// Every scenario model id except the open-ended `mock/status-<code>` family.
 pub const SCENARIO_MODELS: &[&str] = &[
@@ -99,6 +111,7 @@ pub const SCENARIO_MODELS: &[&str] = &[
     "mock/tools",
     "mock/use-tool",
     "mock/web",
+    "mock/image",
     "mock/error-midstream",
     "mock/error-on-usage",
     "mock/slow",
@@ -125,7 +138,12 @@ pub(crate) fn plan(
     default_spacing: Duration,
 ) -> Plan {
     if let Some(Ok(code @ 400..=599)) = model.strip_prefix("mock/status-").map(str::parse::<u16>) {
-        return Plan::Status(code);
+        let requested = requested_tokens(request);
+        // Asking for no more than the credits buy is what the 402's message tells a client to do.
+        if !(code == 402 && requested.is_some_and(|n| n <= AFFORDABLE_TOKENS)) {
+            let (body, headers) = status_error(code, model, requested);
+            return Plan::Status(code, body, headers);
+        }
     }
     let stop = Ending::Finish {
         reason: "stop",
@@ -157,6 +175,18 @@ pub(crate) fn plan(
         "mock/tools" => tool_steps(id),
         "mock/use-tool" => use_tool_steps(request, id),
         "mock/web" => (web_steps(), stop),
+        "mock/image" => {
+            let mut steps = words("Here is your image.");
+            steps.push(Step::Images(json!([{
+                "type": "image_url",
+                "image_url": {"url": format!("data:image/png;base64,{MOCK_PNG_BASE64}")},
+            }])));
+            (steps, stop)
+        }
+        "mock/status-402" => {
+            let (text, _) = last_user_message(request);
+            (words(&text), stop)
+        }
         "mock/error-midstream" => (
             words("Here is a partial answer that"),
             Ending::MidstreamError,
@@ -201,7 +231,28 @@ pub(crate) fn plan(
             (default_steps(model), ending)
         }
     };
-    let usage = usage_for(model, &steps, body_len);
+    let mut steps = steps;
+    // The web plugin (or a `:online` model) searches before any model answers: citations come
+    // with the answer, whichever scenario wrote it.
+    let web = web_plugin(request, model);
+    if web.is_some() && !steps.iter().any(|s| matches!(s, Step::Annotations(_))) {
+        steps.extend(
+            web_steps()
+                .into_iter()
+                .filter(|s| matches!(s, Step::Annotations(_))),
+        );
+    }
+    // Files not parsed before (no `file` annotation with their hash earlier in the conversation)
+    // are parsed now, and their annotations come back for the client to send on later turns.
+    let parsed = parse_new_files(request);
+    if !parsed.is_empty() {
+        steps.push(Step::Annotations(Value::Array(parsed)));
+    }
+    let mut usage = usage_for(model, &steps, body_len);
+    if let Some(results) = web {
+        // $4 per 1,000 results, as OpenRouter bills the web plugin.
+        usage.cost = ((usage.cost * 1e6).round() + results as f64 * 4_000.0) / 1e6;
+    }
     Plan::Answer(Script {
         model: model.to_owned(),
         provider: provider_for(model),
@@ -209,7 +260,145 @@ pub(crate) fn plan(
         ending,
         usage,
         spacing,
+        search_results: web.unwrap_or(0),
     })
+}
+
+/// `max_tokens` (or `max_completion_tokens`) as the request gives it.
+fn requested_tokens(request: &Value) -> Option<u64> {
+    request
+        .get("max_tokens")
+        .or_else(|| request.get("max_completion_tokens"))
+        .and_then(Value::as_u64)
+}
+
+/// How many results the `web` plugin asks for, when it is on (`plugins` or a `:online` model).
+fn web_plugin(request: &Value, model: &str) -> Option<u64> {
+    let plugin = request
+        .get("plugins")
+        .and_then(Value::as_array)
+        .and_then(|p| {
+            p.iter()
+                .find(|p| p.get("id").and_then(Value::as_str) == Some("web"))
+        });
+    match plugin {
+        Some(p) if p.get("enabled").and_then(Value::as_bool) == Some(false) => None,
+        Some(p) => Some(p.get("max_results").and_then(Value::as_u64).unwrap_or(5)),
+        None => model.ends_with(":online").then_some(5),
+    }
+}
+
+/// The hash OpenRouter names a parsed file by (hex SHA-256 of its data).
+pub(crate) fn file_hash(data: &str) -> String {
+    use sha2::{Digest, Sha256};
+    Sha256::digest(data.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// The `file` parts of the user messages, as `(name, file_data)`.
+pub(crate) fn file_parts(request: &Value) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for m in request
+        .get("messages")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        for part in m
+            .get("content")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            if part.get("type").and_then(Value::as_str) != Some("file") {
+                continue;
+            }
+            let file = &part["file"];
+            let data = file["file_data"].as_str().unwrap_or_default().to_owned();
+            let name = file["filename"].as_str().unwrap_or("file").to_owned();
+            out.push((name, data));
+        }
+    }
+    out
+}
+
+/// The hashes of files whose `file` annotations assistant messages carry back.
+pub(crate) fn annotated_hashes(request: &Value) -> Vec<String> {
+    request
+        .get("messages")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter(|m| m.get("role").and_then(Value::as_str) == Some("assistant"))
+        .flat_map(|m| {
+            m.get("annotations")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+        })
+        .filter(|a| a.get("type").and_then(Value::as_str) == Some("file"))
+        .filter_map(|a| a["file"]["hash"].as_str().map(str::to_owned))
+        .collect()
+}
+
+/// The annotations of the files this request makes the file parser read: those no earlier
+/// annotation covers. A text file reads as its text; a PDF as a line naming it.
+fn parse_new_files(request: &Value) -> Vec<Value> {
+    let known = annotated_hashes(request);
+    let mut out: Vec<Value> = Vec::new();
+    for (name, data) in file_parts(request) {
+        let hash = file_hash(&data);
+        if known.contains(&hash) || out.iter().any(|a| a["file"]["hash"] == hash.as_str()) {
+            continue;
+        }
+        let text = match data.split_once(";base64,") {
+            Some((mime, b64)) if mime.starts_with("data:text/") => decode_base64(b64)
+                .map(|b| String::from_utf8_lossy(&b).into_owned())
+                .unwrap_or_default(),
+            _ => format!("# {name}"),
+        };
+        out.push(json!({
+            "type": "file",
+            "file": {
+                "hash": hash,
+                "name": name,
+                "content": [
+                    {"type": "text", "text": format!("<file name=\"{name}\">")},
+                    {"type": "text", "text": text},
+                    {"type": "text", "text": "</file>"},
+                ],
+            },
+        }));
+    }
+    out
+}
+
+/// Standard base64 (with or without padding); `None` when it is not base64.
+fn decode_base64(text: &str) -> Option<Vec<u8>> {
+    let mut out = Vec::with_capacity(text.len() * 3 / 4);
+    let (mut acc, mut bits) = (0u32, 0u32);
+    for c in text
+        .bytes()
+        .filter(|c| !c.is_ascii_whitespace() && *c != b'=')
+    {
+        let v = match c {
+            b'A'..=b'Z' => c - b'A',
+            b'a'..=b'z' => c - b'a' + 26,
+            b'0'..=b'9' => c - b'0' + 52,
+            b'+' | b'-' => 62,
+            b'/' | b'_' => 63,
+            _ => return None,
+        };
+        acc = (acc << 6) | u32::from(v);
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((acc >> bits) as u8);
+        }
+    }
+    Some(out)
 }
 
 /// The text of the last user message and how many image parts it had. Content may be a plain
@@ -425,7 +614,7 @@ fn usage_for(model: &str, steps: &[Step], body_len: usize) -> Usage {
             Step::Reasoning(t) => reasoning_chars += t.len(),
             Step::ToolArguments(a) => completion_chars += a.len(),
             Step::ToolCallStart { name, .. } => completion_chars += name.len(),
-            Step::ReasoningSignature(_) | Step::Annotations(_) => {}
+            Step::ReasoningSignature(_) | Step::Annotations(_) | Step::Images(_) => {}
         }
     }
     let reasoning_tokens = reasoning_chars.div_ceil(4) as u64;
@@ -516,15 +705,29 @@ impl Step {
             Step::Annotations(annotations) => {
                 format!(r#"{{"role":"assistant","content":"","annotations":{annotations}}}"#)
             }
+            Step::Images(images) => {
+                format!(r#"{{"role":"assistant","content":"","images":{images}}}"#)
+            }
         }
     }
 }
 
 impl Script {
+    /// How many images the answer carries.
+    pub fn image_count(&self) -> u64 {
+        self.steps
+            .iter()
+            .map(|s| match s {
+                Step::Images(i) => i.as_array().map_or(0, Vec::len) as u64,
+                _ => 0,
+            })
+            .sum()
+    }
+
     /// The frames of the streamed answer, keep-alives included, ending with `[DONE]`.
     pub fn sse_frames(&self, id: &str, created: u64) -> Vec<Frame> {
         let head = format!(
-            r#"data: {{"id":"{id}","provider":"{}","model":{},"object":"chat.completion.chunk","created":{created}"#,
+            r#"data: {{"id":"{id}","provider":"{}","model":{},"object":"chat.completion.chunk","created":{created},"system_fingerprint":null"#,
             self.provider,
             json_str(&self.model),
         );
@@ -618,7 +821,8 @@ impl Script {
         let mut reasoning: Option<String> = None;
         let mut signature = None;
         let mut tool_call: Option<(String, String, String)> = None;
-        let mut annotations = None;
+        let mut annotations: Option<Vec<Value>> = None;
+        let mut images: Option<Value> = None;
         for step in &self.steps {
             match step {
                 Step::Content(text) => content.push_str(text),
@@ -632,7 +836,10 @@ impl Script {
                         arguments.push_str(fragment);
                     }
                 }
-                Step::Annotations(a) => annotations = Some(a.clone()),
+                Step::Annotations(a) => annotations
+                    .get_or_insert_with(Vec::new)
+                    .extend(a.as_array().cloned().unwrap_or_default()),
+                Step::Images(i) => images = Some(i.clone()),
             }
         }
 
@@ -660,7 +867,10 @@ impl Script {
             }]);
         }
         if let Some(annotations) = annotations {
-            message["annotations"] = annotations;
+            message["annotations"] = Value::Array(annotations);
+        }
+        if let Some(images) = images {
+            message["images"] = images;
         }
         let (reason, native) = match self.ending {
             Ending::Finish { reason, native, .. } => (reason, native),
@@ -673,6 +883,7 @@ impl Script {
             "model": self.model,
             "object": "chat.completion",
             "created": created,
+            "system_fingerprint": null,
             "choices": [{
                 "logprobs": null,
                 "finish_reason": reason,
@@ -694,8 +905,12 @@ impl Script {
 }
 
 /// The body and extra headers of a `mock/status-<code>` error, with OpenRouter's texts where known.
-pub(crate) fn status_error(code: u16) -> (Value, Vec<(&'static str, &'static str)>) {
-    let mut headers = Vec::new();
+pub(crate) fn status_error(
+    code: u16,
+    model: &str,
+    requested: Option<u64>,
+) -> (Value, Vec<(&'static str, String)>) {
+    let mut headers: Vec<(&'static str, String)> = Vec::new();
     let error = match code {
         400 => {
             json!({"code": 400, "message": "Provider returned error", "metadata": {"raw": "{\"error\":{\"message\":\"Invalid request\"}}", "provider_name": "Mock"}})
@@ -703,7 +918,10 @@ pub(crate) fn status_error(code: u16) -> (Value, Vec<(&'static str, &'static str
         401 => json!({"code": 401, "message": "User not found."}),
         402 => json!({
             "code": 402,
-            "message": "This request requires more credits, or fewer max_tokens. You requested up to 65536 tokens, but can only afford 3395. To increase, visit https://openrouter.ai/settings/credits and upgrade to a paid account",
+            "message": format!(
+                "This request requires more credits, or fewer max_tokens. You requested up to {} tokens, but can only afford {AFFORDABLE_TOKENS}. To increase, visit https://openrouter.ai/settings/credits and upgrade to a paid account",
+                requested.unwrap_or(DEFAULT_REQUESTED_TOKENS)
+            ),
             "metadata": {"provider_name": null},
         }),
         403 => json!({
@@ -715,18 +933,24 @@ pub(crate) fn status_error(code: u16) -> (Value, Vec<(&'static str, &'static str
         408 => json!({"code": 408, "message": "Request timed out"}),
         413 => json!({"code": 413, "message": "Request entity too large"}),
         429 => {
+            // The window resets a minute from now, in epoch milliseconds as OpenRouter sends it.
+            let reset = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_millis() as u64)
+                .unwrap_or_default()
+                + 60_000;
             headers.extend([
-                ("retry-after", "1"),
-                ("x-ratelimit-limit", "20"),
-                ("x-ratelimit-remaining", "0"),
-                ("x-ratelimit-reset", "1767225600000"),
+                ("retry-after", "1".to_owned()),
+                ("x-ratelimit-limit", "20".to_owned()),
+                ("x-ratelimit-remaining", "0".to_owned()),
+                ("x-ratelimit-reset", reset.to_string()),
             ]);
             json!({
                 "code": 429,
                 "message": "Provider returned error",
                 "metadata": {
                     "provider_name": "Google",
-                    "raw": "mock/status-429 is temporarily rate-limited upstream. Please retry shortly, or add your own key to accumulate your rate limits: https://openrouter.ai/settings/integrations",
+                    "raw": format!("{model} is temporarily rate-limited upstream. Please retry shortly, or add your own key to accumulate your rate limits: https://openrouter.ai/settings/integrations"),
                 },
             })
         }

@@ -15,6 +15,8 @@ const DEFAULT_REPLY_BUDGET: u64 = 4096;
 pub struct ModelLimits {
     pub context_length: Option<u64>,
     pub vision: bool,
+    /// Answers with images too: asked for them with `modalities`.
+    pub image_output: bool,
 }
 
 /// A deliberately rough token estimate (≈ 3.5 characters per token): it only decides how much
@@ -115,6 +117,10 @@ pub fn build_request(
         if let Some(v) = value {
             body[name] = json!(v.clamp(-2.0, 2.0));
         }
+    }
+    if limits.image_output {
+        // Image models answer with text only unless asked for images.
+        body["modalities"] = json!(["image", "text"]);
     }
     if let Some(reasoning) = reasoning_options(reasoning_effort, settings) {
         body["reasoning"] = reasoning;
@@ -328,6 +334,7 @@ mod tests {
         let limits = ModelLimits {
             context_length: None,
             vision: false,
+            image_output: false,
         };
         let routing = Routing {
             openrouter: true,
@@ -385,6 +392,7 @@ mod tests {
         let limits = ModelLimits {
             context_length: None,
             vision: false,
+            image_output: false,
         };
         let body = build_request("m", &settings, &history, &limits, Some("high"), &NO_ROUTING);
         let contents: Vec<&str> = body["messages"]
@@ -415,6 +423,7 @@ mod tests {
         let limits = ModelLimits {
             context_length: None,
             vision: false,
+            image_output: false,
         };
         let body = build_request(
             "m",
@@ -460,6 +469,7 @@ mod tests {
         let limits = ModelLimits {
             context_length: Some(1000),
             vision: false,
+            image_output: false,
         };
         let body = build_request(
             "m",
@@ -483,6 +493,7 @@ mod tests {
         let vision = ModelLimits {
             context_length: None,
             vision: true,
+            image_output: false,
         };
         let body = build_request(
             "m",
@@ -500,6 +511,7 @@ mod tests {
         let blind = ModelLimits {
             context_length: None,
             vision: false,
+            image_output: false,
         };
         let body = build_request(
             "m",

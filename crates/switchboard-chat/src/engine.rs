@@ -297,6 +297,7 @@ impl ChatEngine {
             messages,
             owner: inner.instance.clone(),
             settings: first.settings.clone(),
+            files: Vec::new(),
         };
         let started = inner
             .store
@@ -709,6 +710,8 @@ impl Inner {
                 json!({"message": view}).to_string(),
             )],
             compact: COMPACTED_KINDS.iter().map(|k| k.to_string()).collect(),
+            attachments: None,
+            files: Vec::new(),
         };
         match self.store.finish_message(&finish).await? {
             Some(events) => {

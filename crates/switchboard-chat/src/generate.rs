@@ -19,7 +19,8 @@ use switchboard_core::stream::{
     decode_json_body, merge_reasoning_details,
 };
 use switchboard_store::{
-    EventDraft, GenerationWrite, Message, MessageFinish, MessageStatus, Role, TextPart, Usage,
+    EventDraft, GenerationWrite, Message, MessageFinish, MessageStatus, NewFile, Role, TextPart,
+    Usage,
 };
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -133,6 +134,10 @@ pub(crate) struct Generation {
     toolbox: Option<crate::mcp::Toolbox>,
     /// The tool calls of finished rounds, with their state and result (see `tools`).
     tool_records: Vec<Value>,
+    /// Images the model generated, stored with the reply when it finishes.
+    image_files: Vec<NewFile>,
+    /// The reply's attachments: references to `image_files`.
+    image_refs: Vec<Value>,
 }
 
 /// What a write stores on the message row besides text.
@@ -168,6 +173,8 @@ impl Generation {
             history: Vec::new(),
             toolbox: None,
             tool_records: Vec::new(),
+            image_files: Vec::new(),
+            image_refs: Vec::new(),
         }
     }
 
@@ -462,6 +469,11 @@ impl Generation {
                     self.annotations.push(annotation_json(a));
                     self.pending.annotations_changed = true;
                 }
+                StreamEvent::Image(url) => {
+                    self.size += url.len();
+                    self.first_token();
+                    self.keep_image(url);
+                }
                 StreamEvent::Usage(u) => self.facts.usage = Some(u),
                 StreamEvent::Finish { reason, .. } => self.facts.finish_reason = Some(reason),
                 StreamEvent::Error {
@@ -483,6 +495,34 @@ impl Generation {
                     tracing::warn!(message_id = %self.message.id, error = %e, "malformed chunk from the provider skipped");
                 }
                 StreamEvent::Done => {}
+            }
+        }
+    }
+
+    /// A generated image: a data URL becomes a file stored with the reply; another URL is kept as
+    /// a link.
+    fn keep_image(&mut self, url: String) {
+        let n = self.image_refs.len() + 1;
+        match crate::files::parse_data_url(&url) {
+            Some((mime, data, size)) if mime.starts_with("image/") => {
+                let ext = mime.trim_start_matches("image/").replace("jpeg", "jpg");
+                let file = NewFile {
+                    id: NewFile::new_id(),
+                    message_id: self.message.id.clone(),
+                    name: format!("image-{n}.{ext}"),
+                    mime: mime.to_owned(),
+                    data: data.to_owned(),
+                    size,
+                };
+                self.image_refs.push(crate::files::reference(&file));
+                self.image_files.push(file);
+            }
+            _ if url.starts_with("https://") => {
+                self.image_refs
+                    .push(json!({"url": url, "name": format!("image-{n}")}));
+            }
+            _ => {
+                tracing::warn!(message_id = %self.message.id, "an image that is not a data or https URL was dropped")
             }
         }
     }
@@ -602,6 +642,9 @@ impl Generation {
         message.reasoning_details = details_json(&self.facts.details);
         message.tool_calls = self.tool_calls_json();
         message.annotations = self.annotations_json();
+        if !self.image_refs.is_empty() {
+            message.attachments = Some(Value::Array(self.image_refs.clone()));
+        }
         message.status = status;
         message.error_code = error_code.clone();
         message.error_message = error_message.clone();
@@ -650,6 +693,8 @@ impl Generation {
             reasoning_ended_at: message.reasoning_ended_at,
             events: vec![EventDraft::new("done", &message.id, view)],
             compact: COMPACTED_KINDS.iter().map(|k| k.to_string()).collect(),
+            attachments: message.attachments.clone(),
+            files: std::mem::take(&mut self.image_files),
         };
         self.record_spend(&message);
         // Before the final write, so whoever sees the reply finished sees the key verified.

@@ -16,6 +16,7 @@ pub mod context;
 mod engine;
 mod error;
 pub mod failure;
+pub mod files;
 pub mod generate;
 mod hub;
 pub mod import;

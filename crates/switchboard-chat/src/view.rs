@@ -31,6 +31,51 @@ pub struct SiblingView {
     pub active: bool,
 }
 
+/// A file stored with a message (a user's attachment, a generated image), fetched from its own
+/// route: pages never carry the bytes.
+#[derive(Serialize, Clone)]
+pub struct FileView {
+    pub id: String,
+    pub name: String,
+    pub mime: String,
+    pub size: i64,
+    /// `GET` it (cached); add `?download=1` to save it.
+    pub url: String,
+}
+
+impl FileView {
+    /// The files a message's `attachments` name (`{"file": id, …}` entries).
+    pub fn of(m: &Message) -> Vec<FileView> {
+        let Some(Value::Array(list)) = &m.attachments else {
+            return Vec::new();
+        };
+        list.iter()
+            .filter_map(|a| {
+                let id = a.get("file")?.as_str()?;
+                // Ids are ours (`f_` + base32); anything else would not be a safe URL segment.
+                if !id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+                    return None;
+                }
+                Some(FileView {
+                    id: id.to_owned(),
+                    name: a
+                        .get("name")
+                        .and_then(Value::as_str)
+                        .unwrap_or(id)
+                        .to_owned(),
+                    mime: a
+                        .get("mime")
+                        .and_then(Value::as_str)
+                        .unwrap_or("application/octet-stream")
+                        .to_owned(),
+                    size: a.get("size").and_then(Value::as_i64).unwrap_or(0),
+                    url: format!("/api/chats/{}/files/{id}", m.chat_id),
+                })
+            })
+            .collect()
+    }
+}
+
 /// A message as browsers and API clients see it.
 #[derive(Serialize, Clone)]
 pub struct MessageView {
@@ -54,6 +99,8 @@ pub struct MessageView {
     pub tool_calls: Option<Value>,
     pub annotations: Option<Value>,
     pub attachments: Option<Value>,
+    /// The files `attachments` names, with their URLs.
+    pub files: Vec<FileView>,
     pub finish_reason: Option<String>,
     pub created_at: i64,
     pub first_token_at: Option<i64>,
@@ -106,6 +153,7 @@ impl MessageView {
             tool_calls: m.tool_calls.clone(),
             annotations: m.annotations.clone(),
             attachments: m.attachments.clone(),
+            files: FileView::of(m),
             finish_reason: m.finish_reason.clone(),
             created_at: m.created_at,
             first_token_at: m.first_token_at,

@@ -660,3 +660,29 @@ fn bytes_after_the_end_are_ignored() {
     events.extend(decoder.finish());
     assert_eq!(events, vec![StreamEvent::Done]);
 }
+
+#[test]
+fn generated_images_arrive_from_deltas_and_whole_messages() {
+    let url = "data:image/png;base64,iVBORw0KGgo=";
+    let delta = format!(
+        "data: {}\n\ndata: [DONE]\n\n",
+        json!({"id": "gen-1", "model": "mock/image", "choices": [{"index": 0,
+               "delta": {"role": "assistant", "content": "",
+                         "images": [{"type": "image_url", "image_url": {"url": url}}]}}]})
+    );
+    let events = decode(&delta);
+    assert!(
+        events.contains(&StreamEvent::Image(url.into())),
+        "{events:?}"
+    );
+    let whole = json!({"id": "gen-2", "object": "chat.completion", "choices": [{"index": 0,
+        "message": {"role": "assistant", "content": "here",
+                    "images": [{"type": "image_url", "image_url": {"url": url}}]},
+        "finish_reason": "stop"}]})
+    .to_string();
+    let events = switchboard_core::stream::decode_body(whole.as_bytes());
+    assert!(
+        events.contains(&StreamEvent::Image(url.into())),
+        "{events:?}"
+    );
+}

@@ -168,6 +168,16 @@ function autoApprove(m) {
 
 const actBtn = (act, label, name) => h('button', { type: 'button', class: 'icon-btn', 'data-act': act, 'aria-label': label, title: label }, icon(name));
 
+/** A message's stored files, the same markup as templates/message.html: generated images shown
+ *  (fetched from their cached route), every file downloadable, the rest as chips. */
+function renderFiles(files) {
+  const isImage = (f) => ['image/png', 'image/jpeg', 'image/gif', 'image/webp'].includes(f.mime);
+  return h('div', { class: 'files' }, files.map((f) => isImage(f)
+    ? h('figure', { class: 'gen-image' }, h('img', { src: f.url, alt: f.name, loading: 'lazy' }),
+      h('figcaption', {}, h('a', { href: f.url + '?download=1', download: f.name }, `${t('download')} ${f.name}`)))
+    : h('a', { class: 'file-chip', href: f.url + '?download=1', download: f.name, title: f.mime }, f.name)));
+}
+
 /** One message, the same markup as templates/message.html. */
 function renderMessage(m) {
   const streaming = m.status === 'streaming';
@@ -179,6 +189,8 @@ function renderMessage(m) {
   }
   const imgs = (m.attachments || []).filter((s) => typeof s === 'string' && /^data:image\/(png|jpeg|jpg|gif|webp);base64,/.test(s));
   if (imgs.length) el.append(h('div', { class: 'images' }, imgs.map((src) => h('img', { src, alt: t('image') }))));
+  const files = (m.files || []).filter((f) => /^\/api\/chats\//.test(f.url || ''));
+  if (files.length) el.append(renderFiles(files));
   for (const c of m.tool_calls || []) el.append(toolCard(c, streaming));
   const body = h('div', { class: 'body md' });
   if (streaming || m.html == null) body.append(h('p', { class: 'plain' }, m.content));
@@ -498,8 +510,9 @@ let pickList = [];
 function renderPicker() {
   const words = $('#picker-q').value.toLowerCase().split(/\s+/).filter(Boolean);
   const free = $('#f-free').checked, vision = $('#f-vision').checked, reasoning = $('#f-reasoning').checked;
+  const imageOut = $('#f-image-output').checked;
   pickList = models.filter((m) => {
-    if ((free && !m.free) || (vision && !m.vision) || (reasoning && !m.reasoning)) return false;
+    if ((free && !m.free) || (vision && !m.vision) || (reasoning && !m.reasoning) || (imageOut && !m.image_output)) return false;
     const hay = `${m.id} ${m.display_name} ${m.free ? 'free' : ''}`.toLowerCase();
     return words.every((w) => hay.includes(w));
   });
@@ -514,7 +527,8 @@ function renderPicker() {
     return h('li', { role: 'option', id: `opt-${i}`, 'data-id': m.id, 'aria-selected': String(i === pickActive), onclick: () => pick(m) },
       icon(`v-${vendor}`, 'vb'),
       h('span', { class: 'name' }, m.display_name || m.id, m.is_default ? h('span', { class: 'badge def' }, t('default_badge')) : null,
-        m.vision ? h('span', { class: 'badge' }, t('vision')) : null, m.reasoning ? h('span', { class: 'badge' }, t('reasoning')) : null),
+        m.vision ? h('span', { class: 'badge' }, t('vision')) : null, m.reasoning ? h('span', { class: 'badge' }, t('reasoning')) : null,
+        m.image_output ? h('span', { class: 'badge' }, t('image_output')) : null),
       h('span', { class: 'facts' }, facts[0] || ''),
       h('span', { class: 'id' }, m.id),
       h('span', { class: 'facts' }, facts[1] || ''));
@@ -598,7 +612,7 @@ function initPicker() {
     $('#picker-q').focus();
   });
   $('#picker-q').addEventListener('input', () => { pickActive = 0; renderPicker(); });
-  for (const f of ['#f-free', '#f-vision', '#f-reasoning']) $(f).addEventListener('change', () => { pickActive = 0; renderPicker(); });
+  for (const f of ['#f-free', '#f-vision', '#f-reasoning', '#f-image-output']) $(f).addEventListener('change', () => { pickActive = 0; renderPicker(); });
   $('#picker-q').addEventListener('keydown', (e) => {
     const n = Math.min(pickList.length, 200);
     if (e.key === 'ArrowDown' || e.key === 'ArrowUp') {

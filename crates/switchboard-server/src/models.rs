@@ -64,6 +64,8 @@ struct ModelsParams {
     #[serde(default)]
     reasoning: bool,
     #[serde(default)]
+    image_output: bool,
+    #[serde(default)]
     all: bool,
 }
 
@@ -83,6 +85,7 @@ pub struct ModelJson<'a> {
     vision: bool,
     reasoning: bool,
     tools: bool,
+    image_output: bool,
     free: bool,
     context_length: Option<u64>,
     pricing: Option<PricingJson>,
@@ -106,6 +109,7 @@ impl<'a> From<&'a ModelEntry> for ModelJson<'a> {
             vision: e.vision,
             reasoning: e.reasoning,
             tools: e.tools,
+            image_output: e.image_output,
             free: e.free,
             context_length: e.context_length,
             pricing: e.pricing.map(|p| PricingJson {
@@ -132,6 +136,7 @@ async fn list_models(
         free: params.free,
         vision: params.vision,
         reasoning: params.reasoning,
+        image_output: params.image_output,
         include_unavailable: params.all,
     };
     let body = ModelsResponse {

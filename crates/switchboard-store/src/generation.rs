@@ -524,6 +524,7 @@ impl Store {
                     model = COALESCE($19, model),
                     first_token_at = COALESCE(first_token_at, $21),
                     reasoning_ended_at = COALESCE(reasoning_ended_at, $22),
+                    attachments = COALESCE($23, attachments),
                     owner = NULL
                  WHERE id = $1 AND status = 'streaming' AND COALESCE(owner, '') = $20",
                 )
@@ -548,12 +549,15 @@ impl Store {
                 .opt_text(finish.model.as_deref())
                 .text(finish.owner.as_deref().unwrap_or(""))
                 .opt_int(finish.first_token_at)
-                .opt_int(finish.reasoning_ended_at),
+                .opt_int(finish.reasoning_ended_at)
+                .opt_text(json_text(&finish.attachments)),
             )
             .await?;
         if changed == 0 {
             return Ok(None);
         }
+        crate::files::insert_files(&mut tx, &finish.chat_id, &finish.files, finish.finished_at)
+            .await?;
         if !finish.compact.is_empty() {
             // One statement for all the kinds: every statement is a round trip.
             let mut text =

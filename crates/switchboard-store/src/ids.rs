@@ -34,6 +34,10 @@ pub(crate) fn new_message_id() -> String {
     new_id("m")
 }
 
+pub(crate) fn new_file_id() -> String {
+    new_id("f")
+}
+
 /// Unix time in milliseconds, the unit of every timestamp in the store.
 pub(crate) fn now_ms() -> i64 {
     SystemTime::now()

@@ -54,6 +54,7 @@ mod branches;
 mod chats;
 mod db;
 mod error;
+mod files;
 mod generation;
 mod ids;
 mod messages;
@@ -77,6 +78,7 @@ use crate::db::{Db, SqlitePools};
 
 pub use crate::branches::PathChange;
 pub use crate::error::StoreError;
+pub use crate::files::{NewFile, StoredFile};
 pub use crate::generation::{EventDraft, GenerationAck, GenerationWrite, TextPart};
 pub use crate::model::{
     Chat, ChatPage, ChatPatch, ChatSettings, ChatSummary, Message, MessageFinish, MessageStatus,

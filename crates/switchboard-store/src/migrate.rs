@@ -58,6 +58,11 @@ const SQLITE: &[Migration] = &[
         name: "branches",
         sql: include_str!("../migrations/sqlite/0008_branches.sql"),
     },
+    Migration {
+        version: 9,
+        name: "files stored with messages",
+        sql: include_str!("../migrations/sqlite/0009_files.sql"),
+    },
 ];
 
 const POSTGRES: &[Migration] = &[
@@ -100,6 +105,11 @@ const POSTGRES: &[Migration] = &[
         version: 8,
         name: "branches",
         sql: include_str!("../migrations/postgres/0008_branches.sql"),
+    },
+    Migration {
+        version: 9,
+        name: "files stored with messages",
+        sql: include_str!("../migrations/postgres/0009_files.sql"),
     },
 ];
 

@@ -318,6 +318,10 @@ pub struct MessageFinish {
     /// Kinds of this message's events to delete once it is finished: its deltas, which the
     /// `done` event's final message supersedes.
     pub compact: Vec<String>,
+    /// The message's attachments (references to `files`); `None` leaves them as they are.
+    pub attachments: Option<Value>,
+    /// Files stored with the message in the same transaction (images the model generated).
+    pub files: Vec<crate::NewFile>,
 }
 
 /// One full-text search result.

@@ -15,7 +15,7 @@ use crate::{Store, StoreError};
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct WorkspaceUsage {
     /// Bytes of text stored for it: messages (content, reasoning, attachments, provider JSON),
-    /// chat events and share copies.
+    /// chat events, share copies and files (as their stored base64).
     pub bytes: u64,
     /// How many chats it holds.
     pub chats: u64,
@@ -46,7 +46,11 @@ macro_rules! usage_sql {
                (SELECT CAST(COALESCE(SUM(octet_length(s.messages)), 0) AS BIGINT)
                   FROM shares s JOIN chats c ON c.id = s.chat_id WHERE ",
             $chats,
-            ") AS shares"
+            ") AS shares,
+               (SELECT CAST(COALESCE(SUM(octet_length(f.data)), 0) AS BIGINT)
+                  FROM message_files f JOIN chats c ON c.id = f.chat_id WHERE ",
+            $chats,
+            ") AS files"
         )
     };
 }
@@ -54,7 +58,7 @@ macro_rules! usage_sql {
 fn usage_from(row: &crate::db::DbRow) -> Result<WorkspaceUsage, StoreError> {
     let n = |col| row.get::<i64>(col).map(|v| v.max(0) as u64);
     Ok(WorkspaceUsage {
-        bytes: n("messages")? + n("events")? + n("shares")?,
+        bytes: n("messages")? + n("events")? + n("shares")? + n("files")?,
         chats: n("chats")?,
     })
 }

@@ -44,6 +44,8 @@ pub struct NewTurn {
     pub owner: String,
     /// New settings for the chat (the model a message was sent with becomes the chat's).
     pub settings: Option<ChatSettings>,
+    /// Files stored with the turn's messages (each names its message's id).
+    pub files: Vec<crate::NewFile>,
 }
 
 /// What [`Store::start_turn`] did.
@@ -269,6 +271,7 @@ impl Store {
             }
             tx.execute(sql).await?;
         }
+        crate::files::insert_files(&mut tx, chat_id, &turn.files, now).await?;
         let drafts = describe(&replaced, &messages);
         let events = store_events(&mut tx, chat_id, &drafts)
             .await?

@@ -168,6 +168,8 @@ pub struct ModelEntry {
     pub reasoning: bool,
     /// Accepts `tools`.
     pub tools: bool,
+    /// Can answer with images (`output_modalities` has `image`): asked with `modalities`.
+    pub image_output: bool,
     /// Costs nothing: a `:free` id, or both prices zero.
     pub free: bool,
     pub context_length: Option<u64>,
@@ -194,6 +196,7 @@ impl ModelEntry {
             vision: false,
             reasoning: false,
             tools: false,
+            image_output: false,
             free: id.ends_with(":free"),
             context_length: None,
             max_completion_tokens: None,
@@ -224,6 +227,7 @@ impl ModelEntry {
         self.reasoning = has(&c.supported_parameters, "reasoning")
             || has(&c.supported_parameters, "include_reasoning");
         self.tools = has(&c.supported_parameters, "tools");
+        self.image_output = has(&c.output_modalities, "image");
         self.free = c.id.ends_with(":free") || c.pricing.is_some_and(|p| p.is_free());
         self.context_length = c.context_length;
         self.max_completion_tokens = c.max_completion_tokens;
@@ -256,6 +260,8 @@ pub struct ModelQuery {
     pub vision: bool,
     /// Only reasoning models.
     pub reasoning: bool,
+    /// Only models that can answer with images.
+    pub image_output: bool,
     /// Also list models the rules or an unconfigured provider made unavailable.
     pub include_unavailable: bool,
 }
@@ -399,6 +405,7 @@ impl ModelTable {
             .filter(|e| !q.free || e.free)
             .filter(|e| !q.vision || e.vision)
             .filter(|e| !q.reasoning || e.reasoning)
+            .filter(|e| !q.image_output || e.image_output)
             .filter(|e| words.iter().all(|w| e.search_text.contains(w.as_str())))
             .collect()
     }

@@ -256,6 +256,15 @@ impl Turn {
         for annotation in message.annotations.into_iter().flatten() {
             out.push(StreamEvent::Annotation(annotation_of(annotation)));
         }
+        for image in message.images.into_iter().flatten() {
+            let url = image
+                .get("image_url")
+                .and_then(|u| u.get("url").or(Some(u)))
+                .and_then(Value::as_str);
+            if let Some(url) = url.filter(|u| !u.is_empty()) {
+                out.push(StreamEvent::Image(url.to_owned()));
+            }
+        }
     }
 
     /// The completion is over: release held-back `<think>` text.

@@ -42,6 +42,8 @@ pub enum StreamEvent {
     },
     /// A citation or other annotation attached to the answer.
     Annotation(Annotation),
+    /// An image the model generated: its URL, normally a `data:image/…;base64,` URL.
+    Image(String),
     /// Token counts and cost. If a stream reports usage more than once, the last one is final.
     Usage(Usage),
     /// Why the model stopped; reported once, the first time a chunk says so.

@@ -46,6 +46,8 @@ pub(crate) struct WireMessage {
     pub reasoning_details: Option<Vec<Value>>,
     pub tool_calls: Option<Vec<WireToolCall>>,
     pub annotations: Option<Vec<Value>>,
+    /// Generated images (`[{"type":"image_url","image_url":{"url":…}}]`).
+    pub images: Option<Vec<Value>>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -603,6 +603,7 @@ pub fn resolve_model(
         limits: ModelLimits {
             context_length: entry.and_then(|e| e.context_length),
             vision: entry.is_some_and(|e| e.vision),
+            image_output: entry.is_some_and(|e| e.image_output),
         },
         tools: entry.is_none_or(|e| e.tools),
         model: r.model,
@@ -640,6 +641,7 @@ fn preset(state: &AppState, raw: &str) -> Result<Target, ApiError> {
         limits: ModelLimits {
             context_length: None,
             vision: false,
+            image_output: false,
         },
         tools: true,
     })

@@ -9,6 +9,7 @@
 
 pub mod api;
 pub mod events;
+pub mod files;
 pub mod import;
 
 use std::net::SocketAddr;
@@ -48,6 +49,7 @@ pub fn routes() -> Router<AppState> {
             "/api/chats/{id}/messages/{message_id}/edit",
             post(api::edit_message),
         )
+        .route("/api/chats/{id}/files/{file_id}", get(files::get_file))
         .route("/api/chats/{id}/stop", post(api::stop))
         .route(
             "/api/chats/{id}/messages/{message_id}/stop",

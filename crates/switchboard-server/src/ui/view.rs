@@ -56,6 +56,8 @@ pub struct MessageJson {
     #[serde(default)]
     pub attachments: Option<Value>,
     #[serde(default)]
+    pub files: Vec<FileJson>,
+    #[serde(default)]
     pub created_at: i64,
     #[serde(default)]
     pub first_token_at: Option<i64>,
@@ -63,6 +65,28 @@ pub struct MessageJson {
     pub reasoning_ended_at: Option<i64>,
     #[serde(default)]
     pub finished_at: Option<i64>,
+}
+
+/// A file stored with a message, as the chat API lists it.
+#[derive(Debug, Clone, Deserialize, Serialize, Default)]
+pub struct FileJson {
+    #[serde(default)]
+    pub id: String,
+    #[serde(default)]
+    pub name: String,
+    #[serde(default)]
+    pub mime: String,
+    #[serde(default)]
+    pub size: i64,
+    #[serde(default)]
+    pub url: String,
+}
+
+impl FileJson {
+    /// Shown as a picture (a raster image the route serves inline), not as a chip.
+    pub fn is_image(&self) -> bool {
+        ["image/png", "image/jpeg", "image/gif", "image/webp"].contains(&self.mime.as_str())
+    }
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize, Default)]
@@ -133,6 +157,8 @@ pub struct MessageCard {
     pub tools: Vec<ToolCard>,
     pub citations: Vec<Citation>,
     pub images: Vec<String>,
+    /// Files stored with the message: images shown, the rest as chips; all downloadable.
+    pub files: Vec<FileJson>,
     pub meta: String,
     pub error: Option<String>,
 }
@@ -163,6 +189,12 @@ impl MessageCard {
             tools: tools(m.tool_calls.as_ref(), streaming, tr),
             citations: citations(m.annotations.as_ref()),
             images: images(m.attachments.as_ref()),
+            files: m
+                .files
+                .iter()
+                .filter(|f| f.url.starts_with("/api/chats/"))
+                .cloned()
+                .collect(),
             meta: meta(m, tr),
             error: m.error.as_ref().map(|e| match &e.code {
                 Some(code) => format!("{} ({code})", e.message),

@@ -12,6 +12,7 @@ mod faults;
 mod gateway;
 mod helpers;
 mod outbound;
+mod openrouter;
 mod proxy;
 mod quota;
 mod responses;

@@ -39,6 +39,7 @@ async fn turn(
         messages,
         owner: OWNER.into(),
         settings: None,
+        files: Vec::new(),
     };
     store
         .start_turn("default", chat, &turn, |_, _| Vec::new())
@@ -253,6 +254,7 @@ async fn a_compare_is_one_turn_of_several_replies(store: Store) {
                 messages: vec![user("next"), NewMessage::streaming_reply("a")],
                 owner: "another-instance".into(),
                 settings: None,
+                files: Vec::new(),
             },
             |_, _| Vec::new(),
         )

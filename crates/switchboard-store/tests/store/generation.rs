@@ -44,6 +44,7 @@ async fn one_reply_per_chat_is_claimed_in_the_database(store: Store) {
         messages: vec![user("again"), NewMessage::streaming_reply("m")],
         owner: "another-instance".into(),
         settings: None,
+        files: Vec::new(),
     };
     let refused = store
         .start_turn("default", &chat, &second, |_, _| Vec::new())
@@ -89,6 +90,7 @@ async fn a_refused_turn_changes_nothing(store: Store) {
             model: Some("changed/model".into()),
             ..ChatSettings::default()
         }),
+        files: Vec::new(),
     };
     let refused = store
         .start_turn("default", &chat, &edit, |_, _| vec![event("deleted")])
@@ -118,6 +120,7 @@ async fn an_edit_moves_the_path_in_the_same_transaction(store: Store) {
         messages: vec![user("edited"), NewMessage::streaming_reply("m")],
         owner: OWNER.into(),
         settings: None,
+        files: Vec::new(),
     };
     let started = store
         .start_turn("default", &chat, &edit, |replaced, added| {
@@ -484,6 +487,7 @@ async fn leases_tell_live_owners_from_dead_ones(store: Store) {
         messages: vec![NewMessage::streaming_reply("m")],
         owner: "a-dead-instance".into(),
         settings: None,
+        files: Vec::new(),
     };
     let theirs = store
         .start_turn("default", &chat_b, &turn, |_, _| Vec::new())

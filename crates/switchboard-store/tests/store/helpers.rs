@@ -138,6 +138,7 @@ pub async fn start_reply(store: &Store, chat_id: &str, text: &str) -> Message {
         messages: vec![user(text), NewMessage::streaming_reply("m")],
         owner: OWNER.into(),
         settings: None,
+        files: Vec::new(),
     };
     let mut started = store
         .start_turn("default", chat_id, &turn, |_, _| Vec::new())
@@ -190,5 +191,7 @@ pub fn finish(reply: &Message, status: MessageStatus, content: &str) -> MessageF
         reasoning_ended_at: None,
         events: vec![EventDraft::new("done", &reply.id, "{}".into())],
         compact: vec!["delta".into()],
+        attachments: None,
+        files: Vec::new(),
     }
 }
