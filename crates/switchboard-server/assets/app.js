@@ -103,6 +103,9 @@ const log = $('#log');
 const isStreaming = () => [...msgs.values()].some((m) => m.status === 'streaming');
 const currentModel = () => chat.settings?.model || defaultModel;
 
+// Numbers as the page's language writes them (Danish: a decimal comma).
+const num = (v, digits) => new Intl.NumberFormat(DATA.lang, { minimumFractionDigits: digits, maximumFractionDigits: digits }).format(v);
+
 function thinkLabel(m) {
   if (m.status === 'streaming' && !m.content) return t('thinking');
   let ms = m._thinkMs;
@@ -112,9 +115,11 @@ function thinkLabel(m) {
     const start = m.first_token_at ?? m.created_at;
     if (end != null && start) ms = Math.max(0, end - start);
   }
-  return ms == null ? t('thinking_done') : t('thought_for', { s: (ms / 1000).toFixed(1) });
+  return ms == null ? t('thinking_done') : t('thought_for', { s: num(ms / 1000, 1) });
 }
 
+/** The footer's line: "Stopped · model · 12 + 34 tokens · $0.0012". The one place it is made:
+ *  server-rendered messages get theirs from here too (`fillMeta`). */
 function meta(m) {
   if (m.role === 'user') return '';
   const parts = [];
@@ -122,7 +127,7 @@ function meta(m) {
   if (m.model) parts.push(m.model);
   const u = m.usage;
   if (u && u.prompt_tokens != null && u.completion_tokens != null) parts.push(t('tokens', { n: `${u.prompt_tokens} + ${u.completion_tokens}` }));
-  if (u && u.cost != null) parts.push('$' + Number(u.cost).toFixed(4));
+  if (u && u.cost != null) parts.push('$' + num(Number(u.cost), 4));
   return parts.join(' · ');
 }
 
@@ -181,8 +186,7 @@ function renderMessage(m) {
   if (imgs.length) el.append(h('div', { class: 'images' }, imgs.map((src) => h('img', { src, alt: t('image') }))));
   for (const c of m.tool_calls || []) el.append(toolCard(c, streaming));
   const body = h('div', { class: 'body md' });
-  if (streaming || m.html == null) body.append(h('p', { class: 'plain' }, m.content));
-  else body.innerHTML = m.html; // rendered and sanitized by the server
+  paintBody(body, m);
   el.append(body);
   const cites = (m.annotations || []).map((a) => a.url_citation || a).filter((c) => /^https?:\/\//.test(c.url || ''));
   if (cites.length) el.append(h('ol', { class: 'citations', 'aria-label': t('sources') }, cites.map((c) => h('li', {}, h('a', { href: c.url, target: '_blank', rel: 'noopener noreferrer nofollow' }, c.title || c.url)))));
@@ -199,6 +203,64 @@ function renderMessage(m) {
   return el;
 }
 
+/** How much of `m.content` its `html` renders: all of it as the server sent it; while streaming,
+ *  the text `liveRender` last had rendered. */
+function settle(m) {
+  m._rendered ??= m.html ? (m.content || '').length : 0;
+  return m;
+}
+
+/** A message's body: the server's rendering of its text (for a streaming reply, of the text so
+ *  far), then, as plain text, whatever arrived after that rendering. */
+function paintBody(body, m) {
+  if (m.html) body.innerHTML = m.html; // rendered and sanitized by the server
+  else body.replaceChildren();
+  const rest = (m.content || '').slice(m.html ? m._rendered ?? 0 : 0);
+  if (rest || m.status === 'streaming') {
+    // Inside the last paragraph, where the words continue, until the next rendering.
+    const last = body.lastElementChild;
+    if (last?.tagName === 'P') last.append(h('span', { class: 'plain tail' }, rest));
+    else body.append(h('p', { class: 'plain tail' }, rest));
+  }
+  localize(body);
+}
+
+// A streaming reply's text goes to the server's renderer (the one that renders stored messages)
+// at most this often, and its HTML replaces the plain text shown so far.
+const RENDER_EVERY = 250;
+async function liveRender(m) {
+  if (m._rendering) return;
+  m._rendering = true;
+  try {
+    while (msgs.get(m.id) === m && m.status === 'streaming' && m._rendered < m.content.length) {
+      const text = m.content;
+      const r = await api('POST', '/api/render', { markdown: text });
+      // A `done` or `message` event replaced the message meanwhile: its HTML is newer.
+      if (msgs.get(m.id) !== m) break;
+      m.html = r.html;
+      m._rendered = text.length;
+      const body = $(`#m-${CSS.escape(m.id)} .body`);
+      if (body) {
+        const stick = nearBottom();
+        paintBody(body, m);
+        if (stick) toBottom();
+      }
+      await sleep(RENDER_EVERY);
+    }
+  } catch {
+    // The plain text stays; `done` brings the rendering.
+  }
+  m._rendering = false;
+}
+
+function fillMeta(root) {
+  for (const el of $$('article.msg', root)) {
+    const m = msgs.get(el.dataset.id);
+    const span = m && $('.meta', el);
+    if (span) span.textContent = meta(m);
+  }
+}
+
 function localize(root) {
   for (const b of $$('.copy-code', root)) { b.textContent = t('copy'); b.setAttribute('aria-label', t('copy')); }
 }
@@ -211,6 +273,7 @@ function toBottom() { const s = $('#messages'); s.scrollTop = s.scrollHeight; }
 
 /** Insert or replace a message in seq order. */
 function upsert(m) {
+  settle(m);
   const old = msgs.get(m.id);
   if (old && old._thinkMs != null && m._thinkMs == null) m._thinkMs = old._thinkMs;
   msgs.set(m.id, m);
@@ -252,7 +315,10 @@ const handlers = {
     const stick = nearBottom();
     if (d.reasoning) $('.thinking-body', el).textContent = m.reasoning;
     if (d.content) {
-      $('.plain', el).textContent = m.content;
+      let tail = $('.body .tail', el);
+      if (!tail) $('.body', el).append((tail = h('p', { class: 'plain tail' })));
+      tail.textContent = m.content.slice(m.html ? m._rendered : 0);
+      liveRender(m);
       if (details && details.open && !details.dataset.touched) details.open = false;
       if (details) $('summary', details).textContent = thinkLabel(m);
     }
@@ -368,7 +434,7 @@ async function loadOlder() {
     const s = $('#messages');
     const fromBottom = s.scrollHeight - s.scrollTop;
     const frag = document.createDocumentFragment();
-    for (const m of r.messages) { msgs.set(m.id, m); frag.append(renderMessage(m)); }
+    for (const m of r.messages) { msgs.set(m.id, settle(m)); frag.append(renderMessage(m)); }
     log.prepend(frag);
     s.scrollTop = s.scrollHeight - fromBottom;
     $('#older').hidden = !r.has_more;
@@ -805,9 +871,11 @@ function initSidebar() {
 
 // ---------------------------------------------------------------- start
 function initChat() {
-  for (const m of chat.messages || []) msgs.set(m.id, m);
+  for (const m of chat.messages || []) msgs.set(m.id, settle(m));
   lastEvent = chat.last_event_id || 0;
   localize(log);
+  fillMeta(log);
+  for (const m of msgs.values()) if (m.status === 'streaming') liveRender(m);
   log.addEventListener('click', async (e) => {
     const copy = e.target.closest('.copy-code');
     if (copy) {

@@ -34,15 +34,40 @@ test('a reload mid-stream shows the text so far and continues', async (t) => {
   const s = await setup(t);
   await openChat(s, 'mock/slow');
   await send(s.page, 'Tell me a long story');
-  await s.page.waitForFunction(() => (document.querySelector('.msg.assistant .plain')?.textContent || '').length > 10);
+  await s.page.waitForFunction(() => (document.querySelector('.msg.assistant .body')?.textContent || '').length > 10);
   await s.page.reload();
-  const before = await s.page.$eval('.msg.assistant[data-status=streaming] .plain', (e) => e.textContent.length);
+  const before = await s.page.$eval('.msg.assistant[data-status=streaming] .body', (e) => e.textContent.length);
   assert.ok(before > 10, 'the server rendered the text so far');
-  await s.page.waitForFunction((n) => document.querySelector('.msg.assistant .plain').textContent.length > n + 5, before);
+  await s.page.waitForFunction((n) => document.querySelector('.msg.assistant .body').textContent.length > n + 5, before);
   await shot(s.page, 'chat-streaming-after-reload');
   await s.page.click('#stop');
-  await s.page.waitForSelector('.msg.assistant[data-status=stopped]');
+  const stopped = await s.page.waitForSelector('.msg.assistant[data-status=stopped]');
   assert.ok(await s.page.isVisible('#send'));
+  assert.match(await stopped.$eval('.meta', (e) => e.textContent), /^Stopped · mock\/slow/);
+  // After a reload the footer, made by app.js for server-rendered messages too, still says so.
+  await s.page.reload();
+  assert.match(await s.page.textContent('.msg.assistant[data-status=stopped] .meta'), /^Stopped · mock\/slow/);
+});
+
+test('Markdown is rendered while the reply streams, by the server, before it is done', async (t) => {
+  const s = await setup(t);
+  await openChat(s, 'mock/echo');
+  // mock/echo streams the message back a word at a time (20 ms each): the long tail keeps the
+  // reply streaming well after its heading and table have arrived.
+  const tail = Array.from({ length: 1500 }, (_, i) => `w${i}`).join(' ');
+  await send(s.page, `# Prices\n\n| model | price |\n| --- | --- |\n| a | $3/$15 |\n\nSome **bold** text. ${tail}`);
+  // The bold words come after the table: once they are rendered, so is all before them.
+  const live = await s.page.waitForSelector('.msg.assistant[data-status=streaming] .body strong', { timeout: 15000 });
+  const msg = await live.evaluateHandle((e) => e.closest('article'));
+  assert.equal(await msg.evaluate((e) => e.dataset.status), 'streaming');
+  assert.equal(await msg.$eval('.body h1', (e) => e.textContent), 'Prices');
+  assert.equal(await msg.$eval('.body td:last-child', (e) => e.textContent), '$3/$15');
+  // Never the raw syntax once rendered.
+  assert.doesNotMatch(await msg.$eval('.body', (e) => e.textContent), /\| --- \||^# /m);
+  await shot(s.page, 'streaming-markdown');
+  await s.page.click('#stop');
+  await s.page.waitForSelector('.msg.assistant[data-status=stopped] .body table');
+  assert.deepEqual(s.errors, []);
 });
 
 test('the model picker finds qwen/qwen3-32b:free by "qwen3 32b free" and saves it with the chat', async (t) => {

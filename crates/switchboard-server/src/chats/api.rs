@@ -918,3 +918,31 @@ pub async fn search(
     let results = state.store().search(&caller.workspace, &q, 50).await?;
     Ok(Json(json!({"results": results})).into_response())
 }
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RenderRequest {
+    markdown: String,
+}
+
+/// `POST /api/render`: Markdown rendered and sanitized exactly as a stored message is. The page
+/// sends a streaming reply's text so far (at a throttle) and swaps the HTML in, so there is one
+/// renderer, on the server, and the browser never parses Markdown itself.
+pub async fn render_markdown(
+    _caller: Caller,
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let req: RenderRequest = json_body(&state, &headers, body).await?;
+    let limit = state.settings().max_reply_bytes;
+    if req.markdown.len() > limit {
+        return Err(ApiError::body_over(limit, "SWITCHBOARD_MAX_REPLY_BYTES"));
+    }
+    // Highlighting is CPU work: keep it off the threads that relay streams.
+    let html =
+        tokio::task::spawn_blocking(move || switchboard_chat::markdown::render(&req.markdown))
+            .await
+            .map_err(|e| ApiError::internal(format!("rendering markdown: {e}")))?;
+    Ok(Json(json!({"html": html})).into_response())
+}
