@@ -480,11 +480,38 @@ async function addImages(files) {
   const id = currentModel();
   const entry = models.find((m) => m.id === id);
   if (entry && !entry.vision) { note(t('cannot_see_images', { model: id })); return; }
-  for (const f of files) {
-    images.push(await new Promise((res) => { const r = new FileReader(); r.onload = () => res(r.result); r.readAsDataURL(f); }));
-  }
+  for (const f of files) images.push(await shrinkImage(f));
   note('');
   renderAttachments();
+}
+
+// A photo goes up at most this long on its longer side: what vision models look at anyway, and a
+// phone's 5 MB picture becomes a few hundred KB.
+const MAX_IMAGE_SIDE = 2048;
+const readDataUrl = (f) => new Promise((res, rej) => { const r = new FileReader(); r.onload = () => res(r.result); r.onerror = () => rej(r.error); r.readAsDataURL(f); });
+
+/** An image as a data URL, downscaled and re-encoded in the browser (JPEG; WebP for PNG and WebP,
+ *  which may be transparent). GIFs (maybe animated) and small images go as they are. */
+async function shrinkImage(file) {
+  if (file.type === 'image/gif') return readDataUrl(file);
+  let bmp;
+  try { bmp = await createImageBitmap(file); } catch { return readDataUrl(file); }
+  const scale = Math.min(1, MAX_IMAGE_SIDE / Math.max(bmp.width, bmp.height));
+  if (scale === 1 && file.size <= 512 * 1024) { bmp.close(); return readDataUrl(file); }
+  const canvas = h('canvas', { width: Math.round(bmp.width * scale), height: Math.round(bmp.height * scale) });
+  const ctx = canvas.getContext('2d');
+  const type = file.type === 'image/jpeg' ? 'image/jpeg' : 'image/webp';
+  ctx.drawImage(bmp, 0, 0, canvas.width, canvas.height);
+  bmp.close();
+  let url = canvas.toDataURL(type, 0.85);
+  if (!url.startsWith(`data:${type};`)) {
+    // No WebP encoder here: JPEG on white, since JPEG has no transparency.
+    ctx.globalCompositeOperation = 'destination-over';
+    ctx.fillStyle = '#fff';
+    ctx.fillRect(0, 0, canvas.width, canvas.height);
+    url = canvas.toDataURL('image/jpeg', 0.85);
+  }
+  return url;
 }
 
 const BUILTIN_TEMPLATES = '/translate = Translate the following text into English:\\n\\n\n/summarize = Summarize the following in a few bullet points:\\n\\n\n/explain = Explain this code step by step:\\n\\n\n/proofread = Proofread and correct the following text, keeping its meaning:\\n\\n';

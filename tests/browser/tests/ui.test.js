@@ -137,6 +137,46 @@ test('a pasted image goes to a vision model; other models say they cannot see', 
   assert.equal(await s.page.$$eval('#attachments img', (e) => e.length), 0);
 });
 
+test('a 5 MB photo is downscaled in the browser and sent', async (t) => {
+  const s = await setup(t);
+  const chat = await openChat(s, 'mock/vision');
+  // A phone-sized picture, made here: a gradient with noise, so JPEG cannot shrink it to nothing.
+  const size = await s.page.evaluate(async () => {
+    const c = document.createElement('canvas');
+    c.width = 4032;
+    c.height = 3024;
+    const ctx = c.getContext('2d');
+    const img = ctx.createImageData(c.width, c.height);
+    let x = 1;
+    for (let i = 0, n = 0; i < img.data.length; i += 4, n++) {
+      x = (Math.imul(x, 1103515245) + 12345) >>> 0;
+      const px = n % c.width, py = (n / c.width) | 0;
+      img.data[i] = (px * 255) / c.width + ((x >>> 8) % 96);
+      img.data[i + 1] = (py * 255) / c.height + ((x >>> 16) % 96);
+      img.data[i + 2] = 128 + ((x >>> 24) % 96);
+      img.data[i + 3] = 255;
+    }
+    ctx.putImageData(img, 0, 0);
+    const blob = await new Promise((r) => c.toBlob(r, 'image/jpeg', 0.92));
+    const dt = new DataTransfer();
+    dt.items.add(new File([blob], 'photo.jpg', { type: 'image/jpeg' }));
+    document.querySelector('#input').dispatchEvent(new ClipboardEvent('paste', { clipboardData: dt, bubbles: true, cancelable: true }));
+    return blob.size;
+  });
+  assert.ok(size > 5_000_000, `the photo weighs ${size} bytes`);
+  await s.page.waitForSelector('#attachments img');
+  await send(s.page, 'What is in this photo?');
+  const reply = await s.page.waitForSelector('.msg.assistant[data-status=complete]', { timeout: 30000 });
+  assert.match(await reply.textContent(), /I see 1 image/);
+  const sent = await s.page.$eval('.msg.user .images img', (e) => new Promise((res) => (e.complete ? res([e.naturalWidth, e.naturalHeight]) : e.addEventListener('load', () => res([e.naturalWidth, e.naturalHeight])))));
+  assert.deepEqual(sent, [2048, 1536]);
+  // Still over the 1 MiB every other API takes: the chat API's own limit let it in.
+  const stored = (await s.api('GET', `/api/chats/${chat.id}`)).messages[0].attachments[0];
+  assert.match(stored, /^data:image\/jpeg;base64,/);
+  assert.ok(stored.length > 1 << 20, `${stored.length} bytes`);
+  assert.deepEqual(s.errors, []);
+});
+
 test('script in model output never runs', async (t) => {
   const s = await setup(t);
   await openChat(s, 'mock/echo');

@@ -19,7 +19,7 @@ use switchboard_store::{Chat, ChatPage, ChatPatch, ChatSettings, Role};
 
 use super::Caller;
 use crate::error::ApiError;
-use crate::extract::read_body;
+use crate::extract::read_body_within;
 use crate::quota::Growth;
 use crate::state::AppState;
 
@@ -61,7 +61,9 @@ async fn json_body<T: DeserializeOwned>(
     headers: &HeaderMap,
     body: Body,
 ) -> Result<T, ApiError> {
-    let bytes = read_body(headers, body, state.settings().max_body_bytes).await?;
+    // A message carries its images (the page downscales them first): the chat API's own limit.
+    let limit = state.settings().max_upload_bytes;
+    let bytes = read_body_within(headers, body, limit, "SWITCHBOARD_MAX_UPLOAD_BYTES").await?;
     parse_json(&bytes)
 }
 

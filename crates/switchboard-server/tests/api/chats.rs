@@ -1219,3 +1219,59 @@ async fn live_markdown_renders_like_a_stored_message() {
         .unwrap();
     assert_eq!(res.status(), 400);
 }
+
+/// A message carries its images: the chat API takes bodies up to `SWITCHBOARD_MAX_UPLOAD_BYTES`
+/// while the proxy keeps `SWITCHBOARD_MAX_BODY_BYTES`.
+#[tokio::test]
+async fn the_chat_api_takes_uploads_the_proxy_would_refuse() {
+    let app = spawn_app(&[("SWITCHBOARD_MAX_UPLOAD_BYTES", "4194304")]).await;
+    app.load_catalog().await;
+    let chat = create_chat(&app, None).await;
+    // 2 MiB of base64: over the 1 MiB default body limit, under the upload limit.
+    let image = format!("data:image/jpeg;base64,{}", "A".repeat(2 << 20));
+    let (status, body) = send(
+        &app,
+        &chat,
+        json!({"content": "what is this?", "model": "mock/vision", "images": [image]}),
+    )
+    .await;
+    assert_eq!(status, 202, "{body}");
+    let done = settled(&app, &chat).await;
+    assert_eq!(done["messages"][0]["attachments"][0], json!(image));
+    assert_eq!(last(&done)["content"], "what is this? I see 1 image(s).");
+    // The proxy's limit is its own.
+    let res = app
+        .http
+        .post(app.at("/api/openrouter/v1/chat/completions"))
+        .json(&json!({"model": "mock/echo", "messages": [{"role": "user", "content": image}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 413);
+    let body: Value = res.json().await.unwrap();
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("SWITCHBOARD_MAX_BODY_BYTES"),
+        "{body}"
+    );
+    // Over the upload limit: 413 naming it, and nothing stored.
+    let huge = format!("data:image/jpeg;base64,{}", "A".repeat(5 << 20));
+    let (status, body) = send(
+        &app,
+        &chat,
+        json!({"content": "and this?", "model": "mock/vision", "images": [huge]}),
+    )
+    .await;
+    assert_eq!(status, 413, "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("SWITCHBOARD_MAX_UPLOAD_BYTES"),
+        "{body}"
+    );
+    let (_, after) = app.get_json(&format!("/api/chats/{chat}")).await;
+    assert_eq!(after["messages"].as_array().unwrap().len(), 2);
+}
