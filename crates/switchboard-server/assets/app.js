@@ -833,15 +833,68 @@ function setTitle(title) {
   chat.title = title;
   $('#chat-title').textContent = shown;
   document.title = `${shown} · Switchboard`;
+  for (const c of [...side.chats, ...side.pinned]) if (c.id === chat.id) c.title = title;
   const a = $(`#chat-list li[data-id="${CSS.escape(chat.id)}"] a`);
   if (a) a.textContent = shown;
-  else $('#chat-list').prepend(chatItem({ id: chat.id, title }));
+  else { side.chats.unshift({ id: chat.id, title, updated_at: Date.now() }); renderSidebar(); }
+}
+
+// The sidebar: pinned chats, then the rest grouped by when they were last active, a page at a
+// time (more load as it scrolls to its end).
+const side = { pinned: [], chats: [], next: null, loading: false };
+
+/** Which group a chat active at `ms` goes in, by the browser's own calendar. */
+function dayGroup(ms) {
+  const midnight = new Date();
+  midnight.setHours(0, 0, 0, 0);
+  const day = 864e5, today = midnight.getTime();
+  if (ms >= today) return 'today';
+  if (ms >= today - day) return 'yesterday';
+  if (ms >= today - 7 * day) return 'last_7_days';
+  return 'older';
+}
+
+function renderSidebar() {
+  const pinned = new Set(side.pinned.map((c) => c.id));
+  const items = [];
+  if (side.pinned.length) items.push(h('li', { class: 'group', role: 'presentation' }, t('group_pinned')), ...side.pinned.map(chatItem));
+  let group = null;
+  for (const c of side.chats) {
+    if (pinned.has(c.id)) continue;
+    const g = dayGroup(c.updated_at);
+    if (g !== group) { items.push(h('li', { class: 'group', role: 'presentation' }, t('group_' + g))); group = g; }
+    items.push(chatItem(c));
+  }
+  if (side.next) items.push(h('li', { id: 'chat-more', class: 'muted', role: 'presentation' }, t('loading')));
+  const nav = $('.chat-nav');
+  const top = nav.scrollTop;
+  $('#chat-list').replaceChildren(...items);
+  nav.scrollTop = top;
+  const more = $('#chat-more');
+  if (more) sideObserver.observe(more);
+}
+
+const sideObserver = new IntersectionObserver((es) => { if (es.some((x) => x.isIntersecting)) loadMoreChats(); }, { rootMargin: '200px' });
+async function loadMoreChats() {
+  if (side.loading || !side.next) return;
+  side.loading = true;
+  try {
+    const r = await api('GET', `/api/chats?limit=50&before=${encodeURIComponent(side.next)}`);
+    const known = new Set(side.chats.map((c) => c.id));
+    side.chats.push(...r.chats.filter((c) => !known.has(c.id)));
+    side.next = r.next;
+    renderSidebar();
+  } catch (e) { note(t('error_generic', { message: e.message })); }
+  side.loading = false;
 }
 
 function chatItem(c) {
   if (c.title === DATA.defaultTitle) c.title = '';
-  return h('li', { 'data-id': c.id }, h('a', { href: `/chats/${c.id}`, 'aria-current': c.id === chat.id ? 'page' : null }, c.title || t('new_chat')),
-    actBtn('rename', t('rename'), 'edit'), actBtn('delete-chat', t('delete'), 'trash'));
+  // One tab stop per chat: the actions show on hover and focus, and keys on the link reach them
+  // (F2 renames, Delete deletes).
+  const b = (act, label, name) => Object.assign(actBtn(act, label, name), { tabIndex: -1 });
+  return h('li', { 'data-id': c.id, class: c.pinned ? 'pinned' : null }, h('a', { href: `/chats/${c.id}`, 'aria-current': c.id === chat.id ? 'page' : null }, c.title || t('new_chat')),
+    b('pin', c.pinned ? t('unpin') : t('pin'), 'pin'), b('rename', t('rename'), 'edit'), b('delete-chat', t('delete'), 'trash'));
 }
 
 function setDrawer(open) {
@@ -851,9 +904,42 @@ function setDrawer(open) {
   if (open) $('#new-chat').focus();
 }
 
+// Search results: one row per chat (its title, and the best message's excerpt), a page at a
+// time as the list scrolls.
+let search = { q: '', next: null };
+const searchObserver = new IntersectionObserver((es) => { if (es.some((x) => x.isIntersecting)) searchMore(); }, { rootMargin: '200px' });
+async function searchMore() {
+  const res = $('#search-results');
+  const { q, next } = search;
+  if (next == null || search.loading) return;
+  search.loading = true;
+  $('#search-more')?.remove();
+  try {
+    const r = await api('GET', `/api/search?q=${encodeURIComponent(q)}&offset=${next}`);
+    if (search.q !== q) return;
+    const title = (x) => (x.chat_title === DATA.defaultTitle ? '' : x.chat_title) || t('new_chat');
+    res.append(...r.results.map((x) => h('li', { 'data-id': x.chat_id }, h('a', { href: `/chats/${x.chat_id}${x.message_id ? '#m-' + x.message_id : ''}` }, title(x), x.snippet ? h('small', {}, x.snippet) : null))));
+    if (!next && !r.results.length) res.append(h('li', { class: 'muted' }, t('no_results')));
+    search.next = r.next;
+    if (r.next != null) { const more = h('li', { id: 'search-more', class: 'muted', role: 'presentation' }, t('loading')); res.append(more); searchObserver.observe(more); }
+  } catch (err) {
+    res.append(h('li', { class: 'error' }, err.message));
+  } finally {
+    if (search.q === q) search.loading = false;
+  }
+}
+
 function initSidebar() {
+  Object.assign(side, DATA.sidebar || {});
+  renderSidebar();
   $('#new-chat').addEventListener('click', async () => {
     try { const c = await api('POST', '/api/chats', {}); location.href = `/chats/${c.id}`; } catch (e) { note(e.message); }
+  });
+  $('#chat-list').addEventListener('keydown', (e) => {
+    const li = e.target.closest('li[data-id]');
+    if (!li || e.target.tagName !== 'A') return;
+    const act = e.key === 'F2' ? 'rename' : e.key === 'Delete' ? 'delete-chat' : null;
+    if (act) { e.preventDefault(); $(`button[data-act="${act}"]`, li).click(); }
   });
   $('#chat-list').addEventListener('click', async (e) => {
     const b = e.target.closest('button[data-act]');
@@ -861,16 +947,28 @@ function initSidebar() {
     const li = b.closest('li');
     const id = li.dataset.id;
     try {
-      if (b.dataset.act === 'rename') {
+      if (b.dataset.act === 'pin') {
+        const pinned = !li.classList.contains('pinned');
+        await api('PATCH', `/api/chats/${encodeURIComponent(id)}`, { pinned });
+        const c = side.chats.find((x) => x.id === id) || side.pinned.find((x) => x.id === id) || { id, title: li.querySelector('a').textContent, updated_at: Date.now() };
+        c.pinned = pinned;
+        side.pinned = side.pinned.filter((x) => x.id !== id);
+        if (pinned) side.pinned.unshift(c);
+        renderSidebar();
+        $(`#chat-list li[data-id="${CSS.escape(id)}"] a`)?.focus();
+      } else if (b.dataset.act === 'rename') {
         const title = prompt(t('rename_prompt'), li.querySelector('a').textContent);
         if (title == null) return;
         await api('PATCH', `/api/chats/${encodeURIComponent(id)}`, { title });
+        for (const c of [...side.chats, ...side.pinned]) if (c.id === id) c.title = title;
         li.querySelector('a').textContent = title || t('new_chat');
         if (id === chat.id) setTitle(title);
       } else if (confirm(t('confirm_delete_chat'))) {
         await api('DELETE', `/api/chats/${encodeURIComponent(id)}`);
+        side.chats = side.chats.filter((c) => c.id !== id);
+        side.pinned = side.pinned.filter((c) => c.id !== id);
         if (id === chat.id) location.href = '/';
-        else li.remove();
+        else renderSidebar();
       }
     } catch (err) { note(t('error_generic', { message: err.message })); }
   });
@@ -883,11 +981,9 @@ function initSidebar() {
       $('#chat-list').hidden = !!q;
       res.hidden = !q;
       if (!q) return;
-      try {
-        const r = await api('GET', `/api/search?q=${encodeURIComponent(q)}`);
-        res.replaceChildren(...(r.results.length ? r.results.map((x) => h('li', {}, h('a', { href: `/chats/${x.chat_id}#m-${x.message_id}` }, x.chat_title || t('new_chat'), h('small', {}, x.snippet))))
-          : [h('li', { class: 'muted' }, t('no_results'))]));
-      } catch (err) { res.replaceChildren(h('li', { class: 'error' }, err.message)); }
+      res.replaceChildren();
+      search = { q, next: 0 };
+      await searchMore();
     }, 250);
   });
   $('#open-drawer').addEventListener('click', () => setDrawer(true));

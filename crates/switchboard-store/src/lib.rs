@@ -75,8 +75,8 @@ use crate::db::{Db, SqlitePools};
 pub use crate::error::StoreError;
 pub use crate::generation::{EventDraft, GenerationAck, GenerationWrite, TextPart};
 pub use crate::model::{
-    Chat, ChatPage, ChatPatch, ChatSettings, ChatSummary, Message, MessageFinish, MessageStatus,
-    NewMessage, Role, SearchHit, StoredEvent, Usage, WebSearch,
+    Chat, ChatHit, ChatPage, ChatPatch, ChatSettings, ChatSummary, Message, MessageFinish,
+    MessageStatus, NewMessage, Role, SearchHit, StoredEvent, Usage, WebSearch,
 };
 pub use crate::notify::{Notice, Notifications};
 pub use crate::quota::WorkspaceUsage;

@@ -53,6 +53,12 @@ const SQLITE: &[Migration] = &[
         name: "verified own-key workspaces",
         sql: include_str!("../migrations/sqlite/0007_quota.sql"),
     },
+    // 8 and 9 are other branches' migrations; a gap is fine (only newer versions run).
+    Migration {
+        version: 10,
+        name: "pinned chats",
+        sql: include_str!("../migrations/sqlite/0010_pinned.sql"),
+    },
 ];
 
 const POSTGRES: &[Migration] = &[
@@ -90,6 +96,12 @@ const POSTGRES: &[Migration] = &[
         version: 7,
         name: "verified own-key workspaces",
         sql: include_str!("../migrations/postgres/0007_quota.sql"),
+    },
+    // 8 and 9 are other branches' migrations; a gap is fine (only newer versions run).
+    Migration {
+        version: 10,
+        name: "pinned chats",
+        sql: include_str!("../migrations/postgres/0010_pinned.sql"),
     },
 ];
 

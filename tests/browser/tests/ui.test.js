@@ -267,6 +267,59 @@ test('a NextChat backup imports from settings; a long chat opens at its end and 
   await s.page.waitForSelector('#search-results a >> text=Long imported chat');
 });
 
+test('the sidebar reaches all of 150 chats, grouped by day; a pinned chat stays on top; search finds titles, one row per chat', async (t) => {
+  const s = await setup(t);
+  await openChat(s, 'mock/echo');
+  const now = Date.now(), day = 864e5;
+  const ages = (i) => (i < 40 ? 0 : i < 60 ? 1 : i < 90 ? 3 : 30);
+  const sessions = Array.from({ length: 150 }, (_, i) => {
+    const at = now - ages(i) * day - i * 100;
+    return { topic: `Imported chat ${i}`, messages: [{ role: 'user', content: `the **body** of chat ${i}`, date: new Date(at).toISOString() }], lastUpdate: at };
+  });
+  await s.api('POST', '/api/import/nextchat', { 'chat-next-web-store': { sessions } });
+  await s.page.reload();
+  await s.page.waitForSelector('#chat-list li.group');
+  // Scroll to the end until nothing more loads.
+  while (await s.page.$('#chat-more')) {
+    const before = await s.page.$$eval('#chat-list li[data-id]', (e) => e.length);
+    await s.page.$eval('.chat-nav', (e) => { e.scrollTop = e.scrollHeight; });
+    await s.page.waitForFunction((n) => !document.querySelector('#chat-more') || document.querySelectorAll('#chat-list li[data-id]').length > n, before);
+  }
+  const ids = await s.page.$$eval('#chat-list li[data-id]', (els) => els.map((e) => e.dataset.id));
+  assert.equal(ids.length, 151);
+  assert.equal(new Set(ids).size, 151);
+  assert.deepEqual(await s.page.$$eval('#chat-list li.group', (els) => els.map((e) => e.textContent)), ['Today', 'Yesterday', 'Last 7 days', 'Older']);
+  assert.match(await s.page.textContent('#chat-list li[data-id]:last-child'), /Imported chat 149/);
+  // Pin the oldest: it moves to the top, under "Pinned", and stays there after a reload.
+  const oldest = ids[ids.length - 1];
+  await s.page.hover(`#chat-list li[data-id="${oldest}"]`);
+  await s.page.click(`#chat-list li[data-id="${oldest}"] button[data-act=pin]`);
+  await s.page.waitForFunction((id) => document.querySelector('#chat-list li[data-id]').dataset.id === id, oldest);
+  await s.page.reload();
+  await s.page.waitForSelector('#chat-list li.group');
+  assert.deepEqual(await s.page.$$eval('#chat-list li', (els) => els.slice(0, 2).map((e) => e.dataset.id || e.textContent)), ['Pinned', oldest]);
+  // One tab stop per chat: the actions are reached by keys on the link.
+  assert.equal(await s.page.$$eval('#chat-list li[data-id] button', (els) => els.filter((b) => b.tabIndex >= 0).length), 0);
+  await shot(s.page, 'sidebar-groups');
+  // Search matches titles as well as text, one row per chat, without raw Markdown.
+  await s.page.fill('#search', 'Imported chat 14');
+  await s.page.waitForSelector('#search-results li[data-id]');
+  const rows = await s.page.$$eval('#search-results li[data-id]', (els) => els.map((e) => e.dataset.id));
+  assert.equal(rows.length, new Set(rows).size, 'one row per chat');
+  assert.ok(rows.length >= 11, rows.length); // 14 and 140–149
+  await s.page.fill('#search', 'body chat');
+  await s.page.waitForFunction(() => document.querySelectorAll('#search-results li[data-id]').length >= 30);
+  assert.doesNotMatch(await s.page.textContent('#search-results'), /\*\*/);
+  // Pages: scrolling the results reaches all 150.
+  while (await s.page.$('#search-more')) {
+    const before = await s.page.$$eval('#search-results li[data-id]', (e) => e.length);
+    await s.page.$eval('.chat-nav', (e) => { e.scrollTop = e.scrollHeight; });
+    await s.page.waitForFunction((n) => !document.querySelector('#search-more') || document.querySelectorAll('#search-results li[data-id]').length > n, before);
+  }
+  assert.equal(await s.page.$$eval('#search-results li[data-id]', (e) => e.length), 150);
+  assert.deepEqual(s.errors, []);
+});
+
 test('a chat shared from its settings reads without the code, until the link is revoked', async (t) => {
   const s = await setup(t, { env: { CODE: 'letmein' } });
   await s.page.goto(s.base + '/');

@@ -94,6 +94,8 @@ pub struct ChatLine {
     pub updated_at: i64,
     #[serde(default)]
     pub model: Option<String>,
+    #[serde(default)]
+    pub pinned: bool,
 }
 
 /// A tool call as shown: name and pretty-printed arguments, and for a call the server ran, its

@@ -1275,3 +1275,76 @@ async fn the_chat_api_takes_uploads_the_proxy_would_refuse() {
     let (_, after) = app.get_json(&format!("/api/chats/{chat}")).await;
     assert_eq!(after["messages"].as_array().unwrap().len(), 2);
 }
+
+/// Pinning is its own change (no activity, no title or settings touched); the first page of the
+/// list brings the pinned chats; search gives one row per chat, title matches first, in pages.
+#[tokio::test]
+async fn chats_pin_and_search_by_title_one_row_per_chat() {
+    let app = spawn_app(&[]).await;
+    let old = create_chat(&app, None).await;
+    let patch = |id: String, body: Value| {
+        let app = &app;
+        async move {
+            let res = app
+                .http
+                .patch(app.at(&format!("/api/chats/{id}")))
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
+            (res.status().as_u16(), res.json::<Value>().await.unwrap())
+        }
+    };
+    let (status, body) = patch(old.clone(), json!({"title": "Walrus facts"})).await;
+    assert_eq!(status, 200, "{body}");
+    let newer = create_chat(&app, None).await;
+    // A chosen title, so the one made from the message does not match too.
+    patch(newer.clone(), json!({"title": "Sea mammals"})).await;
+    send(
+        &app,
+        &newer,
+        json!({"content": "tell me about the walrus", "model": "mock/echo"}),
+    )
+    .await;
+    settled(&app, &newer).await;
+    let (_, before) = app.get_json(&format!("/api/chats/{old}")).await;
+    let (status, body) = patch(old.clone(), json!({"pinned": true})).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["pinned"], true);
+    assert_eq!(
+        body["updated_at"], before["updated_at"],
+        "pinning is not activity"
+    );
+    assert_eq!(body["title"], "Walrus facts");
+    let (status, _) = patch("nope".into(), json!({"pinned": true})).await;
+    assert_eq!(status, 404);
+    let (status, _) = patch(old.clone(), json!({"pinned": "yes"})).await;
+    assert_eq!(status, 400);
+
+    let (_, list) = app.get_json("/api/chats?limit=1").await;
+    assert_eq!(list["chats"][0]["id"], newer.as_str());
+    assert_eq!(list["chats"][0]["pinned"], false);
+    assert_eq!(list["pinned"][0]["id"], old.as_str());
+    let cursor = list["next"].as_str().unwrap().to_string();
+    let (_, page2) = app
+        .get_json(&format!("/api/chats?limit=1&before={cursor}"))
+        .await;
+    assert_eq!(page2["chats"][0]["id"], old.as_str());
+    assert_eq!(page2["chats"][0]["pinned"], true);
+    assert!(page2.get("pinned").is_none(), "{page2}");
+
+    let (status, found) = app.get_json("/api/search?q=walrus").await;
+    assert_eq!(status, 200);
+    let rows = found["results"].as_array().unwrap();
+    let ids: Vec<_> = rows
+        .iter()
+        .map(|r| r["chat_id"].as_str().unwrap())
+        .collect();
+    // The title match first; the other chat once, although two of its messages match.
+    assert_eq!(ids, [old.as_str(), newer.as_str()], "{found}");
+    assert_eq!(rows[0]["message_id"], Value::Null);
+    assert!(rows[1]["snippet"].as_str().unwrap().contains("walrus"));
+    assert_eq!(found["next"], Value::Null);
+    let (status, _) = app.get_json("/api/search?q=walrus&offset=-1").await;
+    assert_eq!(status, 400);
+}
