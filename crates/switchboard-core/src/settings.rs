@@ -40,6 +40,7 @@ pub const VARIABLES: &[(&str, &str)] = &[
     ("SWITCHBOARD_SITE_URL", ""),
     ("SWITCHBOARD_APP_NAME", "Switchboard"),
     ("SWITCHBOARD_MAX_BODY_BYTES", "1048576"),
+    ("SWITCHBOARD_MAX_UPLOAD_BYTES", "20971520"),
     ("SWITCHBOARD_CATALOG_REFRESH", "1h"),
     ("SWITCHBOARD_UPSTREAM_FIRST_BYTE_TIMEOUT", "300s"),
     ("SWITCHBOARD_UPSTREAM_IDLE_TIMEOUT", "300s"),
@@ -151,6 +152,9 @@ pub struct Settings {
     pub site_url: Option<String>,
     pub app_name: String,
     pub max_body_bytes: usize,
+    /// The largest body the chat API takes (`SWITCHBOARD_MAX_UPLOAD_BYTES`): a message carries its
+    /// images. The proxy and the gateway keep `max_body_bytes`.
+    pub max_upload_bytes: usize,
     pub catalog_refresh: Duration,
     pub upstream_first_byte_timeout: Duration,
     pub upstream_idle_timeout: Duration,
@@ -623,6 +627,7 @@ impl Settings {
                 .unwrap_or("Switchboard")
                 .to_string(),
             max_body_bytes,
+            max_upload_bytes: count(src, "SWITCHBOARD_MAX_UPLOAD_BYTES", 20 << 20, 1024)? as usize,
             catalog_refresh: duration(src, "SWITCHBOARD_CATALOG_REFRESH", 3600)?,
             upstream_first_byte_timeout: duration(
                 src,

@@ -22,6 +22,7 @@ fn defaults() {
     assert_eq!(s.site_url, None);
     assert_eq!(s.app_name, "Switchboard");
     assert_eq!(s.max_body_bytes, 1024 * 1024);
+    assert_eq!(s.max_upload_bytes, 20 * 1024 * 1024);
     assert_eq!(s.catalog_refresh, Duration::from_secs(3600));
     assert_eq!(s.upstream_first_byte_timeout, Duration::from_secs(300));
     assert_eq!(s.upstream_idle_timeout, Duration::from_secs(300));

@@ -103,6 +103,9 @@ const log = $('#log');
 const isStreaming = () => [...msgs.values()].some((m) => m.status === 'streaming');
 const currentModel = () => chat.settings?.model || defaultModel;
 
+// Numbers as the page's language writes them (Danish: a decimal comma).
+const num = (v, digits) => new Intl.NumberFormat(DATA.lang, { minimumFractionDigits: digits, maximumFractionDigits: digits }).format(v);
+
 function thinkLabel(m) {
   if (m.status === 'streaming' && !m.content) return t('thinking');
   let ms = m._thinkMs;
@@ -112,9 +115,11 @@ function thinkLabel(m) {
     const start = m.first_token_at ?? m.created_at;
     if (end != null && start) ms = Math.max(0, end - start);
   }
-  return ms == null ? t('thinking_done') : t('thought_for', { s: (ms / 1000).toFixed(1) });
+  return ms == null ? t('thinking_done') : t('thought_for', { s: num(ms / 1000, 1) });
 }
 
+/** The footer's line: "Stopped · model · 12 + 34 tokens · $0.0012". The one place it is made:
+ *  server-rendered messages get theirs from here too (`fillMeta`). */
 function meta(m) {
   if (m.role === 'user') return '';
   const parts = [];
@@ -122,7 +127,7 @@ function meta(m) {
   if (m.model) parts.push(m.model);
   const u = m.usage;
   if (u && u.prompt_tokens != null && u.completion_tokens != null) parts.push(t('tokens', { n: `${u.prompt_tokens} + ${u.completion_tokens}` }));
-  if (u && u.cost != null) parts.push('$' + Number(u.cost).toFixed(4));
+  if (u && u.cost != null) parts.push('$' + num(Number(u.cost), 4));
   return parts.join(' · ');
 }
 
@@ -193,8 +198,7 @@ function renderMessage(m) {
   if (files.length) el.append(renderFiles(files));
   for (const c of m.tool_calls || []) el.append(toolCard(c, streaming));
   const body = h('div', { class: 'body md' });
-  if (streaming || m.html == null) body.append(h('p', { class: 'plain' }, m.content));
-  else body.innerHTML = m.html; // rendered and sanitized by the server
+  paintBody(body, m);
   el.append(body);
   const cites = (m.annotations || []).map((a) => a.url_citation || a).filter((c) => /^https?:\/\//.test(c.url || ''));
   if (cites.length) el.append(h('ol', { class: 'citations', 'aria-label': t('sources') }, cites.map((c) => h('li', {}, h('a', { href: c.url, target: '_blank', rel: 'noopener noreferrer nofollow' }, c.title || c.url)))));
@@ -211,6 +215,64 @@ function renderMessage(m) {
   return el;
 }
 
+/** How much of `m.content` its `html` renders: all of it as the server sent it; while streaming,
+ *  the text `liveRender` last had rendered. */
+function settle(m) {
+  m._rendered ??= m.html ? (m.content || '').length : 0;
+  return m;
+}
+
+/** A message's body: the server's rendering of its text (for a streaming reply, of the text so
+ *  far), then, as plain text, whatever arrived after that rendering. */
+function paintBody(body, m) {
+  if (m.html) body.innerHTML = m.html; // rendered and sanitized by the server
+  else body.replaceChildren();
+  const rest = (m.content || '').slice(m.html ? m._rendered ?? 0 : 0);
+  if (rest || m.status === 'streaming') {
+    // Inside the last paragraph, where the words continue, until the next rendering.
+    const last = body.lastElementChild;
+    if (last?.tagName === 'P') last.append(h('span', { class: 'plain tail' }, rest));
+    else body.append(h('p', { class: 'plain tail' }, rest));
+  }
+  localize(body);
+}
+
+// A streaming reply's text goes to the server's renderer (the one that renders stored messages)
+// at most this often, and its HTML replaces the plain text shown so far.
+const RENDER_EVERY = 250;
+async function liveRender(m) {
+  if (m._rendering) return;
+  m._rendering = true;
+  try {
+    while (msgs.get(m.id) === m && m.status === 'streaming' && m._rendered < m.content.length) {
+      const text = m.content;
+      const r = await api('POST', '/api/render', { markdown: text });
+      // A `done` or `message` event replaced the message meanwhile: its HTML is newer.
+      if (msgs.get(m.id) !== m) break;
+      m.html = r.html;
+      m._rendered = text.length;
+      const body = $(`#m-${CSS.escape(m.id)} .body`);
+      if (body) {
+        const stick = nearBottom();
+        paintBody(body, m);
+        if (stick) toBottom();
+      }
+      await sleep(RENDER_EVERY);
+    }
+  } catch {
+    // The plain text stays; `done` brings the rendering.
+  }
+  m._rendering = false;
+}
+
+function fillMeta(root) {
+  for (const el of $$('article.msg', root)) {
+    const m = msgs.get(el.dataset.id);
+    const span = m && $('.meta', el);
+    if (span) span.textContent = meta(m);
+  }
+}
+
 function localize(root) {
   for (const b of $$('.copy-code', root)) { b.textContent = t('copy'); b.setAttribute('aria-label', t('copy')); }
 }
@@ -223,6 +285,7 @@ function toBottom() { const s = $('#messages'); s.scrollTop = s.scrollHeight; }
 
 /** Insert or replace a message in seq order. */
 function upsert(m) {
+  settle(m);
   const old = msgs.get(m.id);
   if (old && old._thinkMs != null && m._thinkMs == null) m._thinkMs = old._thinkMs;
   msgs.set(m.id, m);
@@ -264,7 +327,10 @@ const handlers = {
     const stick = nearBottom();
     if (d.reasoning) $('.thinking-body', el).textContent = m.reasoning;
     if (d.content) {
-      $('.plain', el).textContent = m.content;
+      let tail = $('.body .tail', el);
+      if (!tail) $('.body', el).append((tail = h('p', { class: 'plain tail' })));
+      tail.textContent = m.content.slice(m.html ? m._rendered : 0);
+      liveRender(m);
       if (details && details.open && !details.dataset.touched) details.open = false;
       if (details) $('summary', details).textContent = thinkLabel(m);
     }
@@ -380,7 +446,7 @@ async function loadOlder() {
     const s = $('#messages');
     const fromBottom = s.scrollHeight - s.scrollTop;
     const frag = document.createDocumentFragment();
-    for (const m of r.messages) { msgs.set(m.id, m); frag.append(renderMessage(m)); }
+    for (const m of r.messages) { msgs.set(m.id, settle(m)); frag.append(renderMessage(m)); }
     log.prepend(frag);
     s.scrollTop = s.scrollHeight - fromBottom;
     $('#older').hidden = !r.has_more;
@@ -426,11 +492,38 @@ async function addImages(files) {
   const id = currentModel();
   const entry = models.find((m) => m.id === id);
   if (entry && !entry.vision) { note(t('cannot_see_images', { model: id })); return; }
-  for (const f of files) {
-    images.push(await new Promise((res) => { const r = new FileReader(); r.onload = () => res(r.result); r.readAsDataURL(f); }));
-  }
+  for (const f of files) images.push(await shrinkImage(f));
   note('');
   renderAttachments();
+}
+
+// A photo goes up at most this long on its longer side: what vision models look at anyway, and a
+// phone's 5 MB picture becomes a few hundred KB.
+const MAX_IMAGE_SIDE = 2048;
+const readDataUrl = (f) => new Promise((res, rej) => { const r = new FileReader(); r.onload = () => res(r.result); r.onerror = () => rej(r.error); r.readAsDataURL(f); });
+
+/** An image as a data URL, downscaled and re-encoded in the browser (JPEG; WebP for PNG and WebP,
+ *  which may be transparent). GIFs (maybe animated) and small images go as they are. */
+async function shrinkImage(file) {
+  if (file.type === 'image/gif') return readDataUrl(file);
+  let bmp;
+  try { bmp = await createImageBitmap(file); } catch { return readDataUrl(file); }
+  const scale = Math.min(1, MAX_IMAGE_SIDE / Math.max(bmp.width, bmp.height));
+  if (scale === 1 && file.size <= 512 * 1024) { bmp.close(); return readDataUrl(file); }
+  const canvas = h('canvas', { width: Math.round(bmp.width * scale), height: Math.round(bmp.height * scale) });
+  const ctx = canvas.getContext('2d');
+  const type = file.type === 'image/jpeg' ? 'image/jpeg' : 'image/webp';
+  ctx.drawImage(bmp, 0, 0, canvas.width, canvas.height);
+  bmp.close();
+  let url = canvas.toDataURL(type, 0.85);
+  if (!url.startsWith(`data:${type};`)) {
+    // No WebP encoder here: JPEG on white, since JPEG has no transparency.
+    ctx.globalCompositeOperation = 'destination-over';
+    ctx.fillStyle = '#fff';
+    ctx.fillRect(0, 0, canvas.width, canvas.height);
+    url = canvas.toDataURL('image/jpeg', 0.85);
+  }
+  return url;
 }
 
 const BUILTIN_TEMPLATES = '/translate = Translate the following text into English:\\n\\n\n/summarize = Summarize the following in a few bullet points:\\n\\n\n/explain = Explain this code step by step:\\n\\n\n/proofread = Proofread and correct the following text, keeping its meaning:\\n\\n';
@@ -754,15 +847,68 @@ function setTitle(title) {
   chat.title = title;
   $('#chat-title').textContent = shown;
   document.title = `${shown} · Switchboard`;
+  for (const c of [...side.chats, ...side.pinned]) if (c.id === chat.id) c.title = title;
   const a = $(`#chat-list li[data-id="${CSS.escape(chat.id)}"] a`);
   if (a) a.textContent = shown;
-  else $('#chat-list').prepend(chatItem({ id: chat.id, title }));
+  else { side.chats.unshift({ id: chat.id, title, updated_at: Date.now() }); renderSidebar(); }
+}
+
+// The sidebar: pinned chats, then the rest grouped by when they were last active, a page at a
+// time (more load as it scrolls to its end).
+const side = { pinned: [], chats: [], next: null, loading: false };
+
+/** Which group a chat active at `ms` goes in, by the browser's own calendar. */
+function dayGroup(ms) {
+  const midnight = new Date();
+  midnight.setHours(0, 0, 0, 0);
+  const day = 864e5, today = midnight.getTime();
+  if (ms >= today) return 'today';
+  if (ms >= today - day) return 'yesterday';
+  if (ms >= today - 7 * day) return 'last_7_days';
+  return 'older';
+}
+
+function renderSidebar() {
+  const pinned = new Set(side.pinned.map((c) => c.id));
+  const items = [];
+  if (side.pinned.length) items.push(h('li', { class: 'group', role: 'presentation' }, t('group_pinned')), ...side.pinned.map(chatItem));
+  let group = null;
+  for (const c of side.chats) {
+    if (pinned.has(c.id)) continue;
+    const g = dayGroup(c.updated_at);
+    if (g !== group) { items.push(h('li', { class: 'group', role: 'presentation' }, t('group_' + g))); group = g; }
+    items.push(chatItem(c));
+  }
+  if (side.next) items.push(h('li', { id: 'chat-more', class: 'muted', role: 'presentation' }, t('loading')));
+  const nav = $('.chat-nav');
+  const top = nav.scrollTop;
+  $('#chat-list').replaceChildren(...items);
+  nav.scrollTop = top;
+  const more = $('#chat-more');
+  if (more) sideObserver.observe(more);
+}
+
+const sideObserver = new IntersectionObserver((es) => { if (es.some((x) => x.isIntersecting)) loadMoreChats(); }, { rootMargin: '200px' });
+async function loadMoreChats() {
+  if (side.loading || !side.next) return;
+  side.loading = true;
+  try {
+    const r = await api('GET', `/api/chats?limit=50&before=${encodeURIComponent(side.next)}`);
+    const known = new Set(side.chats.map((c) => c.id));
+    side.chats.push(...r.chats.filter((c) => !known.has(c.id)));
+    side.next = r.next;
+    renderSidebar();
+  } catch (e) { note(t('error_generic', { message: e.message })); }
+  side.loading = false;
 }
 
 function chatItem(c) {
   if (c.title === DATA.defaultTitle) c.title = '';
-  return h('li', { 'data-id': c.id }, h('a', { href: `/chats/${c.id}`, 'aria-current': c.id === chat.id ? 'page' : null }, c.title || t('new_chat')),
-    actBtn('rename', t('rename'), 'edit'), actBtn('delete-chat', t('delete'), 'trash'));
+  // One tab stop per chat: the actions show on hover and focus, and keys on the link reach them
+  // (F2 renames, Delete deletes).
+  const b = (act, label, name) => Object.assign(actBtn(act, label, name), { tabIndex: -1 });
+  return h('li', { 'data-id': c.id, class: c.pinned ? 'pinned' : null }, h('a', { href: `/chats/${c.id}`, 'aria-current': c.id === chat.id ? 'page' : null }, c.title || t('new_chat')),
+    b('pin', c.pinned ? t('unpin') : t('pin'), 'pin'), b('rename', t('rename'), 'edit'), b('delete-chat', t('delete'), 'trash'));
 }
 
 function setDrawer(open) {
@@ -772,9 +918,42 @@ function setDrawer(open) {
   if (open) $('#new-chat').focus();
 }
 
+// Search results: one row per chat (its title, and the best message's excerpt), a page at a
+// time as the list scrolls.
+let search = { q: '', next: null };
+const searchObserver = new IntersectionObserver((es) => { if (es.some((x) => x.isIntersecting)) searchMore(); }, { rootMargin: '200px' });
+async function searchMore() {
+  const res = $('#search-results');
+  const { q, next } = search;
+  if (next == null || search.loading) return;
+  search.loading = true;
+  $('#search-more')?.remove();
+  try {
+    const r = await api('GET', `/api/search?q=${encodeURIComponent(q)}&offset=${next}`);
+    if (search.q !== q) return;
+    const title = (x) => (x.chat_title === DATA.defaultTitle ? '' : x.chat_title) || t('new_chat');
+    res.append(...r.results.map((x) => h('li', { 'data-id': x.chat_id }, h('a', { href: `/chats/${x.chat_id}${x.message_id ? '#m-' + x.message_id : ''}` }, title(x), x.snippet ? h('small', {}, x.snippet) : null))));
+    if (!next && !r.results.length) res.append(h('li', { class: 'muted' }, t('no_results')));
+    search.next = r.next;
+    if (r.next != null) { const more = h('li', { id: 'search-more', class: 'muted', role: 'presentation' }, t('loading')); res.append(more); searchObserver.observe(more); }
+  } catch (err) {
+    res.append(h('li', { class: 'error' }, err.message));
+  } finally {
+    if (search.q === q) search.loading = false;
+  }
+}
+
 function initSidebar() {
+  Object.assign(side, DATA.sidebar || {});
+  renderSidebar();
   $('#new-chat').addEventListener('click', async () => {
     try { const c = await api('POST', '/api/chats', {}); location.href = `/chats/${c.id}`; } catch (e) { note(e.message); }
+  });
+  $('#chat-list').addEventListener('keydown', (e) => {
+    const li = e.target.closest('li[data-id]');
+    if (!li || e.target.tagName !== 'A') return;
+    const act = e.key === 'F2' ? 'rename' : e.key === 'Delete' ? 'delete-chat' : null;
+    if (act) { e.preventDefault(); $(`button[data-act="${act}"]`, li).click(); }
   });
   $('#chat-list').addEventListener('click', async (e) => {
     const b = e.target.closest('button[data-act]');
@@ -782,16 +961,28 @@ function initSidebar() {
     const li = b.closest('li');
     const id = li.dataset.id;
     try {
-      if (b.dataset.act === 'rename') {
+      if (b.dataset.act === 'pin') {
+        const pinned = !li.classList.contains('pinned');
+        await api('PATCH', `/api/chats/${encodeURIComponent(id)}`, { pinned });
+        const c = side.chats.find((x) => x.id === id) || side.pinned.find((x) => x.id === id) || { id, title: li.querySelector('a').textContent, updated_at: Date.now() };
+        c.pinned = pinned;
+        side.pinned = side.pinned.filter((x) => x.id !== id);
+        if (pinned) side.pinned.unshift(c);
+        renderSidebar();
+        $(`#chat-list li[data-id="${CSS.escape(id)}"] a`)?.focus();
+      } else if (b.dataset.act === 'rename') {
         const title = prompt(t('rename_prompt'), li.querySelector('a').textContent);
         if (title == null) return;
         await api('PATCH', `/api/chats/${encodeURIComponent(id)}`, { title });
+        for (const c of [...side.chats, ...side.pinned]) if (c.id === id) c.title = title;
         li.querySelector('a').textContent = title || t('new_chat');
         if (id === chat.id) setTitle(title);
       } else if (confirm(t('confirm_delete_chat'))) {
         await api('DELETE', `/api/chats/${encodeURIComponent(id)}`);
+        side.chats = side.chats.filter((c) => c.id !== id);
+        side.pinned = side.pinned.filter((c) => c.id !== id);
         if (id === chat.id) location.href = '/';
-        else li.remove();
+        else renderSidebar();
       }
     } catch (err) { note(t('error_generic', { message: err.message })); }
   });
@@ -804,11 +995,9 @@ function initSidebar() {
       $('#chat-list').hidden = !!q;
       res.hidden = !q;
       if (!q) return;
-      try {
-        const r = await api('GET', `/api/search?q=${encodeURIComponent(q)}`);
-        res.replaceChildren(...(r.results.length ? r.results.map((x) => h('li', {}, h('a', { href: `/chats/${x.chat_id}#m-${x.message_id}` }, x.chat_title || t('new_chat'), h('small', {}, x.snippet))))
-          : [h('li', { class: 'muted' }, t('no_results'))]));
-      } catch (err) { res.replaceChildren(h('li', { class: 'error' }, err.message)); }
+      res.replaceChildren();
+      search = { q, next: 0 };
+      await searchMore();
     }, 250);
   });
   $('#open-drawer').addEventListener('click', () => setDrawer(true));
@@ -819,9 +1008,11 @@ function initSidebar() {
 
 // ---------------------------------------------------------------- start
 function initChat() {
-  for (const m of chat.messages || []) msgs.set(m.id, m);
+  for (const m of chat.messages || []) msgs.set(m.id, settle(m));
   lastEvent = chat.last_event_id || 0;
   localize(log);
+  fillMeta(log);
+  for (const m of msgs.values()) if (m.status === 'streaming') liveRender(m);
   log.addEventListener('click', async (e) => {
     const copy = e.target.closest('.copy-code');
     if (copy) {

@@ -116,7 +116,7 @@ impl Store {
             .fetch_all(
                 Sql::new(
                     "list chats",
-                    "SELECT id, title, updated_at, settings FROM chats
+                    "SELECT id, title, updated_at, settings, pinned_at FROM chats
                      WHERE workspace = $1
                        AND (updated_at < $2 OR (updated_at = $2 AND id < $3))
                      ORDER BY updated_at DESC, id DESC
@@ -135,9 +135,62 @@ impl Store {
                     title: row.get("title")?,
                     updated_at: row.get("updated_at")?,
                     model: parse_settings(&row.get::<String>("settings")?)?.model,
+                    pinned: row.get::<Option<i64>>("pinned_at")?.is_some(),
                 })
             })
             .collect()
+    }
+
+    /// The workspace's pinned chats, the most recently pinned first (at most `limit`).
+    pub async fn pinned_chats(&self, ws: &str, limit: u32) -> Result<Vec<ChatSummary>, StoreError> {
+        let rows = self
+            .db
+            .fetch_all(
+                Sql::new(
+                    "list pinned chats",
+                    "SELECT id, title, updated_at, settings FROM chats
+                     WHERE workspace = $1 AND pinned_at IS NOT NULL
+                     ORDER BY pinned_at DESC, id DESC
+                     LIMIT $2",
+                )
+                .text(ws)
+                .int(i64::from(limit)),
+            )
+            .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(ChatSummary {
+                    id: row.get("id")?,
+                    title: row.get("title")?,
+                    updated_at: row.get("updated_at")?,
+                    model: parse_settings(&row.get::<String>("settings")?)?.model,
+                    pinned: true,
+                })
+            })
+            .collect()
+    }
+
+    /// Pins or unpins a chat; its `updated_at` stays (pinning is not activity). `false` if it is
+    /// not in `ws`.
+    pub async fn set_chat_pinned(
+        &self,
+        ws: &str,
+        id: &str,
+        pinned: bool,
+    ) -> Result<bool, StoreError> {
+        let changed = self
+            .db
+            .execute(
+                Sql::new(
+                    "pin a chat",
+                    "UPDATE chats SET pinned_at = $3 WHERE id = $1 AND workspace = $2",
+                )
+                .text(id)
+                .text(ws)
+                .opt_int(pinned.then(now_ms)),
+            )
+            .await?;
+        Ok(changed > 0)
     }
 
     pub async fn get_chat(&self, ws: &str, id: &str) -> Result<Option<Chat>, StoreError> {

@@ -81,8 +81,8 @@ pub use crate::error::StoreError;
 pub use crate::files::{NewFile, StoredFile};
 pub use crate::generation::{EventDraft, GenerationAck, GenerationWrite, TextPart};
 pub use crate::model::{
-    Chat, ChatPage, ChatPatch, ChatSettings, ChatSummary, Message, MessageFinish, MessageStatus,
-    NewMessage, Role, SearchHit, Sibling, StoredEvent, Usage, WebSearch,
+    Chat, ChatHit, ChatPage, ChatPatch, ChatSettings, ChatSummary, Message, MessageFinish,
+    MessageStatus, NewMessage, Role, SearchHit, Sibling, StoredEvent, Usage, WebSearch,
 };
 pub use crate::notify::{Notice, Notifications};
 pub use crate::quota::WorkspaceUsage;

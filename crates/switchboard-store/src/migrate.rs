@@ -63,6 +63,11 @@ const SQLITE: &[Migration] = &[
         name: "files stored with messages",
         sql: include_str!("../migrations/sqlite/0009_files.sql"),
     },
+    Migration {
+        version: 10,
+        name: "pinned chats",
+        sql: include_str!("../migrations/sqlite/0010_pinned.sql"),
+    },
 ];
 
 const POSTGRES: &[Migration] = &[
@@ -110,6 +115,11 @@ const POSTGRES: &[Migration] = &[
         version: 9,
         name: "files stored with messages",
         sql: include_str!("../migrations/postgres/0009_files.sql"),
+    },
+    Migration {
+        version: 10,
+        name: "pinned chats",
+        sql: include_str!("../migrations/postgres/0010_pinned.sql"),
     },
 ];
 

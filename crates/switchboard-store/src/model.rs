@@ -82,6 +82,8 @@ pub struct ChatSummary {
     pub title: String,
     pub updated_at: i64,
     pub model: Option<String>,
+    /// Kept at the top of the sidebar.
+    pub pinned: bool,
 }
 
 /// Which page of the chat list to read: newest `updated_at` first.
@@ -322,6 +324,20 @@ pub struct MessageFinish {
     pub attachments: Option<Value>,
     /// Files stored with the message in the same transaction (images the model generated).
     pub files: Vec<crate::NewFile>,
+}
+
+/// One chat found by a search: its title matched, or some of its messages did (then the best of
+/// them, with a plain-text excerpt).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ChatHit {
+    pub chat_id: String,
+    pub chat_title: String,
+    pub updated_at: i64,
+    /// The best-matching message, if a message matched.
+    pub message_id: Option<String>,
+    /// An excerpt of that message around the match, without Markdown markup; empty when only
+    /// the title matched.
+    pub snippet: String,
 }
 
 /// One full-text search result.

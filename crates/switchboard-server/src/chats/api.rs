@@ -19,13 +19,17 @@ use switchboard_store::{Chat, ChatPage, ChatPatch, ChatSettings, Role, TurnParen
 
 use super::Caller;
 use crate::error::ApiError;
-use crate::extract::read_body;
+use crate::extract::read_body_within;
 use crate::quota::Growth;
 use crate::state::AppState;
 
 /// Messages a chat page shows at first; older ones load on demand.
 const FIRST_PAGE: u32 = 50;
 const MAX_TITLE_CHARS: usize = 200;
+/// Pinned chats listed at most (the sidebar's first page brings them all).
+pub const MAX_PINNED: u32 = 200;
+/// Chats one page of search results holds.
+const SEARCH_PAGE: u32 = 30;
 const MAX_MODEL_ID_CHARS: usize = 256;
 /// `off` turns reasoning off (`reasoning.enabled: false`); the rest are OpenRouter's efforts.
 const REASONING_EFFORTS: &[&str] = &[
@@ -63,7 +67,9 @@ async fn json_body<T: DeserializeOwned>(
     headers: &HeaderMap,
     body: Body,
 ) -> Result<T, ApiError> {
-    let bytes = read_body(headers, body, state.settings().max_body_bytes).await?;
+    // A message carries its images (the page downscales them first): the chat API's own limit.
+    let limit = state.settings().max_upload_bytes;
+    let bytes = read_body_within(headers, body, limit, "SWITCHBOARD_MAX_UPLOAD_BYTES").await?;
     parse_json(&bytes)
 }
 
@@ -286,12 +292,29 @@ pub async fn list_chats(
     };
     let chats = state
         .store()
-        .list_chats(&caller.workspace, ChatPage { limit, before })
+        .list_chats(
+            &caller.workspace,
+            ChatPage {
+                limit,
+                before: before.clone(),
+            },
+        )
         .await?;
     let next = (chats.len() == limit as usize)
         .then(|| chats.last().map(|c| format!("{}:{}", c.updated_at, c.id)))
         .flatten();
-    Ok(Json(json!({"chats": chats, "next": next})).into_response())
+    let mut body = json!({"chats": chats, "next": next});
+    // The first page also brings the pinned chats, which the sidebar shows above the rest
+    // however old they are.
+    if before.is_none() {
+        body["pinned"] = json!(
+            state
+                .store()
+                .pinned_chats(&caller.workspace, MAX_PINNED)
+                .await?
+        );
+    }
+    Ok(Json(body).into_response())
 }
 
 pub async fn get_chat(
@@ -347,6 +370,8 @@ pub async fn list_messages(
 #[serde(deny_unknown_fields)]
 pub struct PatchRequest {
     title: Option<String>,
+    /// Keep the chat at the top of the sidebar (or not).
+    pinned: Option<bool>,
     #[serde(default, deserialize_with = "strict_settings_opt")]
     settings: Option<ChatSettings>,
 }
@@ -377,14 +402,32 @@ pub async fn patch_chat(
         title: clean_title(req.title.as_deref())?,
         settings: req.settings,
     };
-    let chat = state
-        .store()
-        .update_chat(&caller.workspace, &id, &patch)
-        .await?
-        .ok_or_else(chat_not_found)?;
-    let data = json!({"id": chat.id, "title": chat.title, "settings": chat.settings}).to_string();
-    emit_quietly(&state, &chat.id, "chat", data).await;
-    Ok(Json(ChatView::header(&chat)).into_response())
+    // Pinning alone is not activity: it leaves the title, settings and `updated_at` alone.
+    let chat = if patch.title.is_none() && patch.settings.is_none() {
+        load_chat(&state, &caller, &id).await?
+    } else {
+        let chat = state
+            .store()
+            .update_chat(&caller.workspace, &id, &patch)
+            .await?
+            .ok_or_else(chat_not_found)?;
+        let data =
+            json!({"id": chat.id, "title": chat.title, "settings": chat.settings}).to_string();
+        emit_quietly(&state, &chat.id, "chat", data).await;
+        chat
+    };
+    let mut body = ChatView::header(&chat);
+    if let Some(pinned) = req.pinned {
+        if !state
+            .store()
+            .set_chat_pinned(&caller.workspace, &id, pinned)
+            .await?
+        {
+            return Err(chat_not_found());
+        }
+        body["pinned"] = json!(pinned);
+    }
+    Ok(Json(body).into_response())
 }
 
 pub async fn delete_chat(
@@ -1014,6 +1057,7 @@ pub async fn fork(
 #[derive(Deserialize)]
 pub struct SearchParams {
     q: Option<String>,
+    offset: Option<u32>,
 }
 
 pub async fn search(
@@ -1026,6 +1070,39 @@ pub async fn search(
     if q.len() > 1000 {
         return Err(ApiError::bad_request("q is longer than 1000 bytes"));
     }
-    let results = state.store().search(&caller.workspace, &q, 50).await?;
-    Ok(Json(json!({"results": results})).into_response())
+    let offset = params.offset.unwrap_or(0).min(100_000);
+    let results = state
+        .store()
+        .search_chats(&caller.workspace, &q, SEARCH_PAGE, offset)
+        .await?;
+    let next = (results.len() == SEARCH_PAGE as usize).then_some(offset + SEARCH_PAGE);
+    Ok(Json(json!({"results": results, "next": next})).into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RenderRequest {
+    markdown: String,
+}
+
+/// `POST /api/render`: Markdown rendered and sanitized exactly as a stored message is. The page
+/// sends a streaming reply's text so far (at a throttle) and swaps the HTML in, so there is one
+/// renderer, on the server, and the browser never parses Markdown itself.
+pub async fn render_markdown(
+    _caller: Caller,
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let req: RenderRequest = json_body(&state, &headers, body).await?;
+    let limit = state.settings().max_reply_bytes;
+    if req.markdown.len() > limit {
+        return Err(ApiError::body_over(limit, "SWITCHBOARD_MAX_REPLY_BYTES"));
+    }
+    // Highlighting is CPU work: keep it off the threads that relay streams.
+    let html =
+        tokio::task::spawn_blocking(move || switchboard_chat::markdown::render(&req.markdown))
+            .await
+            .map_err(|e| ApiError::internal(format!("rendering markdown: {e}")))?;
+    Ok(Json(json!({"html": html})).into_response())
 }

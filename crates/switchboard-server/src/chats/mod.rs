@@ -67,6 +67,7 @@ pub fn routes() -> Router<AppState> {
         .route("/api/chats/{id}/fork", post(api::fork))
         .route("/api/chats/{id}/events", get(events::events))
         .route("/api/search", get(api::search))
+        .route("/api/render", post(api::render_markdown))
         .route("/api/import/nextchat", post(import::import_nextchat))
 }
 

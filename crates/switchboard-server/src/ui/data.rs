@@ -12,8 +12,8 @@ use crate::error::ApiError;
 use crate::state::AppState;
 use switchboard_chat::DEFAULT_TITLE;
 
-/// How many chats the sidebar shows before the user searches.
-const SIDEBAR_CHATS: u32 = 100;
+/// How many chats the sidebar shows at first; more load as it scrolls (`GET /api/chats`).
+const SIDEBAR_CHATS: u32 = 60;
 
 fn caller(principal: Principal) -> Caller {
     let workspace = principal.workspace();
@@ -66,25 +66,47 @@ pub async fn chat(
     Ok(Some(json))
 }
 
-/// The first page of the sidebar.
-pub async fn chat_list(state: &AppState, principal: &Principal) -> Result<Vec<ChatLine>, ApiError> {
+/// The first page of the sidebar: the pinned chats, the most recent others, and the cursor
+/// of the next page (as `GET /api/chats` gives it).
+pub struct Sidebar {
+    pub pinned: Vec<ChatLine>,
+    pub chats: Vec<ChatLine>,
+    pub next: Option<String>,
+}
+
+pub async fn chat_list(state: &AppState, principal: &Principal) -> Result<Sidebar, ApiError> {
+    let ws = principal.workspace();
     let chats = state
         .store()
         .list_chats(
-            &principal.workspace(),
+            &ws,
             ChatPage {
                 limit: SIDEBAR_CHATS,
                 before: None,
             },
         )
         .await?;
-    Ok(chats
-        .into_iter()
-        .map(|c| ChatLine {
-            id: c.id,
-            title: c.title,
-            updated_at: c.updated_at,
-            model: c.model,
-        })
-        .collect())
+    let next = (chats.len() == SIDEBAR_CHATS as usize)
+        .then(|| chats.last().map(|c| format!("{}:{}", c.updated_at, c.id)))
+        .flatten();
+    let pinned = state
+        .store()
+        .pinned_chats(&ws, crate::chats::api::MAX_PINNED)
+        .await?;
+    let line = |c: switchboard_store::ChatSummary| ChatLine {
+        id: c.id,
+        title: if c.title == DEFAULT_TITLE {
+            String::new()
+        } else {
+            c.title
+        },
+        updated_at: c.updated_at,
+        model: c.model,
+        pinned: c.pinned,
+    };
+    Ok(Sidebar {
+        pinned: pinned.into_iter().map(line).collect(),
+        chats: chats.into_iter().map(line).collect(),
+        next,
+    })
 }

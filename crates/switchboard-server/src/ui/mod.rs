@@ -187,7 +187,7 @@ async fn chat_page(
         Ok(p) => p,
         Err(login) => return Ok(login),
     };
-    let chats = data::chat_list(&state, &principal).await?;
+    let sidebar = data::chat_list(&state, &principal).await?;
     let Some(mut chat) = data::chat(&state, principal, &id).await? else {
         // Another device deleted it, or it belongs to another workspace: go to the latest chat.
         return Ok(Redirect::to("/").into_response());
@@ -196,14 +196,12 @@ async fn chat_page(
     if chat.title == DEFAULT_TITLE {
         chat.title.clear();
     }
-    let chats: Vec<ChatLine> = chats
-        .into_iter()
-        .map(|mut c| {
-            if c.title == DEFAULT_TITLE {
-                c.title.clear();
-            }
-            c
-        })
+    // The server draws the plain list (pinned first); app.js groups it by day and loads more.
+    let chats: Vec<ChatLine> = sidebar
+        .pinned
+        .iter()
+        .chain(sidebar.chats.iter().filter(|c| !c.pinned))
+        .cloned()
         .collect();
     let messages = chat
         .messages
@@ -212,6 +210,11 @@ async fn chat_page(
         .collect();
     let mut data = chrome.data(&state);
     data["chat"] = serde_json::to_value(&chat).unwrap_or_default();
+    data["sidebar"] = json!({
+        "pinned": sidebar.pinned,
+        "chats": sidebar.chats,
+        "next": sidebar.next,
+    });
     let html = render(&ChatPage {
         c: &chrome,
         chat: &chat,

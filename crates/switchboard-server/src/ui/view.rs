@@ -118,6 +118,8 @@ pub struct ChatLine {
     pub updated_at: i64,
     #[serde(default)]
     pub model: Option<String>,
+    #[serde(default)]
+    pub pinned: bool,
 }
 
 /// A tool call as shown: name and pretty-printed arguments, and for a call the server ran, its
@@ -148,7 +150,8 @@ pub struct MessageCard {
     pub role: String,
     pub status: String,
     pub streaming: bool,
-    /// Sanitized HTML, or `None` while streaming (then `content` is shown as escaped text).
+    /// Sanitized HTML (a streaming reply's is its text so far), or `None` when there is none
+    /// yet (then `content` is shown as escaped text).
     pub html: Option<String>,
     pub content: String,
     pub reasoning: String,
@@ -159,7 +162,6 @@ pub struct MessageCard {
     pub images: Vec<String>,
     /// Files stored with the message: images shown, the rest as chips; all downloadable.
     pub files: Vec<FileJson>,
-    pub meta: String,
     pub error: Option<String>,
 }
 
@@ -181,7 +183,7 @@ impl MessageCard {
             role: m.role.clone(),
             status: m.status.clone(),
             streaming,
-            html: (!streaming).then(|| m.html.clone()),
+            html: (!streaming || !m.html.is_empty()).then(|| m.html.clone()),
             content: m.content.clone(),
             reasoning: m.reasoning.clone(),
             thinking_open,
@@ -195,7 +197,6 @@ impl MessageCard {
                 .filter(|f| f.url.starts_with("/api/chats/"))
                 .cloned()
                 .collect(),
-            meta: meta(m, tr),
             error: m.error.as_ref().map(|e| match &e.code {
                 Some(code) => format!("{} ({code})", e.message),
                 None => e.message.clone(),
@@ -311,30 +312,6 @@ pub fn is_safe_image(url: &str) -> bool {
     ["png", "jpeg", "jpg", "gif", "webp"]
         .iter()
         .any(|t| url.starts_with(&format!("data:image/{t};base64,")))
-}
-
-/// "Stopped · model · 12 + 34 tokens · $0.0012" (the status only when the reply did not finish).
-fn meta(m: &MessageJson, tr: &Catalog) -> String {
-    if m.role == "user" {
-        return String::new();
-    }
-    let mut parts = Vec::new();
-    // A reply that did not finish says so: otherwise a stopped one looks complete.
-    if matches!(m.status.as_str(), "stopped" | "interrupted") {
-        parts.push(tr.get(&m.status).to_string());
-    }
-    if let Some(model) = &m.model {
-        parts.push(model.clone());
-    }
-    if let Some(u) = &m.usage {
-        if let (Some(p), Some(c)) = (u.prompt_tokens, u.completion_tokens) {
-            parts.push(tr.fmt("tokens", "n", &format!("{p} + {c}")));
-        }
-        if let Some(cost) = u.cost {
-            parts.push(format!("${cost:.4}"));
-        }
-    }
-    parts.join(" · ")
 }
 
 /// JSON for a `<script type="application/json">` block: `<` is escaped so no `</script>` or

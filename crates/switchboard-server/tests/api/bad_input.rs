@@ -185,7 +185,11 @@ fn specific(path: &str) -> Vec<(&'static str, Vec<u8>)> {
 #[tokio::test]
 async fn bad_bodies_at_every_json_endpoint_are_4xx_json() {
     let limit = LIMIT.to_string();
-    let app = spawn_app(&[("SWITCHBOARD_MAX_BODY_BYTES", &limit)]).await;
+    let app = spawn_app(&[
+        ("SWITCHBOARD_MAX_BODY_BYTES", &limit),
+        ("SWITCHBOARD_MAX_UPLOAD_BYTES", &limit),
+    ])
+    .await;
     let chat = crate::chats::create_chat(&app, None).await;
     let endpoints: Vec<(Method, String, &str)> = vec![
         (Method::POST, "/api/chats".into(), "/api/chats"),

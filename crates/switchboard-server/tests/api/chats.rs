@@ -292,7 +292,8 @@ async fn stop_drops_the_upstream_and_keeps_the_text() {
     let body = settled(&app, &chat).await;
     assert_eq!(last(&body)["status"], "stopped");
     assert!(!last(&body)["content"].as_str().unwrap().is_empty());
-    // The page says the reply was stopped, so it does not pass for a finished one.
+    // The page marks the reply stopped, so it does not pass for a finished one (app.js writes
+    // "Stopped · …" in its footer from this; the browser suite checks the words).
     let page = app
         .http
         .get(app.at(&format!("/chats/{chat}")))
@@ -304,12 +305,8 @@ async fn stop_drops_the_upstream_and_keeps_the_text() {
         .unwrap();
     let reply = last(&body)["id"].as_str().unwrap();
     let article = &page[page.find(&format!("id=\"m-{reply}\"")).unwrap()..];
-    let foot = &article[article.find("class=\"meta\"").unwrap()..];
-    assert!(
-        foot.starts_with("class=\"meta\">Stopped · "),
-        "{}",
-        &foot[..80.min(foot.len())]
-    );
+    let head = &article[..article.find('>').unwrap()];
+    assert!(head.contains("data-status=\"stopped\""), "{head}");
     let deadline = Instant::now() + Duration::from_secs(2);
     while !app.mock.generations().iter().any(|g| g.cancelled) {
         assert!(
@@ -1172,4 +1169,182 @@ async fn routing_settings_outside_openrouter_s_schema_are_refused() {
     }
     let (_, now) = app.get_json(&format!("/api/chats/{chat}")).await;
     assert_eq!(now["settings"], json!({}), "nothing was saved");
+}
+
+/// `POST /api/render` is the renderer stored messages use: the page sends a streaming reply's
+/// text through it, so what it shows live is sanitized exactly as the finished reply.
+#[tokio::test]
+async fn live_markdown_renders_like_a_stored_message() {
+    let app = spawn_app(&[("SWITCHBOARD_MAX_REPLY_BYTES", "2048")]).await;
+    let markdown = "# Title\n\n| a | b |\n| --- | --- |\n| $3/$15 | <img src=x onerror=alert(1)> |\n\n```rust\nfn main() {}\n";
+    let res = app
+        .http
+        .post(app.at("/api/render"))
+        .json(&json!({"markdown": markdown}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let body: Value = res.json().await.unwrap();
+    let html = body["html"].as_str().unwrap();
+    assert_eq!(html, switchboard_chat::markdown::render(markdown));
+    assert!(
+        html.contains("<h1>Title</h1>") && html.contains("<table>"),
+        "{html}"
+    );
+    assert!(html.contains("$3/$15") && !html.contains("<img"), "{html}");
+    // An unclosed fence (a reply mid-stream) is a code block up to the end.
+    assert!(html.contains("class=\"code\""), "{html}");
+    let res = app
+        .http
+        .post(app.at("/api/render"))
+        .json(&json!({"markdown": "x".repeat(4096)}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 413);
+    let body: Value = res.json().await.unwrap();
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("SWITCHBOARD_MAX_REPLY_BYTES")
+    );
+    let res = app
+        .http
+        .post(app.at("/api/render"))
+        .json(&json!({"text": "x"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 400);
+}
+
+/// A message carries its images: the chat API takes bodies up to `SWITCHBOARD_MAX_UPLOAD_BYTES`
+/// while the proxy keeps `SWITCHBOARD_MAX_BODY_BYTES`.
+#[tokio::test]
+async fn the_chat_api_takes_uploads_the_proxy_would_refuse() {
+    let app = spawn_app(&[("SWITCHBOARD_MAX_UPLOAD_BYTES", "4194304")]).await;
+    app.load_catalog().await;
+    let chat = create_chat(&app, None).await;
+    // 2 MiB of base64: over the 1 MiB default body limit, under the upload limit.
+    let image = format!("data:image/jpeg;base64,{}", "A".repeat(2 << 20));
+    let (status, body) = send(
+        &app,
+        &chat,
+        json!({"content": "what is this?", "model": "mock/vision", "images": [image]}),
+    )
+    .await;
+    assert_eq!(status, 202, "{body}");
+    let done = settled(&app, &chat).await;
+    assert_eq!(done["messages"][0]["attachments"][0], json!(image));
+    assert_eq!(last(&done)["content"], "what is this? I see 1 image(s).");
+    // The proxy's limit is its own.
+    let res = app
+        .http
+        .post(app.at("/api/openrouter/v1/chat/completions"))
+        .json(&json!({"model": "mock/echo", "messages": [{"role": "user", "content": image}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 413);
+    let body: Value = res.json().await.unwrap();
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("SWITCHBOARD_MAX_BODY_BYTES"),
+        "{body}"
+    );
+    // Over the upload limit: 413 naming it, and nothing stored.
+    let huge = format!("data:image/jpeg;base64,{}", "A".repeat(5 << 20));
+    let (status, body) = send(
+        &app,
+        &chat,
+        json!({"content": "and this?", "model": "mock/vision", "images": [huge]}),
+    )
+    .await;
+    assert_eq!(status, 413, "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("SWITCHBOARD_MAX_UPLOAD_BYTES"),
+        "{body}"
+    );
+    let (_, after) = app.get_json(&format!("/api/chats/{chat}")).await;
+    assert_eq!(after["messages"].as_array().unwrap().len(), 2);
+}
+
+/// Pinning is its own change (no activity, no title or settings touched); the first page of the
+/// list brings the pinned chats; search gives one row per chat, title matches first, in pages.
+#[tokio::test]
+async fn chats_pin_and_search_by_title_one_row_per_chat() {
+    let app = spawn_app(&[]).await;
+    let old = create_chat(&app, None).await;
+    let patch = |id: String, body: Value| {
+        let app = &app;
+        async move {
+            let res = app
+                .http
+                .patch(app.at(&format!("/api/chats/{id}")))
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
+            (res.status().as_u16(), res.json::<Value>().await.unwrap())
+        }
+    };
+    let (status, body) = patch(old.clone(), json!({"title": "Walrus facts"})).await;
+    assert_eq!(status, 200, "{body}");
+    let newer = create_chat(&app, None).await;
+    // A chosen title, so the one made from the message does not match too.
+    patch(newer.clone(), json!({"title": "Sea mammals"})).await;
+    send(
+        &app,
+        &newer,
+        json!({"content": "tell me about the walrus", "model": "mock/echo"}),
+    )
+    .await;
+    settled(&app, &newer).await;
+    let (_, before) = app.get_json(&format!("/api/chats/{old}")).await;
+    let (status, body) = patch(old.clone(), json!({"pinned": true})).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["pinned"], true);
+    assert_eq!(
+        body["updated_at"], before["updated_at"],
+        "pinning is not activity"
+    );
+    assert_eq!(body["title"], "Walrus facts");
+    let (status, _) = patch("nope".into(), json!({"pinned": true})).await;
+    assert_eq!(status, 404);
+    let (status, _) = patch(old.clone(), json!({"pinned": "yes"})).await;
+    assert_eq!(status, 400);
+
+    let (_, list) = app.get_json("/api/chats?limit=1").await;
+    assert_eq!(list["chats"][0]["id"], newer.as_str());
+    assert_eq!(list["chats"][0]["pinned"], false);
+    assert_eq!(list["pinned"][0]["id"], old.as_str());
+    let cursor = list["next"].as_str().unwrap().to_string();
+    let (_, page2) = app
+        .get_json(&format!("/api/chats?limit=1&before={cursor}"))
+        .await;
+    assert_eq!(page2["chats"][0]["id"], old.as_str());
+    assert_eq!(page2["chats"][0]["pinned"], true);
+    assert!(page2.get("pinned").is_none(), "{page2}");
+
+    let (status, found) = app.get_json("/api/search?q=walrus").await;
+    assert_eq!(status, 200);
+    let rows = found["results"].as_array().unwrap();
+    let ids: Vec<_> = rows
+        .iter()
+        .map(|r| r["chat_id"].as_str().unwrap())
+        .collect();
+    // The title match first; the other chat once, although two of its messages match.
+    assert_eq!(ids, [old.as_str(), newer.as_str()], "{found}");
+    assert_eq!(rows[0]["message_id"], Value::Null);
+    assert!(rows[1]["snippet"].as_str().unwrap().contains("walrus"));
+    assert_eq!(found["next"], Value::Null);
+    let (status, _) = app.get_json("/api/search?q=walrus&offset=-1").await;
+    assert_eq!(status, 400);
 }

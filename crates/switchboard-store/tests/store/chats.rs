@@ -17,6 +17,7 @@ on_both_backends!(
     set_title_if_default_never_overwrites_a_chosen_title,
     fork_copies_messages_up_to_the_chosen_one,
     import_chat_keeps_history_order_and_times,
+    pinned_chats_are_listed_apart_and_keep_their_place,
 );
 
 fn settings() -> ChatSettings {
@@ -590,4 +591,65 @@ async fn import_chat_keeps_history_order_and_times(store: Store) {
         .await
         .unwrap();
     assert_eq!(empty.updated_at, 5);
+}
+
+async fn pinned_chats_are_listed_apart_and_keep_their_place(store: Store) {
+    let a = store
+        .create_chat("default", "a", &ChatSettings::default())
+        .await
+        .unwrap();
+    let b = store
+        .create_chat("default", "b", &ChatSettings::default())
+        .await
+        .unwrap();
+    store
+        .touch_chat(&b.id, 9_000_000_000_000_000)
+        .await
+        .unwrap();
+    assert!(store.pinned_chats("default", 10).await.unwrap().is_empty());
+    assert!(store.set_chat_pinned("default", &a.id, true).await.unwrap());
+    // Another workspace cannot pin it, nor see it pinned.
+    assert!(
+        !store
+            .set_chat_pinned("elsewhere", &b.id, true)
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .pinned_chats("elsewhere", 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let pinned = store.pinned_chats("default", 10).await.unwrap();
+    assert_eq!(pinned.len(), 1);
+    assert_eq!(pinned[0].id, a.id);
+    assert!(pinned[0].pinned);
+    // Pinning is not activity: the list order stays, and says which is pinned.
+    let all = store
+        .list_chats(
+            "default",
+            ChatPage {
+                limit: 10,
+                before: None,
+            },
+        )
+        .await
+        .unwrap();
+    let order: Vec<_> = all.iter().map(|c| (c.id.as_str(), c.pinned)).collect();
+    assert_eq!(order, [(b.id.as_str(), false), (a.id.as_str(), true)]);
+    assert!(
+        store
+            .set_chat_pinned("default", &a.id, false)
+            .await
+            .unwrap()
+    );
+    assert!(store.pinned_chats("default", 10).await.unwrap().is_empty());
+    assert!(
+        !store
+            .set_chat_pinned("default", "nope", true)
+            .await
+            .unwrap()
+    );
 }

@@ -9,6 +9,7 @@ on_both_backends!(
     search_matches_the_last_word_as_a_prefix,
     search_survives_hostile_queries,
     search_follows_edits_and_deletes,
+    chat_search_matches_titles_and_gives_one_row_per_chat,
 );
 
 async fn say(store: &Store, chat_id: &str, role: Role, text: &str, at: i64) -> String {
@@ -239,5 +240,91 @@ async fn search_follows_edits_and_deletes(store: Store) {
     assert_eq!(
         store.search("default", "narwhal", 0).await.unwrap().len(),
         0
+    );
+}
+
+async fn chat_search_matches_titles_and_gives_one_row_per_chat(store: Store) {
+    let trip = store
+        .create_chat("default", "Trip to Zanzibar", &ChatSettings::default())
+        .await
+        .unwrap();
+    let notes = store
+        .create_chat("default", "Notes", &ChatSettings::default())
+        .await
+        .unwrap();
+    store
+        .create_chat("elsewhere", "Zanzibar elsewhere", &ChatSettings::default())
+        .await
+        .unwrap();
+    say(
+        &store,
+        &notes.id,
+        Role::User,
+        "Where is zanzibar exactly?",
+        1_000,
+    )
+    .await;
+    let best = say(
+        &store,
+        &notes.id,
+        Role::Assistant,
+        "**Zanzibar** is an archipelago; zanzibar city is on Unguja.",
+        2_000,
+    )
+    .await;
+    store
+        .touch_chat(&notes.id, 9_000_000_000_000_000)
+        .await
+        .unwrap();
+
+    let hits = store
+        .search_chats("default", "ZANZIB", 10, 0)
+        .await
+        .unwrap();
+    let ids: Vec<_> = hits.iter().map(|h| h.chat_id.as_str()).collect();
+    // The title match first, then the chat whose messages match: each once.
+    assert_eq!(ids, [trip.id.as_str(), notes.id.as_str()], "{hits:?}");
+    assert_eq!(hits[0].message_id, None);
+    assert_eq!(hits[0].snippet, "");
+    assert_eq!(
+        hits[1].message_id.as_deref(),
+        Some(best.as_str()),
+        "{hits:?}"
+    );
+    assert!(
+        hits[1].snippet.contains("Zanzibar is an archipelago"),
+        "{hits:?}"
+    );
+    assert!(!hits[1].snippet.contains("**"), "{hits:?}");
+    // Every word must be in the title for a title match.
+    let hits = store
+        .search_chats("default", "trip zanzibar", 10, 0)
+        .await
+        .unwrap();
+    assert_eq!(hits.len(), 1);
+    assert_eq!(hits[0].chat_id, trip.id);
+    // Pages.
+    let first = store
+        .search_chats("default", "zanzibar", 1, 0)
+        .await
+        .unwrap();
+    let second = store
+        .search_chats("default", "zanzibar", 1, 1)
+        .await
+        .unwrap();
+    let third = store
+        .search_chats("default", "zanzibar", 1, 2)
+        .await
+        .unwrap();
+    assert_eq!(first[0].chat_id, trip.id);
+    assert_eq!(second[0].chat_id, notes.id);
+    assert!(third.is_empty());
+    // Hostile input is words.
+    assert!(
+        store
+            .search_chats("default", "%_\\'\"", 10, 0)
+            .await
+            .unwrap()
+            .is_empty()
     );
 }
