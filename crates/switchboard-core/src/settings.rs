@@ -42,6 +42,7 @@ pub const VARIABLES: &[(&str, &str)] = &[
     ("SWITCHBOARD_MAX_BODY_BYTES", "1048576"),
     ("SWITCHBOARD_MAX_UPLOAD_BYTES", "20971520"),
     ("SWITCHBOARD_CATALOG_REFRESH", "1h"),
+    ("SWITCHBOARD_CATALOG_CACHE", ""),
     ("SWITCHBOARD_UPSTREAM_FIRST_BYTE_TIMEOUT", "300s"),
     ("SWITCHBOARD_UPSTREAM_IDLE_TIMEOUT", "300s"),
     ("SWITCHBOARD_CORS_ORIGINS", ""),
@@ -156,6 +157,8 @@ pub struct Settings {
     /// images. The proxy and the gateway keep `max_body_bytes`.
     pub max_upload_bytes: usize,
     pub catalog_refresh: Duration,
+    /// `SWITCHBOARD_CATALOG_CACHE`: where the last good catalog is kept, when set.
+    pub catalog_cache: Option<PathBuf>,
     pub upstream_first_byte_timeout: Duration,
     pub upstream_idle_timeout: Duration,
     pub cors_origins: CorsOrigins,
@@ -629,6 +632,9 @@ impl Settings {
             max_body_bytes,
             max_upload_bytes: count(src, "SWITCHBOARD_MAX_UPLOAD_BYTES", 20 << 20, 1024)? as usize,
             catalog_refresh: duration(src, "SWITCHBOARD_CATALOG_REFRESH", 3600)?,
+            catalog_cache: src
+                .non_empty("SWITCHBOARD_CATALOG_CACHE")
+                .map(PathBuf::from),
             upstream_first_byte_timeout: duration(
                 src,
                 "SWITCHBOARD_UPSTREAM_FIRST_BYTE_TIMEOUT",
@@ -729,9 +735,12 @@ impl Settings {
         })
     }
 
-    /// Where the last good OpenRouter catalog is cached: next to the SQLite database, or in the
-    /// working directory for PostgreSQL.
+    /// Where the last good OpenRouter catalog is cached: `SWITCHBOARD_CATALOG_CACHE`, else next to
+    /// the SQLite database, or in the working directory for PostgreSQL.
     pub fn catalog_cache_path(&self) -> PathBuf {
+        if let Some(path) = &self.catalog_cache {
+            return path.clone();
+        }
         let name = "openrouter-models.json";
         let db_path = self
             .database_url

@@ -120,6 +120,15 @@ fn catalog_cache_lives_next_to_the_database() {
     assert_eq!(
         s.catalog_cache_path(),
         std::path::Path::new("openrouter-models.json")
+    ); // Set, it wins (PostgreSQL servers, tests that must not write to their working directory).
+    let s = load(&[
+        ("DATABASE_URL", "postgres://db/sb"),
+        ("SWITCHBOARD_CATALOG_CACHE", "/var/cache/sb/models.json"),
+    ])
+    .unwrap();
+    assert_eq!(
+        s.catalog_cache_path(),
+        std::path::Path::new("/var/cache/sb/models.json")
     );
 }
 

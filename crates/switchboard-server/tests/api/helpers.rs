@@ -61,6 +61,11 @@ pub async fn spawn_app_with_mock(mock: MockConfig, env: &[(&str, &str)]) -> Test
             format!("sqlite://{}/switchboard.db", dir.path().display()),
         ),
         ("SWITCHBOARD_ADDR".into(), "127.0.0.1:0".into()),
+        // Never in the source tree, whatever database a test picks.
+        (
+            "SWITCHBOARD_CATALOG_CACHE".into(),
+            format!("{}/openrouter-models.json", dir.path().display()),
+        ),
     ]);
     for (k, v) in env {
         vars.insert(k.to_string(), v.to_string());
