@@ -48,6 +48,7 @@ pub fn routes() -> Router<AppState> {
             "/api/chats/{id}/messages/{message_id}/edit",
             post(api::edit_message),
         )
+        .route("/api/chats/{id}/tree", get(api::tree))
         .route("/api/chats/{id}/stop", post(api::stop))
         .route(
             "/api/chats/{id}/messages/{message_id}/stop",

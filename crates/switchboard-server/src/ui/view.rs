@@ -24,6 +24,9 @@ pub struct ChatJson {
     pub has_more: bool,
     #[serde(default)]
     pub last_event_id: i64,
+    /// The other replies of the compare that ends the chat (columns beside its last message).
+    #[serde(default)]
+    pub alternatives: Vec<MessageJson>,
 }
 
 /// A message as the chat API returns it.
@@ -32,6 +35,11 @@ pub struct MessageJson {
     pub id: String,
     #[serde(default)]
     pub seq: i64,
+    #[serde(default)]
+    pub parent_id: Option<String>,
+    /// The branches at this message (itself included), when there are several.
+    #[serde(default)]
+    pub siblings: Vec<SiblingJson>,
     pub role: String,
     #[serde(default)]
     pub content: String,
@@ -63,6 +71,27 @@ pub struct MessageJson {
     pub reasoning_ended_at: Option<i64>,
     #[serde(default)]
     pub finished_at: Option<i64>,
+}
+
+/// One branch at a point of the tree, as the chat API lists it.
+#[derive(Debug, Clone, Deserialize, Serialize, Default)]
+pub struct SiblingJson {
+    pub id: String,
+    #[serde(default)]
+    pub model: Option<String>,
+    #[serde(default)]
+    pub status: String,
+    #[serde(default)]
+    pub active: bool,
+}
+
+/// The `‹ 2 / 3 ›` switch on a message with siblings.
+pub struct BranchNav {
+    /// 1-based position of this message among its siblings.
+    pub index: usize,
+    pub total: usize,
+    pub prev: Option<String>,
+    pub next: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize, Default)]
@@ -135,6 +164,7 @@ pub struct MessageCard {
     pub images: Vec<String>,
     pub meta: String,
     pub error: Option<String>,
+    pub branch: Option<BranchNav>,
 }
 
 impl MessageCard {
@@ -168,12 +198,23 @@ impl MessageCard {
                 Some(code) => format!("{} ({code})", e.message),
                 None => e.message.clone(),
             }),
+            branch: branch_nav(m),
         }
     }
 
     pub fn is_user(&self) -> bool {
         self.role == "user"
     }
+}
+
+fn branch_nav(m: &MessageJson) -> Option<BranchNav> {
+    let at = m.siblings.iter().position(|s| s.id == m.id)?;
+    (m.siblings.len() > 1).then(|| BranchNav {
+        index: at + 1,
+        total: m.siblings.len(),
+        prev: at.checked_sub(1).map(|i| m.siblings[i].id.clone()),
+        next: m.siblings.get(at + 1).map(|s| s.id.clone()),
+    })
 }
 
 /// How long the model thought: from the start to its first answer token, or start to finish.
