@@ -318,8 +318,11 @@ impl ChatEngine {
         // From here each generation unregisters itself when it ends.
         registration.hand_over();
         let assistant_message_ids = replies.iter().map(|(id, _)| id.clone()).collect();
-        for ((plan, reply), (_, stop)) in plans.into_iter().zip(stored).zip(replies) {
-            let generation = Generation::new(inner.clone(), plan, reply, stop);
+        for (i, ((plan, reply), (_, stop))) in
+            plans.into_iter().zip(stored).zip(replies).enumerate()
+        {
+            let mut generation = Generation::new(inner.clone(), plan, reply, stop);
+            generation.names_chat = i == 0;
             inner.generations.spawn_on(generation.run(), &inner.runtime);
         }
         Ok(StartedTurn {

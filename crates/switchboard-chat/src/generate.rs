@@ -133,6 +133,9 @@ pub(crate) struct Generation {
     toolbox: Option<crate::mcp::Toolbox>,
     /// The tool calls of finished rounds, with their state and result (see `tools`).
     tool_records: Vec<Value>,
+    /// Whether this reply may name a chat still called by the default title: in a compare only
+    /// the first does, so one turn costs one title request.
+    pub(crate) names_chat: bool,
 }
 
 /// What a write stores on the message row besides text.
@@ -168,6 +171,7 @@ impl Generation {
             history: Vec::new(),
             toolbox: None,
             tool_records: Vec::new(),
+            names_chat: true,
         }
     }
 
@@ -225,7 +229,10 @@ impl Generation {
             .iter()
             .find(|m| m.role == Role::User)
             .map(|m| m.content.clone());
-        let title = match (chat.title == DEFAULT_TITLE, first_user_message) {
+        let title = match (
+            self.names_chat && chat.title == DEFAULT_TITLE,
+            first_user_message,
+        ) {
             (true, Some(first_user_message)) => Some(TitleJob {
                 chat_id: chat.id.clone(),
                 upstream_url: self.plan.upstream.url.clone(),

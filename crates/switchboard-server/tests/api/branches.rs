@@ -436,3 +436,39 @@ async fn the_tree_lists_every_branch_and_a_fork_copies_one() {
         .await;
     assert_eq!(forked["messages"].as_array().unwrap().len(), 2);
 }
+
+#[tokio::test]
+async fn a_compare_names_its_chat_once() {
+    let app = spawn_app(&[]).await;
+    let chat = create_chat(&app, None).await;
+    let (status, _) = send(
+        &app,
+        &chat,
+        json!({"content": "name me", "models": ["mock/echo", "mock/reasoning", "mock/web"]}),
+    )
+    .await;
+    assert_eq!(status, 202);
+    let body = turn_settled(&app, &chat).await;
+    let finished: Vec<&str> = std::iter::once(&messages(&body)[1])
+        .chain(body["alternatives"].as_array().unwrap())
+        .map(|m| m["status"].as_str().unwrap())
+        .collect();
+    assert_eq!(finished, ["complete", "complete", "complete"]);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (_, body) = app.get_json(&format!("/api/chats/{chat}")).await;
+        if body["title"] != "New chat" {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the chat was never named");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Every reply completed, and only the first asked for a title.
+    let titles = app
+        .mock
+        .requests()
+        .iter()
+        .filter(|r| r.body["stream"] == false)
+        .count();
+    assert_eq!(titles, 1);
+}
