@@ -168,7 +168,8 @@ function autoApprove(m) {
 
 const actBtn = (act, label, name) => h('button', { type: 'button', class: 'icon-btn', 'data-act': act, 'aria-label': label, title: label }, icon(name));
 
-/** One message, the same markup as templates/message.html. */
+/** One message, the same markup as templates/message.html (a compare column's head is in
+ *  templates/chat.html and `layoutCompare`). */
 function renderMessage(m) {
   const streaming = m.status === 'streaming';
   const user = m.role === 'user';
@@ -417,8 +418,7 @@ function layoutCompare() {
   for (const tab of tabs.children) {
     tab.addEventListener('click', () => { compareTab = tab.dataset.for; layoutCompare(); });
   }
-  box.style.setProperty('--cols', group.length);
-  box.replaceChildren(tabs, h('div', { class: 'compare-grid' }, cols));
+  box.replaceChildren(tabs, h('div', { class: `compare-grid cols-${group.length}` }, cols));
 }
 
 /** Takes the server's view of the chat (after a select, or on a `branch` event): what is on the
@@ -992,7 +992,12 @@ function initSidebar() {
 // ---------------------------------------------------------------- start
 function initChat() {
   for (const m of chat.messages || []) msgs.set(m.id, m);
-  for (const m of chat.alternatives || []) { msgs.set(m.id, m); alternatives.add(m.id); log.append(renderMessage(m)); }
+  // The server rendered the compare's columns; a page from an older cache may lack them.
+  for (const m of chat.alternatives || []) {
+    msgs.set(m.id, m);
+    alternatives.add(m.id);
+    if (!document.getElementById(`m-${m.id}`)) log.append(renderMessage(m));
+  }
   lastEvent = chat.last_event_id || 0;
   localize(log);
   log.addEventListener('click', async (e) => {

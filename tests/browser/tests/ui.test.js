@@ -302,7 +302,9 @@ test('a compare streams side by side, resumes after a reload, stops one column, 
   const slowCol = '#compare .col:last-child';
   assert.equal(await s.page.textContent(`${slowCol} .col-model`), 'mock/slow');
   await s.page.waitForFunction((sel) => (document.querySelector(`${sel} .plain`)?.textContent || '').length > 10, slowCol);
-  // A reload mid-compare shows every column where it is, and they go on.
+  // A reload mid-compare shows every column where it is (the server renders them), and they go on.
+  const html = await (await s.context.request.get(`${s.base}/chats/${chat.id}`)).text();
+  assert.equal((html.match(/<div class="col[ "]/g) || []).length, 2, 'the page has both columns');
   await s.page.reload();
   await s.page.waitForFunction(() => document.querySelectorAll('#compare .col').length === 2);
   const before = await s.page.$eval(`${slowCol} .plain`, (e) => e.textContent.length);

@@ -217,6 +217,45 @@ fn branch_nav(m: &MessageJson) -> Option<BranchNav> {
     })
 }
 
+/// The head of one compare column: the model, its numbers, and what can be done with it.
+pub struct ColumnHead {
+    pub id: String,
+    pub model: String,
+    /// Time to first token, total time, tokens and cost, as far as known.
+    pub stats: String,
+    /// On the active path ("Continue with this" picked it, or it came first).
+    pub selected: bool,
+    pub streaming: bool,
+}
+
+impl ColumnHead {
+    pub fn new(m: &MessageJson, selected: bool, tr: &Catalog) -> ColumnHead {
+        let secs = |ms: i64| format!("{:.1}", ms.max(0) as f64 / 1000.0);
+        let mut parts = Vec::new();
+        if let Some(first) = m.first_token_at {
+            parts.push(tr.fmt("ttft", "s", &secs(first - m.created_at)));
+        }
+        if let Some(end) = m.finished_at {
+            parts.push(tr.fmt("total_time", "s", &secs(end - m.created_at)));
+        }
+        if let Some(u) = &m.usage {
+            if let Some(c) = u.completion_tokens {
+                parts.push(tr.fmt("tokens", "n", &c.to_string()));
+            }
+            if let Some(cost) = u.cost {
+                parts.push(format!("${cost:.4}"));
+            }
+        }
+        ColumnHead {
+            id: m.id.clone(),
+            model: m.model.clone().unwrap_or_else(|| "?".into()),
+            stats: parts.join(" · "),
+            selected,
+            streaming: m.status == "streaming",
+        }
+    }
+}
+
 /// How long the model thought: from the start to its first answer token, or start to finish.
 /// How long the model reasoned: from its first token to the first answer token (as the page
 /// measured it live), else to the end of a reply that only reasoned.
