@@ -99,7 +99,7 @@ pub struct ReplyPlan {
     /// Where the turn goes in the chat's tree: after the active path, or beside an earlier
     /// message (edit, regenerate), which moves the path and keeps what it leaves.
     pub parent: TurnParent,
-    /// The user's message; `None` answers the last one again.
+    /// The user's message; `None`: replies alone, under `parent` (a regenerate).
     pub user: Option<UserTurn>,
     pub model: String,
     pub provider: String,
