@@ -99,7 +99,7 @@ pub struct ReplyPlan {
     /// Where the turn goes in the chat's tree: after the active path, or beside an earlier
     /// message (edit, regenerate), which moves the path and keeps what it leaves.
     pub parent: TurnParent,
-    /// The user's message; `None` answers the last one again.
+    /// The user's message; `None`: replies alone, under `parent` (a regenerate).
     pub user: Option<UserTurn>,
     pub model: String,
     pub provider: String,
@@ -319,8 +319,11 @@ impl ChatEngine {
         // From here each generation unregisters itself when it ends.
         registration.hand_over();
         let assistant_message_ids = replies.iter().map(|(id, _)| id.clone()).collect();
-        for ((plan, reply), (_, stop)) in plans.into_iter().zip(stored).zip(replies) {
-            let generation = Generation::new(inner.clone(), plan, reply, stop);
+        for (i, ((plan, reply), (_, stop))) in
+            plans.into_iter().zip(stored).zip(replies).enumerate()
+        {
+            let mut generation = Generation::new(inner.clone(), plan, reply, stop);
+            generation.names_chat = i == 0;
             inner.generations.spawn_on(generation.run(), &inner.runtime);
         }
         Ok(StartedTurn {

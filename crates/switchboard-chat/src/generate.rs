@@ -138,6 +138,9 @@ pub(crate) struct Generation {
     image_files: Vec<NewFile>,
     /// The reply's attachments: references to `image_files`.
     image_refs: Vec<Value>,
+    /// Whether this reply may name a chat still called by the default title: in a compare only
+    /// the first does, so one turn costs one title request.
+    pub(crate) names_chat: bool,
 }
 
 /// What a write stores on the message row besides text.
@@ -175,6 +178,7 @@ impl Generation {
             tool_records: Vec::new(),
             image_files: Vec::new(),
             image_refs: Vec::new(),
+            names_chat: true,
         }
     }
 
@@ -232,7 +236,10 @@ impl Generation {
             .iter()
             .find(|m| m.role == Role::User)
             .map(|m| m.content.clone());
-        let title = match (chat.title == DEFAULT_TITLE, first_user_message) {
+        let title = match (
+            self.names_chat && chat.title == DEFAULT_TITLE,
+            first_user_message,
+        ) {
             (true, Some(first_user_message)) => Some(TitleJob {
                 chat_id: chat.id.clone(),
                 upstream_url: self.plan.upstream.url.clone(),

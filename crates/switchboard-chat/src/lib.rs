@@ -9,6 +9,10 @@
 //! it commits. Subscribers ([`Subscription`]) read the committed events, so anything a browser is
 //! shown is already stored, and any instance can serve any browser.
 //!
+//! A compare ([`ChatEngine::start_replies`]) is one turn of several replies, siblings in the
+//! chat's tree: one transaction stores them, each is a generation of its own (stoppable alone),
+//! and one turn per chat runs at a time, on every instance.
+//!
 //! Architecture invariant: nothing in here knows HTTP servers; the web layer calls this crate.
 
 pub mod bus;

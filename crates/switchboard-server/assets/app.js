@@ -183,7 +183,8 @@ function renderFiles(files) {
     : h('a', { class: 'file-chip', href: f.url + '?download=1', download: f.name, title: f.mime }, f.name)));
 }
 
-/** One message, the same markup as templates/message.html. */
+/** One message, the same markup as templates/message.html (a compare column's head is in
+ *  templates/chat.html and `layoutCompare`). */
 function renderMessage(m) {
   const streaming = m.status === 'streaming';
   const user = m.role === 'user';
@@ -206,7 +207,7 @@ function renderMessage(m) {
     const msg = m.error.code != null ? `${m.error.message} (${m.error.code})` : m.error.message;
     el.append(h('div', { class: 'msg-error', role: 'alert' }, h('span', {}, msg), ' ', h('button', { type: 'button', class: 'btn', 'data-act': 'retry' }, t('retry'))));
   }
-  el.append(h('footer', { class: 'msg-foot' }, h('span', { class: 'meta' }, meta(m)), h('span', { class: 'acts' },
+  el.append(h('footer', { class: 'msg-foot' }, branchNav(m), h('span', { class: 'meta' }, meta(m)), h('span', { class: 'acts' },
     actBtn('copy', t('copy'), 'copy'),
     user ? actBtn('edit', t('edit'), 'edit') : actBtn('retry', t('regenerate'), 'redo'),
     actBtn('fork', t('fork'), 'fork'),
@@ -288,6 +289,8 @@ function upsert(m) {
   settle(m);
   const old = msgs.get(m.id);
   if (old && old._thinkMs != null && m._thinkMs == null) m._thinkMs = old._thinkMs;
+  // Events carry a message without its branches; the page's last view of them stays.
+  if (old && !m.siblings?.length && old.siblings?.length) m.siblings = old.siblings;
   msgs.set(m.id, m);
   const stick = nearBottom();
   const el = renderMessage(m);
@@ -295,9 +298,11 @@ function upsert(m) {
   if (existing) existing.replaceWith(el);
   else {
     const after = $$('article.msg', log).find((a) => Number(a.dataset.seq) > m.seq);
-    log.insertBefore(el, after || null);
+    log.insertBefore(el, after?.closest('#compare') || after || null);
   }
   $('#empty').hidden = msgs.size > 0;
+  markAlternative(m);
+  layoutCompare();
   updateBusy();
   if (stick) toBottom();
 }
@@ -310,7 +315,11 @@ function updateBusy() {
 
 // ---------------------------------------------------------------- event stream
 const handlers = {
-  message: (d) => upsert(d.message),
+  message: (d) => {
+    upsert(d.message);
+    // The turn after a compare: its other columns leave the page, the chosen one stays.
+    if (d.message.role === 'user' && alternatives.size) refreshPath();
+  },
   done: (d) => upsert(d.message),
   delta: (d) => {
     const m = msgs.get(d.message_id);
@@ -321,9 +330,11 @@ const handlers = {
       if (!m.content && m._thinkStart != null && m._thinkMs == null) m._thinkMs = now - m._thinkStart;
       m.content = (m.content || '') + d.content;
     }
+    m._firstAt ??= now;
     const el = document.getElementById(`m-${m.id}`);
     const details = el && $('.thinking', el);
     if (!el || (m.reasoning && !details)) return upsert(m);
+    if (alternatives.size) columnStats(m);
     const stick = nearBottom();
     if (d.reasoning) $('.thinking-body', el).textContent = m.reasoning;
     if (d.content) {
@@ -346,6 +357,9 @@ const handlers = {
     $('#empty').hidden = msgs.size > 0;
     updateBusy();
   },
+  // The active path moved (an edit, a regenerate, a select here or on another device): the
+  // server's view says what the path and its branches are now.
+  branch: () => refreshPath(),
   chat: (d) => {
     if (d.title != null) setTitle(d.title);
     if (d.settings) { chat.settings = d.settings; showModel(); }
@@ -400,6 +414,166 @@ async function subscribe() {
   }
 }
 
+// ---------------------------------------------------------------- branches and compare
+// A chat is a tree: `siblings` lists the branches at a message, and a select makes one the
+// active path. A compare is one turn answered by several models: replies stored together under
+// one user message. The one on the path and the others (`alternatives`) show as columns.
+const alternatives = new Set();
+let compareTab = null;
+let compareOn = false;
+let comparePicked = (ls.get('compare_models') || '').split('\n').filter(Boolean);
+
+/** The `‹ 2 / 3 ›` switch, the same markup as templates/message.html. */
+function branchNav(m) {
+  const sibs = m.siblings || [];
+  const at = sibs.findIndex((s) => s.id === m.id);
+  if (sibs.length < 2 || at < 0) return null;
+  const b = (to, label, text) => h('button', { type: 'button', class: 'icon-btn', 'data-act': 'branch', 'data-to': to, disabled: !to, 'aria-label': label }, text);
+  return h('span', { class: 'branch', role: 'group', 'aria-label': t('branches') },
+    b(sibs[at - 1]?.id, t('branch_prev'), '‹'), h('span', { class: 'branch-pos' }, `${at + 1} / ${sibs.length}`), b(sibs[at + 1]?.id, t('branch_next'), '›'));
+}
+
+/** A reply stored in one turn with an earlier one (same parent, same time) is a compare column. */
+function markAlternative(m) {
+  if (m.role !== 'assistant' || alternatives.has(m.id)) return;
+  const first = [...msgs.values()].find((o) => o.id !== m.id && o.role === 'assistant' && o.parent_id === m.parent_id && o.created_at === m.created_at && o.seq < m.seq && !alternatives.has(o.id));
+  if (first) alternatives.add(m.id);
+}
+
+/** The compare's replies in seq order: the one on the path and its alternatives. */
+function compareGroup() {
+  const alts = [...alternatives].map((id) => msgs.get(id)).filter(Boolean);
+  if (!alts.length) return [];
+  const parent = alts[0].parent_id;
+  return [...msgs.values()].filter((m) => m.role === 'assistant' && m.parent_id === parent && m.created_at === alts[0].created_at).sort((a, b) => a.seq - b.seq);
+}
+
+const secs = (ms) => (Math.max(0, ms) / 1000).toFixed(1);
+function statsText(m) {
+  const parts = [];
+  const first = m.first_token_at ?? m._firstAt;
+  if (first != null) parts.push(t('ttft', { s: secs(first - m.created_at) }));
+  if (m.finished_at != null) parts.push(t('total_time', { s: secs(m.finished_at - m.created_at) }));
+  const u = m.usage;
+  if (u && u.completion_tokens != null) parts.push(t('tokens', { n: u.completion_tokens }));
+  if (u && u.cost != null) parts.push('$' + Number(u.cost).toFixed(4));
+  return parts.join(' · ');
+}
+function columnStats(m) {
+  const s = document.querySelector(`#compare .col[data-id="${CSS.escape(m.id)}"] .col-stats`);
+  if (s) s.textContent = statsText(m);
+}
+
+/** Puts the compare's replies side by side (tabs on narrow screens), or back in the log. */
+function layoutCompare() {
+  const group = compareGroup();
+  let box = $('#compare');
+  if (group.length < 2) {
+    if (box) { for (const a of $$('article.msg', box)) box.before(a); box.remove(); }
+    return;
+  }
+  if (!box) {
+    box = h('div', { id: 'compare', class: 'compare' });
+    const firstEl = document.getElementById(`m-${group[0].id}`);
+    log.insertBefore(box, firstEl || null);
+  }
+  if (!group.some((m) => m.id === compareTab)) compareTab = (group.find((m) => !alternatives.has(m.id)) || group[0]).id;
+  const tabs = h('div', { class: 'compare-tabs', role: 'tablist' }, group.map((m) => h('button', {
+    type: 'button', role: 'tab', class: 'col-tab', 'data-for': m.id, 'aria-selected': String(m.id === compareTab),
+  }, m.model || '?')));
+  const cols = group.map((m) => {
+    const onPath = !alternatives.has(m.id);
+    const head = h('div', { class: 'col-head' },
+      h('strong', { class: 'col-model' }, m.model || '?'),
+      h('span', { class: 'col-stats' }, statsText(m)),
+      m.status === 'streaming' ? h('button', { type: 'button', class: 'btn', 'data-act': 'stop-one' }, t('stop_this')) : null,
+      onPath ? h('span', { class: 'badge' }, t('selected_branch')) : h('button', { type: 'button', class: 'btn primary', 'data-act': 'continue' }, t('continue_with_this')));
+    const col = h('div', { class: `col${onPath ? ' selected' : ''}${m.id === compareTab ? ' on' : ''}`, 'data-id': m.id, role: 'tabpanel' }, head);
+    const el = document.getElementById(`m-${m.id}`);
+    if (el) col.append(el);
+    return col;
+  });
+  for (const tab of tabs.children) {
+    tab.addEventListener('click', () => { compareTab = tab.dataset.for; layoutCompare(); });
+  }
+  box.replaceChildren(tabs, h('div', { class: `compare-grid cols-${group.length}` }, cols));
+}
+
+/** Takes the server's view of the chat (after a select, or on a `branch` event): what is on the
+ *  path, the branches at each message and the compare's columns. Text a running reply streamed
+ *  here already is kept. */
+function applyView(view) {
+  if (!view) return;
+  const shown = [...(view.messages || []), ...(view.alternatives || [])];
+  const keep = new Set(shown.map((m) => m.id));
+  const from = view.messages?.length ? view.messages[0].seq : 0;
+  for (const [id, m] of msgs) {
+    if (!keep.has(id) && m.seq >= from) { msgs.delete(id); document.getElementById(`m-${id}`)?.remove(); }
+  }
+  alternatives.clear();
+  for (const m of view.alternatives || []) alternatives.add(m.id);
+  for (const m of shown) {
+    const local = msgs.get(m.id);
+    if (local && local.status === 'streaming' && m.status === 'streaming' && (local.content || '').length > (m.content || '').length) {
+      local.siblings = m.siblings;
+      upsert(local);
+    } else upsert(m);
+  }
+  layoutCompare();
+  $('#empty').hidden = msgs.size > 0;
+  updateBusy();
+}
+
+async function refreshPath() {
+  try { applyView(await api('GET', `/api/chats/${encodeURIComponent(chat.id)}`)); } catch {}
+}
+
+function renderCompareMenu() {
+  const q = $('#compare-q').value.toLowerCase().split(/\s+/).filter(Boolean);
+  const list = (models || []).filter((m) => comparePicked.includes(m.id) || q.every((w) => `${m.id} ${m.display_name}`.toLowerCase().includes(w)));
+  $('#compare-list').replaceChildren(...list.slice(0, 50).map((m) => h('li', {}, h('label', {},
+    h('input', { type: 'checkbox', 'data-model': m.id, checked: comparePicked.includes(m.id), disabled: !comparePicked.includes(m.id) && comparePicked.length >= 4 }), ' ', m.display_name || m.id))));
+}
+
+function showCompare() {
+  const btn = $('#compare-btn');
+  btn.setAttribute('aria-pressed', String(compareOn));
+  btn.classList.toggle('on', compareOn);
+  btn.textContent = compareOn ? t('compare_count', { n: comparePicked.length }) : t('compare');
+}
+
+function initCompare() {
+  const btn = $('#compare-btn');
+  const menu = $('#compare-menu');
+  btn.addEventListener('click', async () => {
+    const open = menu.hidden;
+    if (open) { await loadModels(); renderCompareMenu(); compareOn = true; }
+    else if (comparePicked.length < 2) compareOn = false;
+    menu.hidden = !open;
+    btn.setAttribute('aria-expanded', String(open));
+    showCompare();
+    if (open) $('#compare-q').focus();
+  });
+  $('#compare-q').addEventListener('input', renderCompareMenu);
+  menu.addEventListener('change', (e) => {
+    const id = e.target.dataset?.model;
+    if (!id) return;
+    comparePicked = e.target.checked ? [...comparePicked, id].slice(0, 4) : comparePicked.filter((x) => x !== id);
+    ls.set('compare_models', comparePicked.join('\n'));
+    for (const box of $$('input[data-model]', menu)) box.disabled = !box.checked && comparePicked.length >= 4;
+    showCompare();
+  });
+  menu.addEventListener('keydown', (e) => { if (e.key === 'Escape') { menu.hidden = true; btn.setAttribute('aria-expanded', 'false'); btn.focus(); } });
+  document.addEventListener('click', (e) => {
+    if (!menu.hidden && !menu.contains(e.target) && !btn.contains(e.target)) {
+      menu.hidden = true;
+      btn.setAttribute('aria-expanded', 'false');
+      if (comparePicked.length < 2) { compareOn = false; showCompare(); }
+    }
+  });
+  showCompare();
+}
+
 // ---------------------------------------------------------------- messages: actions, history
 function note(text) {
   const n = $('#composer-note');
@@ -417,6 +591,11 @@ async function act(name, m, button) {
       if (name === 'tool-always') ls.set(alwaysKey(call), '1');
       for (const b of $$('.tool-ask button', button.closest('details'))) b.disabled = true;
       await decideTool(m, id, name !== 'tool-deny');
+    } else if (name === 'branch' || name === 'continue') {
+      const to = name === 'branch' ? button?.dataset.to : m.id;
+      if (to) applyView(await api('POST', `${base}/messages/${encodeURIComponent(to)}/select`, {}));
+    } else if (name === 'stop-one') {
+      await api('POST', `${base}/messages/${encodeURIComponent(m.id)}/stop`);
     } else if (name === 'copy') await copyText(m.content);
     else if (name === 'retry') {
       // On a user message, regenerate the reply after it; on an assistant message, that one.
@@ -467,6 +646,11 @@ async function send() {
   if (chat.settings?.model) body.model = chat.settings.model;
   if (images.length) body.images = images.slice();
   if (chat.settings?.reasoning_effort) body.reasoning = { effort: chat.settings.reasoning_effort };
+  if (compareOn) {
+    if (comparePicked.length < 2 || comparePicked.length > 4) { note(t('compare_pick')); return; }
+    delete body.model;
+    body.models = comparePicked.slice();
+  }
   $('#send').disabled = true;
   try {
     await api('POST', `/api/chats/${encodeURIComponent(chat.id)}/messages`, body);
@@ -773,6 +957,8 @@ async function exportChat(kind) {
     full.messages = all;
     full.has_more = false;
     const name = (full.title || 'chat').replace(/[^\p{L}\p{N}]+/gu, '-').slice(0, 60);
+    // JSON carries the whole tree (every branch, each with `on_path`); Markdown the active path.
+    if (kind === 'json') full.tree = (await api('GET', `${base}/tree`)).messages;
     if (kind === 'json') return download(`${name}.json`, 'application/json', JSON.stringify(full, null, 2));
     const md = [`# ${full.title || t('new_chat')}`, ''];
     for (const m of all) {
@@ -1009,6 +1195,12 @@ function initSidebar() {
 // ---------------------------------------------------------------- start
 function initChat() {
   for (const m of chat.messages || []) msgs.set(m.id, settle(m));
+  // The server rendered the compare's columns; a page from an older cache may lack them.
+  for (const m of chat.alternatives || []) {
+    msgs.set(m.id, settle(m));
+    alternatives.add(m.id);
+    if (!document.getElementById(`m-${m.id}`)) log.append(renderMessage(m));
+  }
   lastEvent = chat.last_event_id || 0;
   localize(log);
   fillMeta(log);
@@ -1022,7 +1214,7 @@ function initChat() {
       return;
     }
     const b = e.target.closest('button[data-act]');
-    const m = b && msgs.get(b.closest('article')?.dataset.id);
+    const m = b && msgs.get((b.closest('article') || b.closest('.col'))?.dataset.id);
     if (m) act(b.dataset.act, m, b);
   });
   log.addEventListener('toggle', (e) => { if (e.target.classList?.contains('thinking')) e.target.dataset.touched = '1'; }, true);
@@ -1036,8 +1228,10 @@ function initChat() {
   initPicker();
   initChatSettings();
   initTools();
+  initCompare();
   initSettings();
   initSidebar();
+  layoutCompare();
   updateBusy();
   showModel();
   if (location.hash.startsWith('#m-')) document.getElementById(location.hash.slice(1))?.scrollIntoView();

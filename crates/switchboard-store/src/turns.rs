@@ -209,18 +209,24 @@ impl Store {
                 parent.clone()
             }
         };
-        // The turn's first message becomes its parent's active child.
-        tx.execute(
-            Sql::new(
+        // The turn's first message becomes its parent's active child (two statements rather
+        // than an OR, so each uses the parent index).
+        let deactivate = match &parent {
+            Some(parent) => Sql::new(
                 "make a new branch the active one",
                 "UPDATE messages SET active = 0
-                 WHERE chat_id = $1 AND active = 1
-                   AND (parent_id = $2 OR ($2 IS NULL AND parent_id IS NULL))",
+                 WHERE chat_id = $1 AND parent_id = $2 AND active = 1",
             )
             .text(chat_id)
-            .opt_text(parent.as_deref()),
-        )
-        .await?;
+            .text(parent),
+            None => Sql::new(
+                "make a new first message the active one",
+                "UPDATE messages SET active = 0
+                 WHERE chat_id = $1 AND parent_id IS NULL AND active = 1",
+            )
+            .text(chat_id),
+        };
+        tx.execute(deactivate).await?;
         let mut messages: Vec<Message> = Vec::with_capacity(turn.messages.len());
         let mut beside = Vec::new();
         let mut above = parent;

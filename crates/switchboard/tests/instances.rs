@@ -727,3 +727,108 @@ async fn a_tool_call_waiting_on_one_instance_is_approved_on_another() {
     assert_eq!(done["content"], "Tool result: Echo: from afar", "{done}");
     assert_eq!(done["tool_calls"][0]["state"], "done");
 }
+
+/// Starts a compare of `models` on `sb`; returns the replies' ids in the order of `models`.
+async fn compare(sb: &impl Base, chat: &str, content: &str, models: &[&str]) -> Vec<String> {
+    let res = http()
+        .post(format!("{}/api/chats/{chat}/messages", sb.base()))
+        .json(&json!({"content": content, "models": models}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 202);
+    let body: Value = res.json().await.unwrap();
+    body["assistant_message_ids"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|id| id.as_str().unwrap().to_string())
+        .collect()
+}
+
+#[tokio::test]
+async fn a_compare_on_one_instance_is_stopped_column_by_column_from_another() {
+    let Some(db) = Database::fresh().await else {
+        return;
+    };
+    let setup = Setup::new(&db, 50).await;
+    let a = setup.instance(&[]).await;
+    let b = setup.instance(&[]).await;
+    let chat = create_chat(&a).await;
+    let mut on_b = Events::open(&b, &chat, 0).await;
+    let ids = compare(&a, &chat, &words(400, "w"), &["mock/echo", "mock/slow"]).await;
+    // B sees both replies running.
+    let mut speaking = std::collections::HashSet::new();
+    while speaking.len() < 2 {
+        let (_, kind, data) = on_b.next().await;
+        if kind == "delta" {
+            speaking.insert(data["message_id"].as_str().unwrap().to_string());
+        }
+    }
+    let running = chat_on(&b, &chat).await["generating_ids"].clone();
+    assert_eq!(running, json!(ids), "B lists every reply of the turn");
+    // A second turn is refused on B while the compare runs on A.
+    let (status, _) = send(&b, &chat, "meanwhile").await;
+    assert_eq!(status, 409);
+    // Stopping one column from B stops that reply on A; the other goes on.
+    let res = http()
+        .post(format!(
+            "{}/api/chats/{chat}/messages/{}/stop",
+            b.url, ids[0]
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 204);
+    let seen = on_b.until_done().await;
+    let done = &seen.last().unwrap().2["message"];
+    assert_eq!(done["id"], ids[0].as_str());
+    assert_eq!(done["status"], "stopped", "{done}");
+    assert_eq!(
+        chat_on(&b, &chat).await["generating_ids"],
+        json!([ids[1]]),
+        "the other column still runs"
+    );
+    // Stopping the chat from B stops the rest.
+    let res = http()
+        .post(format!("{}/api/chats/{chat}/stop", b.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 204);
+    let seen = on_b.until_done().await;
+    let done = &seen.last().unwrap().2["message"];
+    assert_eq!(done["id"], ids[1].as_str());
+    assert_eq!(done["status"], "stopped", "{done}");
+    let body = settled(&a, &chat, Duration::from_secs(10)).await;
+    assert_eq!(body["generating_ids"], json!([]));
+}
+
+#[tokio::test]
+async fn sigterm_lets_every_reply_of_a_compare_finish() {
+    let Some(db) = Database::fresh().await else {
+        return;
+    };
+    let setup = Setup::new(&db, 20).await;
+    let mut a = setup.instance(&[]).await;
+    let b = setup.instance(&[]).await;
+    let chat = create_chat(&a).await;
+    let mut on_b = Events::open(&b, &chat, 0).await;
+    let text = words(60, "w");
+    let ids = compare(&a, &chat, &text, &["mock/echo", "mock/reasoning"]).await;
+    loop {
+        if on_b.next().await.1 == "delta" {
+            break;
+        }
+    }
+    a.signal("TERM");
+    let status = a.exited(Duration::from_secs(30)).await;
+    assert!(status.is_some_and(|s| s.success()), "{status:?}");
+    // Both replies were drained before A left, not cut off as interrupted.
+    let body = settled(&b, &chat, Duration::from_secs(10)).await;
+    assert_eq!(body["messages"][1]["id"], ids[0].as_str());
+    assert_eq!(body["messages"][1]["status"], "complete");
+    assert_eq!(body["messages"][1]["content"], text.as_str());
+    assert_eq!(body["alternatives"][0]["id"], ids[1].as_str());
+    assert_eq!(body["alternatives"][0]["status"], "complete");
+}

@@ -382,3 +382,73 @@ test('a tool call waits for Allow on a card that survives a reload; its result i
   assert.match(await s.page.textContent('.msg.assistant .body'), /Tool result: Echo: <img/);
   assert.deepEqual(s.errors, []);
 });
+
+test('regenerate keeps the old reply: ‹ 1 / 2 › switches between the branches, and a reload keeps the choice', async (t) => {
+  const s = await setup(t);
+  const chat = await openChat(s, 'mock/echo');
+  await send(s.page, 'Hello branches');
+  const first = await s.page.waitForSelector('.msg.assistant[data-status=complete]');
+  const oldId = await first.getAttribute('data-id');
+  await s.page.click(`#m-${oldId} [data-act=retry]`);
+  await s.page.waitForFunction((old) => {
+    const a = document.querySelector('.msg.assistant[data-status=complete]');
+    return a && a.dataset.id !== old && a.querySelector('.branch-pos')?.textContent === '2 / 2';
+  }, oldId);
+  assert.equal(await s.page.$$eval('.msg.assistant', (els) => els.length), 1, 'one branch shown at a time');
+  await s.page.click('.msg.assistant .branch [data-act=branch]:not([disabled])');
+  await s.page.waitForSelector(`#m-${oldId} .branch-pos >> text=1 / 2`);
+  await shot(s.page, 'branches');
+  await s.page.reload();
+  await s.page.waitForSelector(`#m-${oldId} .branch-pos >> text=1 / 2`);
+  const saved = await s.api('GET', `/api/chats/${chat.id}`);
+  assert.equal(saved.messages[1].id, oldId);
+  assert.deepEqual(s.errors, []);
+});
+
+test('a compare streams side by side, resumes after a reload, stops one column, and continues with the chosen one', async (t) => {
+  const s = await setup(t);
+  const chat = await openChat(s, 'mock/echo');
+  await s.page.click('#compare-btn');
+  await s.page.check('#compare-list input[data-model="mock/echo"]');
+  await s.page.fill('#compare-q', 'slow');
+  await s.page.check('#compare-list input[data-model="mock/slow"]');
+  await s.page.click('#input');
+  assert.equal(await s.page.getAttribute('#compare-btn', 'aria-pressed'), 'true');
+  await send(s.page, 'Compare this please');
+  await s.page.waitForFunction(() => document.querySelectorAll('#compare .col').length === 2);
+  // Columns are in the order the replies were stored: mock/echo, then mock/slow.
+  const slowCol = '#compare .col:last-child';
+  assert.equal(await s.page.textContent(`${slowCol} .col-model`), 'mock/slow');
+  await s.page.waitForFunction((sel) => (document.querySelector(`${sel} .plain`)?.textContent || '').length > 10, slowCol);
+  // A reload mid-compare shows every column where it is (the server renders them), and they go on.
+  const html = await (await s.context.request.get(`${s.base}/chats/${chat.id}`)).text();
+  assert.equal((html.match(/<div class="col[ "]/g) || []).length, 2, 'the page has both columns');
+  await s.page.reload();
+  await s.page.waitForFunction(() => document.querySelectorAll('#compare .col').length === 2);
+  const before = await s.page.$eval(`${slowCol} .plain`, (e) => e.textContent.length);
+  assert.ok(before > 10, 'the slow column kept its text');
+  await s.page.waitForFunction(({ sel, n }) => document.querySelector(`${sel} .plain`).textContent.length > n + 5, { sel: slowCol, n: before });
+  assert.match(await s.page.textContent('#compare .col:first-child .col-stats'), /first token [\d.]+ s/);
+  await shot(s.page, 'compare-columns');
+  // Below 700 px the columns are tabs.
+  await s.page.setViewportSize({ width: 600, height: 800 });
+  assert.ok(await s.page.isVisible('.compare-tabs'));
+  assert.equal(await s.page.$$eval('#compare .col', (cols) => cols.filter((c) => c.offsetParent !== null).length), 1);
+  await s.page.click('.compare-tabs [data-for]:last-child');
+  assert.ok(await s.page.isVisible(`${slowCol} .msg`));
+  await shot(s.page, 'compare-tabs');
+  await s.page.setViewportSize({ width: 1280, height: 860 });
+  // Stop the slow one alone, then continue with it.
+  await s.page.click(`${slowCol} [data-act=stop-one]`);
+  await s.page.waitForSelector(`${slowCol} .msg[data-status=stopped]`);
+  const slowId = await s.page.getAttribute(slowCol, 'data-id');
+  await s.page.click(`${slowCol} [data-act=continue]`);
+  await s.page.waitForSelector(`${slowCol}.selected`);
+  await send(s.page, 'And then?');
+  await s.page.waitForFunction(() => !document.querySelector('#compare'));
+  await s.page.waitForSelector('.msg.assistant[data-status=complete] >> text=And then?');
+  await s.page.waitForSelector(`#m-${slowId} .branch-pos >> text=2 / 2`);
+  const saved = await s.api('GET', `/api/chats/${chat.id}`);
+  assert.deepEqual(saved.messages.map((m) => m.id).slice(1, 2), [slowId]);
+  assert.deepEqual(s.errors, []);
+});

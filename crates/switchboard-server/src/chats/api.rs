@@ -366,6 +366,29 @@ pub async fn list_messages(
     Ok(Json(json!({"messages": views, "has_more": snapshot.has_more})).into_response())
 }
 
+/// `GET /api/chats/{id}/tree`: every message of the chat, on the active path or not, in seq
+/// order, each with `on_path` (the JSON export carries the whole tree).
+pub async fn tree(
+    caller: Caller,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let chat = load_chat(&state, &caller, &id).await?;
+    let tree = state.store().list_tree(&caller.workspace, &chat.id).await?;
+    let on_path: Vec<bool> = tree.iter().map(|(_, on)| *on).collect();
+    let views = MessageView::render_page(tree.into_iter().map(|(m, _)| m).collect()).await;
+    let messages: Vec<Value> = views
+        .into_iter()
+        .zip(on_path)
+        .map(|(view, on)| {
+            let mut value = serde_json::to_value(view).unwrap_or_default();
+            value["on_path"] = Value::Bool(on);
+            value
+        })
+        .collect();
+    Ok(Json(json!({"messages": messages})).into_response())
+}
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PatchRequest {

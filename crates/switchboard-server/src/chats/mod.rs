@@ -50,6 +50,7 @@ pub fn routes() -> Router<AppState> {
             post(api::edit_message),
         )
         .route("/api/chats/{id}/files/{file_id}", get(files::get_file))
+        .route("/api/chats/{id}/tree", get(api::tree))
         .route("/api/chats/{id}/stop", post(api::stop))
         .route(
             "/api/chats/{id}/messages/{message_id}/stop",

@@ -36,7 +36,7 @@ use crate::error::ApiError;
 use crate::state::AppState;
 use i18n::Catalog;
 use switchboard_chat::DEFAULT_TITLE;
-use view::{ChatJson, ChatLine, MessageCard, script_json};
+use view::{ChatJson, ChatLine, ColumnHead, MessageCard, script_json};
 
 /// The Content-Security-Policy of every page.
 pub const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; \
@@ -111,6 +111,8 @@ struct ChatPage<'a> {
     c: &'a Chrome,
     chat: &'a ChatJson,
     messages: Vec<MessageCard>,
+    /// A compare that ends the chat: its replies side by side, in seq order.
+    compare: Vec<(ColumnHead, MessageCard)>,
     chats: &'a [ChatLine],
     data: String,
 }
@@ -203,11 +205,28 @@ async fn chat_page(
         .chain(sidebar.chats.iter().filter(|c| !c.pinned))
         .cloned()
         .collect();
-    let messages = chat
+    let mut messages: Vec<MessageCard> = chat
         .messages
         .iter()
         .map(|m| MessageCard::new(m, chrome.tr))
         .collect();
+    // The compare's columns: the path's last reply and the other replies of its turn.
+    let mut compare = Vec::new();
+    if !chat.alternatives.is_empty()
+        && let (Some(last), Some(card)) = (chat.messages.last(), messages.pop())
+    {
+        let mut columns: Vec<(ColumnHead, MessageCard, i64)> =
+            vec![(ColumnHead::new(last, true, chrome.tr), card, last.seq)];
+        for m in &chat.alternatives {
+            columns.push((
+                ColumnHead::new(m, false, chrome.tr),
+                MessageCard::new(m, chrome.tr),
+                m.seq,
+            ));
+        }
+        columns.sort_by_key(|(_, _, seq)| *seq);
+        compare = columns.into_iter().map(|(h, m, _)| (h, m)).collect();
+    }
     let mut data = chrome.data(&state);
     data["chat"] = serde_json::to_value(&chat).unwrap_or_default();
     data["sidebar"] = json!({
@@ -219,6 +238,7 @@ async fn chat_page(
         c: &chrome,
         chat: &chat,
         messages,
+        compare,
         chats: &chats,
         data: script_json(&data),
     })?;

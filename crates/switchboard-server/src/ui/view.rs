@@ -24,6 +24,9 @@ pub struct ChatJson {
     pub has_more: bool,
     #[serde(default)]
     pub last_event_id: i64,
+    /// The other replies of the compare that ends the chat (columns beside its last message).
+    #[serde(default)]
+    pub alternatives: Vec<MessageJson>,
 }
 
 /// A message as the chat API returns it.
@@ -32,6 +35,11 @@ pub struct MessageJson {
     pub id: String,
     #[serde(default)]
     pub seq: i64,
+    #[serde(default)]
+    pub parent_id: Option<String>,
+    /// The branches at this message (itself included), when there are several.
+    #[serde(default)]
+    pub siblings: Vec<SiblingJson>,
     pub role: String,
     #[serde(default)]
     pub content: String,
@@ -87,6 +95,27 @@ impl FileJson {
     pub fn is_image(&self) -> bool {
         ["image/png", "image/jpeg", "image/gif", "image/webp"].contains(&self.mime.as_str())
     }
+}
+
+/// One branch at a point of the tree, as the chat API lists it.
+#[derive(Debug, Clone, Deserialize, Serialize, Default)]
+pub struct SiblingJson {
+    pub id: String,
+    #[serde(default)]
+    pub model: Option<String>,
+    #[serde(default)]
+    pub status: String,
+    #[serde(default)]
+    pub active: bool,
+}
+
+/// The `‹ 2 / 3 ›` switch on a message with siblings.
+pub struct BranchNav {
+    /// 1-based position of this message among its siblings.
+    pub index: usize,
+    pub total: usize,
+    pub prev: Option<String>,
+    pub next: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize, Default)]
@@ -163,6 +192,7 @@ pub struct MessageCard {
     /// Files stored with the message: images shown, the rest as chips; all downloadable.
     pub files: Vec<FileJson>,
     pub error: Option<String>,
+    pub branch: Option<BranchNav>,
 }
 
 impl MessageCard {
@@ -201,11 +231,61 @@ impl MessageCard {
                 Some(code) => format!("{} ({code})", e.message),
                 None => e.message.clone(),
             }),
+            branch: branch_nav(m),
         }
     }
 
     pub fn is_user(&self) -> bool {
         self.role == "user"
+    }
+}
+
+fn branch_nav(m: &MessageJson) -> Option<BranchNav> {
+    let at = m.siblings.iter().position(|s| s.id == m.id)?;
+    (m.siblings.len() > 1).then(|| BranchNav {
+        index: at + 1,
+        total: m.siblings.len(),
+        prev: at.checked_sub(1).map(|i| m.siblings[i].id.clone()),
+        next: m.siblings.get(at + 1).map(|s| s.id.clone()),
+    })
+}
+
+/// The head of one compare column: the model, its numbers, and what can be done with it.
+pub struct ColumnHead {
+    pub id: String,
+    pub model: String,
+    /// Time to first token, total time, tokens and cost, as far as known.
+    pub stats: String,
+    /// On the active path ("Continue with this" picked it, or it came first).
+    pub selected: bool,
+    pub streaming: bool,
+}
+
+impl ColumnHead {
+    pub fn new(m: &MessageJson, selected: bool, tr: &Catalog) -> ColumnHead {
+        let secs = |ms: i64| format!("{:.1}", ms.max(0) as f64 / 1000.0);
+        let mut parts = Vec::new();
+        if let Some(first) = m.first_token_at {
+            parts.push(tr.fmt("ttft", "s", &secs(first - m.created_at)));
+        }
+        if let Some(end) = m.finished_at {
+            parts.push(tr.fmt("total_time", "s", &secs(end - m.created_at)));
+        }
+        if let Some(u) = &m.usage {
+            if let Some(c) = u.completion_tokens {
+                parts.push(tr.fmt("tokens", "n", &c.to_string()));
+            }
+            if let Some(cost) = u.cost {
+                parts.push(format!("${cost:.4}"));
+            }
+        }
+        ColumnHead {
+            id: m.id.clone(),
+            model: m.model.clone().unwrap_or_else(|| "?".into()),
+            stats: parts.join(" · "),
+            selected,
+            streaming: m.status == "streaming",
+        }
     }
 }
 

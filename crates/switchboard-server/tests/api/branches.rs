@@ -389,3 +389,86 @@ async fn stopping_one_reply_of_another_chat_or_an_unknown_one_is_404() {
         .unwrap();
     assert_eq!(res.status(), 404);
 }
+
+#[tokio::test]
+async fn the_tree_lists_every_branch_and_a_fork_copies_one() {
+    let app = spawn_app(&[]).await;
+    let chat = create_chat(&app, None).await;
+    send(
+        &app,
+        &chat,
+        json!({"content": "first", "model": "mock/echo"}),
+    )
+    .await;
+    let body = settled(&app, &chat).await;
+    let old = messages(&body)[1]["id"].as_str().unwrap().to_string();
+    let (status, again) = post(
+        &app,
+        &format!("/api/chats/{chat}/messages/{old}/regenerate"),
+        json!({}),
+    )
+    .await;
+    assert_eq!(status, 202);
+    settled(&app, &chat).await;
+    let (status, tree) = app.get_json(&format!("/api/chats/{chat}/tree")).await;
+    assert_eq!(status, 200);
+    let shape: Vec<(&str, bool)> = tree["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| (m["role"].as_str().unwrap(), m["on_path"].as_bool().unwrap()))
+        .collect();
+    assert_eq!(
+        shape,
+        [("user", true), ("assistant", false), ("assistant", true)]
+    );
+    assert_eq!(tree["messages"][2]["id"], again["assistant_message_id"]);
+    // A fork of the old reply copies its branch: the question and that reply.
+    let (status, fork) = post(
+        &app,
+        &format!("/api/chats/{chat}/fork"),
+        json!({"message_id": old}),
+    )
+    .await;
+    assert_eq!(status, 201);
+    let (_, forked) = app
+        .get_json(&format!("/api/chats/{}/tree", fork["id"].as_str().unwrap()))
+        .await;
+    assert_eq!(forked["messages"].as_array().unwrap().len(), 2);
+}
+
+#[tokio::test]
+async fn a_compare_names_its_chat_once() {
+    let app = spawn_app(&[]).await;
+    let chat = create_chat(&app, None).await;
+    let (status, _) = send(
+        &app,
+        &chat,
+        json!({"content": "name me", "models": ["mock/echo", "mock/reasoning", "mock/web"]}),
+    )
+    .await;
+    assert_eq!(status, 202);
+    let body = turn_settled(&app, &chat).await;
+    let finished: Vec<&str> = std::iter::once(&messages(&body)[1])
+        .chain(body["alternatives"].as_array().unwrap())
+        .map(|m| m["status"].as_str().unwrap())
+        .collect();
+    assert_eq!(finished, ["complete", "complete", "complete"]);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (_, body) = app.get_json(&format!("/api/chats/{chat}")).await;
+        if body["title"] != "New chat" {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the chat was never named");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Every reply completed, and only the first asked for a title.
+    let titles = app
+        .mock
+        .requests()
+        .iter()
+        .filter(|r| r.body["stream"] == false)
+        .count();
+    assert_eq!(titles, 1);
+}

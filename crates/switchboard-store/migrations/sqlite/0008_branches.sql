@@ -18,6 +18,9 @@ UPDATE messages SET parent_id = (
 
 -- Siblings (the children of one parent) and the walks up and down the tree.
 CREATE INDEX messages_by_parent ON messages (chat_id, parent_id);
+-- The branches beside a page of the path: few rows, so reading a chat without branches costs an
+-- empty index probe.
+CREATE INDEX messages_off_path ON messages (chat_id, parent_id) WHERE on_path = 0;
 
 -- One *turn* per chat at a time: a compare streams several replies, siblings under one user
 -- message. `start_turn` checks for a running turn with the chat row locked, which serialises

@@ -318,3 +318,72 @@ async fn a_fork_copies_the_branch_only(store: Store) {
     assert_eq!(contents, ["one", "old"]);
     assert_eq!(copied[1].parent_id.as_deref(), Some(copied[0].id.as_str()));
 }
+
+macro_rules! old_schema {
+    ($dialect:literal) => {
+        [
+            include_str!(concat!("../../migrations/", $dialect, "/0001_initial.sql")),
+            include_str!(concat!(
+                "../../migrations/",
+                $dialect,
+                "/0002_ownership.sql"
+            )),
+            include_str!(concat!("../../migrations/", $dialect, "/0003_shares.sql")),
+            include_str!(concat!(
+                "../../migrations/",
+                $dialect,
+                "/0004_reasoning_ended.sql"
+            )),
+            include_str!(concat!("../../migrations/", $dialect, "/0005_spend.sql")),
+            include_str!(concat!("../../migrations/", $dialect, "/0006_sessions.sql")),
+            include_str!(concat!("../../migrations/", $dialect, "/0007_quota.sql")),
+            OLD_CHAT,
+        ]
+    };
+}
+
+/// A chat of three messages and one of one, as version 7 stored them.
+const OLD_CHAT: &str = "
+    INSERT INTO chats (id, workspace, title, settings, created_at, updated_at)
+    VALUES ('c_old', 'default', 'old', '{}', 1, 1), ('c_one', 'default', 'one', '{}', 1, 1);
+    INSERT INTO messages (id, chat_id, seq, role, content, reasoning, status, created_at) VALUES
+        ('m_1', 'c_old', 1, 'user', 'hello', '', 'complete', 1),
+        ('m_2', 'c_old', 3, 'assistant', 'hi', '', 'complete', 2),
+        ('m_3', 'c_old', 4, 'user', 'again', '', 'complete', 3),
+        ('m_9', 'c_one', 1, 'user', 'alone', '', 'complete', 1);
+";
+
+#[tokio::test]
+async fn existing_chats_become_single_path_trees_on_sqlite() {
+    let db = crate::helpers::upgraded(false, &old_schema!("sqlite"), 7)
+        .await
+        .unwrap();
+    existing_chats_become_single_path_trees(db.store.clone()).await;
+}
+
+#[tokio::test]
+async fn existing_chats_become_single_path_trees_on_postgres() {
+    let Some(db) = crate::helpers::upgraded(true, &old_schema!("postgres"), 7).await else {
+        return;
+    };
+    existing_chats_become_single_path_trees(db.store.clone()).await;
+}
+
+async fn existing_chats_become_single_path_trees(store: Store) {
+    let messages = path(&store, "c_old").await;
+    let parents: Vec<Option<&str>> = messages.iter().map(|m| m.parent_id.as_deref()).collect();
+    assert_eq!(parents, [None, Some("m_1"), Some("m_2")]);
+    assert_eq!(
+        ids(&store.branch("default", "c_old", "m_3", 50).await.unwrap()),
+        ["m_1", "m_2", "m_3"]
+    );
+    assert_eq!(path(&store, "c_one").await[0].parent_id, None);
+    // The next turn continues the path.
+    let reply = start_reply(&store, "c_old", "more").await;
+    let question = store
+        .get_message("default", "c_old", reply.parent_id.as_deref().unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(question.parent_id.as_deref(), Some("m_3"));
+}

@@ -74,6 +74,75 @@ impl TestDb {
     }
 }
 
+/// A database left by an older version: `scripts` run on an empty one (its migrations, then
+/// data), and `versions` are recorded as applied; then [`Store::connect`] migrates the rest.
+/// `None` for PostgreSQL when `SWITCHBOARD_SKIP_POSTGRES=1`.
+pub async fn upgraded(postgres: bool, scripts: &[&str], versions: i64) -> Option<TestDb> {
+    let record = format!(
+        "CREATE TABLE schema_version (version BIGINT PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL);
+         INSERT INTO schema_version (version, name, applied_at) VALUES {};",
+        (1..=versions)
+            .map(|v| format!("({v}, 'old', 0)"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    if !postgres {
+        let dir = tempfile::tempdir().expect("create a temporary directory");
+        let url = format!("sqlite://{}", dir.path().join("old.db").display());
+        let mut conn = sqlx::SqliteConnection::connect(&format!("{url}?mode=rwc"))
+            .await
+            .expect("create the old SQLite database");
+        for script in scripts.iter().copied().chain([record.as_str()]) {
+            sqlx::raw_sql(script)
+                .execute(&mut conn)
+                .await
+                .expect("the old schema and data apply");
+        }
+        let _ = conn.close().await;
+        let store = Store::connect(&url)
+            .await
+            .expect("migrate the old database");
+        return Some(TestDb {
+            store,
+            _dir: Some(dir),
+            postgres: None,
+        });
+    }
+    if std::env::var("SWITCHBOARD_SKIP_POSTGRES").as_deref() == Ok("1") {
+        return None;
+    }
+    let admin_url = std::env::var("SWITCHBOARD_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| DEFAULT_ADMIN_URL.to_owned());
+    let name = format!("sb_{}", random_suffix());
+    let mut admin = PgConnection::connect(&admin_url)
+        .await
+        .expect("reach PostgreSQL");
+    sqlx::query(&format!("CREATE DATABASE {name}"))
+        .execute(&mut admin)
+        .await
+        .expect("create the test database");
+    let _ = admin.close().await;
+    let database = PgDatabase { admin_url, name };
+    let mut conn = PgConnection::connect(&database.url())
+        .await
+        .expect("open the old PostgreSQL database");
+    for script in scripts.iter().copied().chain([record.as_str()]) {
+        sqlx::raw_sql(script)
+            .execute(&mut conn)
+            .await
+            .expect("the old schema and data apply");
+    }
+    let _ = conn.close().await;
+    let store = Store::connect(&database.url())
+        .await
+        .expect("migrate the old database");
+    Some(TestDb {
+        store,
+        _dir: None,
+        postgres: Some(database),
+    })
+}
+
 impl PgDatabase {
     /// The admin URL with the database name replaced.
     fn url(&self) -> String {
