@@ -419,15 +419,15 @@ test('a compare streams side by side, resumes after a reload, stops one column, 
   // Columns are in the order the replies were stored: mock/echo, then mock/slow.
   const slowCol = '#compare .col:last-child';
   assert.equal(await s.page.textContent(`${slowCol} .col-model`), 'mock/slow');
-  await s.page.waitForFunction((sel) => (document.querySelector(`${sel} .plain`)?.textContent || '').length > 10, slowCol);
+  await s.page.waitForFunction((sel) => (document.querySelector(`${sel} .body`)?.textContent || '').length > 10, slowCol);
   // A reload mid-compare shows every column where it is (the server renders them), and they go on.
   const html = await (await s.context.request.get(`${s.base}/chats/${chat.id}`)).text();
   assert.equal((html.match(/<div class="col[ "]/g) || []).length, 2, 'the page has both columns');
   await s.page.reload();
   await s.page.waitForFunction(() => document.querySelectorAll('#compare .col').length === 2);
-  const before = await s.page.$eval(`${slowCol} .plain`, (e) => e.textContent.length);
+  const before = await s.page.$eval(`${slowCol} .body`, (e) => e.textContent.length);
   assert.ok(before > 10, 'the slow column kept its text');
-  await s.page.waitForFunction(({ sel, n }) => document.querySelector(`${sel} .plain`).textContent.length > n + 5, { sel: slowCol, n: before });
+  await s.page.waitForFunction(({ sel, n }) => document.querySelector(`${sel} .body`).textContent.length > n + 5, { sel: slowCol, n: before });
   assert.match(await s.page.textContent('#compare .col:first-child .col-stats'), /first token [\d.]+ s/);
   await shot(s.page, 'compare-columns');
   // Below 700 px the columns are tabs.
