@@ -158,6 +158,7 @@ fn add_openrouter_routing(
         models.extend(fallbacks.iter().take(MAX_FALLBACK_MODELS).map(|m| json!(m)));
         body["models"] = Value::Array(models);
     }
+    let mut plugins = Vec::new();
     if let Some(web) = settings.web_search.as_ref().filter(|w| w.enabled) {
         let mut plugin = json!({"id": "web"});
         if let Some(n) = web.max_results {
@@ -166,9 +167,26 @@ fn add_openrouter_routing(
         if let Some(engine) = &web.engine {
             plugin["engine"] = json!(engine);
         }
-        body["plugins"] = json!([plugin]);
+        plugins.push(plugin);
+    }
+    let sends_files = body["messages"].as_array().is_some_and(|messages| {
+        messages.iter().any(|m| {
+            m["content"]
+                .as_array()
+                .is_some_and(|parts| parts.iter().any(|p| p["type"] == "file"))
+        })
+    });
+    if sends_files {
+        let engine = settings.pdf_engine.as_deref().unwrap_or(DEFAULT_PDF_ENGINE);
+        plugins.push(json!({"id": "file-parser", "pdf": {"engine": engine}}));
+    }
+    if !plugins.is_empty() {
+        body["plugins"] = Value::Array(plugins);
     }
 }
+
+/// How PDFs are read when the chat does not say: OpenRouter's text extraction (free).
+pub const DEFAULT_PDF_ENGINE: &str = "pdf-text";
 
 /// OpenRouter's `reasoning` object: an effort (the message's, else the chat's), a token budget,
 /// whether to leave the reasoning out of the reply, or `off`.
@@ -268,19 +286,41 @@ fn upstream_message(m: &Message, vision: bool) -> Option<Value> {
                 .and_then(Value::as_array)
                 .map(|a| a.iter().filter_map(Value::as_str).collect())
                 .unwrap_or_default();
-            if images.is_empty() || !vision {
+            // Files the generation loaded (`data_url` beside the stored reference).
+            let files: Vec<Value> = m
+                .attachments
+                .as_ref()
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .filter_map(|a| {
+                    let url = a.get("data_url")?.as_str()?;
+                    Some(json!({"type": "file", "file": {
+                        "filename": a.get("name").and_then(Value::as_str).unwrap_or("file"),
+                        "file_data": url,
+                    }}))
+                })
+                .collect();
+            if (images.is_empty() || !vision) && files.is_empty() {
                 let mut text = m.content.clone();
                 if !images.is_empty() {
                     text.push_str("\n[image omitted: this model cannot see images]");
                 }
                 return Some(json!({"role": "user", "content": text}));
             }
-            let mut parts = vec![json!({"type": "text", "text": m.content})];
-            parts.extend(
-                images
-                    .iter()
-                    .map(|url| json!({"type": "image_url", "image_url": {"url": url}})),
-            );
+            let mut text = m.content.clone();
+            if !images.is_empty() && !vision {
+                text.push_str("\n[image omitted: this model cannot see images]");
+            }
+            let mut parts = vec![json!({"type": "text", "text": text})];
+            if vision {
+                parts.extend(
+                    images
+                        .iter()
+                        .map(|url| json!({"type": "image_url", "image_url": {"url": url}})),
+                );
+            }
+            parts.extend(files);
             Some(json!({"role": "user", "content": parts}))
         }
         Role::Assistant => {
@@ -296,6 +336,19 @@ fn upstream_message(m: &Message, vision: bool) -> Option<Value> {
             // reasoning) need it back verbatim to continue the conversation.
             if let Some(details) = m.reasoning_details.as_ref().filter(|d| !d.is_null()) {
                 msg["reasoning_details"] = details.clone();
+            }
+            // The file parser's output goes back, so a file is not parsed (and paid) again.
+            let parsed: Vec<Value> = m
+                .annotations
+                .as_ref()
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .filter(|a| a.get("type").and_then(Value::as_str) == Some("file"))
+                .cloned()
+                .collect();
+            if !parsed.is_empty() {
+                msg["annotations"] = Value::Array(parsed);
             }
             Some(msg)
         }

@@ -219,6 +219,8 @@ impl Generation {
                 tracing::warn!(error = %e, "reading the conversation for a reply failed");
                 failed(503, "the conversation could not be read from the database")
             })?;
+        let mut history = history;
+        self.load_files(&mut history).await?;
         self.toolbox = self.offered_tools();
         let body = self.request_body(&history);
         let first_user_message = history
@@ -247,6 +249,37 @@ impl Generation {
         };
         self.history = history;
         Ok((Bytes::from(body.to_string()), title))
+    }
+
+    /// Gives the files the history's user messages name their bytes (`data_url` beside the
+    /// reference), for the request only: pages and the stored messages keep references.
+    async fn load_files(&self, history: &mut [Message]) -> Result<(), Outcome> {
+        for m in history.iter_mut().filter(|m| m.role == Role::User) {
+            let Some(Value::Array(list)) = m.attachments.as_mut() else {
+                continue;
+            };
+            for item in list.iter_mut() {
+                let Some(id) = item.get("file").and_then(Value::as_str).map(str::to_owned) else {
+                    continue;
+                };
+                let file = self
+                    .engine
+                    .store
+                    .get_file(&self.plan.workspace, &self.plan.chat.id, &id)
+                    .await
+                    .map_err(|e| {
+                        tracing::warn!(error = %e, "reading a message's file for a reply failed");
+                        failed(
+                            503,
+                            "a file of the conversation could not be read from the database",
+                        )
+                    })?;
+                if let Some(file) = file {
+                    item["data_url"] = json!(format!("data:{};base64,{}", file.mime, file.data));
+                }
+            }
+        }
+        Ok(())
     }
 
     /// The upstream body for `history`, with the offered tools.

@@ -26,7 +26,7 @@ pub mod mcp;
 pub mod title;
 pub mod view;
 
-pub use engine::{ChatEngine, EngineConfig, ReplyPlan, StartedReply, Upstream, UserTurn};
+pub use engine::{ChatEngine, EngineConfig, ReplyPlan, StartedReply, Upstream, UserFile, UserTurn};
 pub use error::ChatError;
 pub use hub::Subscription;
 pub use ledger::{GenerationLookup, Ledger};

@@ -98,6 +98,7 @@ let lastEvent = 0;
 let models = null; // the /api/models list, fetched once
 let defaultModel = '';
 let images = [];
+let docs = []; // attached PDFs and text files: {name, data_url}
 const log = $('#log');
 
 const isStreaming = () => [...msgs.values()].some((m) => m.status === 'streaming');
@@ -396,16 +397,18 @@ function grow() { const i = input(); i.style.height = 'auto'; i.style.height = M
 
 async function send() {
   const text = input().value.trim();
-  if ((!text && !images.length) || isStreaming()) return;
+  if ((!text && !images.length && !docs.length) || isStreaming()) return;
   const body = { content: text };
   if (chat.settings?.model) body.model = chat.settings.model;
   if (images.length) body.images = images.slice();
+  if (docs.length) body.files = docs.slice();
   if (chat.settings?.reasoning_effort) body.reasoning = { effort: chat.settings.reasoning_effort };
   $('#send').disabled = true;
   try {
     await api('POST', `/api/chats/${encodeURIComponent(chat.id)}/messages`, body);
     input().value = '';
     images = [];
+    docs = [];
     renderAttachments();
     ls.set(draftKey(), '');
     note('');
@@ -416,7 +419,22 @@ async function send() {
 
 function renderAttachments() {
   $('#attachments').replaceChildren(...images.map((src, i) => h('figure', {}, h('img', { src, alt: t('image') }),
-    h('button', { type: 'button', 'aria-label': t('remove_image'), onclick: () => { images.splice(i, 1); renderAttachments(); } }, '×'))));
+    h('button', { type: 'button', 'aria-label': t('remove_image'), onclick: () => { images.splice(i, 1); renderAttachments(); } }, '×'))),
+  ...docs.map((d, i) => h('span', { class: 'file-chip' }, d.name, ' ',
+    h('button', { type: 'button', class: 'chip-x', 'aria-label': `${t('remove_file')} ${d.name}`, onclick: () => { docs.splice(i, 1); renderAttachments(); } }, '×'))));
+}
+
+/** PDFs and text files, sent with OpenRouter's file parser. */
+const isDoc = (f) => f.type === 'application/pdf' || f.type === 'application/json' || f.type.startsWith('text/') || /\.(pdf|txt|md|csv|json)$/i.test(f.name);
+async function addDocs(files) {
+  for (const f of [...files].filter(isDoc)) {
+    let url = await new Promise((res) => { const r = new FileReader(); r.onload = () => res(r.result); r.readAsDataURL(f); });
+    // A file the browser could not type (a .md, say) is sent as text.
+    url = url.replace(/^data:(application\/octet-stream|);base64,/, 'data:text/plain;base64,');
+    docs.push({ name: f.name, data_url: url });
+  }
+  note('');
+  renderAttachments();
 }
 
 async function addImages(files) {
@@ -480,12 +498,13 @@ function initComposer() {
   });
   i.addEventListener('paste', (e) => {
     const files = [...(e.clipboardData?.items || [])].filter((it) => it.kind === 'file').map((it) => it.getAsFile()).filter(Boolean);
-    if (files.length) { e.preventDefault(); addImages(files); }
+    if (files.length) { e.preventDefault(); addImages(files); addDocs(files); }
   });
   const main = $('#main');
   main.addEventListener('dragover', (e) => { if (e.dataTransfer?.types.includes('Files')) e.preventDefault(); });
-  main.addEventListener('drop', (e) => { if (e.dataTransfer?.files.length) { e.preventDefault(); addImages(e.dataTransfer.files); } });
+  main.addEventListener('drop', (e) => { if (e.dataTransfer?.files.length) { e.preventDefault(); addImages(e.dataTransfer.files); addDocs(e.dataTransfer.files); } });
   $('#image-input').addEventListener('change', (e) => { addImages(e.target.files); e.target.value = ''; });
+  $('#file-input').addEventListener('change', (e) => { addDocs(e.target.files).then(() => { e.target.value = ''; }); });
 }
 
 // ---------------------------------------------------------------- model picker

@@ -125,3 +125,114 @@ async fn a_generated_image_is_stored_with_the_reply_and_served_cached_on_both_da
     })
     .await;
 }
+
+/// A small PDF as a data URL (the bytes need not be a whole PDF: the mock does not read them).
+const PDF: &str =
+    "data:application/pdf;base64,JVBERi0xLjQKJcOkw7zDtsOfCjEgMCBvYmoKPDw+PgplbmRvYmoK";
+const TEXT: &str = "data:text/plain;base64,aGVsbG8gZmlsZQ==";
+
+#[tokio::test]
+async fn pdfs_and_text_files_go_with_the_file_parser_once_on_both_databases() {
+    on_both_databases(async |app: TestApp| {
+        let chat = create_chat(&app, None).await;
+        let files =
+            json!([{"name": "doc.pdf", "data_url": PDF}, {"name": "notes.txt", "data_url": TEXT}]);
+        let (status, body) = send(
+            &app,
+            &chat,
+            json!({"content": "read these", "model": "mock/echo", "files": files}),
+        )
+        .await;
+        assert_eq!(status, 202, "{body}");
+        let body = settled(&app, &chat).await;
+        let messages = body["messages"].as_array().unwrap();
+        let user = &messages[0];
+        let stored = user["files"].as_array().unwrap();
+        assert_eq!(stored.len(), 2, "{user}");
+        assert_eq!(stored[0]["name"], "doc.pdf");
+        assert_eq!(stored[0]["mime"], "application/pdf");
+        assert_eq!(stored[1]["name"], "notes.txt");
+        // Downloadable, byte for byte.
+        let res = app
+            .http
+            .get(app.at(&format!(
+                "{}?download=1",
+                stored[1]["url"].as_str().unwrap()
+            )))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 200);
+        assert_eq!(res.headers()["content-type"], "text/plain; charset=utf-8");
+        assert_eq!(res.text().await.unwrap(), "hello file");
+        let reply = &messages[1];
+        let annotations = reply["annotations"].as_array().unwrap();
+        assert_eq!(annotations.len(), 2, "{reply}");
+        assert!(annotations.iter().all(|a| a["type"] == "file"));
+
+        let sent = upstream_requests(&app, &chat);
+        let parts = sent[0]["messages"].as_array().unwrap().last().unwrap()["content"].clone();
+        assert_eq!(parts[0], json!({"type": "text", "text": "read these"}));
+        assert_eq!(
+            parts[1],
+            json!({"type": "file", "file": {"filename": "doc.pdf", "file_data": PDF}})
+        );
+        assert_eq!(parts[2]["file"]["file_data"], TEXT);
+        assert_eq!(
+            sent[0]["plugins"],
+            json!([{"id": "file-parser", "pdf": {"engine": "pdf-text"}}])
+        );
+
+        // The next turn sends the annotations back (with the chat's engine): nothing is parsed
+        // again, so the mock's reply has no new file annotations.
+        let res = app
+            .http
+            .patch(app.at(&format!("/api/chats/{chat}")))
+            .json(&json!({"settings": {"model": "mock/echo", "pdf_engine": "mistral-ocr"}}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 200);
+        let (status, _) = send(&app, &chat, json!({"content": "and again"})).await;
+        assert_eq!(status, 202);
+        let body = settled(&app, &chat).await;
+        let second_reply = last(&body);
+        assert_eq!(second_reply["status"], "complete");
+        assert!(second_reply["annotations"].is_null(), "{second_reply}");
+        let sent = upstream_requests(&app, &chat);
+        let history = sent[1]["messages"].as_array().unwrap();
+        let assistant = history.iter().find(|m| m["role"] == "assistant").unwrap();
+        assert_eq!(assistant["annotations"], json!(annotations));
+        assert_eq!(
+            sent[1]["plugins"],
+            json!([{"id": "file-parser", "pdf": {"engine": "mistral-ocr"}}])
+        );
+
+        // Files that are not documents, nameless, or too many are refused, and nothing is stored.
+        for bad in [
+            json!([{"name": "x.png", "data_url": "data:image/png;base64,iVBORw0KGgo="}]),
+            json!([{"name": "", "data_url": TEXT}]),
+            json!([{"name": "a.txt", "data_url": "data:text/plain,hello"}]),
+            json!([{"name": "a.txt", "data_url": TEXT, "extra": 1}]),
+            json!(
+                (0..11)
+                    .map(|i| json!({"name": format!("{i}.txt"), "data_url": TEXT}))
+                    .collect::<Vec<_>>()
+            ),
+        ] {
+            let (status, body) = send(&app, &chat, json!({"content": "x", "files": bad})).await;
+            assert_eq!(status, 400, "{body}");
+        }
+        let after = settled(&app, &chat).await;
+        assert_eq!(after["messages"].as_array().unwrap().len(), 4);
+        let res = app
+            .http
+            .patch(app.at(&format!("/api/chats/{chat}")))
+            .json(&json!({"settings": {"pdf_engine": "guess"}}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 400);
+    })
+    .await;
+}
