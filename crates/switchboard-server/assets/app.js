@@ -179,6 +179,37 @@ function renderFiles(files) {
     : h('a', { class: 'file-chip', href: f.url + '?download=1', download: f.name, title: f.mime }, f.name)));
 }
 
+/** A reply's error, with what a person can do about it: a 402 that says what the credits afford
+ *  offers a retry within it; a 429 says when the limit resets and offers another model (the
+ *  chat's first fallback, or a free one from the catalog). */
+function errorBox(m) {
+  const code = Number(m.error.code);
+  let text = m.error.message || '';
+  const resets = text.match(/ ?The limit resets at (\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ)\./);
+  if (resets) text = text.replace(resets[0], '');
+  const msg = m.error.code != null ? `${text} (${m.error.code})` : text;
+  const box = h('div', { class: 'msg-error', role: 'alert' }, h('span', {}, msg));
+  if (resets) box.append(h('span', { class: 'resets' }, t('rate_limit_resets', { time: new Date(resets[1]).toLocaleTimeString() })));
+  box.append(' ', h('button', { type: 'button', class: 'btn', 'data-act': 'retry' }, t('retry')));
+  const afford = code === 402 && text.match(/can only afford (\d+)/);
+  if (afford && Number(afford[1]) > 0) {
+    box.append(' ', h('button', { type: 'button', class: 'btn primary', 'data-act': 'retry-max', 'data-n': afford[1] }, t('retry_max_tokens', { n: afford[1] })));
+  }
+  if (code === 429) {
+    const b = h('button', { type: 'button', class: 'btn primary', 'data-act': 'try-fallback', hidden: true });
+    const offer = (model) => { if (model) { b.dataset.model = model; b.textContent = t('try_fallback', { model }); b.hidden = false; } };
+    const fallback = (chat.settings?.fallback_models || [])[0];
+    if (fallback) offer(fallback);
+    else loadModels().then((list) => {
+      const current = m.model || currentModel();
+      const free = list.filter((x) => x.free && x.id !== current);
+      offer((free.find((x) => x.id.endsWith(':free')) || free[0])?.id);
+    });
+    box.append(' ', b);
+  }
+  return box;
+}
+
 /** One message, the same markup as templates/message.html. */
 function renderMessage(m) {
   const streaming = m.status === 'streaming';
@@ -199,10 +230,7 @@ function renderMessage(m) {
   el.append(body);
   const cites = (m.annotations || []).map((a) => a.url_citation || a).filter((c) => /^https?:\/\//.test(c.url || ''));
   if (cites.length) el.append(h('ol', { class: 'citations', 'aria-label': t('sources') }, cites.map((c) => h('li', {}, h('a', { href: c.url, target: '_blank', rel: 'noopener noreferrer nofollow' }, c.title || c.url)))));
-  if (m.error) {
-    const msg = m.error.code != null ? `${m.error.message} (${m.error.code})` : m.error.message;
-    el.append(h('div', { class: 'msg-error', role: 'alert' }, h('span', {}, msg), ' ', h('button', { type: 'button', class: 'btn', 'data-act': 'retry' }, t('retry'))));
-  }
+  if (m.error) el.append(errorBox(m));
   el.append(h('footer', { class: 'msg-foot' }, h('span', { class: 'meta' }, meta(m)), h('span', { class: 'acts' },
     actBtn('copy', t('copy'), 'copy'),
     user ? actBtn('edit', t('edit'), 'edit') : actBtn('retry', t('regenerate'), 'redo'),
@@ -356,6 +384,14 @@ async function act(name, m, button) {
     else if (name === 'retry') {
       // On a user message, regenerate the reply after it; on an assistant message, that one.
       await api('POST', `${base}/messages/${m.id}/regenerate`);
+    } else if (name === 'retry-max') {
+      // The chat asks for no more than the credits afford from now on, then tries again.
+      await saveSettings({ ...chat.settings, max_tokens: Number(button.dataset.n) });
+      await api('POST', `${base}/messages/${m.id}/regenerate`);
+    } else if (name === 'try-fallback') {
+      await api('POST', `${base}/messages/${m.id}/regenerate`, { model: button.dataset.model });
+      chat.settings = { ...chat.settings, model: button.dataset.model };
+      showModel();
     } else if (name === 'edit') {
       const text = prompt(t('edit_prompt'), m.content);
       if (text != null && text.trim()) await api('POST', `${base}/messages/${m.id}/edit`, { content: text });
@@ -839,6 +875,8 @@ function initSidebar() {
 // ---------------------------------------------------------------- start
 function initChat() {
   for (const m of chat.messages || []) msgs.set(m.id, m);
+  // The server renders an error with its retry; the page adds what only a script can offer.
+  for (const m of msgs.values()) if (m.error) document.querySelector(`#m-${CSS.escape(m.id)} .msg-error`)?.replaceWith(errorBox(m));
   lastEvent = chat.last_event_id || 0;
   localize(log);
   log.addEventListener('click', async (e) => {

@@ -264,3 +264,44 @@ test('a tool call waits for Allow on a card that survives a reload; its result i
   assert.match(await s.page.textContent('.msg.assistant .body'), /Tool result: Echo: <img/);
   assert.deepEqual(s.errors, []);
 });
+
+test('a 402 that says what the credits afford retries within it in one click', async (t) => {
+  const s = await setup(t);
+  const chat = await openChat(s, 'mock/status-402');
+  await send(s.page, 'within my means');
+  const err = await s.page.waitForSelector('.msg.assistant .msg-error', { timeout: 15000 });
+  assert.match(await err.textContent(), /can only afford 3395/);
+  const retry = await err.waitForSelector('button[data-act=retry-max]');
+  assert.equal(await retry.textContent(), 'Retry with max 3395 tokens');
+  await retry.click();
+  const done = await s.page.waitForSelector('.msg.assistant[data-status=complete]', { timeout: 15000 });
+  assert.equal((await done.$eval('.body', (e) => e.textContent)).trim(), 'within my means');
+  const saved = await s.api('GET', `/api/chats/${chat.id}`);
+  assert.equal(saved.settings.max_tokens, 3395);
+  assert.deepEqual(s.errors, []);
+});
+
+test('a 429 shows the provider\'s words and the reset time, and tries a fallback model in one click', async (t) => {
+  const s = await setup(t);
+  const chat = await openChat(s, 'mock/status-429');
+  await send(s.page, 'are you there?');
+  const err = await s.page.waitForSelector('.msg.assistant .msg-error', { timeout: 15000 });
+  assert.match(await err.textContent(), /Google: mock\/status-429 is temporarily rate-limited upstream/);
+  assert.match(await err.$eval('.resets', (e) => e.textContent), /^The limit resets at .+\.$/);
+  const fallback = await err.waitForSelector('button[data-act=try-fallback]:not([hidden])');
+  const model = await fallback.getAttribute('data-model');
+  assert.match(model, /:free$/);
+  await shot(s.page, 'rate-limited');
+  await fallback.click();
+  const done = await s.page.waitForSelector('.msg.assistant[data-status=complete]', { timeout: 15000 });
+  assert.match(await done.$eval('.body', (e) => e.textContent), new RegExp(`Hello from ${model.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}`));
+  const saved = await s.api('GET', `/api/chats/${chat.id}`);
+  assert.equal(saved.settings.model, model);
+  // With a fallback list, OpenRouter (the mock) falls back by itself and says who served.
+  await s.api('PATCH', `/api/chats/${chat.id}`, { settings: { model: 'mock/status-429', fallback_models: ['mock/echo'] } });
+  await s.page.reload();
+  await s.page.waitForSelector('#input');
+  await send(s.page, 'fall back please');
+  await s.page.waitForFunction(() => [...document.querySelectorAll('.msg.assistant[data-status=complete] .body')].some((b) => b.textContent.includes('fall back please')), null, { timeout: 15000 });
+  assert.deepEqual(s.errors, []);
+});
