@@ -749,6 +749,16 @@ async function exportChat(kind) {
   } catch (e) { note(t('error_generic', { message: e.message })); }
 }
 
+/** The key's spending limit and what is left of it (OpenRouter's `/v1/key`), when the key has one. */
+async function showKeyLimit() {
+  const k = (await api('GET', '/api/openrouter/v1/key').catch(() => null))?.data;
+  const box = $('#st-key-info');
+  box.hidden = !(k && k.limit != null);
+  if (box.hidden) return;
+  $('#st-key-limit').textContent = '$' + money(Number(k.limit)) + (k.limit_reset ? ` (${k.limit_reset})` : '');
+  $('#st-key-remaining').textContent = '$' + money(Number(k.limit_remaining ?? (k.limit - (k.usage || 0))));
+}
+
 function initSettings() {
   const dlg = $('#settings');
   const lang = $('#st-lang');
@@ -763,6 +773,7 @@ function initSettings() {
     $('#st-endpoint').value = ls.get('endpoint');
     $('#st-templates').value = ls.get('templates', BUILTIN_TEMPLATES);
     dlg.showModal();
+    if (!CFG.hideBalanceQuery) showKeyLimit();
   });
   $('#st-save').addEventListener('click', () => {
     const theme = $('#st-theme').value;
@@ -786,8 +797,7 @@ function initSettings() {
       const c = (await api('GET', '/api/openrouter/v1/credits')).data || {};
       const total = Number(c.total_credits ?? 0), used = Number(c.total_usage ?? 0);
       out.textContent = t('balance_fmt', { total: '$' + money(total), used: '$' + money(used), left: '$' + money(total - used) });
-      const k = (await api('GET', '/api/openrouter/v1/key').catch(() => null))?.data;
-      if (k && k.limit != null) out.textContent += ` · ${k.label || ''} ${money(Number(k.usage || 0))}/${money(Number(k.limit))}`;
+      await showKeyLimit();
     } catch (e) { out.textContent = t('error_generic', { message: e.message }); }
   });
   $('#st-import').addEventListener('change', async (e) => {

@@ -305,3 +305,13 @@ test('a 429 shows the provider\'s words and the reset time, and tries a fallback
   await s.page.waitForFunction(() => [...document.querySelectorAll('.msg.assistant[data-status=complete] .body')].some((b) => b.textContent.includes('fall back please')), null, { timeout: 15000 });
   assert.deepEqual(s.errors, []);
 });
+
+test('with ENABLE_BALANCE_QUERY the settings show the key\'s limit and remaining credit', async (t) => {
+  const s = await setup(t, { env: { ENABLE_BALANCE_QUERY: 'true' } });
+  await openChat(s, 'mock/echo');
+  await s.page.click('#open-settings');
+  await s.page.waitForSelector('#st-key-info:not([hidden])', { timeout: 15000 });
+  assert.equal(await s.page.$eval('#st-key-limit', (e) => e.textContent), '$100.00');
+  assert.match(await s.page.$eval('#st-key-remaining', (e) => e.textContent), /^\$\d+\.\d\d$/);
+  assert.deepEqual(s.errors, []);
+});
