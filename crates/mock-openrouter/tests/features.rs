@@ -111,6 +111,8 @@ async fn the_endpoints_route_lists_the_providers_of_a_model() {
     let endpoints = data["endpoints"].as_array().unwrap();
     assert!(endpoints.len() >= 2, "{endpoints:?}");
     assert_eq!(endpoints[0]["provider_name"], "OpenAI");
+    // The vendor's own endpoint costs what the catalog says.
+    assert_eq!(endpoints[0]["pricing"]["prompt"], "0.0000025");
     for e in endpoints {
         assert!(e["tag"].is_string());
         assert!(e["pricing"]["prompt"].is_string());

@@ -681,12 +681,66 @@ function initPicker() {
 }
 
 // ---------------------------------------------------------------- dialogs
+// ---------------------------------------------------------------- routing panel
+// The chat's `provider` setting, OpenRouter's provider preferences: sort, data policy, max price,
+// and the model's endpoints (from our endpoints route) to put in order or leave out.
+let routeRows = []; // [{tag, name, price, ignored}] in the chosen order
+async function routingOpen(p) {
+  $('#rt-sort').value = p.sort || '';
+  $('#rt-deny').checked = p.data_collection === 'deny';
+  $('#rt-zdr').checked = p.zdr === true;
+  $('#rt-max-prompt').value = p.max_price?.prompt ?? '';
+  $('#rt-max-completion').value = p.max_price?.completion ?? '';
+  routeRows = [];
+  renderRoutes();
+  const model = currentModel();
+  if (!/^[^@/]+\/[^/]+$/.test(model)) return;
+  try {
+    const r = await api('GET', `/api/models/${model.split('/').map(encodeURIComponent).join('/')}/endpoints`);
+    const eps = (r.data?.endpoints || []).map((e) => ({
+      tag: e.tag || e.provider_name, name: e.provider_name || e.tag,
+      price: e.pricing ? `$${money(Number(e.pricing.prompt) * 1e6)} / $${money(Number(e.pricing.completion) * 1e6)}` : '',
+      ignored: (p.ignore || []).includes(e.tag || e.provider_name),
+    }));
+    const order = p.order || [];
+    const rank = (e) => { const i = order.indexOf(e.tag); return i < 0 ? order.length : i; };
+    routeRows = eps.sort((a, b) => rank(a) - rank(b));
+    routeRows.ordered = order.length > 0;
+  } catch { routeRows = []; }
+  renderRoutes();
+}
+function renderRoutes() {
+  $('#rt-endpoints').replaceChildren(...routeRows.map((e, i) => h('li', { 'data-tag': e.tag, class: e.ignored ? 'ignored' : '' },
+    h('span', { class: 'rt-name' }, e.name), ' ', h('span', { class: 'muted' }, e.price), ' ',
+    i > 0 ? h('button', { type: 'button', class: 'btn', 'data-rt': 'up', 'aria-label': `${t('routing_up')} ${e.name}`, onclick: () => { [routeRows[i - 1], routeRows[i]] = [routeRows[i], routeRows[i - 1]]; routeRows.ordered = true; renderRoutes(); } }, '↑') : null,
+    h('button', { type: 'button', class: 'btn', 'data-rt': 'exclude', 'aria-pressed': String(e.ignored), onclick: () => { e.ignored = !e.ignored; renderRoutes(); } }, e.ignored ? t('routing_include') : t('routing_exclude')))));
+}
+/** The preferences the panel shows, over what the chat had (fields the panel does not edit stay). */
+function routingValue(old) {
+  const p = { ...old };
+  const set = (k, v) => { if (v === undefined) delete p[k]; else p[k] = v; };
+  set('sort', $('#rt-sort').value || undefined);
+  set('data_collection', $('#rt-deny').checked ? 'deny' : undefined);
+  set('zdr', $('#rt-zdr').checked ? true : undefined);
+  const num = (id) => ($(id).value === '' ? undefined : Number($(id).value));
+  const max = { prompt: num('#rt-max-prompt'), completion: num('#rt-max-completion') };
+  set('max_price', max.prompt != null || max.completion != null ? JSON.parse(JSON.stringify(max)) : undefined);
+  if (routeRows.length) {
+    const kept = routeRows.filter((e) => !e.ignored).map((e) => e.tag);
+    const ignored = routeRows.filter((e) => e.ignored).map((e) => e.tag);
+    set('order', routeRows.ordered && kept.length ? kept : undefined);
+    set('ignore', ignored.length ? ignored : undefined);
+  }
+  return Object.keys(p).length ? p : null;
+}
+
 function initChatSettings() {
   const dlg = $('#chat-settings');
   const form = $('#cs-form');
   $('#chat-settings-btn').addEventListener('click', () => {
     const s = chat.settings || {};
     for (const el of form.elements) if (el.name) el.value = s[el.name] ?? '';
+    routingOpen(s.provider || {});
     dlg.showModal();
   });
   form.addEventListener('submit', () => {
@@ -695,6 +749,7 @@ function initChatSettings() {
       if (!el.name) continue;
       s[el.name] = el.type === 'number' ? (el.value === '' ? null : Number(el.value)) : el.value;
     }
+    s.provider = routingValue(s.provider || {});
     saveSettings(s);
   });
   $('#export-md').addEventListener('click', () => exportChat('md'));

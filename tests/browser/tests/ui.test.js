@@ -315,3 +315,33 @@ test('with ENABLE_BALANCE_QUERY the settings show the key\'s limit and remaining
   assert.match(await s.page.$eval('#st-key-remaining', (e) => e.textContent), /^\$\d+\.\d\d$/);
   assert.deepEqual(s.errors, []);
 });
+
+test('the routing panel orders and excludes the model\'s endpoints and the upstream request carries them', async (t) => {
+  const s = await setup(t);
+  const chat = await openChat(s, 'mock/echo');
+  await s.page.click('#chat-settings-btn');
+  await s.page.waitForSelector('#rt-endpoints li[data-tag=groq]', { timeout: 15000 });
+  assert.deepEqual(await s.page.$$eval('#rt-endpoints li', (l) => l.map((e) => e.dataset.tag)), ['mock', 'deepinfra/fp8', 'groq']);
+  await s.page.selectOption('#rt-sort', 'throughput');
+  await s.page.check('#rt-deny');
+  await s.page.check('#rt-zdr');
+  await s.page.fill('#rt-max-prompt', '2');
+  await s.page.click('#rt-endpoints li[data-tag="deepinfra/fp8"] button[data-rt=up]');
+  await s.page.click('#rt-endpoints li[data-tag=groq] button[data-rt=exclude]');
+  await shot(s.page, 'routing-panel');
+  await s.page.click('#cs-form button[type=submit]');
+  const want = { sort: 'throughput', data_collection: 'deny', zdr: true, max_price: { prompt: 2 }, order: ['deepinfra/fp8', 'mock'], ignore: ['groq'] };
+  let saved;
+  for (let i = 0; i < 50; i++) {
+    saved = (await s.api('GET', `/api/chats/${chat.id}`)).settings.provider;
+    if (saved) break;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  assert.deepEqual(saved, want);
+  await send(s.page, 'route me');
+  await s.page.waitForSelector('.msg.assistant[data-status=complete]', { timeout: 15000 });
+  const recorded = await (await s.context.request.get(`${s.mock}/__mock/requests`)).json();
+  const sent = recorded.find((r) => r.path.endsWith('/chat/completions') && r.body.session_id === chat.id);
+  assert.deepEqual(sent.body.provider, want);
+  assert.deepEqual(s.errors, []);
+});

@@ -236,3 +236,52 @@ async fn pdfs_and_text_files_go_with_the_file_parser_once_on_both_databases() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn a_model_s_endpoints_come_from_openrouter_for_the_routing_panel() {
+    let app = spawn_app(&[]).await;
+    let (status, body) = app.get_json("/api/models/openai/gpt-4o/endpoints").await;
+    assert_eq!(status, 200, "{body}");
+    let endpoints = body["data"]["endpoints"].as_array().unwrap();
+    assert!(endpoints.len() >= 2);
+    assert_eq!(endpoints[0]["provider_name"], "OpenAI");
+    // A `:free` id lists its base model's endpoints.
+    let (status, body) = app
+        .get_json("/api/models/qwen/qwen3-32b:free/endpoints")
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["data"]["id"], "qwen/qwen3-32b");
+    let asked: Vec<String> = app
+        .mock
+        .requests()
+        .into_iter()
+        .filter(|r| r.path.ends_with("/endpoints"))
+        .map(|r| r.path)
+        .collect();
+    assert_eq!(
+        asked,
+        [
+            "/api/v1/models/openai/gpt-4o/endpoints",
+            "/api/v1/models/qwen/qwen3-32b/endpoints"
+        ]
+    );
+    let (status, body) = app.get_json("/api/models/nobody/nothing/endpoints").await;
+    assert_eq!(status, 404, "{body}");
+    assert!(body["error"]["message"].is_string());
+    let (status, _) = app.get_json("/api/models/..%2F..%2Fkey/x/endpoints").await;
+    assert_eq!(status, 400);
+
+    let restricted = spawn_app(&[("CUSTOM_MODELS", "-all,+mock/echo")]).await;
+    let (status, _) = restricted
+        .get_json("/api/models/openai/gpt-4o/endpoints")
+        .await;
+    assert!(status == 403 || status == 400, "{status}");
+    assert!(
+        !restricted
+            .mock
+            .requests()
+            .iter()
+            .any(|r| r.path.ends_with("/endpoints")),
+        "a model the server does not offer is not looked up"
+    );
+}
