@@ -233,7 +233,8 @@ async fn mock_image_draws_one_png_in_the_delta_and_the_message() {
         url.starts_with("data:image/png;base64,iVBORw0KGgo"),
         "{url}"
     );
-    assert!(chunks.iter().all(|c| c.get("system_fingerprint").is_some()));
+    // As in real streams, chunks carry no `system_fingerprint`; whole answers carry it as null.
+    assert!(chunks.iter().all(|c| c.get("system_fingerprint").is_none()));
 
     let (_, _, body) = post(
         &mock,
