@@ -345,3 +345,30 @@ test('the routing panel orders and excludes the model\'s endpoints and the upstr
   assert.deepEqual(sent.body.provider, want);
   assert.deepEqual(s.errors, []);
 });
+
+test('a PDF picked in the composer goes as a chip and comes back downloadable; a drawn image is shown from its route', async (t) => {
+  const s = await setup(t);
+  const chat = await openChat(s, 'mock/echo');
+  await s.page.setInputFiles('#file-input', { name: 'brief.pdf', mimeType: 'application/pdf', buffer: Buffer.from('%PDF-1.4\n%mock\n') });
+  await s.page.waitForSelector('#attachments .file-chip >> text=brief.pdf');
+  await send(s.page, 'summarize the brief');
+  const user = await s.page.waitForSelector('.msg.user a.file-chip[download="brief.pdf"]', { timeout: 15000 });
+  const href = await user.getAttribute('href');
+  assert.match(href, new RegExp(`^/api/chats/${chat.id}/files/f_[a-z2-7]+\\?download=1$`));
+  assert.equal(await s.page.$$eval('#attachments .file-chip', (l) => l.length), 0, 'the composer is cleared');
+  await s.page.waitForSelector('.msg.assistant[data-status=complete]', { timeout: 15000 });
+  const file = await s.context.request.get(s.base + href);
+  assert.equal(await file.text(), '%PDF-1.4\n%mock\n');
+  const recorded = await (await s.context.request.get(`${s.mock}/__mock/requests`)).json();
+  const sent = recorded.find((r) => r.path.endsWith('/chat/completions') && r.body.session_id === chat.id);
+  assert.deepEqual(sent.body.plugins, [{ id: 'file-parser', pdf: { engine: 'pdf-text' } }]);
+
+  await openChat(s, 'mock/image');
+  await send(s.page, 'draw');
+  const img = await s.page.waitForSelector('.msg.assistant[data-status=complete] .gen-image img', { timeout: 15000 });
+  assert.match(await img.getAttribute('src'), /^\/api\/chats\/[^/]+\/files\/f_[a-z2-7]+$/);
+  await s.page.waitForFunction(() => document.querySelector('.gen-image img').naturalWidth === 1);
+  await s.page.reload();
+  await s.page.waitForSelector('.msg.assistant .gen-image img');
+  assert.deepEqual(s.errors, []);
+});
