@@ -265,7 +265,7 @@ impl Generation {
                 let file = self
                     .engine
                     .store
-                    .get_file(&self.plan.workspace, &self.plan.chat.id, &id)
+                    .get_file(&self.plan.workspace, &id)
                     .await
                     .map_err(|e| {
                         tracing::warn!(error = %e, "reading a message's file for a reply failed");

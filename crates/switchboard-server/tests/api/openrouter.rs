@@ -102,18 +102,41 @@ async fn a_generated_image_is_stored_with_the_reply_and_served_cached_on_both_da
                 .unwrap()
                 .starts_with("attachment; filename=\"image-1.png\"")
         );
-        // Another workspace, or another chat, does not reach it.
-        let other = create_chat(&app, None).await;
+        // A fork shows the image too (its copy names the same file); another workspace never.
         let res = app
             .http
-            .get(app.at(&format!(
-                "/api/chats/{other}/files/{}",
-                files[0]["id"].as_str().unwrap()
-            )))
+            .post(app.at(&format!("/api/chats/{chat}/fork")))
+            .json(&json!({"message_id": reply["id"]}))
             .send()
             .await
             .unwrap();
-        assert_eq!(res.status(), 404);
+        assert_eq!(res.status(), 201);
+        let fork: Value = res.json().await.unwrap();
+        let fork_id = fork["id"].as_str().unwrap();
+        let (_, forked) = app.get_json(&format!("/api/chats/{fork_id}")).await;
+        let forked_url = last(&forked)["files"][0]["url"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let file_id = files[0]["id"].as_str().unwrap();
+        assert_eq!(forked_url, format!("/api/chats/{fork_id}/files/{file_id}"));
+        assert_eq!(
+            app.http
+                .get(app.at(&forked_url))
+                .send()
+                .await
+                .unwrap()
+                .status(),
+            200
+        );
+        let res = app
+            .http
+            .get(app.at(url))
+            .header("authorization", "Bearer sk-or-someone-else")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 404, "another workspace does not reach it");
         // The image counts towards the workspace's stored bytes.
         let usage = app
             .state
