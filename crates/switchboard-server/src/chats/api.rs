@@ -814,6 +814,34 @@ pub struct EditRequest {
     model: Option<String>,
 }
 
+/// The files of a message an edit replaces, copied for the edited one (the old rows go with the
+/// old message).
+async fn kept_files(
+    state: &AppState,
+    caller: &Caller,
+    msg: &switchboard_store::Message,
+) -> Result<Vec<UserFile>, ApiError> {
+    let ids = msg
+        .attachments
+        .as_ref()
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|a| a.get("file").and_then(Value::as_str));
+    let mut files = Vec::new();
+    for id in ids {
+        if let Some(f) = state.store().get_file(&caller.workspace, id).await? {
+            files.push(UserFile {
+                name: f.name,
+                mime: f.mime,
+                data: f.data,
+                size: f.size,
+            });
+        }
+    }
+    Ok(files)
+}
+
 pub async fn edit_message(
     caller: Caller,
     State(state): State<AppState>,
@@ -846,11 +874,12 @@ pub async fn edit_message(
                 .collect()
         })
         .unwrap_or_default();
+    let files = kept_files(&state, &caller, &msg).await?;
     let turn = Turn {
         user: Some(UserTurn {
             content: req.content,
             images,
-            files: Vec::new(),
+            files,
         }),
         truncate_from: Some(msg.seq),
     };

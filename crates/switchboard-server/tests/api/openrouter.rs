@@ -231,6 +231,28 @@ async fn pdfs_and_text_files_go_with_the_file_parser_once_on_both_databases() {
             json!([{"id": "file-parser", "pdf": {"engine": "mistral-ocr"}}])
         );
 
+        // An edit of the message keeps its files (copied with the new message).
+        let user_id = body["messages"][0]["id"].as_str().unwrap().to_owned();
+        let res = app
+            .http
+            .post(app.at(&format!("/api/chats/{chat}/messages/{user_id}/edit")))
+            .json(&json!({"content": "read these, edited"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 202);
+        let body = settled(&app, &chat).await;
+        let names: Vec<&str> = body["messages"][0]["files"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| f["name"].as_str().unwrap())
+            .collect();
+        assert_eq!(names, ["doc.pdf", "notes.txt"]);
+        let sent = upstream_requests(&app, &chat);
+        let parts = &sent[2]["messages"].as_array().unwrap().last().unwrap()["content"];
+        assert_eq!(parts[1]["file"]["file_data"], PDF);
+
         // Files that are not documents, nameless, or too many are refused, and nothing is stored.
         for bad in [
             json!([{"name": "x.png", "data_url": "data:image/png;base64,iVBORw0KGgo="}]),
@@ -247,7 +269,7 @@ async fn pdfs_and_text_files_go_with_the_file_parser_once_on_both_databases() {
             assert_eq!(status, 400, "{body}");
         }
         let after = settled(&app, &chat).await;
-        assert_eq!(after["messages"].as_array().unwrap().len(), 4);
+        assert_eq!(after["messages"].as_array().unwrap().len(), 2);
         let res = app
             .http
             .patch(app.at(&format!("/api/chats/{chat}")))
