@@ -537,6 +537,61 @@ mod tests {
     }
 
     #[test]
+    fn files_go_as_parts_with_the_parser_beside_web_search_and_parsed_files_go_back() {
+        let mut user = msg(Role::User, "read");
+        user.attachments = Some(json!([
+            "data:image/png;base64,AAAA",
+            {"file": "f_1", "name": "a.pdf", "mime": "application/pdf", "size": 3,
+             "data_url": "data:application/pdf;base64,JVBE"},
+        ]));
+        let mut reply = msg(Role::Assistant, "read it");
+        reply.annotations = Some(json!([
+            {"type": "url_citation", "url": "https://example.com"},
+            {"type": "file", "file": {"hash": "h", "name": "a.pdf", "content": []}},
+        ]));
+        let settings = ChatSettings {
+            web_search: Some(switchboard_store::WebSearch {
+                enabled: true,
+                max_results: None,
+                engine: None,
+            }),
+            pdf_engine: Some("native".into()),
+            ..ChatSettings::default()
+        };
+        let limits = ModelLimits {
+            context_length: None,
+            vision: false,
+            image_output: true,
+        };
+        let routing = Routing {
+            openrouter: true,
+            session_id: "c",
+            provider_default: None,
+        };
+        let body = build_request("m", &settings, &[user, reply], &limits, None, &routing);
+        let parts = &body["messages"][0]["content"];
+        assert_eq!(
+            parts[0]["text"],
+            "read\n[image omitted: this model cannot see images]"
+        );
+        assert_eq!(
+            parts[1],
+            json!({"type": "file", "file": {"filename": "a.pdf", "file_data": "data:application/pdf;base64,JVBE"}})
+        );
+        assert_eq!(parts.as_array().unwrap().len(), 2);
+        // Only the file parser's annotations go back; citations are the reply's own.
+        assert_eq!(
+            body["messages"][1]["annotations"],
+            json!([{"type": "file", "file": {"hash": "h", "name": "a.pdf", "content": []}}])
+        );
+        assert_eq!(
+            body["plugins"],
+            json!([{"id": "web"}, {"id": "file-parser", "pdf": {"engine": "native"}}])
+        );
+        assert_eq!(body["modalities"], json!(["image", "text"]));
+    }
+
+    #[test]
     fn images_only_for_vision_models_and_reasoning_details_go_back() {
         let mut user = msg(Role::User, "look");
         user.attachments = Some(json!(["data:image/png;base64,AAAA"]));
