@@ -656,6 +656,8 @@ async fn key(State(state): State<AppState>, auth: Authorized) -> Json<Value> {
             "limit_remaining": (KEY_LIMIT - usage).max(0.0),
             "limit_reset": null,
             "allowed_data_regions": ["global"],
+            // An account that bought $10 of credits: 1,000 free-model requests a day.
+            "free_model_daily_requests": {"limit": 1000, "remaining": 1000, "used": 0},
             "organization_id": null,
             "workspace_id": null,
             "include_byok_in_limit": false,

@@ -506,8 +506,8 @@ pub(crate) fn endpoints_json(entry: &Value) -> Value {
             .as_str()
             .and_then(|p| p.parse().ok())
             .unwrap_or(0.0);
-        // Whole nano-dollars, printed as OpenRouter prints prices.
-        per_token(((base * factor) * 1e12).round() as u64)
+        // In mills per million tokens (1e9 per USD per token), printed as OpenRouter prints prices.
+        per_token((base * factor * 1e9).round() as u64)
     };
     let context = entry["context_length"].as_u64().unwrap_or(0);
     let hosts: [(&str, &str, f64, &str, f64, f64); 3] = [

@@ -727,7 +727,7 @@ impl Script {
     /// The frames of the streamed answer, keep-alives included, ending with `[DONE]`.
     pub fn sse_frames(&self, id: &str, created: u64) -> Vec<Frame> {
         let head = format!(
-            r#"data: {{"id":"{id}","provider":"{}","model":{},"object":"chat.completion.chunk","created":{created},"system_fingerprint":null"#,
+            r#"data: {{"id":"{id}","provider":"{}","model":{},"object":"chat.completion.chunk","created":{created}"#,
             self.provider,
             json_str(&self.model),
         );

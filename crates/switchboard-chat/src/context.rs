@@ -158,6 +158,7 @@ fn add_openrouter_routing(
         models.extend(fallbacks.iter().take(MAX_FALLBACK_MODELS).map(|m| json!(m)));
         body["models"] = Value::Array(models);
     }
+    let mut plugins = Vec::new();
     if let Some(web) = settings.web_search.as_ref().filter(|w| w.enabled) {
         let mut plugin = json!({"id": "web"});
         if let Some(n) = web.max_results {
@@ -166,9 +167,26 @@ fn add_openrouter_routing(
         if let Some(engine) = &web.engine {
             plugin["engine"] = json!(engine);
         }
-        body["plugins"] = json!([plugin]);
+        plugins.push(plugin);
+    }
+    let sends_files = body["messages"].as_array().is_some_and(|messages| {
+        messages.iter().any(|m| {
+            m["content"]
+                .as_array()
+                .is_some_and(|parts| parts.iter().any(|p| p["type"] == "file"))
+        })
+    });
+    if sends_files {
+        let engine = settings.pdf_engine.as_deref().unwrap_or(DEFAULT_PDF_ENGINE);
+        plugins.push(json!({"id": "file-parser", "pdf": {"engine": engine}}));
+    }
+    if !plugins.is_empty() {
+        body["plugins"] = Value::Array(plugins);
     }
 }
+
+/// How PDFs are read when the chat does not say: OpenRouter's text extraction (free).
+pub const DEFAULT_PDF_ENGINE: &str = "pdf-text";
 
 /// OpenRouter's `reasoning` object: an effort (the message's, else the chat's), a token budget,
 /// whether to leave the reasoning out of the reply, or `off`.
@@ -268,19 +286,41 @@ fn upstream_message(m: &Message, vision: bool) -> Option<Value> {
                 .and_then(Value::as_array)
                 .map(|a| a.iter().filter_map(Value::as_str).collect())
                 .unwrap_or_default();
-            if images.is_empty() || !vision {
+            // Files the generation loaded (`data_url` beside the stored reference).
+            let files: Vec<Value> = m
+                .attachments
+                .as_ref()
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .filter_map(|a| {
+                    let url = a.get("data_url")?.as_str()?;
+                    Some(json!({"type": "file", "file": {
+                        "filename": a.get("name").and_then(Value::as_str).unwrap_or("file"),
+                        "file_data": url,
+                    }}))
+                })
+                .collect();
+            if (images.is_empty() || !vision) && files.is_empty() {
                 let mut text = m.content.clone();
                 if !images.is_empty() {
                     text.push_str("\n[image omitted: this model cannot see images]");
                 }
                 return Some(json!({"role": "user", "content": text}));
             }
-            let mut parts = vec![json!({"type": "text", "text": m.content})];
-            parts.extend(
-                images
-                    .iter()
-                    .map(|url| json!({"type": "image_url", "image_url": {"url": url}})),
-            );
+            let mut text = m.content.clone();
+            if !images.is_empty() && !vision {
+                text.push_str("\n[image omitted: this model cannot see images]");
+            }
+            let mut parts = vec![json!({"type": "text", "text": text})];
+            if vision {
+                parts.extend(
+                    images
+                        .iter()
+                        .map(|url| json!({"type": "image_url", "image_url": {"url": url}})),
+                );
+            }
+            parts.extend(files);
             Some(json!({"role": "user", "content": parts}))
         }
         Role::Assistant => {
@@ -296,6 +336,19 @@ fn upstream_message(m: &Message, vision: bool) -> Option<Value> {
             // reasoning) need it back verbatim to continue the conversation.
             if let Some(details) = m.reasoning_details.as_ref().filter(|d| !d.is_null()) {
                 msg["reasoning_details"] = details.clone();
+            }
+            // The file parser's output goes back, so a file is not parsed (and paid) again.
+            let parsed: Vec<Value> = m
+                .annotations
+                .as_ref()
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .filter(|a| a.get("type").and_then(Value::as_str) == Some("file"))
+                .cloned()
+                .collect();
+            if !parsed.is_empty() {
+                msg["annotations"] = Value::Array(parsed);
             }
             Some(msg)
         }
@@ -481,6 +534,61 @@ mod tests {
         );
         let n = body["messages"].as_array().unwrap().len();
         assert_eq!(n, 2, "{body}");
+    }
+
+    #[test]
+    fn files_go_as_parts_with_the_parser_beside_web_search_and_parsed_files_go_back() {
+        let mut user = msg(Role::User, "read");
+        user.attachments = Some(json!([
+            "data:image/png;base64,AAAA",
+            {"file": "f_1", "name": "a.pdf", "mime": "application/pdf", "size": 3,
+             "data_url": "data:application/pdf;base64,JVBE"},
+        ]));
+        let mut reply = msg(Role::Assistant, "read it");
+        reply.annotations = Some(json!([
+            {"type": "url_citation", "url": "https://example.com"},
+            {"type": "file", "file": {"hash": "h", "name": "a.pdf", "content": []}},
+        ]));
+        let settings = ChatSettings {
+            web_search: Some(switchboard_store::WebSearch {
+                enabled: true,
+                max_results: None,
+                engine: None,
+            }),
+            pdf_engine: Some("native".into()),
+            ..ChatSettings::default()
+        };
+        let limits = ModelLimits {
+            context_length: None,
+            vision: false,
+            image_output: true,
+        };
+        let routing = Routing {
+            openrouter: true,
+            session_id: "c",
+            provider_default: None,
+        };
+        let body = build_request("m", &settings, &[user, reply], &limits, None, &routing);
+        let parts = &body["messages"][0]["content"];
+        assert_eq!(
+            parts[0]["text"],
+            "read\n[image omitted: this model cannot see images]"
+        );
+        assert_eq!(
+            parts[1],
+            json!({"type": "file", "file": {"filename": "a.pdf", "file_data": "data:application/pdf;base64,JVBE"}})
+        );
+        assert_eq!(parts.as_array().unwrap().len(), 2);
+        // Only the file parser's annotations go back; citations are the reply's own.
+        assert_eq!(
+            body["messages"][1]["annotations"],
+            json!([{"type": "file", "file": {"hash": "h", "name": "a.pdf", "content": []}}])
+        );
+        assert_eq!(
+            body["plugins"],
+            json!([{"id": "web"}, {"id": "file-parser", "pdf": {"engine": "native"}}])
+        );
+        assert_eq!(body["modalities"], json!(["image", "text"]));
     }
 
     #[test]

@@ -89,6 +89,19 @@ pub struct UserTurn {
     pub content: String,
     /// Image data URLs.
     pub images: Vec<String>,
+    /// Files (PDFs, text) stored with the message and sent with the file parser.
+    pub files: Vec<UserFile>,
+}
+
+/// A file a user attached, validated by the caller.
+#[derive(Clone)]
+pub struct UserFile {
+    pub name: String,
+    pub mime: String,
+    /// Base64, as its data URL carried it.
+    pub data: String,
+    /// Decoded length in bytes.
+    pub size: i64,
 }
 
 /// A reply to start, validated in full by the caller before anything is written: the model is
@@ -279,10 +292,27 @@ impl ChatEngine {
         // born here for an orphan; unregistered if anything below fails or the caller goes away.
         let registration = Registration::new(inner, &chat_id, &replies)?;
         let mut messages = Vec::with_capacity(plans.len() + 1);
+        let mut files = Vec::new();
         if let Some(u) = &first.user {
             let mut new = NewMessage::new(Role::User, u.content.clone());
-            if !u.images.is_empty() {
-                new.attachments = Some(json!(u.images));
+            let user_id = Store::new_message_id();
+            new.id = Some(user_id.clone());
+            let mut attachments: Vec<serde_json::Value> =
+                u.images.iter().map(|i| json!(i)).collect();
+            for f in &u.files {
+                let file = switchboard_store::NewFile {
+                    id: switchboard_store::NewFile::new_id(),
+                    message_id: user_id.clone(),
+                    name: f.name.clone(),
+                    mime: f.mime.clone(),
+                    data: f.data.clone(),
+                    size: f.size,
+                };
+                attachments.push(crate::files::reference(&file));
+                files.push(file);
+            }
+            if !attachments.is_empty() {
+                new.attachments = Some(serde_json::Value::Array(attachments));
             }
             messages.push(new);
         }
@@ -297,7 +327,7 @@ impl ChatEngine {
             messages,
             owner: inner.instance.clone(),
             settings: first.settings.clone(),
-            files: Vec::new(),
+            files,
         };
         let started = inner
             .store

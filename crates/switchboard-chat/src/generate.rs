@@ -230,6 +230,8 @@ impl Generation {
                 tracing::warn!(error = %e, "reading the conversation for a reply failed");
                 failed(503, "the conversation could not be read from the database")
             })?;
+        let mut history = history;
+        self.load_files(&mut history).await?;
         self.toolbox = self.offered_tools();
         let body = self.request_body(&history);
         let first_user_message = history
@@ -261,6 +263,37 @@ impl Generation {
         };
         self.history = history;
         Ok((Bytes::from(body.to_string()), title))
+    }
+
+    /// Gives the files the history's user messages name their bytes (`data_url` beside the
+    /// reference), for the request only: pages and the stored messages keep references.
+    async fn load_files(&self, history: &mut [Message]) -> Result<(), Outcome> {
+        for m in history.iter_mut().filter(|m| m.role == Role::User) {
+            let Some(Value::Array(list)) = m.attachments.as_mut() else {
+                continue;
+            };
+            for item in list.iter_mut() {
+                let Some(id) = item.get("file").and_then(Value::as_str).map(str::to_owned) else {
+                    continue;
+                };
+                let file = self
+                    .engine
+                    .store
+                    .get_file(&self.plan.workspace, &id)
+                    .await
+                    .map_err(|e| {
+                        tracing::warn!(error = %e, "reading a message's file for a reply failed");
+                        failed(
+                            503,
+                            "a file of the conversation could not be read from the database",
+                        )
+                    })?;
+                if let Some(file) = file {
+                    item["data_url"] = json!(format!("data:{};base64,{}", file.mime, file.data));
+                }
+            }
+        }
+        Ok(())
     }
 
     /// The upstream body for `history`, with the offered tools.
@@ -802,6 +835,9 @@ fn failed(code: u16, message: &str) -> Outcome {
 /// (e.g. 402 "requires more credits", 429 rate limited).
 async fn refusal(mut resp: reqwest::Response, idle: Duration) -> Outcome {
     let status = resp.status().as_u16();
+    let resets = (status == 429)
+        .then(|| rate_limit_reset(resp.headers(), now_ms()))
+        .flatten();
     let mut body = Vec::new();
     while body.len() < MAX_ERROR_BODY {
         match tokio::time::timeout(idle, resp.chunk()).await {
@@ -815,10 +851,55 @@ async fn refusal(mut resp: reqwest::Response, idle: Duration) -> Outcome {
         } if !message.is_empty() => Some(explain(Some(status), &message, metadata.as_ref())),
         _ => None,
     });
+    let mut message =
+        provider_message.unwrap_or_else(|| format!("the provider answered HTTP {status}"));
+    if let Some(at) = resets {
+        message.push_str(&format!(" The limit resets at {}.", utc_time(at)));
+    }
     Outcome::Failed {
         code: Some(status.to_string()),
-        message: provider_message.unwrap_or_else(|| format!("the provider answered HTTP {status}")),
+        message,
     }
+}
+
+/// When a rate limit resets, in Unix milliseconds: OpenRouter's `X-RateLimit-Reset` (epoch
+/// milliseconds; seconds are taken too), else `Retry-After` seconds from `now`.
+fn rate_limit_reset(headers: &reqwest::header::HeaderMap, now: i64) -> Option<i64> {
+    let number = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<i64>().ok())
+            .filter(|n| *n > 0)
+    };
+    match number("x-ratelimit-reset") {
+        // Ten digits are seconds until 2286; milliseconds have thirteen.
+        Some(n) if n < 100_000_000_000 => Some(n * 1000),
+        Some(n) => Some(n),
+        None => number("retry-after").map(|s| now + s.min(86_400 * 7) * 1000),
+    }
+}
+
+/// `2026-01-01T00:00:00Z`: an RFC 3339 UTC time, which the page shows in the reader's own zone.
+fn utc_time(ms: i64) -> String {
+    let secs = ms.div_euclid(1000);
+    let (days, rest) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    // Howard Hinnant's days-to-civil algorithm.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        rest / 3_600,
+        rest % 3_600 / 60,
+        rest % 60
+    )
 }
 
 /// The provider's error as a person can act on it: OpenRouter's message, and what the provider
@@ -896,7 +977,7 @@ fn store_usage(u: &switchboard_core::stream::Usage) -> Usage {
 
 #[cfg(test)]
 mod tests {
-    use super::{explain, within};
+    use super::{explain, rate_limit_reset, utc_time, within};
     use serde_json::json;
 
     #[test]
@@ -924,6 +1005,24 @@ mod tests {
         );
         let long = json!({"raw": "x".repeat(2000)});
         assert!(explain(Some(500), "Oops", Some(&long)).chars().count() < 520);
+    }
+
+    #[test]
+    fn rate_limit_resets_are_read_from_the_headers() {
+        let mut headers = reqwest::header::HeaderMap::new();
+        headers.insert("x-ratelimit-reset", "1767225600000".parse().unwrap());
+        assert_eq!(rate_limit_reset(&headers, 0), Some(1_767_225_600_000));
+        assert_eq!(utc_time(1_767_225_600_000), "2026-01-01T00:00:00Z");
+        headers.insert("x-ratelimit-reset", "1767225600".parse().unwrap());
+        assert_eq!(rate_limit_reset(&headers, 0), Some(1_767_225_600_000));
+        let mut headers = reqwest::header::HeaderMap::new();
+        headers.insert("retry-after", "30".parse().unwrap());
+        assert_eq!(rate_limit_reset(&headers, 1_000), Some(31_000));
+        assert_eq!(
+            rate_limit_reset(&reqwest::header::HeaderMap::new(), 0),
+            None
+        );
+        assert_eq!(utc_time(1_762_179_802_000), "2025-11-03T14:23:22Z");
     }
 
     #[test]

@@ -32,7 +32,7 @@ pub mod title;
 pub mod view;
 
 pub use engine::{
-    ChatEngine, EngineConfig, ReplyPlan, StartedReply, StartedTurn, Upstream, UserTurn,
+    ChatEngine, EngineConfig, ReplyPlan, StartedReply, StartedTurn, Upstream, UserFile, UserTurn,
 };
 pub use error::ChatError;
 pub use hub::Subscription;

@@ -98,6 +98,7 @@ let lastEvent = 0;
 let models = null; // the /api/models list, fetched once
 let defaultModel = '';
 let images = [];
+let docs = []; // attached PDFs and text files: {name, data_url}
 const log = $('#log');
 
 const isStreaming = () => [...msgs.values()].some((m) => m.status === 'streaming');
@@ -183,6 +184,37 @@ function renderFiles(files) {
     : h('a', { class: 'file-chip', href: f.url + '?download=1', download: f.name, title: f.mime }, f.name)));
 }
 
+/** A reply's error, with what a person can do about it: a 402 that says what the credits afford
+ *  offers a retry within it; a 429 says when the limit resets and offers another model (the
+ *  chat's first fallback, or a free one from the catalog). */
+function errorBox(m) {
+  const code = Number(m.error.code);
+  let text = m.error.message || '';
+  const resets = text.match(/ ?The limit resets at (\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ)\./);
+  if (resets) text = text.replace(resets[0], '');
+  const msg = m.error.code != null ? `${text} (${m.error.code})` : text;
+  const box = h('div', { class: 'msg-error', role: 'alert' }, h('span', {}, msg));
+  if (resets) box.append(h('span', { class: 'resets' }, t('rate_limit_resets', { time: new Date(resets[1]).toLocaleTimeString() })));
+  box.append(' ', h('button', { type: 'button', class: 'btn', 'data-act': 'retry' }, t('retry')));
+  const afford = code === 402 && text.match(/can only afford (\d+)/);
+  if (afford && Number(afford[1]) > 0) {
+    box.append(' ', h('button', { type: 'button', class: 'btn primary', 'data-act': 'retry-max', 'data-n': afford[1] }, t('retry_max_tokens', { n: afford[1] })));
+  }
+  if (code === 429) {
+    const b = h('button', { type: 'button', class: 'btn primary', 'data-act': 'try-fallback', hidden: true });
+    const offer = (model) => { if (model) { b.dataset.model = model; b.textContent = t('try_fallback', { model }); b.hidden = false; } };
+    const fallback = (chat.settings?.fallback_models || [])[0];
+    if (fallback) offer(fallback);
+    else loadModels().then((list) => {
+      const current = m.model || currentModel();
+      const free = list.filter((x) => x.free && x.id !== current);
+      offer((free.find((x) => x.id.endsWith(':free')) || free[0])?.id);
+    });
+    box.append(' ', b);
+  }
+  return box;
+}
+
 /** One message, the same markup as templates/message.html (a compare column's head is in
  *  templates/chat.html and `layoutCompare`). */
 function renderMessage(m) {
@@ -203,10 +235,7 @@ function renderMessage(m) {
   el.append(body);
   const cites = (m.annotations || []).map((a) => a.url_citation || a).filter((c) => /^https?:\/\//.test(c.url || ''));
   if (cites.length) el.append(h('ol', { class: 'citations', 'aria-label': t('sources') }, cites.map((c) => h('li', {}, h('a', { href: c.url, target: '_blank', rel: 'noopener noreferrer nofollow' }, c.title || c.url)))));
-  if (m.error) {
-    const msg = m.error.code != null ? `${m.error.message} (${m.error.code})` : m.error.message;
-    el.append(h('div', { class: 'msg-error', role: 'alert' }, h('span', {}, msg), ' ', h('button', { type: 'button', class: 'btn', 'data-act': 'retry' }, t('retry'))));
-  }
+  if (m.error) el.append(errorBox(m));
   el.append(h('footer', { class: 'msg-foot' }, branchNav(m), h('span', { class: 'meta' }, meta(m)), h('span', { class: 'acts' },
     actBtn('copy', t('copy'), 'copy'),
     user ? actBtn('edit', t('edit'), 'edit') : actBtn('retry', t('regenerate'), 'redo'),
@@ -600,6 +629,14 @@ async function act(name, m, button) {
     else if (name === 'retry') {
       // On a user message, regenerate the reply after it; on an assistant message, that one.
       await api('POST', `${base}/messages/${m.id}/regenerate`);
+    } else if (name === 'retry-max') {
+      // The chat asks for no more than the credits afford from now on, then tries again.
+      await saveSettings({ ...chat.settings, max_tokens: Number(button.dataset.n) });
+      await api('POST', `${base}/messages/${m.id}/regenerate`);
+    } else if (name === 'try-fallback') {
+      await api('POST', `${base}/messages/${m.id}/regenerate`, { model: button.dataset.model });
+      chat.settings = { ...chat.settings, model: button.dataset.model };
+      showModel();
     } else if (name === 'edit') {
       const text = prompt(t('edit_prompt'), m.content);
       if (text != null && text.trim()) await api('POST', `${base}/messages/${m.id}/edit`, { content: text });
@@ -641,10 +678,11 @@ function grow() { const i = input(); i.style.height = 'auto'; i.style.height = M
 
 async function send() {
   const text = input().value.trim();
-  if ((!text && !images.length) || isStreaming()) return;
+  if ((!text && !images.length && !docs.length) || isStreaming()) return;
   const body = { content: text };
   if (chat.settings?.model) body.model = chat.settings.model;
   if (images.length) body.images = images.slice();
+  if (docs.length) body.files = docs.slice();
   if (chat.settings?.reasoning_effort) body.reasoning = { effort: chat.settings.reasoning_effort };
   if (compareOn) {
     if (comparePicked.length < 2 || comparePicked.length > 4) { note(t('compare_pick')); return; }
@@ -656,6 +694,7 @@ async function send() {
     await api('POST', `/api/chats/${encodeURIComponent(chat.id)}/messages`, body);
     input().value = '';
     images = [];
+    docs = [];
     renderAttachments();
     ls.set(draftKey(), '');
     note('');
@@ -666,7 +705,22 @@ async function send() {
 
 function renderAttachments() {
   $('#attachments').replaceChildren(...images.map((src, i) => h('figure', {}, h('img', { src, alt: t('image') }),
-    h('button', { type: 'button', 'aria-label': t('remove_image'), onclick: () => { images.splice(i, 1); renderAttachments(); } }, '×'))));
+    h('button', { type: 'button', 'aria-label': t('remove_image'), onclick: () => { images.splice(i, 1); renderAttachments(); } }, '×'))),
+  ...docs.map((d, i) => h('span', { class: 'file-chip' }, d.name, ' ',
+    h('button', { type: 'button', class: 'chip-x', 'aria-label': `${t('remove_file')} ${d.name}`, onclick: () => { docs.splice(i, 1); renderAttachments(); } }, '×'))));
+}
+
+/** PDFs and text files, sent with OpenRouter's file parser. */
+const isDoc = (f) => f.type === 'application/pdf' || f.type === 'application/json' || f.type.startsWith('text/') || /\.(pdf|txt|md|csv|json)$/i.test(f.name);
+async function addDocs(files) {
+  for (const f of [...files].filter(isDoc)) {
+    let url = await new Promise((res) => { const r = new FileReader(); r.onload = () => res(r.result); r.readAsDataURL(f); });
+    // A file the browser could not type (a .md, say) is sent as text.
+    url = url.replace(/^data:(application\/octet-stream|);base64,/, 'data:text/plain;base64,');
+    docs.push({ name: f.name, data_url: url });
+  }
+  note('');
+  renderAttachments();
 }
 
 async function addImages(files) {
@@ -757,12 +811,13 @@ function initComposer() {
   });
   i.addEventListener('paste', (e) => {
     const files = [...(e.clipboardData?.items || [])].filter((it) => it.kind === 'file').map((it) => it.getAsFile()).filter(Boolean);
-    if (files.length) { e.preventDefault(); addImages(files); }
+    if (files.length) { e.preventDefault(); addImages(files); addDocs(files); }
   });
   const main = $('#main');
   main.addEventListener('dragover', (e) => { if (e.dataTransfer?.types.includes('Files')) e.preventDefault(); });
-  main.addEventListener('drop', (e) => { if (e.dataTransfer?.files.length) { e.preventDefault(); addImages(e.dataTransfer.files); } });
+  main.addEventListener('drop', (e) => { if (e.dataTransfer?.files.length) { e.preventDefault(); addImages(e.dataTransfer.files); addDocs(e.dataTransfer.files); } });
   $('#image-input').addEventListener('change', (e) => { addImages(e.target.files); e.target.value = ''; });
+  $('#file-input').addEventListener('change', (e) => { addDocs(e.target.files).then(() => { e.target.value = ''; }); });
 }
 
 // ---------------------------------------------------------------- model picker
@@ -903,12 +958,66 @@ function initPicker() {
 }
 
 // ---------------------------------------------------------------- dialogs
+// ---------------------------------------------------------------- routing panel
+// The chat's `provider` setting, OpenRouter's provider preferences: sort, data policy, max price,
+// and the model's endpoints (from our endpoints route) to put in order or leave out.
+let routeRows = []; // [{tag, name, price, ignored}] in the chosen order
+async function routingOpen(p) {
+  $('#rt-sort').value = p.sort || '';
+  $('#rt-deny').checked = p.data_collection === 'deny';
+  $('#rt-zdr').checked = p.zdr === true;
+  $('#rt-max-prompt').value = p.max_price?.prompt ?? '';
+  $('#rt-max-completion').value = p.max_price?.completion ?? '';
+  routeRows = [];
+  renderRoutes();
+  const model = currentModel();
+  if (!/^[^@/]+\/[^/]+$/.test(model)) return;
+  try {
+    const r = await api('GET', `/api/models/${model.split('/').map(encodeURIComponent).join('/')}/endpoints`);
+    const eps = (r.data?.endpoints || []).map((e) => ({
+      tag: e.tag || e.provider_name, name: e.provider_name || e.tag,
+      price: e.pricing ? `$${money(Number(e.pricing.prompt) * 1e6)} / $${money(Number(e.pricing.completion) * 1e6)}` : '',
+      ignored: (p.ignore || []).includes(e.tag || e.provider_name),
+    }));
+    const order = p.order || [];
+    const rank = (e) => { const i = order.indexOf(e.tag); return i < 0 ? order.length : i; };
+    routeRows = eps.sort((a, b) => rank(a) - rank(b));
+    routeRows.ordered = order.length > 0;
+  } catch { routeRows = []; }
+  renderRoutes();
+}
+function renderRoutes() {
+  $('#rt-endpoints').replaceChildren(...routeRows.map((e, i) => h('li', { 'data-tag': e.tag, class: e.ignored ? 'ignored' : '' },
+    h('span', { class: 'rt-name' }, e.name), ' ', h('span', { class: 'muted' }, e.price), ' ',
+    i > 0 ? h('button', { type: 'button', class: 'btn', 'data-rt': 'up', 'aria-label': `${t('routing_up')} ${e.name}`, onclick: () => { [routeRows[i - 1], routeRows[i]] = [routeRows[i], routeRows[i - 1]]; routeRows.ordered = true; renderRoutes(); } }, '↑') : null,
+    h('button', { type: 'button', class: 'btn', 'data-rt': 'exclude', 'aria-pressed': String(e.ignored), onclick: () => { e.ignored = !e.ignored; renderRoutes(); } }, e.ignored ? t('routing_include') : t('routing_exclude')))));
+}
+/** The preferences the panel shows, over what the chat had (fields the panel does not edit stay). */
+function routingValue(old) {
+  const p = { ...old };
+  const set = (k, v) => { if (v === undefined) delete p[k]; else p[k] = v; };
+  set('sort', $('#rt-sort').value || undefined);
+  set('data_collection', $('#rt-deny').checked ? 'deny' : undefined);
+  set('zdr', $('#rt-zdr').checked ? true : undefined);
+  const num = (id) => ($(id).value === '' ? undefined : Number($(id).value));
+  const max = { prompt: num('#rt-max-prompt'), completion: num('#rt-max-completion') };
+  set('max_price', max.prompt != null || max.completion != null ? JSON.parse(JSON.stringify(max)) : undefined);
+  if (routeRows.length) {
+    const kept = routeRows.filter((e) => !e.ignored).map((e) => e.tag);
+    const ignored = routeRows.filter((e) => e.ignored).map((e) => e.tag);
+    set('order', routeRows.ordered && kept.length ? kept : undefined);
+    set('ignore', ignored.length ? ignored : undefined);
+  }
+  return Object.keys(p).length ? p : null;
+}
+
 function initChatSettings() {
   const dlg = $('#chat-settings');
   const form = $('#cs-form');
   $('#chat-settings-btn').addEventListener('click', () => {
     const s = chat.settings || {};
     for (const el of form.elements) if (el.name) el.value = s[el.name] ?? '';
+    routingOpen(s.provider || {});
     dlg.showModal();
   });
   form.addEventListener('submit', () => {
@@ -917,6 +1026,7 @@ function initChatSettings() {
       if (!el.name) continue;
       s[el.name] = el.type === 'number' ? (el.value === '' ? null : Number(el.value)) : el.value;
     }
+    s.provider = routingValue(s.provider || {});
     saveSettings(s);
   });
   $('#export-md').addEventListener('click', () => exportChat('md'));
@@ -973,6 +1083,16 @@ async function exportChat(kind) {
   } catch (e) { note(t('error_generic', { message: e.message })); }
 }
 
+/** The key's spending limit and what is left of it (OpenRouter's `/v1/key`), when the key has one. */
+async function showKeyLimit() {
+  const k = (await api('GET', '/api/openrouter/v1/key').catch(() => null))?.data;
+  const box = $('#st-key-info');
+  box.hidden = !(k && k.limit != null);
+  if (box.hidden) return;
+  $('#st-key-limit').textContent = '$' + money(Number(k.limit)) + (k.limit_reset ? ` (${k.limit_reset})` : '');
+  $('#st-key-remaining').textContent = '$' + money(Number(k.limit_remaining ?? (k.limit - (k.usage || 0))));
+}
+
 function initSettings() {
   const dlg = $('#settings');
   const lang = $('#st-lang');
@@ -987,6 +1107,7 @@ function initSettings() {
     $('#st-endpoint').value = ls.get('endpoint');
     $('#st-templates').value = ls.get('templates', BUILTIN_TEMPLATES);
     dlg.showModal();
+    if (!CFG.hideBalanceQuery) showKeyLimit();
   });
   $('#st-save').addEventListener('click', () => {
     const theme = $('#st-theme').value;
@@ -1010,8 +1131,7 @@ function initSettings() {
       const c = (await api('GET', '/api/openrouter/v1/credits')).data || {};
       const total = Number(c.total_credits ?? 0), used = Number(c.total_usage ?? 0);
       out.textContent = t('balance_fmt', { total: '$' + money(total), used: '$' + money(used), left: '$' + money(total - used) });
-      const k = (await api('GET', '/api/openrouter/v1/key').catch(() => null))?.data;
-      if (k && k.limit != null) out.textContent += ` · ${k.label || ''} ${money(Number(k.usage || 0))}/${money(Number(k.limit))}`;
+      await showKeyLimit();
     } catch (e) { out.textContent = t('error_generic', { message: e.message }); }
   });
   $('#st-import').addEventListener('change', async (e) => {
@@ -1201,6 +1321,8 @@ function initChat() {
     alternatives.add(m.id);
     if (!document.getElementById(`m-${m.id}`)) log.append(renderMessage(m));
   }
+  // The server renders an error with its retry; the page adds what only a script can offer.
+  for (const m of msgs.values()) if (m.error) document.querySelector(`#m-${CSS.escape(m.id)} .msg-error`)?.replaceWith(errorBox(m));
   lastEvent = chat.last_event_id || 0;
   localize(log);
   fillMeta(log);

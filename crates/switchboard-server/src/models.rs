@@ -16,7 +16,85 @@ use crate::error::ApiError;
 use crate::state::AppState;
 
 pub fn routes() -> Router<AppState> {
-    Router::new().route("/api/models", get(list_models))
+    Router::new().route("/api/models", get(list_models)).route(
+        "/api/models/{author}/{slug}/endpoints",
+        get(model_endpoints),
+    )
+}
+
+/// The largest endpoints list read from OpenRouter.
+const MAX_ENDPOINTS_BODY: usize = 1024 * 1024;
+
+/// `GET /api/models/{author}/{slug}/endpoints`: the providers that serve a model, from OpenRouter's
+/// endpoints route, for the chat's routing panel (order, exclude, compare prices and speed). Only
+/// for a model this server offers; the answer is OpenRouter's `{"data": …}` as it came.
+async fn model_endpoints(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    axum::extract::Path((author, slug)): axum::extract::Path<(String, String)>,
+) -> Result<Response, ApiError> {
+    let principal = admit(&state, &headers, peer.ip(), CredentialStyle::NextChat).await?;
+    let safe = |s: &str| {
+        !s.is_empty()
+            && s.len() <= 128
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b))
+            && s != "."
+            && s != ".."
+    };
+    if !safe(&author) || !safe(&slug) {
+        return Err(ApiError::bad_request("not a model id"));
+    }
+    let model = format!("{author}/{slug}");
+    let provider = ProviderId::OpenRouter;
+    if !state.model_allowed(&provider, &model) {
+        return Err(ApiError::model_not_available(&model));
+    }
+    let upstream = state.upstream(&provider).ok_or_else(|| {
+        ApiError::bad_request("provider openrouter is not configured on this server")
+    })?;
+    let key = principal
+        .upstream_key(&upstream.config, &upstream.rotation)?
+        .clone();
+    // The endpoints of a `:free` (or other variant) id are its base model's.
+    let slug = slug.split(':').next().unwrap_or(&slug);
+    let url = format!(
+        "{}/v1/models/{author}/{slug}/endpoints",
+        upstream.config.base_url
+    );
+    let unreachable = |_| ApiError::bad_gateway("OpenRouter's endpoints list could not be read");
+    let res = state
+        .http()
+        .get(&url)
+        .header("authorization", format!("Bearer {}", key.expose()))
+        .send()
+        .await
+        .map_err(unreachable)?;
+    let status = res.status().as_u16();
+    if status == 404 {
+        return Err(ApiError::not_found(format!(
+            "OpenRouter lists no endpoints for {model}"
+        )));
+    }
+    if !res.status().is_success() {
+        return Err(ApiError::bad_gateway(format!(
+            "OpenRouter answered HTTP {status} for the endpoints of {model}"
+        )));
+    }
+    let mut body = Vec::new();
+    let mut res = res;
+    while let Some(chunk) = res.chunk().await.map_err(unreachable)? {
+        body.extend_from_slice(&chunk);
+        if body.len() > MAX_ENDPOINTS_BODY {
+            return Err(ApiError::bad_gateway(
+                "OpenRouter's endpoints list is too large",
+            ));
+        }
+    }
+    let value: serde_json::Value = serde_json::from_slice(&body)
+        .map_err(|_| ApiError::bad_gateway("OpenRouter's endpoints list is not JSON"))?;
+    Ok(Json(value).into_response())
 }
 
 /// The only fields of a completion request the restriction looks at; the body itself is forwarded

@@ -193,6 +193,11 @@ async fn filtered_models(
                 .and_then(serde_json::Value::as_str)
                 .is_some_and(|id| state.model_allowed(provider, id))
         });
+        let kept = data.len();
+        // The count OpenRouter's SDK reads must describe the list it gets.
+        if let Some(total) = list.get_mut("total_count") {
+            *total = serde_json::json!(kept);
+        }
     }
     Ok(axum::Json(list).into_response())
 }

@@ -70,11 +70,11 @@ pub(crate) async fn insert_files(
 }
 
 impl Store {
-    /// File `file_id` of chat `chat_id` in workspace `ws`, if there is one.
+    /// File `file_id` of any chat in workspace `ws`, if there is one: a fork's messages name the
+    /// files of the chat they were copied from.
     pub async fn get_file(
         &self,
         ws: &str,
-        chat_id: &str,
         file_id: &str,
     ) -> Result<Option<StoredFile>, StoreError> {
         let row = self
@@ -84,10 +84,9 @@ impl Store {
                     "read a message's file",
                     "SELECT f.id, f.message_id, f.name, f.mime, f.size, f.data, f.created_at
                      FROM message_files f JOIN chats c ON c.id = f.chat_id
-                     WHERE f.id = $1 AND f.chat_id = $2 AND c.workspace = $3",
+                     WHERE f.id = $1 AND c.workspace = $2",
                 )
                 .text(file_id)
-                .text(chat_id)
                 .text(ws),
             )
             .await?;

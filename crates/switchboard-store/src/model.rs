@@ -48,6 +48,9 @@ pub struct ChatSettings {
     /// The MCP servers (by configured name) whose tools the chat's replies may use.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub mcp_servers: Option<Vec<String>>,
+    /// How OpenRouter's file parser reads PDFs: `pdf-text` (the default), `mistral-ocr`, `native`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pdf_engine: Option<String>,
 }
 
 /// A chat's web search setting.

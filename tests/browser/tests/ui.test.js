@@ -452,3 +452,111 @@ test('a compare streams side by side, resumes after a reload, stops one column, 
   assert.deepEqual(saved.messages.map((m) => m.id).slice(1, 2), [slowId]);
   assert.deepEqual(s.errors, []);
 });
+
+test('a 402 that says what the credits afford retries within it in one click', async (t) => {
+  const s = await setup(t);
+  const chat = await openChat(s, 'mock/status-402');
+  await send(s.page, 'within my means');
+  const err = await s.page.waitForSelector('.msg.assistant .msg-error', { timeout: 15000 });
+  assert.match(await err.textContent(), /can only afford 3395/);
+  const retry = await err.waitForSelector('button[data-act=retry-max]');
+  assert.equal(await retry.textContent(), 'Retry with max 3395 tokens');
+  await retry.click();
+  const done = await s.page.waitForSelector('.msg.assistant[data-status=complete]', { timeout: 15000 });
+  assert.equal((await done.$eval('.body', (e) => e.textContent)).trim(), 'within my means');
+  const saved = await s.api('GET', `/api/chats/${chat.id}`);
+  assert.equal(saved.settings.max_tokens, 3395);
+  assert.deepEqual(s.errors, []);
+});
+
+test('a 429 shows the provider\'s words and the reset time, and tries a fallback model in one click', async (t) => {
+  const s = await setup(t);
+  const chat = await openChat(s, 'mock/status-429');
+  await send(s.page, 'are you there?');
+  const err = await s.page.waitForSelector('.msg.assistant .msg-error', { timeout: 15000 });
+  assert.match(await err.textContent(), /Google: mock\/status-429 is temporarily rate-limited upstream/);
+  assert.match(await err.$eval('.resets', (e) => e.textContent), /^The limit resets at .+\.$/);
+  const fallback = await err.waitForSelector('button[data-act=try-fallback]:not([hidden])');
+  const model = await fallback.getAttribute('data-model');
+  assert.match(model, /:free$/);
+  await shot(s.page, 'rate-limited');
+  await fallback.click();
+  const done = await s.page.waitForSelector('.msg.assistant[data-status=complete]', { timeout: 15000 });
+  assert.match(await done.$eval('.body', (e) => e.textContent), new RegExp(`Hello from ${model.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}`));
+  const saved = await s.api('GET', `/api/chats/${chat.id}`);
+  assert.equal(saved.settings.model, model);
+  // With a fallback list, OpenRouter (the mock) falls back by itself and says who served.
+  await s.api('PATCH', `/api/chats/${chat.id}`, { settings: { model: 'mock/status-429', fallback_models: ['mock/echo'] } });
+  await s.page.reload();
+  await s.page.waitForSelector('#input');
+  await send(s.page, 'fall back please');
+  await s.page.waitForFunction(() => [...document.querySelectorAll('.msg.assistant[data-status=complete] .body')].some((b) => b.textContent.includes('fall back please')), null, { timeout: 15000 });
+  assert.deepEqual(s.errors, []);
+});
+
+test('with ENABLE_BALANCE_QUERY the settings show the key\'s limit and remaining credit', async (t) => {
+  const s = await setup(t, { env: { ENABLE_BALANCE_QUERY: 'true' } });
+  await openChat(s, 'mock/echo');
+  await s.page.click('#open-settings');
+  await s.page.waitForSelector('#st-key-info:not([hidden])', { timeout: 15000 });
+  assert.equal(await s.page.$eval('#st-key-limit', (e) => e.textContent), '$100.00');
+  assert.match(await s.page.$eval('#st-key-remaining', (e) => e.textContent), /^\$\d+\.\d\d$/);
+  assert.deepEqual(s.errors, []);
+});
+
+test('the routing panel orders and excludes the model\'s endpoints and the upstream request carries them', async (t) => {
+  const s = await setup(t);
+  const chat = await openChat(s, 'mock/echo');
+  await s.page.click('#chat-settings-btn');
+  await s.page.waitForSelector('#rt-endpoints li[data-tag=groq]', { timeout: 15000 });
+  assert.deepEqual(await s.page.$$eval('#rt-endpoints li', (l) => l.map((e) => e.dataset.tag)), ['mock', 'deepinfra/fp8', 'groq']);
+  await s.page.selectOption('#rt-sort', 'throughput');
+  await s.page.check('#rt-deny');
+  await s.page.check('#rt-zdr');
+  await s.page.fill('#rt-max-prompt', '2');
+  await s.page.click('#rt-endpoints li[data-tag="deepinfra/fp8"] button[data-rt=up]');
+  await s.page.click('#rt-endpoints li[data-tag=groq] button[data-rt=exclude]');
+  await shot(s.page, 'routing-panel');
+  await s.page.click('#cs-form button[type=submit]');
+  const want = { sort: 'throughput', data_collection: 'deny', zdr: true, max_price: { prompt: 2 }, order: ['deepinfra/fp8', 'mock'], ignore: ['groq'] };
+  let saved;
+  for (let i = 0; i < 50; i++) {
+    saved = (await s.api('GET', `/api/chats/${chat.id}`)).settings.provider;
+    if (saved) break;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  assert.deepEqual(saved, want);
+  await send(s.page, 'route me');
+  await s.page.waitForSelector('.msg.assistant[data-status=complete]', { timeout: 15000 });
+  const recorded = await (await s.context.request.get(`${s.mock}/__mock/requests`)).json();
+  const sent = recorded.find((r) => r.path.endsWith('/chat/completions') && r.body.session_id === chat.id);
+  assert.deepEqual(sent.body.provider, want);
+  assert.deepEqual(s.errors, []);
+});
+
+test('a PDF picked in the composer goes as a chip and comes back downloadable; a drawn image is shown from its route', async (t) => {
+  const s = await setup(t);
+  const chat = await openChat(s, 'mock/echo');
+  await s.page.setInputFiles('#file-input', { name: 'brief.pdf', mimeType: 'application/pdf', buffer: Buffer.from('%PDF-1.4\n%mock\n') });
+  await s.page.waitForSelector('#attachments .file-chip >> text=brief.pdf');
+  await send(s.page, 'summarize the brief');
+  const user = await s.page.waitForSelector('.msg.user a.file-chip[download="brief.pdf"]', { timeout: 15000 });
+  const href = await user.getAttribute('href');
+  assert.match(href, new RegExp(`^/api/chats/${chat.id}/files/f_[a-z2-7]+\\?download=1$`));
+  assert.equal(await s.page.$$eval('#attachments .file-chip', (l) => l.length), 0, 'the composer is cleared');
+  await s.page.waitForSelector('.msg.assistant[data-status=complete]', { timeout: 15000 });
+  const file = await s.context.request.get(s.base + href);
+  assert.equal(await file.text(), '%PDF-1.4\n%mock\n');
+  const recorded = await (await s.context.request.get(`${s.mock}/__mock/requests`)).json();
+  const sent = recorded.find((r) => r.path.endsWith('/chat/completions') && r.body.session_id === chat.id);
+  assert.deepEqual(sent.body.plugins, [{ id: 'file-parser', pdf: { engine: 'pdf-text' } }]);
+
+  await openChat(s, 'mock/image');
+  await send(s.page, 'draw');
+  const img = await s.page.waitForSelector('.msg.assistant[data-status=complete] .gen-image img', { timeout: 15000 });
+  assert.match(await img.getAttribute('src'), /^\/api\/chats\/[^/]+\/files\/f_[a-z2-7]+$/);
+  await s.page.waitForFunction(() => document.querySelector('.gen-image img').naturalWidth === 1);
+  await s.page.reload();
+  await s.page.waitForSelector('.msg.assistant .gen-image img');
+  assert.deepEqual(s.errors, []);
+});

@@ -10,7 +10,7 @@ use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 use switchboard_chat::context::ModelLimits;
 use switchboard_chat::view::{ChatView, MessageView};
-use switchboard_chat::{ChatError, DEFAULT_TITLE, ReplyPlan, UserTurn};
+use switchboard_chat::{ChatError, DEFAULT_TITLE, ReplyPlan, UserFile, UserTurn};
 use switchboard_core::catalog::ModelRef;
 use switchboard_core::provider::ProviderId;
 use switchboard_core::routing::{MAX_FALLBACK_MODELS, ProviderPreferences};
@@ -36,6 +36,11 @@ const REASONING_EFFORTS: &[&str] = &[
     "off", "none", "minimal", "low", "medium", "high", "xhigh", "max",
 ];
 const WEB_SEARCH_ENGINES: &[&str] = &["native", "exa"];
+/// OpenRouter's file-parser engines for PDFs.
+const PDF_ENGINES: &[&str] = &["pdf-text", "mistral-ocr", "native"];
+/// Files one message may carry.
+const MAX_FILES: usize = 10;
+const MAX_FILE_NAME_CHARS: usize = 255;
 const MAX_WEB_RESULTS: u32 = 25;
 
 impl From<ChatError> for ApiError {
@@ -141,6 +146,14 @@ fn validate_settings(state: &AppState, s: &ChatSettings, kept: &[String]) -> Res
     {
         return Err(ApiError::bad_request("settings.model is too long"));
     }
+    if let Some(engine) = &s.pdf_engine
+        && !PDF_ENGINES.contains(&engine.as_str())
+    {
+        return Err(ApiError::bad_request(format!(
+            "settings.pdf_engine must be one of {}",
+            PDF_ENGINES.join(", ")
+        )));
+    }
     if let Some(provider) = &s.provider {
         ProviderPreferences::parse(provider)
             .map_err(|e| ApiError::bad_request(format!("settings.provider: {e}")))?;
@@ -211,6 +224,7 @@ const SETTINGS_KEYS: &[&str] = &[
     "reasoning_max_tokens",
     "reasoning_exclude",
     "mcp_servers",
+    "pdf_engine",
 ];
 
 fn strict_settings<'de, D: serde::Deserializer<'de>>(d: D) -> Result<ChatSettings, D::Error> {
@@ -479,7 +493,56 @@ pub struct SendRequest {
     models: Option<Vec<String>>,
     #[serde(default)]
     images: Vec<String>,
+    /// PDFs and text files, sent with OpenRouter's file parser.
+    #[serde(default)]
+    files: Vec<FileUpload>,
     reasoning: Option<ReasoningRequest>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileUpload {
+    name: String,
+    data_url: String,
+}
+
+/// Checks the files of a message: a name, and a `data:` URL of a PDF or a text file.
+fn user_files(files: Vec<FileUpload>) -> Result<Vec<UserFile>, ApiError> {
+    if files.len() > MAX_FILES {
+        return Err(ApiError::bad_request(format!(
+            "a message takes at most {MAX_FILES} files"
+        )));
+    }
+    files
+        .into_iter()
+        .enumerate()
+        .map(|(i, f)| {
+            let name = f.name.trim();
+            if name.is_empty() || name.chars().count() > MAX_FILE_NAME_CHARS || name.contains(['/', '\\']) {
+                return Err(ApiError::bad_request(format!(
+                    "files[{i}].name must be a file name of 1 to {MAX_FILE_NAME_CHARS} characters"
+                )));
+            }
+            let (mime, data, size) = switchboard_chat::files::parse_data_url(&f.data_url)
+                .filter(|(mime, ..)| is_document_type(mime))
+                .ok_or_else(|| {
+                    ApiError::bad_request(format!(
+                        "files[{i}].data_url must be a data:application/pdf;base64,… or data:text/…;base64,… URL"
+                    ))
+                })?;
+            Ok(UserFile {
+                name: name.to_string(),
+                mime: mime.to_string(),
+                data: data.to_string(),
+                size,
+            })
+        })
+        .collect()
+}
+
+/// What the file parser reads: PDFs and text.
+fn is_document_type(mime: &str) -> bool {
+    mime == "application/pdf" || mime == "application/json" || mime.starts_with("text/")
 }
 
 #[derive(Deserialize)]
@@ -496,7 +559,8 @@ pub async fn post_message(
     body: Body,
 ) -> Result<Response, ApiError> {
     let req: SendRequest = json_body(&state, &headers, body).await?;
-    if req.content.trim().is_empty() && req.images.is_empty() {
+    let files = user_files(req.files)?;
+    if req.content.trim().is_empty() && req.images.is_empty() && files.is_empty() {
         return Err(ApiError::bad_request("content must not be empty"));
     }
     for (i, image) in req.images.iter().enumerate() {
@@ -543,6 +607,7 @@ pub async fn post_message(
     let user = UserTurn {
         content: req.content,
         images: req.images,
+        files,
     };
     let Some(models) = compare else {
         let plan = plan_reply(
@@ -737,7 +802,9 @@ async fn plan_reply(
     // The user's message is what this turn adds before the reply (which is bounded by
     // SWITCHBOARD_MAX_REPLY_BYTES, and checked by the next turn).
     let adds = turn.user.as_ref().map_or(0, |u| {
-        u.content.len() + u.images.iter().map(String::len).sum::<usize>()
+        u.content.len()
+            + u.images.iter().map(String::len).sum::<usize>()
+            + u.files.iter().map(|f| f.data.len()).sum::<usize>()
     });
     let growth = Growth {
         chats: 0,
@@ -883,6 +950,34 @@ pub struct EditRequest {
     model: Option<String>,
 }
 
+/// The files of a message an edit replaces, copied for the edited one (the old rows go with the
+/// old message).
+async fn kept_files(
+    state: &AppState,
+    caller: &Caller,
+    msg: &switchboard_store::Message,
+) -> Result<Vec<UserFile>, ApiError> {
+    let ids = msg
+        .attachments
+        .as_ref()
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|a| a.get("file").and_then(Value::as_str));
+    let mut files = Vec::new();
+    for id in ids {
+        if let Some(f) = state.store().get_file(&caller.workspace, id).await? {
+            files.push(UserFile {
+                name: f.name,
+                mime: f.mime,
+                data: f.data,
+                size: f.size,
+            });
+        }
+    }
+    Ok(files)
+}
+
 pub async fn edit_message(
     caller: Caller,
     State(state): State<AppState>,
@@ -915,10 +1010,12 @@ pub async fn edit_message(
                 .collect()
         })
         .unwrap_or_default();
+    let files = kept_files(&state, &caller, &msg).await?;
     let turn = Turn {
         user: Some(UserTurn {
             content: req.content,
             images,
+            files,
         }),
         // The edited message stays, with its replies, beside the new one.
         parent: TurnParent::Under(msg.parent_id),

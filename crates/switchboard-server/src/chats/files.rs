@@ -30,9 +30,15 @@ pub async fn get_file(
     Path((chat_id, file_id)): Path<(String, String)>,
     Query(query): Query<FileQuery>,
 ) -> Result<Response, ApiError> {
+    // The chat is the one whose page shows the file: its own, or (a fork) its source's.
+    state
+        .store()
+        .get_chat(&caller.workspace, &chat_id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("no such chat"))?;
     let file = state
         .store()
-        .get_file(&caller.workspace, &chat_id, &file_id)
+        .get_file(&caller.workspace, &file_id)
         .await?
         .ok_or_else(|| ApiError::not_found("no such file"))?;
     let bytes = base64::engine::general_purpose::STANDARD

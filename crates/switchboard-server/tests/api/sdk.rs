@@ -84,6 +84,76 @@ async fn openai_python_sdk_streams_and_non_streams() {
     }
 }
 
+/// `tests/sdk` with `@openrouter/sdk` installed, and `node`. `None` (skip) only outside CI.
+fn openrouter_sdk_dir() -> Option<PathBuf> {
+    let dir = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/sdk"));
+    let ok = dir.join("node_modules/@openrouter/sdk").exists()
+        && std::process::Command::new("node")
+            .arg("--version")
+            .output()
+            .is_ok_and(|o| o.status.success());
+    if ok {
+        return Some(dir);
+    }
+    assert!(
+        std::env::var_os("CI").is_none(),
+        "CI must have @openrouter/sdk in tests/sdk; .ci/run installs it"
+    );
+    eprintln!("@openrouter/sdk not installed: skipped (npm ci --prefix tests/sdk)");
+    None
+}
+
+/// The official TypeScript SDK validates every answer against OpenRouter's schemas: its chat
+/// (whole and streamed), model list and key calls pass against the mock, through the proxy, and
+/// through the proxy with `CUSTOM_MODELS` filtering the list.
+#[tokio::test]
+async fn openrouter_typescript_sdk_passes_against_the_mock_and_through_the_proxy() {
+    let Some(dir) = openrouter_sdk_dir() else {
+        return;
+    };
+    let app = spawn_app(&[("CODE", "sdk-code")]).await;
+    let restricted = spawn_app(&[("CODE", "sdk-code"), ("CUSTOM_MODELS", "-all,+mock/echo")]).await;
+    for (base, key) in [
+        (app.mock.api_url() + "/v1", "sk-or-v1-sdk"),
+        (app.at("/api/openrouter/v1"), "nk-sdk-code"),
+        (restricted.at("/api/openrouter/v1"), "nk-sdk-code"),
+    ] {
+        let out = tokio::process::Command::new("node")
+            .args(["check.mjs", &base, key])
+            .current_dir(&dir)
+            .output()
+            .await
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{base}: {stdout}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        for line in [
+            "NONSTREAM:hello from the sdk",
+            "USAGE:true",
+            "STREAM:hello from the sdk",
+            "MODELS:true",
+            "TOTAL:true",
+            "KEY:true",
+        ] {
+            assert!(
+                stdout.lines().any(|l| l == line),
+                "{base}: no {line} in {stdout}"
+            );
+        }
+    }
+    // The key's secret never reached the mock from the proxy: the server's key did.
+    assert!(
+        app.mock
+            .requests()
+            .iter()
+            .filter(|r| r.path.ends_with("/key"))
+            .any(|r| r.headers["authorization"] == format!("Bearer {}", crate::helpers::SERVER_KEY))
+    );
+}
+
 /// `(file name, SSE body)` of every recorded streamed response, or `None` when ../shared is absent.
 pub fn recorded_sse_bodies() -> Option<Vec<(String, String)>> {
     let dir = PathBuf::from(concat!(

@@ -41,6 +41,7 @@ fn settings() -> ChatSettings {
         reasoning_max_tokens: Some(2048),
         reasoning_exclude: Some(false),
         mcp_servers: Some(vec!["files".into()]),
+        pdf_engine: Some("mistral-ocr".into()),
     }
 }
 
