@@ -125,7 +125,8 @@ async fn models_api_needs_access_when_codes_are_set() {
 async fn failed_refresh_keeps_the_last_good_copy_and_restart_uses_the_cache() {
     let dir = tempfile::tempdir().unwrap();
     let db = format!("sqlite://{}/sb.db", dir.path().display());
-    let app = spawn_app(&[("DATABASE_URL", &db)]).await;
+    // The default place of the cache: next to the SQLite database.
+    let app = spawn_app(&[("DATABASE_URL", &db), ("SWITCHBOARD_CATALOG_CACHE", "")]).await;
     app.load_catalog().await;
     let before = app.state.catalog().table().entries().len();
     assert!(before > 300);
