@@ -351,11 +351,17 @@ function dispatch(ev) {
   handlers[ev.event || 'message']?.(data);
 }
 
+// The event stream of the chat on screen; switching chats aborts it and follows the next one.
+let following = null;
 async function subscribe() {
+  following?.abort();
+  if (!chat.id) return; // a new chat, not stored until its first message
+  const ctrl = new AbortController();
+  following = ctrl;
   let backoff = 500;
   for (;;) {
     try {
-      const r = await fetch(`/api/chats/${encodeURIComponent(chat.id)}/events?after=${lastEvent}`, { headers: authHeaders({ Accept: 'text/event-stream' }) });
+      const r = await fetch(`/api/chats/${encodeURIComponent(chat.id)}/events?after=${lastEvent}`, { headers: authHeaders({ Accept: 'text/event-stream' }), signal: ctrl.signal });
       if (r.status === 404 || r.status === 401) return;
       if (!r.ok) throw new Error(String(r.status));
       backoff = 500;
@@ -364,14 +370,14 @@ async function subscribe() {
       let ev = { data: [] };
       for (;;) {
         const { value, done } = await reader.read();
-        if (done) break;
+        if (done || ctrl.signal.aborted) break;
         buf += value;
         let i;
         while ((i = buf.indexOf('\n')) >= 0) {
           let line = buf.slice(0, i);
           buf = buf.slice(i + 1);
           if (line.endsWith('\r')) line = line.slice(0, -1);
-          if (line === '') { if (ev.data.length) dispatch(ev); ev = { data: [] }; continue; }
+          if (line === '') { if (ev.data.length && !ctrl.signal.aborted) dispatch(ev); ev = { data: [] }; continue; }
           if (line[0] === ':') continue;
           const c = line.indexOf(':');
           const field = c < 0 ? line : line.slice(0, c);
@@ -383,6 +389,7 @@ async function subscribe() {
         }
       }
     } catch {}
+    if (ctrl.signal.aborted) return;
     await sleep(backoff);
     backoff = Math.min(backoff * 2, 5000);
   }
@@ -414,7 +421,8 @@ async function act(name, m, button) {
       if (text != null && text.trim()) await api('POST', `${base}/messages/${m.id}/edit`, { content: text });
     } else if (name === 'fork') {
       const r = await api('POST', `${base}/fork`, { message_id: m.id });
-      location.href = `/chats/${r.id}`;
+      await loadSidebarHead();
+      await openChat(r.id);
     } else if (name === 'delete') {
       if (confirm(t('confirm_delete_message'))) {
         await api('DELETE', `${base}/messages/${m.id}`);
@@ -457,6 +465,16 @@ async function send() {
   if (chat.settings?.reasoning_effort) body.reasoning = { effort: chat.settings.reasoning_effort };
   $('#send').disabled = true;
   try {
+    if (!chat.id) {
+      // A new chat is stored with its first message, so no empty chats pile up.
+      const c = await api('POST', '/api/chats', { settings: chat.settings || {} });
+      ls.set(draftKey(), '');
+      Object.assign(chat, { id: c.id, settings: c.settings, last_event_id: 0 });
+      lastEvent = 0;
+      history.replaceState({ id: c.id }, '', `/chats/${c.id}`);
+      setTitle('');
+      subscribe();
+    }
     await api('POST', `/api/chats/${encodeURIComponent(chat.id)}/messages`, body);
     input().value = '';
     images = [];
@@ -672,6 +690,8 @@ function initTools() {
 
 async function saveSettings(settings) {
   for (const k of Object.keys(settings)) if (settings[k] === '' || settings[k] == null || Number.isNaN(settings[k])) delete settings[k];
+  // A new chat keeps its settings in the page until its first message stores it.
+  if (!chat.id) { chat.settings = settings; showModel(); return; }
   try {
     const r = await api('PATCH', `/api/chats/${encodeURIComponent(chat.id)}`, { settings });
     chat.settings = r?.settings || settings;
@@ -833,6 +853,7 @@ function setTitle(title) {
   chat.title = title;
   $('#chat-title').textContent = shown;
   document.title = `${shown} · Switchboard`;
+  if (!chat.id) return; // a new chat is in the sidebar once stored
   for (const c of [...side.chats, ...side.pinned]) if (c.id === chat.id) c.title = title;
   const a = $(`#chat-list li[data-id="${CSS.escape(chat.id)}"] a`);
   if (a) a.textContent = shown;
@@ -875,6 +896,18 @@ function renderSidebar() {
 }
 
 const sideObserver = new IntersectionObserver((es) => { if (es.some((x) => x.isIntersecting)) loadMoreChats(); }, { rootMargin: '200px' });
+/** The first page of the sidebar again (a chat appeared that is not in it). */
+async function loadSidebarHead() {
+  try {
+    const r = await api('GET', '/api/chats?limit=50');
+    const fresh = new Set(r.chats.map((c) => c.id));
+    side.chats = r.chats.concat(side.chats.filter((c) => !fresh.has(c.id) && c.updated_at < (r.chats.at(-1)?.updated_at ?? 0)));
+    side.pinned = r.pinned || [];
+    if (!side.next || !r.next) side.next = r.next;
+    renderSidebar();
+  } catch {}
+}
+
 async function loadMoreChats() {
   if (side.loading || !side.next) return;
   side.loading = true;
@@ -932,8 +965,19 @@ async function searchMore() {
 function initSidebar() {
   Object.assign(side, DATA.sidebar || {});
   renderSidebar();
-  $('#new-chat').addEventListener('click', async () => {
-    try { const c = await api('POST', '/api/chats', {}); location.href = `/chats/${c.id}`; } catch (e) { note(e.message); }
+  $('#new-chat').addEventListener('click', () => newChat());
+  // Chats open in place: no page load, the sidebar stays where it was scrolled.
+  $('#sidebar').addEventListener('click', (e) => {
+    const a = e.target.closest('a[href^="/chats/"]');
+    if (!a || e.button !== 0 || e.ctrlKey || e.metaKey || e.shiftKey || e.altKey) return;
+    const url = new URL(a.href);
+    e.preventDefault();
+    openChat(url.pathname.slice('/chats/'.length), { hash: url.hash });
+  });
+  addEventListener('popstate', () => {
+    const id = location.pathname.startsWith('/chats/') ? location.pathname.slice('/chats/'.length) : '';
+    if (id && id !== 'new') openChat(id, { push: false, hash: location.hash });
+    else newChat({ push: false });
   });
   $('#chat-list').addEventListener('keydown', (e) => {
     const li = e.target.closest('li[data-id]');
@@ -990,6 +1034,62 @@ function initSidebar() {
   $('#close-drawer').addEventListener('click', () => { setDrawer(false); $('#open-drawer').focus(); });
   $('#scrim').addEventListener('click', () => setDrawer(false));
   document.addEventListener('keydown', (e) => { if (e.key === 'Escape' && $('#app').classList.contains('drawer-open')) { setDrawer(false); $('#open-drawer').focus(); } });
+}
+
+// ---------------------------------------------------------------- switching chats
+/** Show `next` (a chat as `GET /api/chats/{id}` returns it, or a new one without an id). */
+function showChat(next, hash = '') {
+  following?.abort();
+  following = null;
+  for (const k of Object.keys(chat)) delete chat[k];
+  Object.assign(chat, next);
+  msgs.clear();
+  log.replaceChildren();
+  for (const m of chat.messages || []) { msgs.set(m.id, settle(m)); log.append(renderMessage(m)); }
+  lastEvent = chat.last_event_id || 0;
+  $('#older').hidden = !chat.has_more;
+  $('#empty').hidden = msgs.size > 0;
+  images = [];
+  renderAttachments();
+  input().value = ls.get(draftKey());
+  grow();
+  note('');
+  setTitle(chat.title || '');
+  for (const a of $$('#chat-list a')) a.toggleAttribute('aria-current', a.closest('li').dataset.id === chat.id);
+  $('#chat-list a[aria-current]')?.setAttribute('aria-current', 'page');
+  $('#chat-list a[aria-current]')?.scrollIntoView({ block: 'nearest' });
+  updateBusy();
+  showModel();
+  if (hash.startsWith('#m-') && document.getElementById(hash.slice(1))) document.getElementById(hash.slice(1)).scrollIntoView();
+  else toBottom();
+  for (const m of msgs.values()) { autoApprove(m); if (m.status === 'streaming') liveRender(m); }
+  subscribe();
+  if ($('#app').classList.contains('drawer-open')) setDrawer(false);
+  input().focus();
+}
+
+let opening = 0;
+async function openChat(id, { push = true, hash = '' } = {}) {
+  if (id === chat.id && !hash) { setDrawer(false); return; }
+  const ticket = ++opening;
+  let next;
+  try { next = await api('GET', `/api/chats/${encodeURIComponent(id)}`); } catch {
+    location.href = `/chats/${encodeURIComponent(id)}${hash}`; // deleted, or another problem: let the server answer
+    return;
+  }
+  if (ticket !== opening) return; // another chat was chosen meanwhile
+  if (next.title === DATA.defaultTitle) next.title = '';
+  if (push) history.pushState({ id }, '', `/chats/${encodeURIComponent(id)}${hash}`);
+  showChat(next, hash);
+}
+
+/** A new chat: only in the page until its first message is sent. */
+function newChat({ push = true } = {}) {
+  if (!chat.id && !msgs.size) { input().focus(); return; }
+  opening++;
+  const model = chat.settings?.model;
+  if (push) history.pushState({ id: null }, '', '/chats/new');
+  showChat({ id: null, title: '', settings: model ? { model } : {}, messages: [], has_more: false, last_event_id: 0 });
 }
 
 // ---------------------------------------------------------------- start

@@ -320,6 +320,65 @@ test('the sidebar reaches all of 150 chats, grouped by day; a pinned chat stays 
   assert.deepEqual(s.errors, []);
 });
 
+test('chats open in place without a page load, keeping the sidebar scrolled; New chat stores nothing until its first message', async (t) => {
+  const s = await setup(t);
+  const sessions = Array.from({ length: 80 }, (_, i) => ({ topic: `Switch chat ${i}`, messages: [{ role: 'user', content: `question ${i}` }, { role: 'assistant', content: `answer number ${i}` }], lastUpdate: Date.now() - i * 1000 }));
+  await s.api('POST', '/api/import/nextchat', { 'chat-next-web-store': { sessions } });
+  const modelLists = [];
+  s.page.on('request', (r) => { if (new URL(r.url()).pathname === '/api/models') modelLists.push(r.url()); });
+  await s.page.goto(s.base + '/');
+  await s.page.waitForSelector('#chat-list li[data-id]');
+  assert.match(await s.page.textContent('#chat-title'), /Switch chat 0/);
+  await s.page.evaluate(() => { window.__samePage = true; });
+  await s.page.$eval('.chat-nav', (e) => { e.scrollTop = 600; });
+  const scrolled = await s.page.$eval('.chat-nav', (e) => e.scrollTop);
+  assert.ok(scrolled > 0);
+  const link = await s.page.waitForSelector('#chat-list a >> text=Switch chat 20');
+  const id = await link.evaluate((a) => a.closest('li').dataset.id);
+  await link.click();
+  await s.page.waitForFunction(() => document.querySelector('#chat-title').textContent === 'Switch chat 20');
+  await s.page.waitForSelector('.msg.assistant >> text=answer number 20');
+  assert.equal(await s.page.evaluate(() => location.pathname), `/chats/${id}`);
+  assert.equal(await s.page.evaluate(() => window.__samePage), true, 'no page load');
+  assert.equal(await s.page.$eval('.chat-nav', (e) => e.scrollTop), scrolled);
+  assert.equal(await s.page.getAttribute(`#chat-list li[data-id="${id}"] a`, 'aria-current'), 'page');
+  // The event stream follows the chat on screen: a message sent here is answered here.
+  await send(s.page, 'hello after switching');
+  await s.page.waitForSelector('.msg.assistant[data-status=complete] >> text=hello after switching', { timeout: 15000 });
+  // Back goes to the previous chat, still without a load.
+  await s.page.goBack();
+  await s.page.waitForFunction(() => document.querySelector('#chat-title').textContent === 'Switch chat 0');
+  await s.page.waitForSelector('.msg.assistant >> text=answer number 0');
+  assert.equal(await s.page.$$eval('.msg', (e) => e.length), 2);
+  assert.equal(await s.page.evaluate(() => window.__samePage), true);
+  // New chat, three times: nothing stored until the first message.
+  const count = async () => {
+    let n = 0;
+    for (let r = await s.api('GET', '/api/chats?limit=200'); ; r = await s.api('GET', `/api/chats?limit=200&before=${encodeURIComponent(r.next)}`)) {
+      n += r.chats.length;
+      if (!r.next) return n;
+    }
+  };
+  assert.equal(await count(), 80);
+  for (let i = 0; i < 3; i++) await s.page.click('#new-chat');
+  assert.equal(await s.page.evaluate(() => location.pathname), '/chats/new');
+  assert.equal(await s.page.$$eval('.msg', (e) => e.length), 0);
+  assert.equal(await count(), 80);
+  await send(s.page, 'a new chat begins');
+  await s.page.waitForSelector('.msg.assistant[data-status=complete] >> text=a new chat begins', { timeout: 15000 });
+  assert.equal(await count(), 81);
+  const newId = await s.page.evaluate(() => location.pathname.slice('/chats/'.length));
+  assert.notEqual(newId, 'new');
+  await s.page.waitForSelector(`#chat-list li[data-id="${newId}"]`);
+  assert.equal(await s.page.evaluate(() => window.__samePage), true);
+  // A reload of /chats/new is a new chat again, and the model list comes from the cache.
+  await s.page.goto(s.base + '/chats/new');
+  await s.page.waitForSelector('#input');
+  assert.equal(await count(), 81);
+  assert.ok(modelLists.length <= 3, modelLists.join(' '));
+  assert.deepEqual(s.errors, []);
+});
+
 test('a chat shared from its settings reads without the code, until the link is revoked', async (t) => {
   const s = await setup(t, { env: { CODE: 'letmein' } });
   await s.page.goto(s.base + '/');

@@ -1,7 +1,9 @@
 //! The web UI: server-rendered pages (askama templates in `templates/`), one hand-written ES module
 //! and one stylesheet (`assets/`), all embedded in the binary.
 //!
-//! Routes: `/` (opens the latest chat, or a new one), `/chats/{id}` (a chat), `/assets/{name}`.
+//! Routes: `/` (opens the latest chat, or a new one), `/chats/{id}` (a chat; `/chats/new` is a
+//! chat not stored yet, which app.js creates with its first message), `/assets/{name}`. app.js
+//! then opens other chats in place (history API) from the chat API's JSON.
 //! A page is rendered from the same JSON the chat API returns, with the last 50 messages in the
 //! HTML; `app.js` then subscribes to the chat's event stream from the page's `last_event_id`, so a
 //! reply that is streaming when the page loads continues where it is.
@@ -42,6 +44,9 @@ use view::{ChatJson, ChatLine, MessageCard, script_json};
 pub const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; \
      img-src 'self' data: blob:; connect-src 'self'; object-src 'none'; base-uri 'none'; \
      frame-ancestors 'none'; form-action 'self'";
+
+/// `/chats/new`: a chat not stored yet (chat ids never take this form).
+const NEW_CHAT: &str = "new";
 
 /// The cookie the settings dialog sets for the theme, so the first paint has the right colours.
 pub const THEME_COOKIE: &str = "sb_theme";
@@ -171,7 +176,10 @@ async fn home(
         Ok(p) => p,
         Err(login) => return Ok(login),
     };
-    let id = data::latest_or_new_chat(&state, principal).await?;
+    // Without a chat yet, a new one that is stored with its first message.
+    let id = data::latest_chat(&state, principal)
+        .await?
+        .unwrap_or_else(|| NEW_CHAT.to_string());
     Ok(Redirect::to(&format!("/chats/{id}")).into_response())
 }
 
@@ -188,7 +196,13 @@ async fn chat_page(
         Err(login) => return Ok(login),
     };
     let sidebar = data::chat_list(&state, &principal).await?;
-    let Some(mut chat) = data::chat(&state, principal, &id).await? else {
+    let found = if id == NEW_CHAT {
+        // Nothing is stored until the first message: app.js creates the chat with it.
+        Some(ChatJson::default())
+    } else {
+        data::chat(&state, principal, &id).await?
+    };
+    let Some(mut chat) = found else {
         // Another device deleted it, or it belongs to another workspace: go to the latest chat.
         return Ok(Redirect::to("/").into_response());
     };
