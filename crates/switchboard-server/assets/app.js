@@ -417,20 +417,82 @@ async function act(name, m, button) {
       // On a user message, regenerate the reply after it; on an assistant message, that one.
       await api('POST', `${base}/messages/${m.id}/regenerate`);
     } else if (name === 'edit') {
-      const text = prompt(t('edit_prompt'), m.content);
-      if (text != null && text.trim()) await api('POST', `${base}/messages/${m.id}/edit`, { content: text });
+      editInPlace(m);
     } else if (name === 'fork') {
       const r = await api('POST', `${base}/fork`, { message_id: m.id });
       await loadSidebarHead();
       await openChat(r.id);
     } else if (name === 'delete') {
-      if (confirm(t('confirm_delete_message'))) {
+      const el = document.getElementById(`m-${m.id}`);
+      el.hidden = true;
+      undoable(t('message_deleted'), async () => {
         await api('DELETE', `${base}/messages/${m.id}`);
         handlers.deleted({ message_ids: [m.id] });
-      }
+      }, () => { el.hidden = false; });
     }
   } catch (e) { note(t('error_generic', { message: e.message })); }
 }
+
+/** Edit a message in place: a multi-line box where its text was. Ctrl/Cmd+Enter saves (and
+ *  replaces what followed it), Escape cancels. */
+function editInPlace(m) {
+  const el = document.getElementById(`m-${m.id}`);
+  if (!el || $('.edit-box', el)) return;
+  const body = $('.body', el);
+  const box = h('textarea', { class: 'edit-box', 'aria-label': t('edit'), rows: Math.min(12, Math.max(3, m.content.split('\n').length + 1)) }, m.content);
+  const close = () => { form.remove(); body.hidden = false; $('button[data-act=edit]', el)?.focus(); };
+  const save = async () => {
+    const text = box.value;
+    if (!text.trim()) return box.focus();
+    if (text === m.content) return close();
+    try {
+      await api('POST', `/api/chats/${encodeURIComponent(chat.id)}/messages/${m.id}/edit`, { content: text });
+      form.remove();
+      body.hidden = false;
+    } catch (e) { note(t('error_generic', { message: e.message })); }
+  };
+  const form = h('form', { class: 'edit-form', onsubmit: (e) => { e.preventDefault(); save(); } }, box,
+    h('div', { class: 'row' }, h('span', { class: 'muted' }, t('edit_hint')), h('span', { class: 'spacer' }),
+      h('button', { type: 'button', class: 'btn', onclick: close }, t('cancel')), h('button', { type: 'submit', class: 'btn primary' }, t('save'))));
+  box.addEventListener('keydown', (e) => {
+    if (e.key === 'Escape') { e.preventDefault(); e.stopPropagation(); close(); }
+    else if (e.key === 'Enter' && (e.ctrlKey || e.metaKey)) { e.preventDefault(); save(); }
+  });
+  body.hidden = true;
+  body.after(form);
+  box.focus();
+  box.setSelectionRange(box.value.length, box.value.length);
+}
+
+// Deletes wait a few seconds behind an Undo button instead of asking first. Leaving the page
+// carries them out.
+const UNDO_MS = 6000;
+let pendingUndo = null;
+function undoable(text, commit, restore) {
+  flushUndo();
+  const toast = $('#toast') || document.body.appendChild(h('div', { id: 'toast', class: 'toast', role: 'status' }));
+  const job = { commit, timer: setTimeout(() => flushUndo(), UNDO_MS) };
+  pendingUndo = job;
+  const undo = h('button', { type: 'button', class: 'btn', onclick: () => {
+    clearTimeout(job.timer);
+    if (pendingUndo === job) pendingUndo = null;
+    toast.hidden = true;
+    restore();
+  } }, t('undo'));
+  toast.replaceChildren(h('span', {}, text), undo);
+  toast.hidden = false;
+  undo.focus({ preventScroll: true });
+}
+function flushUndo() {
+  const job = pendingUndo;
+  if (!job) return;
+  pendingUndo = null;
+  clearTimeout(job.timer);
+  const toast = $('#toast');
+  if (toast) toast.hidden = true;
+  job.commit().catch((e) => note(t('error_generic', { message: e.message })));
+}
+addEventListener('pagehide', flushUndo);
 
 let loadingOlder = false;
 async function loadOlder() {
@@ -930,6 +992,37 @@ function chatItem(c) {
     b('pin', c.pinned ? t('unpin') : t('pin'), 'pin'), b('rename', t('rename'), 'edit'), b('delete-chat', t('delete'), 'trash'));
 }
 
+/** Rename a chat where its name is: Enter or leaving the box saves, Escape cancels. */
+function renameInline(li) {
+  const a = $('a', li);
+  const id = li.dataset.id;
+  const c = [...side.chats, ...side.pinned].find((x) => x.id === id);
+  const box = h('input', { type: 'text', class: 'rename-box', value: c?.title || '', 'aria-label': t('rename'), maxlength: 200 });
+  let done = false;
+  const finish = async (keep) => {
+    if (done) return;
+    done = true;
+    const title = box.value.trim();
+    box.replaceWith(a);
+    a.focus();
+    if (!keep || title === (c?.title || '')) return;
+    try {
+      await api('PATCH', `/api/chats/${encodeURIComponent(id)}`, { title });
+      for (const x of [...side.chats, ...side.pinned]) if (x.id === id) x.title = title;
+      a.textContent = title || t('new_chat');
+      if (id === chat.id) setTitle(title);
+    } catch (err) { note(t('error_generic', { message: err.message })); }
+  };
+  box.addEventListener('keydown', (e) => {
+    if (e.key === 'Enter') { e.preventDefault(); finish(true); }
+    else if (e.key === 'Escape') { e.preventDefault(); e.stopPropagation(); finish(false); }
+  });
+  box.addEventListener('blur', () => finish(true));
+  a.replaceWith(box);
+  box.focus();
+  box.select();
+}
+
 function setDrawer(open) {
   $('#app').classList.toggle('drawer-open', open);
   $('#scrim').hidden = !open;
@@ -1001,18 +1094,19 @@ function initSidebar() {
         renderSidebar();
         $(`#chat-list li[data-id="${CSS.escape(id)}"] a`)?.focus();
       } else if (b.dataset.act === 'rename') {
-        const title = prompt(t('rename_prompt'), li.querySelector('a').textContent);
-        if (title == null) return;
-        await api('PATCH', `/api/chats/${encodeURIComponent(id)}`, { title });
-        for (const c of [...side.chats, ...side.pinned]) if (c.id === id) c.title = title;
-        li.querySelector('a').textContent = title || t('new_chat');
-        if (id === chat.id) setTitle(title);
-      } else if (confirm(t('confirm_delete_chat'))) {
-        await api('DELETE', `/api/chats/${encodeURIComponent(id)}`);
+        renameInline(li);
+      } else {
+        // Gone from the list at once; deleted when the Undo toast goes away.
+        const keep = { chats: side.chats, pinned: side.pinned };
         side.chats = side.chats.filter((c) => c.id !== id);
         side.pinned = side.pinned.filter((c) => c.id !== id);
-        if (id === chat.id) location.href = '/';
-        else renderSidebar();
+        renderSidebar();
+        if (id === chat.id) newChat();
+        undoable(t('chat_deleted'), () => api('DELETE', `/api/chats/${encodeURIComponent(id)}`), () => {
+          side.chats = keep.chats.filter((c) => c.id === id || side.chats.some((x) => x.id === c.id));
+          side.pinned = keep.pinned.filter((c) => c.id === id || side.pinned.some((x) => x.id === c.id));
+          renderSidebar();
+        });
       }
     } catch (err) { note(t('error_generic', { message: err.message })); }
   });

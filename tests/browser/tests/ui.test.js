@@ -379,6 +379,60 @@ test('chats open in place without a page load, keeping the sidebar scrolled; New
   assert.deepEqual(s.errors, []);
 });
 
+test('a message is edited in place, a chat renamed inline, deletes wait behind Undo; no prompt or confirm', async (t) => {
+  const s = await setup(t);
+  s.page.on('dialog', (d) => { s.errors.push(`dialog: ${d.message()}`); d.dismiss(); });
+  const other = await s.api('POST', '/api/chats', { title: 'Other chat' });
+  const c = await openChat(s, 'mock/echo');
+  await send(s.page, 'first version');
+  await s.page.waitForSelector('.msg.assistant[data-status=complete] >> text=first version', { timeout: 15000 });
+  await s.page.hover('.msg.user');
+  await s.page.click('.msg.user button[data-act=edit]');
+  const box = await s.page.waitForSelector('.msg.user textarea.edit-box');
+  assert.equal(await box.inputValue(), 'first version');
+  await box.fill('never sent');
+  await s.page.keyboard.press('Escape');
+  await s.page.waitForSelector('.msg.user textarea.edit-box', { state: 'detached' });
+  assert.equal((await s.page.textContent('.msg.user .body')).trim(), 'first version');
+  await s.page.hover('.msg.user');
+  await s.page.click('.msg.user button[data-act=edit]');
+  await s.page.fill('.msg.user textarea.edit-box', 'second version');
+  await s.page.keyboard.press('Shift+Enter');
+  await s.page.keyboard.type('on two lines');
+  await shot(s.page, 'edit-in-place');
+  await s.page.keyboard.press('Control+Enter');
+  await s.page.waitForSelector('.msg.assistant[data-status=complete] >> text=on two lines', { timeout: 15000 });
+  assert.equal(await s.page.$$eval('.msg', (e) => e.length), 2, 'the edit replaced the turn');
+  assert.match(await s.page.textContent('.msg.user .body'), /second version\s+on two lines/);
+  // Rename where the name is.
+  const li = `#chat-list li[data-id="${c.id}"]`;
+  await s.page.hover(li);
+  await s.page.click(`${li} button[data-act=rename]`);
+  await s.page.fill(`${li} input.rename-box`, 'Renamed inline');
+  await s.page.keyboard.press('Enter');
+  await s.page.waitForFunction(() => document.querySelector('#chat-title').textContent === 'Renamed inline');
+  assert.equal((await s.api('GET', `/api/chats/${c.id}`)).title, 'Renamed inline');
+  assert.equal(await s.page.textContent(`${li} a`), 'Renamed inline');
+  // Deleting a message hides it behind Undo; Undo brings it back and nothing is deleted.
+  await s.page.hover('.msg.assistant');
+  await s.page.click('.msg.assistant button[data-act=delete]');
+  await s.page.waitForSelector('.msg.assistant', { state: 'hidden' });
+  await s.page.click('#toast button');
+  await s.page.waitForSelector('.msg.assistant', { state: 'visible' });
+  assert.equal((await s.api('GET', `/api/chats/${c.id}`)).messages.length, 2);
+  // Deleting a chat: gone from the list at once, deleted when the toast goes.
+  const otherLi = `#chat-list li[data-id="${other.id}"]`;
+  await s.page.hover(otherLi);
+  await s.page.click(`${otherLi} button[data-act=delete-chat]`);
+  await s.page.waitForSelector(otherLi, { state: 'detached' });
+  assert.ok(await s.page.isVisible('#toast'));
+  await shot(s.page, 'undo-toast');
+  await s.page.waitForSelector('#toast', { state: 'hidden', timeout: 10000 });
+  // The toast went as the delete was sent: wait for it to land.
+  while ((await s.context.request.get(`${s.base}/api/chats/${other.id}`)).status() !== 404) await new Promise((r) => setTimeout(r, 50));
+  assert.deepEqual(s.errors, []);
+});
+
 test('a chat shared from its settings reads without the code, until the link is revoked', async (t) => {
   const s = await setup(t, { env: { CODE: 'letmein' } });
   await s.page.goto(s.base + '/');
