@@ -46,6 +46,9 @@ async function api(method, url, body) {
   if (!r.ok) {
     let msg = r.statusText;
     try { msg = (await r.json()).error.message || msg; } catch {}
+    // The server explains in English; the page says what happened in its own language first.
+    const said = DATA.i18n['http_' + r.status];
+    if (said && DATA.lang !== 'en') msg = `${said} (${msg})`;
     throw Object.assign(new Error(msg), { status: r.status });
   }
   return r.status === 204 ? null : r.json();
@@ -292,8 +295,11 @@ function upsert(m) {
 
 function updateBusy() {
   const busy = isStreaming();
+  // Stop vanishes when the reply ends: its focus goes to the composer, not to the page.
+  const stopFocused = document.activeElement === $('#stop');
   $('#send').hidden = busy;
   $('#stop').hidden = !busy;
+  if (stopFocused && !busy) input().focus();
 }
 
 // ---------------------------------------------------------------- event stream
@@ -594,7 +600,8 @@ async function shrinkImage(file) {
   return url;
 }
 
-const BUILTIN_TEMPLATES = '/translate = Translate the following text into English:\\n\\n\n/summarize = Summarize the following in a few bullet points:\\n\\n\n/explain = Explain this code step by step:\\n\\n\n/proofread = Proofread and correct the following text, keeping its meaning:\\n\\n';
+// The built-in templates, in the page's language (a user's own list replaces them).
+const BUILTIN_TEMPLATES = t('builtin_templates');
 function templates() {
   return ls.get('templates', BUILTIN_TEMPLATES).split('\n').map((l) => l.match(/^\/?([^\s=]+)\s*=\s*(.*)$/)).filter(Boolean)
     .map(([, name, text]) => ({ name, text: text.replace(/\\n/g, '\n') }));
@@ -626,7 +633,10 @@ function initComposer() {
   i.value = ls.get(draftKey());
   grow();
   $('#composer').addEventListener('submit', (e) => { e.preventDefault(); send(); });
-  $('#stop').addEventListener('click', () => api('POST', `/api/chats/${encodeURIComponent(chat.id)}/stop`).catch((e) => note(e.message)));
+  $('#stop').addEventListener('click', () => {
+    input().focus();
+    api('POST', `/api/chats/${encodeURIComponent(chat.id)}/stop`).catch((e) => note(e.message));
+  });
   i.addEventListener('input', () => { ls.set(draftKey(), i.value); grow(); tplActive = 0; tplMenu(); });
   i.addEventListener('keydown', (e) => {
     if (!$('#template-menu').hidden) {
@@ -661,13 +671,18 @@ async function loadModels() {
 }
 
 function showModel() {
-  $('#model-name').textContent = chat.settings?.model || (defaultModel ? defaultModel : t('default_model'));
+  const name = chat.settings?.model || (defaultModel ? defaultModel : t('default_model'));
+  $('#model-name').textContent = name;
+  // The button's accessible name says the model, not only what the button does.
+  $('#model-btn').setAttribute('aria-label', t('model_button', { model: name }));
+  $('#model-btn').title = name;
   if (toolServers?.length) toolsNote();
 }
 
-const money = (v) => (v === 0 ? '0' : v < 0.01 ? v.toFixed(4) : v < 1 ? v.toFixed(3) : v.toFixed(2));
+const money = (v) => (v === 0 ? '0' : num(v, v < 0.01 ? 4 : v < 1 ? 3 : 2));
 let pickActive = 0;
 let pickList = [];
+const PICK_ROWS = 200;
 function renderPicker() {
   const words = $('#picker-q').value.toLowerCase().split(/\s+/).filter(Boolean);
   const free = $('#f-free').checked, vision = $('#f-vision').checked, reasoning = $('#f-reasoning').checked;
@@ -677,8 +692,12 @@ function renderPicker() {
     return words.every((w) => hay.includes(w));
   });
   pickActive = Math.min(pickActive, Math.max(0, pickList.length - 1));
-  const shown = pickList.slice(0, 200);
-  $('#picker-list').replaceChildren(...shown.map((m, i) => {
+  // At most 200 rows at a time, a window around the active one, so the chat's model is shown
+  // (and named by aria-activedescendant) wherever it is in the list.
+  const start = Math.max(0, Math.min(pickActive - 100, pickList.length - PICK_ROWS));
+  const shown = pickList.slice(start, start + PICK_ROWS);
+  $('#picker-list').replaceChildren(...shown.map((m, j) => {
+    const i = start + j;
     const facts = [];
     if (m.pricing) facts.push(m.free ? t('free') : `$${money(m.pricing.prompt_per_mtok)}/$${money(m.pricing.completion_per_mtok)} /1M`);
     else if (m.free) facts.push(t('free'));
@@ -775,8 +794,12 @@ function initPicker() {
   $('#picker-q').addEventListener('input', () => { pickActive = 0; renderPicker(); });
   for (const f of ['#f-free', '#f-vision', '#f-reasoning']) $(f).addEventListener('change', () => { pickActive = 0; renderPicker(); });
   $('#picker-q').addEventListener('keydown', (e) => {
-    const n = Math.min(pickList.length, 200);
-    if (e.key === 'ArrowDown' || e.key === 'ArrowUp') {
+    const n = pickList.length;
+    if (e.key === 'Escape') {
+      // A search box's first Escape would only clear it: close the picker at once.
+      e.preventDefault();
+      dlg.close();
+    } else if (e.key === 'ArrowDown' || e.key === 'ArrowUp') {
       e.preventDefault();
       if (n) { pickActive = (pickActive + (e.key === 'ArrowDown' ? 1 : -1) + n) % n; renderPicker(); }
     } else if (e.key === 'Enter') {
@@ -877,7 +900,9 @@ function initSettings() {
     applyTheme();
     ls.set('sendkey', $('#st-send').value);
     if (!CFG.hideUserApiKey) { ls.set('key', $('#st-apikey').value.trim()); ls.set('endpoint', $('#st-endpoint').value.trim()); }
-    ls.set('templates', $('#st-templates').value);
+    // Unchanged built-ins are not stored: they follow the page's language.
+    const tpl = $('#st-templates').value;
+    ls.set('templates', tpl === BUILTIN_TEMPLATES ? '' : tpl);
     dlg.close();
     if (lang.value !== DATA.lang) { setCookie('sb_lang', lang.value); location.reload(); }
   });
@@ -1039,16 +1064,18 @@ async function searchMore() {
   const { q, next } = search;
   if (next == null || search.loading) return;
   search.loading = true;
-  $('#search-more')?.remove();
   try {
     const r = await api('GET', `/api/search?q=${encodeURIComponent(q)}&offset=${next}`);
     if (search.q !== q) return;
+    // The "loading" row stays until the page it stands for is in.
+    $('#search-more')?.remove();
     const title = (x) => (x.chat_title === DATA.defaultTitle ? '' : x.chat_title) || t('new_chat');
     res.append(...r.results.map((x) => h('li', { 'data-id': x.chat_id }, h('a', { href: `/chats/${x.chat_id}${x.message_id ? '#m-' + x.message_id : ''}` }, title(x), x.snippet ? h('small', {}, x.snippet) : null))));
     if (!next && !r.results.length) res.append(h('li', { class: 'muted' }, t('no_results')));
     search.next = r.next;
     if (r.next != null) { const more = h('li', { id: 'search-more', class: 'muted', role: 'presentation' }, t('loading')); res.append(more); searchObserver.observe(more); }
   } catch (err) {
+    $('#search-more')?.remove();
     res.append(h('li', { class: 'error' }, err.message));
   } finally {
     if (search.q === q) search.loading = false;

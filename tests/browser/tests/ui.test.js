@@ -57,8 +57,7 @@ test('Markdown is rendered while the reply streams, by the server, before it is 
   const tail = Array.from({ length: 1500 }, (_, i) => `w${i}`).join(' ');
   await send(s.page, `# Prices\n\n| model | price |\n| --- | --- |\n| a | $3/$15 |\n\nSome **bold** text. ${tail}`);
   // The bold words come after the table: once they are rendered, so is all before them.
-  const live = await s.page.waitForSelector('.msg.assistant[data-status=streaming] .body strong', { timeout: 15000 });
-  const msg = await live.evaluateHandle((e) => e.closest('article'));
+  const msg = await s.page.waitForSelector('.msg.assistant[data-status=streaming]:has(.body strong)', { timeout: 15000 });
   assert.equal(await msg.evaluate((e) => e.dataset.status), 'streaming');
   assert.equal(await msg.$eval('.body h1', (e) => e.textContent), 'Prices');
   assert.equal(await msg.$eval('.body td:last-child', (e) => e.textContent), '$3/$15');
@@ -106,6 +105,98 @@ test('the UI speaks 中文 and Dansk', async (t) => {
     await shot(s.page, `lang-${tag}`);
   }
   assert.match(await s.page.getAttribute('#input', 'placeholder'), /Skriv en besked/);
+});
+
+test('in Danish and Chinese the templates, server errors and decimals are translated', async (t) => {
+  const s = await setup(t, { locale: 'da-DK' });
+  await openChat(s, 'mock/reasoning');
+  assert.equal(await s.page.getAttribute('html', 'lang'), 'da');
+  await s.page.fill('#input', '/');
+  await s.page.waitForSelector('#template-menu li');
+  assert.match(await s.page.textContent('#template-menu'), /Oversæt følgende tekst til dansk/);
+  await s.page.fill('#input', '');
+  // "Tænkte i 1,2 s": a decimal comma, live and after a reload.
+  await send(s.page, 'Hvad er svaret?');
+  const done = await s.page.waitForSelector('.msg.assistant[data-status=complete]', { timeout: 15000 });
+  assert.match(await done.$eval('details.thinking summary', (e) => e.textContent), /\d+,\d s/);
+  assert.match(await done.$eval('.meta', (e) => e.textContent), /\$\d+,\d{4}/);
+  await s.page.reload();
+  assert.match(await s.page.textContent('.msg.assistant details.thinking summary'), /\d+,\d s/);
+  // A server error says what happened in Danish (the server's English detail follows).
+  await openChat(s, 'mock/slow');
+  await send(s.page, 'en lang historie');
+  await s.page.waitForSelector('.msg.assistant[data-status=streaming]');
+  await s.page.hover('.msg.user');
+  await s.page.click('.msg.user button[data-act=edit]');
+  await s.page.fill('.msg.user textarea.edit-box', 'en anden historie');
+  await s.page.keyboard.press('Control+Enter');
+  await s.page.waitForSelector('#composer-note:not([hidden])');
+  assert.match(await s.page.textContent('#composer-note'), /Et svar er stadig ved at blive skrevet \(/);
+  await s.page.click('#stop');
+  await s.page.waitForSelector('.msg.assistant[data-status=stopped]');
+  // 中文: the templates too.
+  await s.page.click('#open-settings');
+  await s.page.selectOption('#st-lang', 'zh-CN');
+  await Promise.all([s.page.waitForNavigation(), s.page.click('#st-save')]);
+  await s.page.fill('#input', '/tr');
+  await s.page.waitForSelector('#template-menu li');
+  assert.match(await s.page.textContent('#template-menu'), /将以下文字翻译成中文/);
+  assert.deepEqual(s.errors.filter((e) => !/409/.test(e)), []);
+});
+
+test('picker and keyboard: the chat model is highlighted past the first 200, one Escape closes, the model button names the model, focus stays after Stop', async (t) => {
+  const s = await setup(t);
+  const all = (await s.api('GET', '/api/models')).models.filter((m) => m.available);
+  assert.ok(all.length > 250, `${all.length} models`);
+  const far = all[all.length - 1].id;
+  const chat = await openChat(s, far);
+  assert.match(await s.page.getAttribute('#model-btn', 'aria-label'), new RegExp(far.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')));
+  await s.page.click('#model-btn');
+  const active = await s.page.waitForSelector('#picker-list li[aria-selected=true]');
+  assert.equal(await active.getAttribute('data-id'), far);
+  const named = await s.page.getAttribute('#picker-q', 'aria-activedescendant');
+  assert.equal(named, await active.getAttribute('id'));
+  await s.page.fill('#picker-q', 'qwen');
+  await s.page.keyboard.press('Escape');
+  await s.page.waitForSelector('#picker', { state: 'hidden' });
+  // Stop keeps the keyboard in the composer.
+  await s.api('PATCH', `/api/chats/${chat.id}`, { settings: { model: 'mock/slow' } });
+  await s.page.reload();
+  await send(s.page, 'a long story');
+  await s.page.waitForSelector('#stop', { state: 'visible' });
+  await s.page.focus('#stop');
+  await s.page.keyboard.press('Enter');
+  await s.page.waitForSelector('.msg.assistant[data-status=stopped]');
+  assert.equal(await s.page.evaluate(() => document.activeElement.id), 'input');
+  // Light theme: every highlighted token in a code block reads at 4.5:1 or better.
+  await s.api('PATCH', `/api/chats/${chat.id}`, { settings: { model: 'mock/echo' } });
+  await s.page.reload();
+  await send(s.page, '```rust\n// a comment\nfn main() { let x: &str = "text"; println!("{}", 42); }\n```\n\n```html\n<div class="x">hi</div>\n```');
+  await s.page.waitForSelector('.msg.assistant[data-status=complete] .code', { timeout: 15000 });
+  const worst = await s.page.$eval('#log', (msg) => {
+    const rgb = (c) => c.match(/\d+(\.\d+)?/g).slice(0, 3).map(Number);
+    const lum = ([r, g, b]) => [r, g, b].map((v) => { v /= 255; return v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4; }).reduce((a, v, i) => a + v * [0.2126, 0.7152, 0.0722][i], 0);
+    let min = 99;
+    for (const el of msg.querySelectorAll('.code pre [class*="hl-"]')) {
+      const fg = lum(rgb(getComputedStyle(el).color));
+      const bg = lum(rgb(getComputedStyle(el.closest('pre')).backgroundColor));
+      min = Math.min(min, (Math.max(fg, bg) + 0.05) / (Math.min(fg, bg) + 0.05));
+    }
+    return min;
+  });
+  assert.ok(worst >= 4.5 && worst < 99, `lowest code contrast ${worst.toFixed(2)}:1`);
+  assert.deepEqual(s.errors, []);
+});
+
+test('at 390 px model names in the picker are shown whole', async (t) => {
+  const s = await setup(t, { viewport: { width: 390, height: 844 } });
+  await openChat(s, null);
+  await s.page.click('#model-btn');
+  await s.page.fill('#picker-q', 'claude');
+  await s.page.waitForSelector('#picker-list li');
+  const cut = await s.page.$$eval('#picker-list .name, #picker-list .id', (els) => els.filter((e) => e.scrollWidth > e.clientWidth + 1).map((e) => e.textContent));
+  assert.deepEqual(cut, []);
+  await shot(s.page, 'narrow-picker');
 });
 
 test('Accept-Language picks the language when no cookie is set', async (t) => {
