@@ -291,6 +291,7 @@ function upsert(m) {
   $('#empty').hidden = msgs.size > 0;
   updateBusy();
   if (stick) toBottom();
+  updateJump();
 }
 
 function updateBusy() {
@@ -670,8 +671,29 @@ async function loadModels() {
   return models;
 }
 
+/** The empty chat: what the model is and can do, and a few prompts to start from. */
+function renderWelcome() {
+  const box = $('#empty');
+  if (!box || box.hidden) return;
+  const id = currentModel();
+  const m = models?.find((x) => x.id === id);
+  const facts = [];
+  if (m?.vision) facts.push(t('vision'));
+  if (m?.reasoning) facts.push(t('reasoning'));
+  if (m?.free) facts.push(t('free'));
+  else if (m?.pricing) facts.push(`$${money(m.pricing.prompt_per_mtok)}/$${money(m.pricing.completion_per_mtok)} /1M`);
+  if (m?.context_length) facts.push(t('context', { n: m.context_length >= 1000 ? Math.round(m.context_length / 1000) + 'K' : m.context_length }));
+  const prompt = (text) => h('button', { type: 'button', class: 'suggest', onclick: () => { input().value = text; grow(); input().focus(); } }, text);
+  box.replaceChildren(
+    h('h2', {}, t('welcome_title')),
+    h('p', { class: 'welcome-model' }, h('strong', {}, m?.display_name || id || t('default_model')), facts.length ? ' · ' + facts.join(' · ') : ''),
+    h('div', { class: 'suggestions' }, t('welcome_prompts').split('\n').filter(Boolean).map(prompt)),
+    h('p', { class: 'muted' }, t('shortcuts_hint')));
+}
+
 function showModel() {
   const name = chat.settings?.model || (defaultModel ? defaultModel : t('default_model'));
+  renderWelcome();
   $('#model-name').textContent = name;
   // The button's accessible name says the model, not only what the button does.
   $('#model-btn').setAttribute('aria-label', t('model_button', { model: name }));
@@ -683,6 +705,7 @@ const money = (v) => (v === 0 ? '0' : num(v, v < 0.01 ? 4 : v < 1 ? 3 : 2));
 let pickActive = 0;
 let pickList = [];
 const PICK_ROWS = 200;
+let pickWant = null; // the model to select once the list is made (the chat's, on opening)
 function renderPicker() {
   const words = $('#picker-q').value.toLowerCase().split(/\s+/).filter(Boolean);
   const free = $('#f-free').checked, vision = $('#f-vision').checked, reasoning = $('#f-reasoning').checked;
@@ -691,6 +714,11 @@ function renderPicker() {
     const hay = `${m.id} ${m.display_name} ${m.free ? 'free' : ''}`.toLowerCase();
     return words.every((w) => hay.includes(w));
   });
+  // Favourites, then recently used models, come first (in that order), then the catalog's order.
+  const favs = lsList('fav_models'), recent = lsList('recent_models');
+  const rank = (m) => (favs.includes(m.id) ? favs.indexOf(m.id) : recent.includes(m.id) ? 1000 + recent.indexOf(m.id) : 1e6);
+  pickList = pickList.map((m, i) => [rank(m), i, m]).sort((a, b) => a[0] - b[0] || a[1] - b[1]).map((x) => x[2]);
+  if (pickWant != null) { pickActive = Math.max(0, pickList.findIndex((m) => m.id === pickWant)); pickWant = null; }
   pickActive = Math.min(pickActive, Math.max(0, pickList.length - 1));
   // At most 200 rows at a time, a window around the active one, so the chat's model is shown
   // (and named by aria-activedescendant) wherever it is in the list.
@@ -703,9 +731,15 @@ function renderPicker() {
     else if (m.free) facts.push(t('free'));
     if (m.context_length) facts.push(t('context', { n: m.context_length >= 1000 ? Math.round(m.context_length / 1000) + 'K' : m.context_length }));
     const vendor = VENDORS.includes(m.vendor) ? m.vendor : 'other';
-    return h('li', { role: 'option', id: `opt-${i}`, 'data-id': m.id, 'aria-selected': String(i === pickActive), onclick: () => pick(m) },
+    const fav = favs.includes(m.id);
+    const star = h('button', { type: 'button', class: 'star', tabindex: -1, 'aria-pressed': String(fav), 'aria-label': t('favourite'), title: t('favourite'), onclick: (e) => {
+      e.stopPropagation();
+      lsSet('fav_models', fav ? favs.filter((x) => x !== m.id) : [m.id, ...favs]);
+      renderPicker();
+    } }, fav ? '★' : '☆');
+    return h('li', { role: 'option', id: `opt-${i}`, 'data-id': m.id, 'aria-selected': String(i === pickActive), class: fav ? 'fav' : recent.includes(m.id) ? 'recent' : null, onclick: () => pick(m) },
       icon(`v-${vendor}`, 'vb'),
-      h('span', { class: 'name' }, m.display_name || m.id, m.is_default ? h('span', { class: 'badge def' }, t('default_badge')) : null,
+      h('span', { class: 'name' }, star, m.display_name || m.id, m.is_default ? h('span', { class: 'badge def' }, t('default_badge')) : null,
         m.vision ? h('span', { class: 'badge' }, t('vision')) : null, m.reasoning ? h('span', { class: 'badge' }, t('reasoning')) : null),
       h('span', { class: 'facts' }, facts[0] || ''),
       h('span', { class: 'id' }, m.id),
@@ -716,7 +750,11 @@ function renderPicker() {
   $(`#opt-${pickActive}`)?.scrollIntoView({ block: 'nearest' });
 }
 
+const lsList = (k) => { try { return JSON.parse(ls.get(k, '[]')); } catch { return []; } };
+const lsSet = (k, list) => ls.set(k, JSON.stringify(list.slice(0, 50)));
+
 async function pick(m) {
+  lsSet('recent_models', [m.id, ...lsList('recent_models').filter((x) => x !== m.id)].slice(0, 5));
   $('#picker').close();
   await saveSettings({ ...chat.settings, model: m.id });
 }
@@ -787,7 +825,7 @@ function initPicker() {
     $('#picker-q').value = '';
     $('#picker-count').textContent = t('loading');
     await loadModels();
-    pickActive = Math.max(0, models.findIndex((m) => m.id === currentModel()));
+    pickWant = currentModel();
     renderPicker();
     $('#picker-q').focus();
   });
@@ -1213,6 +1251,67 @@ function newChat({ push = true } = {}) {
   showChat({ id: null, title: '', settings: model ? { model } : {}, messages: [], has_more: false, last_event_id: 0 });
 }
 
+// ---------------------------------------------------------------- shortcuts, images, jump to latest
+const SHORTCUTS = [
+  ['Ctrl+Shift+O', 'shortcut_new_chat'],
+  ['Ctrl+K', 'shortcut_search'],
+  ['Shift+Esc', 'shortcut_composer'],
+  ['Esc', 'shortcut_stop'],
+  ['Ctrl+/', 'shortcut_help'],
+];
+
+/** A dialog built on first use (so pages carry no markup for it). */
+function lazyDialog(id, title, ...body) {
+  let d = document.getElementById(id);
+  if (!d) {
+    d = h('dialog', { id, class: 'dlg', 'aria-labelledby': `${id}-title` },
+      h('div', { class: 'dlg-head' }, h('h2', { id: `${id}-title` }, title), h('button', { type: 'button', class: 'icon-btn', 'data-close': true, 'aria-label': t('close') }, icon('close'))), ...body);
+    d.addEventListener('click', (e) => { if (e.target === d || e.target.closest('[data-close]')) d.close(); });
+    document.body.append(d);
+  }
+  return d;
+}
+
+function showShortcuts() {
+  const mod = /Mac|iPhone|iPad/.test(navigator.platform) ? '⌘' : 'Ctrl';
+  lazyDialog('shortcuts', t('shortcuts'), h('table', { class: 'keys' }, SHORTCUTS.map(([k, label]) => h('tr', {}, h('td', {}, h('kbd', {}, k.replace('Ctrl', mod))), h('td', {}, t(label)))))).showModal();
+}
+
+function initShortcuts() {
+  $('.side-foot').prepend(h('button', { type: 'button', id: 'open-shortcuts', class: 'btn wide', onclick: showShortcuts }, t('shortcuts')));
+  document.addEventListener('keydown', (e) => {
+    const mod = e.ctrlKey || e.metaKey;
+    const key = e.key.toLowerCase();
+    if (mod && e.shiftKey && key === 'o') { e.preventDefault(); newChat(); }
+    else if (mod && !e.shiftKey && key === 'k') { e.preventDefault(); if (matchMedia('(max-width: 760px)').matches) setDrawer(true); $('#search').focus(); }
+    else if (mod && key === '/') { e.preventDefault(); showShortcuts(); }
+    else if (e.shiftKey && e.key === 'Escape') { e.preventDefault(); input().focus(); }
+    else if (e.key === 'Escape' && isStreaming() && !document.querySelector('dialog[open]') && $('#template-menu').hidden && !e.target.closest?.('.edit-form, .rename-box')) {
+      $('#stop').click();
+    }
+  });
+}
+
+// Images in messages open large on click.
+function showImage(src) {
+  const d = lazyDialog('viewer', t('image'));
+  d.classList.add('viewer');
+  $$('img.large', d).forEach((x) => x.remove());
+  d.append(h('img', { class: 'large', src, alt: t('image') }));
+  d.showModal();
+}
+
+// "Jump to latest" while scrolled up.
+function updateJump() {
+  const b = $('#jump');
+  if (b) b.hidden = nearBottom();
+}
+function initJump() {
+  const b = h('button', { type: 'button', id: 'jump', class: 'btn jump', hidden: true, onclick: () => { toBottom(); input().focus(); } }, '↓ ', t('jump_latest'));
+  $('#composer').before(b);
+  $('#messages').addEventListener('scroll', updateJump, { passive: true });
+}
+
 // ---------------------------------------------------------------- start
 function initChat() {
   for (const m of chat.messages || []) msgs.set(m.id, settle(m));
@@ -1232,6 +1331,10 @@ function initChat() {
     const m = b && msgs.get(b.closest('article')?.dataset.id);
     if (m) act(b.dataset.act, m, b);
   });
+  log.addEventListener('click', (e) => {
+    const img = e.target.closest('.images img');
+    if (img) showImage(img.src);
+  });
   log.addEventListener('toggle', (e) => { if (e.target.classList?.contains('thinking')) e.target.dataset.touched = '1'; }, true);
   // Older messages: a button, and automatically when it scrolls into view.
   $('#load-older').addEventListener('click', loadOlder);
@@ -1245,6 +1348,8 @@ function initChat() {
   initTools();
   initSettings();
   initSidebar();
+  initShortcuts();
+  initJump();
   updateBusy();
   showModel();
   if (location.hash.startsWith('#m-')) document.getElementById(location.hash.slice(1))?.scrollIntoView();
@@ -1256,5 +1361,7 @@ function initChat() {
 }
 
 applyTheme();
+// Installable: the service worker caches the app's shell (never the API).
+if ('serviceWorker' in navigator) navigator.serviceWorker.register('/sw.js').catch(() => {});
 if ($('#login-form')) initLogin();
 else if (chat) initChat();

@@ -5,6 +5,14 @@ import { copyFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { setup, openChat, send, shot, SHOTS, REPO } from '../harness.js';
 
+/** A screenshot that README shows: refreshed in docs/ only on request (UPDATE_DOCS_SCREENSHOT=1), so
+ *  a test run never dirties the tree. */
+async function docShot(page, name) {
+  await shot(page, name);
+  const png = join(SHOTS, `${name}.png`);
+  if (process.env.UPDATE_DOCS_SCREENSHOT && statSync(png).size < 300 * 1024) copyFileSync(png, join(REPO, 'docs', `screenshot-${name}.png`));
+}
+
 const PNG = 'iVBORw0KGgoAAAANSUhEUgAAAAIAAAACCAIAAAD91JpzAAAAFklEQVR4nGP8z8DAwMDAxMDAwMDAAAANHQEDasKb6QAAAABJRU5ErkJggg==';
 
 test('a reply streams in, with a Thinking block that collapses to its duration', async (t) => {
@@ -63,7 +71,7 @@ test('Markdown is rendered while the reply streams, by the server, before it is 
   assert.equal(await msg.$eval('.body td:last-child', (e) => e.textContent), '$3/$15');
   // Never the raw syntax once rendered.
   assert.doesNotMatch(await msg.$eval('.body', (e) => e.textContent), /\| --- \||^# /m);
-  await shot(s.page, 'streaming-markdown');
+  await docShot(s.page, 'streaming-markdown');
   await s.page.click('#stop');
   await s.page.waitForSelector('.msg.assistant[data-status=stopped] .body table');
   assert.deepEqual(s.errors, []);
@@ -196,7 +204,98 @@ test('at 390 px model names in the picker are shown whole', async (t) => {
   await s.page.waitForSelector('#picker-list li');
   const cut = await s.page.$$eval('#picker-list .name, #picker-list .id', (els) => els.filter((e) => e.scrollWidth > e.clientWidth + 1).map((e) => e.textContent));
   assert.deepEqual(cut, []);
-  await shot(s.page, 'narrow-picker');
+  await docShot(s.page, 'narrow-picker');
+});
+
+test('an empty chat welcomes with its model and prompts; shortcuts, image viewer, jump to latest, favourite models', async (t) => {
+  const s = await setup(t);
+  await openChat(s, 'mock/vision');
+  await s.page.waitForSelector('#empty h2');
+  await s.page.waitForFunction(() => /Vision/.test(document.querySelector('.welcome-model').textContent));
+  assert.match(await s.page.textContent('.welcome-model'), /mock\/vision|Vision/);
+  const suggestions = await s.page.$$('#empty .suggest');
+  assert.equal(suggestions.length, 4);
+  await suggestions[0].click();
+  assert.equal(await s.page.inputValue('#input'), 'Explain a concept simply, with an example');
+  await s.page.fill('#input', '');
+  await s.page.evaluate(() => document.activeElement.blur());
+  await docShot(s.page, 'welcome');
+  // Shortcuts.
+  await s.page.keyboard.press('Control+/');
+  await s.page.waitForSelector('#shortcuts[open]');
+  assert.equal(await s.page.$$eval('#shortcuts tr', (e) => e.length), 5);
+  await docShot(s.page, 'shortcuts');
+  await s.page.keyboard.press('Escape');
+  await s.page.waitForSelector('#shortcuts', { state: 'hidden' });
+  await s.page.keyboard.press('Control+k');
+  assert.equal(await s.page.evaluate(() => document.activeElement.id), 'search');
+  await s.page.keyboard.press('Shift+Escape');
+  assert.equal(await s.page.evaluate(() => document.activeElement.id), 'input');
+  // An image opens large.
+  await s.page.evaluate((b64) => {
+    const bytes = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
+    const dt = new DataTransfer();
+    dt.items.add(new File([bytes], 'dot.png', { type: 'image/png' }));
+    document.querySelector('#input').dispatchEvent(new ClipboardEvent('paste', { clipboardData: dt, bubbles: true, cancelable: true }));
+  }, PNG);
+  await s.page.waitForSelector('#attachments img');
+  await send(s.page, 'look');
+  await s.page.waitForSelector('.msg.assistant[data-status=complete]', { timeout: 15000 });
+  await s.page.click('.msg.user .images img');
+  await s.page.waitForSelector('#viewer[open] img.large');
+  await s.page.keyboard.press('Escape');
+  // Ctrl+Shift+O starts a new chat.
+  await s.page.keyboard.press('Control+Shift+O');
+  await s.page.waitForFunction(() => location.pathname === '/chats/new');
+  // Jump to latest, in a long chat scrolled up.
+  const messages = Array.from({ length: 60 }, (_, i) => ({ role: i % 2 ? 'assistant' : 'user', content: `line ${i}\n\nmore text ${i}` }));
+  await s.api('POST', '/api/import/nextchat', { 'chat-next-web-store': { sessions: [{ topic: 'Long one', messages, lastUpdate: Date.now() }] } });
+  await s.page.goto(s.base + '/');
+  await s.page.waitForSelector('#chat-title >> text=Long one');
+  assert.equal(await s.page.isVisible('#jump'), false);
+  await s.page.$eval('#messages', (e) => { e.scrollTop = 0; e.dispatchEvent(new Event('scroll')); });
+  await s.page.waitForSelector('#jump', { state: 'visible' });
+  await s.page.click('#jump');
+  await s.page.waitForSelector('#jump', { state: 'hidden' });
+  // A favourite model comes first in the picker; a picked one is among the recent.
+  await s.page.click('#model-btn');
+  await s.page.fill('#picker-q', 'mock/web');
+  await s.page.click('#picker-list li[data-id="mock/web"] .star');
+  await s.page.fill('#picker-q', '');
+  await s.page.waitForFunction(() => document.querySelector('#picker-list li')?.dataset.id === 'mock/web');
+  await s.page.fill('#picker-q', 'mock/slow');
+  await s.page.press('#picker-q', 'Enter');
+  await s.page.click('#model-btn');
+  await s.page.waitForSelector('#picker-list li');
+  await s.page.waitForFunction(() => [...document.querySelectorAll('#picker-list li')].slice(0, 2).map((e) => e.dataset.id).join() === 'mock/web,mock/slow');
+  await s.page.keyboard.press('Escape');
+  assert.deepEqual(s.errors, []);
+});
+
+test('installable: a manifest and a service worker that caches the shell, never the API; settings fit 860 px', async (t) => {
+  const s = await setup(t);
+  await openChat(s, 'mock/echo');
+  const manifest = await (await fetch(s.base + '/manifest.webmanifest')).json();
+  assert.equal(manifest.display, 'standalone');
+  assert.equal(manifest.start_url, '/');
+  assert.ok(await s.page.evaluate(() => navigator.serviceWorker.ready.then((r) => !!r.active)));
+  await s.page.reload();
+  await send(s.page, 'cache check');
+  await s.page.waitForSelector('.msg.assistant[data-status=complete]', { timeout: 15000 });
+  const cached = await s.page.evaluate(async () => (await Promise.all((await caches.keys()).map(async (k) => (await (await caches.open(k)).keys()).map((r) => new URL(r.url).pathname)))).flat());
+  assert.ok(cached.length > 0 && cached.every((p) => p.startsWith('/assets/')), cached.join(' '));
+  // The settings dialog's Save button is on screen at 1280×860.
+  await s.page.click('#open-settings');
+  const save = await s.page.waitForSelector('#st-save');
+  const box = await save.boundingBox();
+  assert.ok(box.y + box.height <= 860, `Save ends at ${box.y + box.height}`);
+  assert.ok(await s.page.evaluate(() => { const b = document.querySelector('#st-save').getBoundingClientRect(); return document.elementFromPoint(b.x + b.width / 2, b.y + b.height / 2)?.id === 'st-save'; }));
+  await docShot(s.page, 'settings');
+  await s.page.keyboard.press('Escape');
+  await s.page.emulateMedia({ colorScheme: 'dark' });
+  await s.page.evaluate(() => document.activeElement.blur());
+  await docShot(s.page, 'dark');
+  assert.deepEqual(s.errors, []);
 });
 
 test('Accept-Language picks the language when no cookie is set', async (t) => {
@@ -391,7 +490,7 @@ test('the sidebar reaches all of 150 chats, grouped by day; a pinned chat stays 
   assert.deepEqual(await s.page.$$eval('#chat-list li', (els) => els.slice(0, 2).map((e) => e.dataset.id || e.textContent)), ['Pinned', oldest]);
   // One tab stop per chat: the actions are reached by keys on the link.
   assert.equal(await s.page.$$eval('#chat-list li[data-id] button', (els) => els.filter((b) => b.tabIndex >= 0).length), 0);
-  await shot(s.page, 'sidebar-groups');
+  await docShot(s.page, 'sidebar');
   // Search matches titles as well as text, one row per chat, without raw Markdown.
   await s.page.fill('#search', 'Imported chat 14');
   await s.page.waitForSelector('#search-results li[data-id]');

@@ -56,6 +56,8 @@ pub fn routes() -> Router<AppState> {
         .route("/", get(home))
         .route("/chats/{id}", get(chat_page))
         .route("/assets/{name}", get(assets::serve))
+        .route("/manifest.webmanifest", get(manifest))
+        .route("/sw.js", get(service_worker))
 }
 
 /// What every page shares: language, theme, asset URLs.
@@ -163,6 +165,52 @@ pub(crate) async fn admit_page(
         }
         Err(e) => Err(e),
     }
+}
+
+/// `GET /manifest.webmanifest`: what makes the web UI installable as an app.
+async fn manifest(State(state): State<AppState>) -> Response {
+    let name = state.settings().app_name.clone();
+    let body = json!({
+        "name": name,
+        "short_name": name,
+        "start_url": "/",
+        "scope": "/",
+        "display": "standalone",
+        "background_color": "#ffffff",
+        "theme_color": "#3b5bdb",
+        "icons": [{"src": assets::url("favicon.svg"), "sizes": "any", "type": "image/svg+xml", "purpose": "any"}],
+    });
+    (
+        [
+            (
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/manifest+json"),
+            ),
+            (header::CACHE_CONTROL, HeaderValue::from_static("no-cache")),
+        ],
+        body.to_string(),
+    )
+        .into_response()
+}
+
+/// `GET /sw.js`: the service worker, served from the root so its scope is the whole app. It
+/// caches the versioned assets only, never a page or the API.
+async fn service_worker() -> Response {
+    (
+        [
+            (
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/javascript; charset=utf-8"),
+            ),
+            (header::CACHE_CONTROL, HeaderValue::from_static("no-cache")),
+            (
+                header::X_CONTENT_TYPE_OPTIONS,
+                HeaderValue::from_static("nosniff"),
+            ),
+        ],
+        include_str!("../../assets/sw.js"),
+    )
+        .into_response()
 }
 
 /// `GET /`: the latest chat, or a new one when there is none.
