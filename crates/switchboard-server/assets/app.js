@@ -339,6 +339,7 @@ const handlers = {
   deleted: (d) => {
     for (const id of d.message_ids || []) { msgs.delete(id); document.getElementById(`m-${id}`)?.remove(); }
     $('#empty').hidden = msgs.size > 0;
+    renderWelcome();
     updateBusy();
   },
   chat: (d) => {
@@ -671,6 +672,36 @@ async function loadModels() {
   return models;
 }
 
+// Masks: personas (a system prompt, maybe a model and sampling settings) a chat starts from. A
+// few built in, in the page's language; NextChat's masks join them when its backup is imported.
+// They live in this browser.
+function masks() {
+  const builtin = t('builtin_masks').split('\n').map((l) => l.split(' = ')).filter((x) => x.length === 2).map(([name, system_prompt]) => ({ name, system_prompt }));
+  return [...lsList('masks'), ...builtin];
+}
+
+/** NextChat's masks (`mask-store.masks`, an object or a list) as ours. */
+function importMasks(backup) {
+  let list = backup?.['mask-store']?.masks;
+  if (list && !Array.isArray(list)) list = Object.values(list);
+  const ours = (list || []).filter((m) => m && !m.builtin && m.name).map((m) => {
+    const c = m.modelConfig || {};
+    const system = (m.context || []).filter((x) => x.role === 'system').map((x) => (typeof x.content === 'string' ? x.content : '')).join('\n\n');
+    return { name: String(m.name).slice(0, 80), system_prompt: system || undefined, model: c.model || undefined, temperature: c.temperature, top_p: c.top_p, max_tokens: c.max_tokens };
+  });
+  if (ours.length) lsSet('masks', [...ours, ...lsList('masks').filter((x) => !ours.some((o) => o.name === x.name))]);
+  return ours.length;
+}
+
+async function useMask(mask) {
+  const { name, ...rest } = mask;
+  const settings = { ...chat.settings };
+  for (const [k, v] of Object.entries(rest)) if (v != null && v !== '') settings[k] = v;
+  await saveSettings(settings);
+  note(t('mask_applied', { name }));
+  input().focus();
+}
+
 /** The empty chat: what the model is and can do, and a few prompts to start from. */
 function renderWelcome() {
   const box = $('#empty');
@@ -688,6 +719,8 @@ function renderWelcome() {
     h('h2', {}, t('welcome_title')),
     h('p', { class: 'welcome-model' }, h('strong', {}, m?.display_name || id || t('default_model')), facts.length ? ' · ' + facts.join(' · ') : ''),
     h('div', { class: 'suggestions' }, t('welcome_prompts').split('\n').filter(Boolean).map(prompt)),
+    h('p', { class: 'masks', role: 'group', 'aria-label': t('masks') }, h('span', { class: 'muted' }, t('masks') + ': '),
+      masks().map((mk) => h('button', { type: 'button', class: 'chip', title: mk.system_prompt || '', 'aria-pressed': String(!!mk.system_prompt && chat.settings?.system_prompt === mk.system_prompt), onclick: () => useMask(mk) }, mk.name))),
     h('p', { class: 'muted' }, t('shortcuts_hint')));
 }
 
@@ -964,8 +997,11 @@ function initSettings() {
     if (!f) return;
     const out = $('#st-import-out');
     try {
-      const r = await api('POST', '/api/import/nextchat', await f.text());
-      out.textContent = t('imported', { n: r.imported });
+      const text = await f.text();
+      const r = await api('POST', '/api/import/nextchat', text);
+      let masksIn = 0;
+      try { masksIn = importMasks(JSON.parse(text)); } catch {}
+      out.textContent = t('imported', { n: r.imported }) + (masksIn ? ' · ' + t('masks_imported', { n: masksIn }) : '');
       setTimeout(() => location.reload(), 800);
     } catch (err) { out.textContent = t('error_generic', { message: err.message }); }
   });

@@ -272,6 +272,31 @@ test('an empty chat welcomes with its model and prompts; shortcuts, image viewer
   assert.deepEqual(s.errors, []);
 });
 
+test('masks: a built-in persona sets the chat up; NextChat masks are imported as masks', async (t) => {
+  const s = await setup(t);
+  const chat = await openChat(s, 'mock/echo');
+  await s.page.click('#empty .masks button >> text=Code reviewer');
+  await s.page.waitForSelector('#composer-note >> text=Code reviewer');
+  assert.match((await s.api('GET', `/api/chats/${chat.id}`)).settings.system_prompt, /senior software engineer/);
+  assert.equal(await s.page.getAttribute('#empty .masks button >> text=Code reviewer', 'aria-pressed'), 'true');
+  const backup = {
+    'chat-next-web-store': { sessions: [] },
+    'mask-store': { masks: { m1: { id: 'm1', name: 'Pirate', context: [{ role: 'system', content: 'Talk like a pirate.' }], modelConfig: { model: 'mock/echo', temperature: 0.9 } } } },
+  };
+  await s.page.click('#open-settings');
+  await s.page.setInputFiles('#st-import', { name: 'backup.json', mimeType: 'application/json', buffer: Buffer.from(JSON.stringify(backup)) });
+  await s.page.waitForSelector('#st-import-out >> text=1 masks');
+  await s.page.goto(s.base + '/chats/new');
+  await s.page.click('#empty .masks button >> text=Pirate');
+  await send(s.page, 'ahoy');
+  await s.page.waitForSelector('.msg.assistant[data-status=complete]', { timeout: 15000 });
+  const id = await s.page.evaluate(() => location.pathname.slice('/chats/'.length));
+  const made = await s.api('GET', `/api/chats/${id}`);
+  assert.equal(made.settings.system_prompt, 'Talk like a pirate.');
+  assert.equal(made.settings.temperature, 0.9);
+  assert.deepEqual(s.errors, []);
+});
+
 test('installable: a manifest and a service worker that caches the shell, never the API; settings fit 860 px', async (t) => {
   const s = await setup(t);
   await openChat(s, 'mock/echo');
