@@ -1159,6 +1159,7 @@ async function searchMore() {
 function initSidebar() {
   Object.assign(side, DATA.sidebar || {});
   renderSidebar();
+  $('#chat-list a[aria-current]')?.scrollIntoView({ block: 'nearest' });
   $('#new-chat').addEventListener('click', () => newChat());
   // Chats open in place: no page load, the sidebar stays where it was scrolled.
   $('#sidebar').addEventListener('click', (e) => {
