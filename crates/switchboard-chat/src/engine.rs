@@ -36,7 +36,6 @@ pub struct EngineConfig {
     pub max_reply_bytes: usize,
     pub lease_timeout: Duration,
     pub shutdown_grace: Duration,
-    pub title_model: Option<String>,
     /// `OPENROUTER_PROVIDER`: provider preferences a chat's own are laid over.
     pub provider_default: Option<switchboard_core::routing::ProviderPreferences>,
     /// The MCP servers chats may use (`SWITCHBOARD_MCP_CONFIG`), started by the caller; the
@@ -58,7 +57,6 @@ impl EngineConfig {
             max_reply_bytes: s.max_reply_bytes,
             lease_timeout: s.lease_timeout,
             shutdown_grace: s.shutdown_grace,
-            title_model: s.title_model.clone(),
             provider_default: s.openrouter_provider.clone(),
             mcp: None,
             tool_timeout: s.tool_timeout,
@@ -129,6 +127,9 @@ pub struct ReplyPlan {
     /// Whether the model can call tools (its catalog entry says so): only then are the chat's
     /// MCP tools offered.
     pub tools: bool,
+    /// The model that names the chat (`SWITCHBOARD_TITLE_MODEL`, or a small fast one the server
+    /// found on the reply's provider); `None`: the reply's own model, with reasoning off.
+    pub title_model: Option<String>,
 }
 
 /// The messages a started turn stored.

@@ -187,10 +187,14 @@ impl Generation {
             Ok((body, title)) => (self.converse(body).await, title),
             Err(outcome) => (outcome, None),
         };
-        let complete = matches!(outcome, Outcome::Complete);
+        // Stopped and failed replies name their chat too: it should not stay "New chat".
+        let titled = matches!(
+            outcome,
+            Outcome::Complete | Outcome::Stopped | Outcome::Failed { .. }
+        );
         self.finish(outcome).await;
         self.engine.forget(&self.plan.chat.id, &self.message.id);
-        if complete
+        if titled
             && let Some(title) = title
             && !self.engine.interrupt.is_cancelled()
         {
@@ -248,11 +252,11 @@ impl Generation {
                 http: self.plan.upstream.http.clone(),
                 key: self.plan.upstream.key.clone(),
                 model: self
-                    .engine
-                    .config
+                    .plan
                     .title_model
                     .clone()
                     .unwrap_or_else(|| self.plan.model.clone()),
+                reasoning_off: self.plan.title_model.is_none(),
                 first_user_message,
                 spend_workspace: self
                     .plan

@@ -46,6 +46,9 @@ async function api(method, url, body) {
   if (!r.ok) {
     let msg = r.statusText;
     try { msg = (await r.json()).error.message || msg; } catch {}
+    // The server explains in English; the page says what happened in its own language first.
+    const said = DATA.i18n['http_' + r.status];
+    if (said && DATA.lang !== 'en') msg = `${said} (${msg})`;
     throw Object.assign(new Error(msg), { status: r.status });
   }
   return r.status === 204 ? null : r.json();
@@ -334,12 +337,16 @@ function upsert(m) {
   layoutCompare();
   updateBusy();
   if (stick) toBottom();
+  updateJump();
 }
 
 function updateBusy() {
   const busy = isStreaming();
+  // Stop vanishes when the reply ends: its focus goes to the composer, not to the page.
+  const stopFocused = document.activeElement === $('#stop');
   $('#send').hidden = busy;
   $('#stop').hidden = !busy;
+  if (stopFocused && !busy) input().focus();
 }
 
 // ---------------------------------------------------------------- event stream
@@ -384,6 +391,7 @@ const handlers = {
   deleted: (d) => {
     for (const id of d.message_ids || []) { msgs.delete(id); document.getElementById(`m-${id}`)?.remove(); }
     $('#empty').hidden = msgs.size > 0;
+    renderWelcome();
     updateBusy();
   },
   // The active path moved (an edit, a regenerate, a select here or on another device): the
@@ -406,11 +414,17 @@ function dispatch(ev) {
   handlers[ev.event || 'message']?.(data);
 }
 
+// The event stream of the chat on screen; switching chats aborts it and follows the next one.
+let following = null;
 async function subscribe() {
+  following?.abort();
+  if (!chat.id) return; // a new chat, not stored until its first message
+  const ctrl = new AbortController();
+  following = ctrl;
   let backoff = 500;
   for (;;) {
     try {
-      const r = await fetch(`/api/chats/${encodeURIComponent(chat.id)}/events?after=${lastEvent}`, { headers: authHeaders({ Accept: 'text/event-stream' }) });
+      const r = await fetch(`/api/chats/${encodeURIComponent(chat.id)}/events?after=${lastEvent}`, { headers: authHeaders({ Accept: 'text/event-stream' }), signal: ctrl.signal });
       if (r.status === 404 || r.status === 401) return;
       if (!r.ok) throw new Error(String(r.status));
       backoff = 500;
@@ -419,14 +433,14 @@ async function subscribe() {
       let ev = { data: [] };
       for (;;) {
         const { value, done } = await reader.read();
-        if (done) break;
+        if (done || ctrl.signal.aborted) break;
         buf += value;
         let i;
         while ((i = buf.indexOf('\n')) >= 0) {
           let line = buf.slice(0, i);
           buf = buf.slice(i + 1);
           if (line.endsWith('\r')) line = line.slice(0, -1);
-          if (line === '') { if (ev.data.length) dispatch(ev); ev = { data: [] }; continue; }
+          if (line === '') { if (ev.data.length && !ctrl.signal.aborted) dispatch(ev); ev = { data: [] }; continue; }
           if (line[0] === ':') continue;
           const c = line.indexOf(':');
           const field = c < 0 ? line : line.slice(0, c);
@@ -438,6 +452,7 @@ async function subscribe() {
         }
       }
     } catch {}
+    if (ctrl.signal.aborted) return;
     await sleep(backoff);
     backoff = Math.min(backoff * 2, 5000);
   }
@@ -638,19 +653,82 @@ async function act(name, m, button) {
       chat.settings = { ...chat.settings, model: button.dataset.model };
       showModel();
     } else if (name === 'edit') {
-      const text = prompt(t('edit_prompt'), m.content);
-      if (text != null && text.trim()) await api('POST', `${base}/messages/${m.id}/edit`, { content: text });
+      editInPlace(m);
     } else if (name === 'fork') {
       const r = await api('POST', `${base}/fork`, { message_id: m.id });
-      location.href = `/chats/${r.id}`;
+      await loadSidebarHead();
+      await openChat(r.id);
     } else if (name === 'delete') {
-      if (confirm(t('confirm_delete_message'))) {
+      const el = document.getElementById(`m-${m.id}`);
+      el.hidden = true;
+      undoable(t('message_deleted'), async () => {
         await api('DELETE', `${base}/messages/${m.id}`);
         handlers.deleted({ message_ids: [m.id] });
-      }
+      }, () => { el.hidden = false; });
     }
   } catch (e) { note(t('error_generic', { message: e.message })); }
 }
+
+/** Edit a message in place: a multi-line box where its text was. Ctrl/Cmd+Enter saves (and
+ *  replaces what followed it), Escape cancels. */
+function editInPlace(m) {
+  const el = document.getElementById(`m-${m.id}`);
+  if (!el || $('.edit-box', el)) return;
+  const body = $('.body', el);
+  const box = h('textarea', { class: 'edit-box', 'aria-label': t('edit'), rows: Math.min(12, Math.max(3, m.content.split('\n').length + 1)) }, m.content);
+  const close = () => { form.remove(); body.hidden = false; $('button[data-act=edit]', el)?.focus(); };
+  const save = async () => {
+    const text = box.value;
+    if (!text.trim()) return box.focus();
+    if (text === m.content) return close();
+    try {
+      await api('POST', `/api/chats/${encodeURIComponent(chat.id)}/messages/${m.id}/edit`, { content: text });
+      form.remove();
+      body.hidden = false;
+    } catch (e) { note(t('error_generic', { message: e.message })); }
+  };
+  const form = h('form', { class: 'edit-form', onsubmit: (e) => { e.preventDefault(); save(); } }, box,
+    h('div', { class: 'row' }, h('span', { class: 'muted' }, t('edit_hint')), h('span', { class: 'spacer' }),
+      h('button', { type: 'button', class: 'btn', onclick: close }, t('cancel')), h('button', { type: 'submit', class: 'btn primary' }, t('save'))));
+  box.addEventListener('keydown', (e) => {
+    if (e.key === 'Escape') { e.preventDefault(); e.stopPropagation(); close(); }
+    else if (e.key === 'Enter' && (e.ctrlKey || e.metaKey)) { e.preventDefault(); save(); }
+  });
+  body.hidden = true;
+  body.after(form);
+  box.focus();
+  box.setSelectionRange(box.value.length, box.value.length);
+}
+
+// Deletes wait a few seconds behind an Undo button instead of asking first. Leaving the page
+// carries them out.
+const UNDO_MS = 6000;
+let pendingUndo = null;
+function undoable(text, commit, restore) {
+  flushUndo();
+  const toast = $('#toast') || document.body.appendChild(h('div', { id: 'toast', class: 'toast', role: 'status' }));
+  const job = { commit, timer: setTimeout(() => flushUndo(), UNDO_MS) };
+  pendingUndo = job;
+  const undo = h('button', { type: 'button', class: 'btn', onclick: () => {
+    clearTimeout(job.timer);
+    if (pendingUndo === job) pendingUndo = null;
+    toast.hidden = true;
+    restore();
+  } }, t('undo'));
+  toast.replaceChildren(h('span', {}, text), undo);
+  toast.hidden = false;
+  undo.focus({ preventScroll: true });
+}
+function flushUndo() {
+  const job = pendingUndo;
+  if (!job) return;
+  pendingUndo = null;
+  clearTimeout(job.timer);
+  const toast = $('#toast');
+  if (toast) toast.hidden = true;
+  job.commit().catch((e) => note(t('error_generic', { message: e.message })));
+}
+addEventListener('pagehide', flushUndo);
 
 let loadingOlder = false;
 async function loadOlder() {
@@ -691,6 +769,16 @@ async function send() {
   }
   $('#send').disabled = true;
   try {
+    if (!chat.id) {
+      // A new chat is stored with its first message, so no empty chats pile up.
+      const c = await api('POST', '/api/chats', { settings: chat.settings || {} });
+      ls.set(draftKey(), '');
+      Object.assign(chat, { id: c.id, settings: c.settings, last_event_id: 0 });
+      lastEvent = 0;
+      history.replaceState({ id: c.id }, '', `/chats/${c.id}`);
+      setTitle('');
+      subscribe();
+    }
     await api('POST', `/api/chats/${encodeURIComponent(chat.id)}/messages`, body);
     input().value = '';
     images = [];
@@ -764,7 +852,8 @@ async function shrinkImage(file) {
   return url;
 }
 
-const BUILTIN_TEMPLATES = '/translate = Translate the following text into English:\\n\\n\n/summarize = Summarize the following in a few bullet points:\\n\\n\n/explain = Explain this code step by step:\\n\\n\n/proofread = Proofread and correct the following text, keeping its meaning:\\n\\n';
+// The built-in templates, in the page's language (a user's own list replaces them).
+const BUILTIN_TEMPLATES = t('builtin_templates');
 function templates() {
   return ls.get('templates', BUILTIN_TEMPLATES).split('\n').map((l) => l.match(/^\/?([^\s=]+)\s*=\s*(.*)$/)).filter(Boolean)
     .map(([, name, text]) => ({ name, text: text.replace(/\\n/g, '\n') }));
@@ -796,7 +885,10 @@ function initComposer() {
   i.value = ls.get(draftKey());
   grow();
   $('#composer').addEventListener('submit', (e) => { e.preventDefault(); send(); });
-  $('#stop').addEventListener('click', () => api('POST', `/api/chats/${encodeURIComponent(chat.id)}/stop`).catch((e) => note(e.message)));
+  $('#stop').addEventListener('click', () => {
+    input().focus();
+    api('POST', `/api/chats/${encodeURIComponent(chat.id)}/stop`).catch((e) => note(e.message));
+  });
   i.addEventListener('input', () => { ls.set(draftKey(), i.value); grow(); tplActive = 0; tplMenu(); });
   i.addEventListener('keydown', (e) => {
     if (!$('#template-menu').hidden) {
@@ -831,14 +923,73 @@ async function loadModels() {
   return models;
 }
 
+// Masks: personas (a system prompt, maybe a model and sampling settings) a chat starts from. A
+// few built in, in the page's language; NextChat's masks join them when its backup is imported.
+// They live in this browser.
+function masks() {
+  const builtin = t('builtin_masks').split('\n').map((l) => l.split(' = ')).filter((x) => x.length === 2).map(([name, system_prompt]) => ({ name, system_prompt }));
+  return [...lsList('masks'), ...builtin];
+}
+
+/** NextChat's masks (`mask-store.masks`, an object or a list) as ours. */
+function importMasks(backup) {
+  let list = backup?.['mask-store']?.masks;
+  if (list && !Array.isArray(list)) list = Object.values(list);
+  const ours = (list || []).filter((m) => m && !m.builtin && m.name).map((m) => {
+    const c = m.modelConfig || {};
+    const system = (m.context || []).filter((x) => x.role === 'system').map((x) => (typeof x.content === 'string' ? x.content : '')).join('\n\n');
+    return { name: String(m.name).slice(0, 80), system_prompt: system || undefined, model: c.model || undefined, temperature: c.temperature, top_p: c.top_p, max_tokens: c.max_tokens };
+  });
+  if (ours.length) lsSet('masks', [...ours, ...lsList('masks').filter((x) => !ours.some((o) => o.name === x.name))]);
+  return ours.length;
+}
+
+async function useMask(mask) {
+  const { name, ...rest } = mask;
+  const settings = { ...chat.settings };
+  for (const [k, v] of Object.entries(rest)) if (v != null && v !== '') settings[k] = v;
+  await saveSettings(settings);
+  note(t('mask_applied', { name }));
+  input().focus();
+}
+
+/** The empty chat: what the model is and can do, and a few prompts to start from. */
+function renderWelcome() {
+  const box = $('#empty');
+  if (!box || box.hidden) return;
+  const id = currentModel();
+  const m = models?.find((x) => x.id === id);
+  const facts = [];
+  if (m?.vision) facts.push(t('vision'));
+  if (m?.reasoning) facts.push(t('reasoning'));
+  if (m?.free) facts.push(t('free'));
+  else if (m?.pricing) facts.push(`$${money(m.pricing.prompt_per_mtok)}/$${money(m.pricing.completion_per_mtok)} /1M`);
+  if (m?.context_length) facts.push(t('context', { n: m.context_length >= 1000 ? Math.round(m.context_length / 1000) + 'K' : m.context_length }));
+  const prompt = (text) => h('button', { type: 'button', class: 'suggest', onclick: () => { input().value = text; grow(); input().focus(); } }, text);
+  box.replaceChildren(
+    h('h2', {}, t('welcome_title')),
+    h('p', { class: 'welcome-model' }, h('strong', {}, m?.display_name || id || t('default_model')), facts.length ? ' · ' + facts.join(' · ') : ''),
+    h('div', { class: 'suggestions' }, t('welcome_prompts').split('\n').filter(Boolean).map(prompt)),
+    h('p', { class: 'masks', role: 'group', 'aria-label': t('masks') }, h('span', { class: 'muted' }, t('masks') + ': '),
+      masks().map((mk) => h('button', { type: 'button', class: 'chip', title: mk.system_prompt || '', 'aria-pressed': String(!!mk.system_prompt && chat.settings?.system_prompt === mk.system_prompt), onclick: () => useMask(mk) }, mk.name))),
+    h('p', { class: 'muted' }, t('shortcuts_hint')));
+}
+
 function showModel() {
-  $('#model-name').textContent = chat.settings?.model || (defaultModel ? defaultModel : t('default_model'));
+  const name = chat.settings?.model || (defaultModel ? defaultModel : t('default_model'));
+  renderWelcome();
+  $('#model-name').textContent = name;
+  // The button's accessible name says the model, not only what the button does.
+  $('#model-btn').setAttribute('aria-label', t('model_button', { model: name }));
+  $('#model-btn').title = name;
   if (toolServers?.length) toolsNote();
 }
 
-const money = (v) => (v === 0 ? '0' : v < 0.01 ? v.toFixed(4) : v < 1 ? v.toFixed(3) : v.toFixed(2));
+const money = (v) => (v === 0 ? '0' : num(v, v < 0.01 ? 4 : v < 1 ? 3 : 2));
 let pickActive = 0;
 let pickList = [];
+const PICK_ROWS = 200;
+let pickWant = null; // the model to select once the list is made (the chat's, on opening)
 function renderPicker() {
   const words = $('#picker-q').value.toLowerCase().split(/\s+/).filter(Boolean);
   const free = $('#f-free').checked, vision = $('#f-vision').checked, reasoning = $('#f-reasoning').checked;
@@ -848,17 +999,32 @@ function renderPicker() {
     const hay = `${m.id} ${m.display_name} ${m.free ? 'free' : ''}`.toLowerCase();
     return words.every((w) => hay.includes(w));
   });
+  // Favourites, then recently used models, come first (in that order), then the catalog's order.
+  const favs = lsList('fav_models'), recent = lsList('recent_models');
+  const rank = (m) => (favs.includes(m.id) ? favs.indexOf(m.id) : recent.includes(m.id) ? 1000 + recent.indexOf(m.id) : 1e6);
+  pickList = pickList.map((m, i) => [rank(m), i, m]).sort((a, b) => a[0] - b[0] || a[1] - b[1]).map((x) => x[2]);
+  if (pickWant != null) { pickActive = Math.max(0, pickList.findIndex((m) => m.id === pickWant)); pickWant = null; }
   pickActive = Math.min(pickActive, Math.max(0, pickList.length - 1));
-  const shown = pickList.slice(0, 200);
-  $('#picker-list').replaceChildren(...shown.map((m, i) => {
+  // At most 200 rows at a time, a window around the active one, so the chat's model is shown
+  // (and named by aria-activedescendant) wherever it is in the list.
+  const start = Math.max(0, Math.min(pickActive - 100, pickList.length - PICK_ROWS));
+  const shown = pickList.slice(start, start + PICK_ROWS);
+  $('#picker-list').replaceChildren(...shown.map((m, j) => {
+    const i = start + j;
     const facts = [];
     if (m.pricing) facts.push(m.free ? t('free') : `$${money(m.pricing.prompt_per_mtok)}/$${money(m.pricing.completion_per_mtok)} /1M`);
     else if (m.free) facts.push(t('free'));
     if (m.context_length) facts.push(t('context', { n: m.context_length >= 1000 ? Math.round(m.context_length / 1000) + 'K' : m.context_length }));
     const vendor = VENDORS.includes(m.vendor) ? m.vendor : 'other';
-    return h('li', { role: 'option', id: `opt-${i}`, 'data-id': m.id, 'aria-selected': String(i === pickActive), onclick: () => pick(m) },
+    const fav = favs.includes(m.id);
+    const star = h('button', { type: 'button', class: 'star', tabindex: -1, 'aria-pressed': String(fav), 'aria-label': t('favourite'), title: t('favourite'), onclick: (e) => {
+      e.stopPropagation();
+      lsSet('fav_models', fav ? favs.filter((x) => x !== m.id) : [m.id, ...favs]);
+      renderPicker();
+    } }, fav ? '★' : '☆');
+    return h('li', { role: 'option', id: `opt-${i}`, 'data-id': m.id, 'aria-selected': String(i === pickActive), class: fav ? 'fav' : recent.includes(m.id) ? 'recent' : null, onclick: () => pick(m) },
       icon(`v-${vendor}`, 'vb'),
-      h('span', { class: 'name' }, m.display_name || m.id, m.is_default ? h('span', { class: 'badge def' }, t('default_badge')) : null,
+      h('span', { class: 'name' }, star, m.display_name || m.id, m.is_default ? h('span', { class: 'badge def' }, t('default_badge')) : null,
         m.vision ? h('span', { class: 'badge' }, t('vision')) : null, m.reasoning ? h('span', { class: 'badge' }, t('reasoning')) : null,
         m.image_output ? h('span', { class: 'badge' }, t('image_output')) : null),
       h('span', { class: 'facts' }, facts[0] || ''),
@@ -870,7 +1036,11 @@ function renderPicker() {
   $(`#opt-${pickActive}`)?.scrollIntoView({ block: 'nearest' });
 }
 
+const lsList = (k) => { try { return JSON.parse(ls.get(k, '[]')); } catch { return []; } };
+const lsSet = (k, list) => ls.set(k, JSON.stringify(list.slice(0, 50)));
+
 async function pick(m) {
+  lsSet('recent_models', [m.id, ...lsList('recent_models').filter((x) => x !== m.id)].slice(0, 5));
   $('#picker').close();
   await saveSettings({ ...chat.settings, model: m.id });
 }
@@ -925,6 +1095,8 @@ function initTools() {
 
 async function saveSettings(settings) {
   for (const k of Object.keys(settings)) if (settings[k] === '' || settings[k] == null || Number.isNaN(settings[k])) delete settings[k];
+  // A new chat keeps its settings in the page until its first message stores it.
+  if (!chat.id) { chat.settings = settings; showModel(); return; }
   try {
     const r = await api('PATCH', `/api/chats/${encodeURIComponent(chat.id)}`, { settings });
     chat.settings = r?.settings || settings;
@@ -939,15 +1111,19 @@ function initPicker() {
     $('#picker-q').value = '';
     $('#picker-count').textContent = t('loading');
     await loadModels();
-    pickActive = Math.max(0, models.findIndex((m) => m.id === currentModel()));
+    pickWant = currentModel();
     renderPicker();
     $('#picker-q').focus();
   });
   $('#picker-q').addEventListener('input', () => { pickActive = 0; renderPicker(); });
   for (const f of ['#f-free', '#f-vision', '#f-reasoning', '#f-image-output']) $(f).addEventListener('change', () => { pickActive = 0; renderPicker(); });
   $('#picker-q').addEventListener('keydown', (e) => {
-    const n = Math.min(pickList.length, 200);
-    if (e.key === 'ArrowDown' || e.key === 'ArrowUp') {
+    const n = pickList.length;
+    if (e.key === 'Escape') {
+      // A search box's first Escape would only clear it: close the picker at once.
+      e.preventDefault();
+      dlg.close();
+    } else if (e.key === 'ArrowDown' || e.key === 'ArrowUp') {
       e.preventDefault();
       if (n) { pickActive = (pickActive + (e.key === 'ArrowDown' ? 1 : -1) + n) % n; renderPicker(); }
     } else if (e.key === 'Enter') {
@@ -1116,7 +1292,9 @@ function initSettings() {
     applyTheme();
     ls.set('sendkey', $('#st-send').value);
     if (!CFG.hideUserApiKey) { ls.set('key', $('#st-apikey').value.trim()); ls.set('endpoint', $('#st-endpoint').value.trim()); }
-    ls.set('templates', $('#st-templates').value);
+    // Unchanged built-ins are not stored: they follow the page's language.
+    const tpl = $('#st-templates').value;
+    ls.set('templates', tpl === BUILTIN_TEMPLATES ? '' : tpl);
     dlg.close();
     if (lang.value !== DATA.lang) { setCookie('sb_lang', lang.value); location.reload(); }
   });
@@ -1139,8 +1317,11 @@ function initSettings() {
     if (!f) return;
     const out = $('#st-import-out');
     try {
-      const r = await api('POST', '/api/import/nextchat', await f.text());
-      out.textContent = t('imported', { n: r.imported });
+      const text = await f.text();
+      const r = await api('POST', '/api/import/nextchat', text);
+      let masksIn = 0;
+      try { masksIn = importMasks(JSON.parse(text)); } catch {}
+      out.textContent = t('imported', { n: r.imported }) + (masksIn ? ' · ' + t('masks_imported', { n: masksIn }) : '');
       setTimeout(() => location.reload(), 800);
     } catch (err) { out.textContent = t('error_generic', { message: err.message }); }
   });
@@ -1153,6 +1334,7 @@ function setTitle(title) {
   chat.title = title;
   $('#chat-title').textContent = shown;
   document.title = `${shown} · Switchboard`;
+  if (!chat.id) return; // a new chat is in the sidebar once stored
   for (const c of [...side.chats, ...side.pinned]) if (c.id === chat.id) c.title = title;
   const a = $(`#chat-list li[data-id="${CSS.escape(chat.id)}"] a`);
   if (a) a.textContent = shown;
@@ -1195,6 +1377,18 @@ function renderSidebar() {
 }
 
 const sideObserver = new IntersectionObserver((es) => { if (es.some((x) => x.isIntersecting)) loadMoreChats(); }, { rootMargin: '200px' });
+/** The first page of the sidebar again (a chat appeared that is not in it). */
+async function loadSidebarHead() {
+  try {
+    const r = await api('GET', '/api/chats?limit=50');
+    const fresh = new Set(r.chats.map((c) => c.id));
+    side.chats = r.chats.concat(side.chats.filter((c) => !fresh.has(c.id) && c.updated_at < (r.chats.at(-1)?.updated_at ?? 0)));
+    side.pinned = r.pinned || [];
+    if (!side.next || !r.next) side.next = r.next;
+    renderSidebar();
+  } catch {}
+}
+
 async function loadMoreChats() {
   if (side.loading || !side.next) return;
   side.loading = true;
@@ -1217,6 +1411,37 @@ function chatItem(c) {
     b('pin', c.pinned ? t('unpin') : t('pin'), 'pin'), b('rename', t('rename'), 'edit'), b('delete-chat', t('delete'), 'trash'));
 }
 
+/** Rename a chat where its name is: Enter or leaving the box saves, Escape cancels. */
+function renameInline(li) {
+  const a = $('a', li);
+  const id = li.dataset.id;
+  const c = [...side.chats, ...side.pinned].find((x) => x.id === id);
+  const box = h('input', { type: 'text', class: 'rename-box', value: c?.title || '', 'aria-label': t('rename'), maxlength: 200 });
+  let done = false;
+  const finish = async (keep) => {
+    if (done) return;
+    done = true;
+    const title = box.value.trim();
+    box.replaceWith(a);
+    a.focus();
+    if (!keep || title === (c?.title || '')) return;
+    try {
+      await api('PATCH', `/api/chats/${encodeURIComponent(id)}`, { title });
+      for (const x of [...side.chats, ...side.pinned]) if (x.id === id) x.title = title;
+      a.textContent = title || t('new_chat');
+      if (id === chat.id) setTitle(title);
+    } catch (err) { note(t('error_generic', { message: err.message })); }
+  };
+  box.addEventListener('keydown', (e) => {
+    if (e.key === 'Enter') { e.preventDefault(); finish(true); }
+    else if (e.key === 'Escape') { e.preventDefault(); e.stopPropagation(); finish(false); }
+  });
+  box.addEventListener('blur', () => finish(true));
+  a.replaceWith(box);
+  box.focus();
+  box.select();
+}
+
 function setDrawer(open) {
   $('#app').classList.toggle('drawer-open', open);
   $('#scrim').hidden = !open;
@@ -1233,16 +1458,18 @@ async function searchMore() {
   const { q, next } = search;
   if (next == null || search.loading) return;
   search.loading = true;
-  $('#search-more')?.remove();
   try {
     const r = await api('GET', `/api/search?q=${encodeURIComponent(q)}&offset=${next}`);
     if (search.q !== q) return;
+    // The "loading" row stays until the page it stands for is in.
+    $('#search-more')?.remove();
     const title = (x) => (x.chat_title === DATA.defaultTitle ? '' : x.chat_title) || t('new_chat');
     res.append(...r.results.map((x) => h('li', { 'data-id': x.chat_id }, h('a', { href: `/chats/${x.chat_id}${x.message_id ? '#m-' + x.message_id : ''}` }, title(x), x.snippet ? h('small', {}, x.snippet) : null))));
     if (!next && !r.results.length) res.append(h('li', { class: 'muted' }, t('no_results')));
     search.next = r.next;
     if (r.next != null) { const more = h('li', { id: 'search-more', class: 'muted', role: 'presentation' }, t('loading')); res.append(more); searchObserver.observe(more); }
   } catch (err) {
+    $('#search-more')?.remove();
     res.append(h('li', { class: 'error' }, err.message));
   } finally {
     if (search.q === q) search.loading = false;
@@ -1252,8 +1479,20 @@ async function searchMore() {
 function initSidebar() {
   Object.assign(side, DATA.sidebar || {});
   renderSidebar();
-  $('#new-chat').addEventListener('click', async () => {
-    try { const c = await api('POST', '/api/chats', {}); location.href = `/chats/${c.id}`; } catch (e) { note(e.message); }
+  $('#chat-list a[aria-current]')?.scrollIntoView({ block: 'nearest' });
+  $('#new-chat').addEventListener('click', () => newChat());
+  // Chats open in place: no page load, the sidebar stays where it was scrolled.
+  $('#sidebar').addEventListener('click', (e) => {
+    const a = e.target.closest('a[href^="/chats/"]');
+    if (!a || e.button !== 0 || e.ctrlKey || e.metaKey || e.shiftKey || e.altKey) return;
+    const url = new URL(a.href);
+    e.preventDefault();
+    openChat(url.pathname.slice('/chats/'.length), { hash: url.hash });
+  });
+  addEventListener('popstate', () => {
+    const id = location.pathname.startsWith('/chats/') ? location.pathname.slice('/chats/'.length) : '';
+    if (id && id !== 'new') openChat(id, { push: false, hash: location.hash });
+    else newChat({ push: false });
   });
   $('#chat-list').addEventListener('keydown', (e) => {
     const li = e.target.closest('li[data-id]');
@@ -1277,18 +1516,19 @@ function initSidebar() {
         renderSidebar();
         $(`#chat-list li[data-id="${CSS.escape(id)}"] a`)?.focus();
       } else if (b.dataset.act === 'rename') {
-        const title = prompt(t('rename_prompt'), li.querySelector('a').textContent);
-        if (title == null) return;
-        await api('PATCH', `/api/chats/${encodeURIComponent(id)}`, { title });
-        for (const c of [...side.chats, ...side.pinned]) if (c.id === id) c.title = title;
-        li.querySelector('a').textContent = title || t('new_chat');
-        if (id === chat.id) setTitle(title);
-      } else if (confirm(t('confirm_delete_chat'))) {
-        await api('DELETE', `/api/chats/${encodeURIComponent(id)}`);
+        renameInline(li);
+      } else {
+        // Gone from the list at once; deleted when the Undo toast goes away.
+        const keep = { chats: side.chats, pinned: side.pinned };
         side.chats = side.chats.filter((c) => c.id !== id);
         side.pinned = side.pinned.filter((c) => c.id !== id);
-        if (id === chat.id) location.href = '/';
-        else renderSidebar();
+        renderSidebar();
+        if (id === chat.id) newChat();
+        undoable(t('chat_deleted'), () => api('DELETE', `/api/chats/${encodeURIComponent(id)}`), () => {
+          side.chats = keep.chats.filter((c) => c.id === id || side.chats.some((x) => x.id === c.id));
+          side.pinned = keep.pinned.filter((c) => c.id === id || side.pinned.some((x) => x.id === c.id));
+          renderSidebar();
+        });
       }
     } catch (err) { note(t('error_generic', { message: err.message })); }
   });
@@ -1310,6 +1550,123 @@ function initSidebar() {
   $('#close-drawer').addEventListener('click', () => { setDrawer(false); $('#open-drawer').focus(); });
   $('#scrim').addEventListener('click', () => setDrawer(false));
   document.addEventListener('keydown', (e) => { if (e.key === 'Escape' && $('#app').classList.contains('drawer-open')) { setDrawer(false); $('#open-drawer').focus(); } });
+}
+
+// ---------------------------------------------------------------- switching chats
+/** Show `next` (a chat as `GET /api/chats/{id}` returns it, or a new one without an id). */
+function showChat(next, hash = '') {
+  following?.abort();
+  following = null;
+  for (const k of Object.keys(chat)) delete chat[k];
+  Object.assign(chat, next);
+  msgs.clear();
+  log.replaceChildren();
+  for (const m of chat.messages || []) { msgs.set(m.id, settle(m)); log.append(renderMessage(m)); }
+  lastEvent = chat.last_event_id || 0;
+  $('#older').hidden = !chat.has_more;
+  $('#empty').hidden = msgs.size > 0;
+  images = [];
+  renderAttachments();
+  input().value = ls.get(draftKey());
+  grow();
+  note('');
+  setTitle(chat.title || '');
+  for (const a of $$('#chat-list a')) a.toggleAttribute('aria-current', a.closest('li').dataset.id === chat.id);
+  $('#chat-list a[aria-current]')?.setAttribute('aria-current', 'page');
+  $('#chat-list a[aria-current]')?.scrollIntoView({ block: 'nearest' });
+  updateBusy();
+  showModel();
+  if (hash.startsWith('#m-') && document.getElementById(hash.slice(1))) document.getElementById(hash.slice(1)).scrollIntoView();
+  else toBottom();
+  for (const m of msgs.values()) { autoApprove(m); if (m.status === 'streaming') liveRender(m); }
+  subscribe();
+  if ($('#app').classList.contains('drawer-open')) setDrawer(false);
+  input().focus();
+}
+
+let opening = 0;
+async function openChat(id, { push = true, hash = '' } = {}) {
+  if (id === chat.id && !hash) { setDrawer(false); return; }
+  const ticket = ++opening;
+  let next;
+  try { next = await api('GET', `/api/chats/${encodeURIComponent(id)}`); } catch {
+    location.href = `/chats/${encodeURIComponent(id)}${hash}`; // deleted, or another problem: let the server answer
+    return;
+  }
+  if (ticket !== opening) return; // another chat was chosen meanwhile
+  if (next.title === DATA.defaultTitle) next.title = '';
+  if (push) history.pushState({ id }, '', `/chats/${encodeURIComponent(id)}${hash}`);
+  showChat(next, hash);
+}
+
+/** A new chat: only in the page until its first message is sent. */
+function newChat({ push = true } = {}) {
+  if (!chat.id && !msgs.size) { input().focus(); return; }
+  opening++;
+  const model = chat.settings?.model;
+  if (push) history.pushState({ id: null }, '', '/chats/new');
+  showChat({ id: null, title: '', settings: model ? { model } : {}, messages: [], has_more: false, last_event_id: 0 });
+}
+
+// ---------------------------------------------------------------- shortcuts, images, jump to latest
+const SHORTCUTS = [
+  ['Ctrl+Shift+O', 'shortcut_new_chat'],
+  ['Ctrl+K', 'shortcut_search'],
+  ['Shift+Esc', 'shortcut_composer'],
+  ['Esc', 'shortcut_stop'],
+  ['Ctrl+/', 'shortcut_help'],
+];
+
+/** A dialog built on first use (so pages carry no markup for it). */
+function lazyDialog(id, title, ...body) {
+  let d = document.getElementById(id);
+  if (!d) {
+    d = h('dialog', { id, class: 'dlg', 'aria-labelledby': `${id}-title` },
+      h('div', { class: 'dlg-head' }, h('h2', { id: `${id}-title` }, title), h('button', { type: 'button', class: 'icon-btn', 'data-close': true, 'aria-label': t('close') }, icon('close'))), ...body);
+    d.addEventListener('click', (e) => { if (e.target === d || e.target.closest('[data-close]')) d.close(); });
+    document.body.append(d);
+  }
+  return d;
+}
+
+function showShortcuts() {
+  const mod = /Mac|iPhone|iPad/.test(navigator.platform) ? '⌘' : 'Ctrl';
+  lazyDialog('shortcuts', t('shortcuts'), h('table', { class: 'keys' }, SHORTCUTS.map(([k, label]) => h('tr', {}, h('td', {}, h('kbd', {}, k.replace('Ctrl', mod))), h('td', {}, t(label)))))).showModal();
+}
+
+function initShortcuts() {
+  $('.side-foot').prepend(h('button', { type: 'button', id: 'open-shortcuts', class: 'btn wide', onclick: showShortcuts }, t('shortcuts')));
+  document.addEventListener('keydown', (e) => {
+    const mod = e.ctrlKey || e.metaKey;
+    const key = e.key.toLowerCase();
+    if (mod && e.shiftKey && key === 'o') { e.preventDefault(); newChat(); }
+    else if (mod && !e.shiftKey && key === 'k') { e.preventDefault(); if (matchMedia('(max-width: 760px)').matches) setDrawer(true); $('#search').focus(); }
+    else if (mod && key === '/') { e.preventDefault(); showShortcuts(); }
+    else if (e.shiftKey && e.key === 'Escape') { e.preventDefault(); input().focus(); }
+    else if (e.key === 'Escape' && isStreaming() && !document.querySelector('dialog[open]') && $('#template-menu').hidden && !e.target.closest?.('.edit-form, .rename-box')) {
+      $('#stop').click();
+    }
+  });
+}
+
+// Images in messages open large on click.
+function showImage(src) {
+  const d = lazyDialog('viewer', t('image'));
+  d.classList.add('viewer');
+  $$('img.large', d).forEach((x) => x.remove());
+  d.append(h('img', { class: 'large', src, alt: t('image') }));
+  d.showModal();
+}
+
+// "Jump to latest" while scrolled up.
+function updateJump() {
+  const b = $('#jump');
+  if (b) b.hidden = nearBottom();
+}
+function initJump() {
+  const b = h('button', { type: 'button', id: 'jump', class: 'btn jump', hidden: true, onclick: () => { toBottom(); input().focus(); } }, '↓ ', t('jump_latest'));
+  $('#composer').before(b);
+  $('#messages').addEventListener('scroll', updateJump, { passive: true });
 }
 
 // ---------------------------------------------------------------- start
@@ -1339,6 +1696,10 @@ function initChat() {
     const m = b && msgs.get((b.closest('article') || b.closest('.col'))?.dataset.id);
     if (m) act(b.dataset.act, m, b);
   });
+  log.addEventListener('click', (e) => {
+    const img = e.target.closest('.images img');
+    if (img) showImage(img.src);
+  });
   log.addEventListener('toggle', (e) => { if (e.target.classList?.contains('thinking')) e.target.dataset.touched = '1'; }, true);
   // Older messages: a button, and automatically when it scrolls into view.
   $('#load-older').addEventListener('click', loadOlder);
@@ -1354,6 +1715,8 @@ function initChat() {
   initSettings();
   initSidebar();
   layoutCompare();
+  initShortcuts();
+  initJump();
   updateBusy();
   showModel();
   if (location.hash.startsWith('#m-')) document.getElementById(location.hash.slice(1))?.scrollIntoView();
@@ -1365,5 +1728,7 @@ function initChat() {
 }
 
 applyTheme();
+// Installable: the service worker caches the app's shell (never the API).
+if ('serviceWorker' in navigator) navigator.serviceWorker.register('/sw.js').catch(() => {});
 if ($('#login-form')) initLogin();
 else if (chat) initChat();

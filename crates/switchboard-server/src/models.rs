@@ -3,7 +3,7 @@
 use std::net::SocketAddr;
 
 use axum::extract::{ConnectInfo, Query, State};
-use axum::http::HeaderMap;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
@@ -227,5 +227,54 @@ async fn list_models(
             .map(ModelJson::from)
             .collect(),
     };
-    Ok(Json(body).into_response())
+    let bytes = serde_json::to_vec(&body)
+        .map_err(|e| ApiError::internal(format!("serializing the model list: {e}")))?;
+    Ok(cached_json(&headers, bytes))
+}
+
+/// How long a browser may reuse the model list without asking: it changes when the catalog is
+/// refreshed (hourly by default), and the page needs it on every chat it opens.
+const MODELS_MAX_AGE: &str = "private, max-age=60";
+
+/// A JSON answer with an `ETag` (a hash of the body): a request whose `If-None-Match` names it
+/// gets `304 Not Modified` and no body, which saves the 100 KB list on every page.
+fn cached_json(headers: &HeaderMap, bytes: Vec<u8>) -> Response {
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(&bytes);
+    let tag: String = digest[..12].iter().map(|b| format!("{b:02x}")).collect();
+    let etag = format!("\"{tag}\"");
+    // A compressing layer may have weakened the tag it sent (`W/"…"`): compare the opaque part.
+    let matches = headers
+        .get_all(header::IF_NONE_MATCH)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(|t| t.trim().trim_start_matches("W/"))
+        .any(|t| t == etag || t == "*");
+    let mut res = if matches {
+        StatusCode::NOT_MODIFIED.into_response()
+    } else {
+        (
+            [(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            )],
+            bytes,
+        )
+            .into_response()
+    };
+    let h = res.headers_mut();
+    if let Ok(v) = HeaderValue::from_str(&etag) {
+        h.insert(header::ETAG, v);
+    }
+    h.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static(MODELS_MAX_AGE),
+    );
+    // The list depends on who asks (an own key sees its provider's models).
+    h.insert(
+        header::VARY,
+        HeaderValue::from_static("cookie, authorization, x-switchboard-user-key"),
+    );
+    res
 }

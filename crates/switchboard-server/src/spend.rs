@@ -398,7 +398,7 @@ async fn usage_page(
             };
             Bar {
                 date: date_of_day(day),
-                cost: format!("${cost:.4}"),
+                cost: format!("${}", chrome.tr.decimal(cost, 4)),
                 x: i * (BAR_WIDTH + 4),
                 y: CHART_HEIGHT - height,
                 height,
@@ -415,7 +415,11 @@ async fn usage_page(
             } else {
                 r.key.clone()
             };
-            (name, r.requests, format!("${:.4}", r.cost))
+            (
+                name,
+                r.requests,
+                format!("${}", chrome.tr.decimal(r.cost, 4)),
+            )
         })
         .collect();
     models.sort_by_key(|m| std::cmp::Reverse(m.1));
@@ -433,9 +437,9 @@ async fn usage_page(
         c: &chrome,
         bars,
         chart_width,
-        max_cost: format!("${max:.4}"),
+        max_cost: format!("${}", chrome.tr.decimal(max, 4)),
         models,
-        total: format!("${total:.4}"),
+        total: format!("${}", chrome.tr.decimal(total, 4)),
         budget,
         range: format!("{} – {}", date_of_day(by_day.from), date_of_day(by_day.to)),
         csv: "/api/usage?by=day&format=csv".into(),

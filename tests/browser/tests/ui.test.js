@@ -5,6 +5,14 @@ import { copyFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { setup, openChat, send, shot, SHOTS, REPO } from '../harness.js';
 
+/** A screenshot that README shows: refreshed in docs/ only on request (UPDATE_DOCS_SCREENSHOT=1), so
+ *  a test run never dirties the tree. */
+async function docShot(page, name) {
+  await shot(page, name);
+  const png = join(SHOTS, `${name}.png`);
+  if (process.env.UPDATE_DOCS_SCREENSHOT && statSync(png).size < 300 * 1024) copyFileSync(png, join(REPO, 'docs', `screenshot-${name}.png`));
+}
+
 const PNG = 'iVBORw0KGgoAAAANSUhEUgAAAAIAAAACCAIAAAD91JpzAAAAFklEQVR4nGP8z8DAwMDAxMDAwMDAAAANHQEDasKb6QAAAABJRU5ErkJggg==';
 
 test('a reply streams in, with a Thinking block that collapses to its duration', async (t) => {
@@ -57,14 +65,13 @@ test('Markdown is rendered while the reply streams, by the server, before it is 
   const tail = Array.from({ length: 1500 }, (_, i) => `w${i}`).join(' ');
   await send(s.page, `# Prices\n\n| model | price |\n| --- | --- |\n| a | $3/$15 |\n\nSome **bold** text. ${tail}`);
   // The bold words come after the table: once they are rendered, so is all before them.
-  const live = await s.page.waitForSelector('.msg.assistant[data-status=streaming] .body strong', { timeout: 15000 });
-  const msg = await live.evaluateHandle((e) => e.closest('article'));
+  const msg = await s.page.waitForSelector('.msg.assistant[data-status=streaming]:has(.body strong)', { timeout: 15000 });
   assert.equal(await msg.evaluate((e) => e.dataset.status), 'streaming');
   assert.equal(await msg.$eval('.body h1', (e) => e.textContent), 'Prices');
   assert.equal(await msg.$eval('.body td:last-child', (e) => e.textContent), '$3/$15');
   // Never the raw syntax once rendered.
   assert.doesNotMatch(await msg.$eval('.body', (e) => e.textContent), /\| --- \||^# /m);
-  await shot(s.page, 'streaming-markdown');
+  await docShot(s.page, 'streaming-markdown');
   await s.page.click('#stop');
   await s.page.waitForSelector('.msg.assistant[data-status=stopped] .body table');
   assert.deepEqual(s.errors, []);
@@ -106,6 +113,214 @@ test('the UI speaks 中文 and Dansk', async (t) => {
     await shot(s.page, `lang-${tag}`);
   }
   assert.match(await s.page.getAttribute('#input', 'placeholder'), /Skriv en besked/);
+});
+
+test('in Danish and Chinese the templates, server errors and decimals are translated', async (t) => {
+  const s = await setup(t, { locale: 'da-DK' });
+  await openChat(s, 'mock/reasoning');
+  assert.equal(await s.page.getAttribute('html', 'lang'), 'da');
+  await s.page.fill('#input', '/');
+  await s.page.waitForSelector('#template-menu li');
+  assert.match(await s.page.textContent('#template-menu'), /Oversæt følgende tekst til dansk/);
+  await s.page.fill('#input', '');
+  // "Tænkte i 1,2 s": a decimal comma, live and after a reload.
+  await send(s.page, 'Hvad er svaret?');
+  const done = await s.page.waitForSelector('.msg.assistant[data-status=complete]', { timeout: 15000 });
+  assert.match(await done.$eval('details.thinking summary', (e) => e.textContent), /\d+,\d s/);
+  assert.match(await done.$eval('.meta', (e) => e.textContent), /\$\d+,\d{4}/);
+  await s.page.reload();
+  assert.match(await s.page.textContent('.msg.assistant details.thinking summary'), /\d+,\d s/);
+  // A server error says what happened in Danish (the server's English detail follows).
+  await openChat(s, 'mock/slow');
+  await send(s.page, 'en lang historie');
+  await s.page.waitForSelector('.msg.assistant[data-status=streaming]');
+  await s.page.hover('.msg.user');
+  await s.page.click('.msg.user button[data-act=edit]');
+  await s.page.fill('.msg.user textarea.edit-box', 'en anden historie');
+  await s.page.keyboard.press('Control+Enter');
+  await s.page.waitForSelector('#composer-note:not([hidden])');
+  assert.match(await s.page.textContent('#composer-note'), /Et svar er stadig ved at blive skrevet \(/);
+  await s.page.click('#stop');
+  await s.page.waitForSelector('.msg.assistant[data-status=stopped]');
+  // 中文: the templates too.
+  await s.page.click('#open-settings');
+  await s.page.selectOption('#st-lang', 'zh-CN');
+  await Promise.all([s.page.waitForNavigation(), s.page.click('#st-save')]);
+  await s.page.fill('#input', '/tr');
+  await s.page.waitForSelector('#template-menu li');
+  assert.match(await s.page.textContent('#template-menu'), /将以下文字翻译成中文/);
+  assert.deepEqual(s.errors.filter((e) => !/409/.test(e)), []);
+});
+
+test('picker and keyboard: the chat model is highlighted past the first 200, one Escape closes, the model button names the model, focus stays after Stop', async (t) => {
+  const s = await setup(t);
+  const all = (await s.api('GET', '/api/models')).models.filter((m) => m.available);
+  assert.ok(all.length > 250, `${all.length} models`);
+  const far = all[all.length - 1].id;
+  const chat = await openChat(s, far);
+  assert.match(await s.page.getAttribute('#model-btn', 'aria-label'), new RegExp(far.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')));
+  await s.page.click('#model-btn');
+  const active = await s.page.waitForSelector('#picker-list li[aria-selected=true]');
+  assert.equal(await active.getAttribute('data-id'), far);
+  const named = await s.page.getAttribute('#picker-q', 'aria-activedescendant');
+  assert.equal(named, await active.getAttribute('id'));
+  await s.page.fill('#picker-q', 'qwen');
+  await s.page.keyboard.press('Escape');
+  await s.page.waitForSelector('#picker', { state: 'hidden' });
+  // Stop keeps the keyboard in the composer.
+  await s.api('PATCH', `/api/chats/${chat.id}`, { settings: { model: 'mock/slow' } });
+  await s.page.reload();
+  await send(s.page, 'a long story');
+  await s.page.waitForSelector('#stop', { state: 'visible' });
+  await s.page.focus('#stop');
+  await s.page.keyboard.press('Enter');
+  await s.page.waitForSelector('.msg.assistant[data-status=stopped]');
+  assert.equal(await s.page.evaluate(() => document.activeElement.id), 'input');
+  // Light theme: every highlighted token in a code block reads at 4.5:1 or better.
+  await s.api('PATCH', `/api/chats/${chat.id}`, { settings: { model: 'mock/echo' } });
+  await s.page.reload();
+  await send(s.page, '```rust\n// a comment\nfn main() { let x: &str = "text"; println!("{}", 42); }\n```\n\n```html\n<div class="x">hi</div>\n```');
+  await s.page.waitForSelector('.msg.assistant[data-status=complete] .code', { timeout: 15000 });
+  const worst = await s.page.$eval('#log', (msg) => {
+    const rgb = (c) => c.match(/\d+(\.\d+)?/g).slice(0, 3).map(Number);
+    const lum = ([r, g, b]) => [r, g, b].map((v) => { v /= 255; return v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4; }).reduce((a, v, i) => a + v * [0.2126, 0.7152, 0.0722][i], 0);
+    let min = 99;
+    for (const el of msg.querySelectorAll('.code pre [class*="hl-"]')) {
+      const fg = lum(rgb(getComputedStyle(el).color));
+      const bg = lum(rgb(getComputedStyle(el.closest('pre')).backgroundColor));
+      min = Math.min(min, (Math.max(fg, bg) + 0.05) / (Math.min(fg, bg) + 0.05));
+    }
+    return min;
+  });
+  assert.ok(worst >= 4.5 && worst < 99, `lowest code contrast ${worst.toFixed(2)}:1`);
+  assert.deepEqual(s.errors, []);
+});
+
+test('at 390 px model names in the picker are shown whole', async (t) => {
+  const s = await setup(t, { viewport: { width: 390, height: 844 } });
+  await openChat(s, null);
+  await s.page.click('#model-btn');
+  await s.page.fill('#picker-q', 'claude');
+  await s.page.waitForSelector('#picker-list li');
+  const cut = await s.page.$$eval('#picker-list .name, #picker-list .id', (els) => els.filter((e) => e.scrollWidth > e.clientWidth + 1).map((e) => e.textContent));
+  assert.deepEqual(cut, []);
+  await docShot(s.page, 'narrow-picker');
+});
+
+test('an empty chat welcomes with its model and prompts; shortcuts, image viewer, jump to latest, favourite models', async (t) => {
+  const s = await setup(t);
+  await openChat(s, 'mock/vision');
+  await s.page.waitForSelector('#empty h2');
+  await s.page.waitForFunction(() => /Vision/.test(document.querySelector('.welcome-model').textContent));
+  assert.match(await s.page.textContent('.welcome-model'), /mock\/vision|Vision/);
+  const suggestions = await s.page.$$('#empty .suggest');
+  assert.equal(suggestions.length, 4);
+  await suggestions[0].click();
+  assert.equal(await s.page.inputValue('#input'), 'Explain a concept simply, with an example');
+  await s.page.fill('#input', '');
+  await s.page.evaluate(() => document.activeElement.blur());
+  await docShot(s.page, 'welcome');
+  // Shortcuts.
+  await s.page.keyboard.press('Control+/');
+  await s.page.waitForSelector('#shortcuts[open]');
+  assert.equal(await s.page.$$eval('#shortcuts tr', (e) => e.length), 5);
+  await docShot(s.page, 'shortcuts');
+  await s.page.keyboard.press('Escape');
+  await s.page.waitForSelector('#shortcuts', { state: 'hidden' });
+  await s.page.keyboard.press('Control+k');
+  assert.equal(await s.page.evaluate(() => document.activeElement.id), 'search');
+  await s.page.keyboard.press('Shift+Escape');
+  assert.equal(await s.page.evaluate(() => document.activeElement.id), 'input');
+  // An image opens large.
+  await s.page.evaluate((b64) => {
+    const bytes = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
+    const dt = new DataTransfer();
+    dt.items.add(new File([bytes], 'dot.png', { type: 'image/png' }));
+    document.querySelector('#input').dispatchEvent(new ClipboardEvent('paste', { clipboardData: dt, bubbles: true, cancelable: true }));
+  }, PNG);
+  await s.page.waitForSelector('#attachments img');
+  await send(s.page, 'look');
+  await s.page.waitForSelector('.msg.assistant[data-status=complete]', { timeout: 15000 });
+  await s.page.click('.msg.user .images img');
+  await s.page.waitForSelector('#viewer[open] img.large');
+  await s.page.keyboard.press('Escape');
+  // Ctrl+Shift+O starts a new chat.
+  await s.page.keyboard.press('Control+Shift+O');
+  await s.page.waitForFunction(() => location.pathname === '/chats/new');
+  // Jump to latest, in a long chat scrolled up.
+  const messages = Array.from({ length: 60 }, (_, i) => ({ role: i % 2 ? 'assistant' : 'user', content: `line ${i}\n\nmore text ${i}` }));
+  await s.api('POST', '/api/import/nextchat', { 'chat-next-web-store': { sessions: [{ topic: 'Long one', messages, lastUpdate: Date.now() }] } });
+  await s.page.goto(s.base + '/');
+  await s.page.waitForSelector('#chat-title >> text=Long one');
+  assert.equal(await s.page.isVisible('#jump'), false);
+  await s.page.$eval('#messages', (e) => { e.scrollTop = 0; e.dispatchEvent(new Event('scroll')); });
+  await s.page.waitForSelector('#jump', { state: 'visible' });
+  await s.page.click('#jump');
+  await s.page.waitForSelector('#jump', { state: 'hidden' });
+  // A favourite model comes first in the picker; a picked one is among the recent.
+  await s.page.click('#model-btn');
+  await s.page.fill('#picker-q', 'mock/web');
+  await s.page.click('#picker-list li[data-id="mock/web"] .star');
+  await s.page.fill('#picker-q', '');
+  await s.page.waitForFunction(() => document.querySelector('#picker-list li')?.dataset.id === 'mock/web');
+  await s.page.fill('#picker-q', 'mock/slow');
+  await s.page.press('#picker-q', 'Enter');
+  await s.page.click('#model-btn');
+  await s.page.waitForSelector('#picker-list li');
+  await s.page.waitForFunction(() => [...document.querySelectorAll('#picker-list li')].slice(0, 2).map((e) => e.dataset.id).join() === 'mock/web,mock/slow');
+  await s.page.keyboard.press('Escape');
+  assert.deepEqual(s.errors, []);
+});
+
+test('masks: a built-in persona sets the chat up; NextChat masks are imported as masks', async (t) => {
+  const s = await setup(t);
+  const chat = await openChat(s, 'mock/echo');
+  await s.page.click('#empty .masks button >> text=Code reviewer');
+  await s.page.waitForSelector('#composer-note >> text=Code reviewer');
+  assert.match((await s.api('GET', `/api/chats/${chat.id}`)).settings.system_prompt, /senior software engineer/);
+  assert.equal(await s.page.getAttribute('#empty .masks button >> text=Code reviewer', 'aria-pressed'), 'true');
+  const backup = {
+    'chat-next-web-store': { sessions: [] },
+    'mask-store': { masks: { m1: { id: 'm1', name: 'Pirate', context: [{ role: 'system', content: 'Talk like a pirate.' }], modelConfig: { model: 'mock/echo', temperature: 0.9 } } } },
+  };
+  await s.page.click('#open-settings');
+  await s.page.setInputFiles('#st-import', { name: 'backup.json', mimeType: 'application/json', buffer: Buffer.from(JSON.stringify(backup)) });
+  await s.page.waitForSelector('#st-import-out >> text=1 masks');
+  await s.page.goto(s.base + '/chats/new');
+  await s.page.click('#empty .masks button >> text=Pirate');
+  await send(s.page, 'ahoy');
+  await s.page.waitForSelector('.msg.assistant[data-status=complete]', { timeout: 15000 });
+  const id = await s.page.evaluate(() => location.pathname.slice('/chats/'.length));
+  const made = await s.api('GET', `/api/chats/${id}`);
+  assert.equal(made.settings.system_prompt, 'Talk like a pirate.');
+  assert.equal(made.settings.temperature, 0.9);
+  assert.deepEqual(s.errors, []);
+});
+
+test('installable: a manifest and a service worker that caches the shell, never the API; settings fit 860 px', async (t) => {
+  const s = await setup(t);
+  await openChat(s, 'mock/echo');
+  const manifest = await (await fetch(s.base + '/manifest.webmanifest')).json();
+  assert.equal(manifest.display, 'standalone');
+  assert.equal(manifest.start_url, '/');
+  assert.ok(await s.page.evaluate(() => navigator.serviceWorker.ready.then((r) => !!r.active)));
+  await s.page.reload();
+  await send(s.page, 'cache check');
+  await s.page.waitForSelector('.msg.assistant[data-status=complete]', { timeout: 15000 });
+  const cached = await s.page.evaluate(async () => (await Promise.all((await caches.keys()).map(async (k) => (await (await caches.open(k)).keys()).map((r) => new URL(r.url).pathname)))).flat());
+  assert.ok(cached.length > 0 && cached.every((p) => p.startsWith('/assets/')), cached.join(' '));
+  // The settings dialog's Save button is on screen at 1280×860.
+  await s.page.click('#open-settings');
+  const save = await s.page.waitForSelector('#st-save');
+  const box = await save.boundingBox();
+  assert.ok(box.y + box.height <= 860, `Save ends at ${box.y + box.height}`);
+  assert.ok(await s.page.evaluate(() => { const b = document.querySelector('#st-save').getBoundingClientRect(); return document.elementFromPoint(b.x + b.width / 2, b.y + b.height / 2)?.id === 'st-save'; }));
+  await docShot(s.page, 'settings');
+  await s.page.keyboard.press('Escape');
+  await s.page.emulateMedia({ colorScheme: 'dark' });
+  await s.page.evaluate(() => document.activeElement.blur());
+  await docShot(s.page, 'dark');
+  assert.deepEqual(s.errors, []);
 });
 
 test('Accept-Language picks the language when no cookie is set', async (t) => {
@@ -300,7 +515,7 @@ test('the sidebar reaches all of 150 chats, grouped by day; a pinned chat stays 
   assert.deepEqual(await s.page.$$eval('#chat-list li', (els) => els.slice(0, 2).map((e) => e.dataset.id || e.textContent)), ['Pinned', oldest]);
   // One tab stop per chat: the actions are reached by keys on the link.
   assert.equal(await s.page.$$eval('#chat-list li[data-id] button', (els) => els.filter((b) => b.tabIndex >= 0).length), 0);
-  await shot(s.page, 'sidebar-groups');
+  await docShot(s.page, 'sidebar');
   // Search matches titles as well as text, one row per chat, without raw Markdown.
   await s.page.fill('#search', 'Imported chat 14');
   await s.page.waitForSelector('#search-results li[data-id]');
@@ -317,6 +532,119 @@ test('the sidebar reaches all of 150 chats, grouped by day; a pinned chat stays 
     await s.page.waitForFunction((n) => !document.querySelector('#search-more') || document.querySelectorAll('#search-results li[data-id]').length > n, before);
   }
   assert.equal(await s.page.$$eval('#search-results li[data-id]', (e) => e.length), 150);
+  assert.deepEqual(s.errors, []);
+});
+
+test('chats open in place without a page load, keeping the sidebar scrolled; New chat stores nothing until its first message', async (t) => {
+  const s = await setup(t);
+  const sessions = Array.from({ length: 80 }, (_, i) => ({ topic: `Switch chat ${i}`, messages: [{ role: 'user', content: `question ${i}` }, { role: 'assistant', content: `answer number ${i}` }], lastUpdate: Date.now() - i * 1000 }));
+  await s.api('POST', '/api/import/nextchat', { 'chat-next-web-store': { sessions } });
+  const modelLists = [];
+  s.page.on('request', (r) => { if (new URL(r.url()).pathname === '/api/models') modelLists.push(r.url()); });
+  await s.page.goto(s.base + '/');
+  await s.page.waitForSelector('#chat-list li[data-id]');
+  assert.match(await s.page.textContent('#chat-title'), /Switch chat 0/);
+  await s.page.evaluate(() => { window.__samePage = true; });
+  await s.page.$eval('.chat-nav', (e) => { e.scrollTop = 600; });
+  const scrolled = await s.page.$eval('.chat-nav', (e) => e.scrollTop);
+  assert.ok(scrolled > 0);
+  const link = await s.page.waitForSelector('#chat-list a >> text=Switch chat 20');
+  const id = await link.evaluate((a) => a.closest('li').dataset.id);
+  await link.click();
+  await s.page.waitForFunction(() => document.querySelector('#chat-title').textContent === 'Switch chat 20');
+  await s.page.waitForSelector('.msg.assistant >> text=answer number 20');
+  assert.equal(await s.page.evaluate(() => location.pathname), `/chats/${id}`);
+  assert.equal(await s.page.evaluate(() => window.__samePage), true, 'no page load');
+  assert.equal(await s.page.$eval('.chat-nav', (e) => e.scrollTop), scrolled);
+  assert.equal(await s.page.getAttribute(`#chat-list li[data-id="${id}"] a`, 'aria-current'), 'page');
+  // The event stream follows the chat on screen: a message sent here is answered here.
+  await send(s.page, 'hello after switching');
+  await s.page.waitForSelector('.msg.assistant[data-status=complete] >> text=hello after switching', { timeout: 15000 });
+  // Back goes to the previous chat, still without a load.
+  await s.page.goBack();
+  await s.page.waitForFunction(() => document.querySelector('#chat-title').textContent === 'Switch chat 0');
+  await s.page.waitForSelector('.msg.assistant >> text=answer number 0');
+  assert.equal(await s.page.$$eval('.msg', (e) => e.length), 2);
+  assert.equal(await s.page.evaluate(() => window.__samePage), true);
+  // New chat, three times: nothing stored until the first message.
+  const count = async () => {
+    let n = 0;
+    for (let r = await s.api('GET', '/api/chats?limit=200'); ; r = await s.api('GET', `/api/chats?limit=200&before=${encodeURIComponent(r.next)}`)) {
+      n += r.chats.length;
+      if (!r.next) return n;
+    }
+  };
+  assert.equal(await count(), 80);
+  for (let i = 0; i < 3; i++) await s.page.click('#new-chat');
+  assert.equal(await s.page.evaluate(() => location.pathname), '/chats/new');
+  assert.equal(await s.page.$$eval('.msg', (e) => e.length), 0);
+  assert.equal(await count(), 80);
+  await send(s.page, 'a new chat begins');
+  await s.page.waitForSelector('.msg.assistant[data-status=complete] >> text=a new chat begins', { timeout: 15000 });
+  assert.equal(await count(), 81);
+  const newId = await s.page.evaluate(() => location.pathname.slice('/chats/'.length));
+  assert.notEqual(newId, 'new');
+  await s.page.waitForSelector(`#chat-list li[data-id="${newId}"]`);
+  assert.equal(await s.page.evaluate(() => window.__samePage), true);
+  // A reload of /chats/new is a new chat again, and the model list comes from the cache.
+  await s.page.goto(s.base + '/chats/new');
+  await s.page.waitForSelector('#input');
+  assert.equal(await count(), 81);
+  assert.ok(modelLists.length <= 3, modelLists.join(' '));
+  assert.deepEqual(s.errors, []);
+});
+
+test('a message is edited in place, a chat renamed inline, deletes wait behind Undo; no prompt or confirm', async (t) => {
+  const s = await setup(t);
+  s.page.on('dialog', (d) => { s.errors.push(`dialog: ${d.message()}`); d.dismiss(); });
+  const other = await s.api('POST', '/api/chats', { title: 'Other chat' });
+  const c = await openChat(s, 'mock/echo');
+  await send(s.page, 'first version');
+  await s.page.waitForSelector('.msg.assistant[data-status=complete] >> text=first version', { timeout: 15000 });
+  await s.page.hover('.msg.user');
+  await s.page.click('.msg.user button[data-act=edit]');
+  const box = await s.page.waitForSelector('.msg.user textarea.edit-box');
+  assert.equal(await box.inputValue(), 'first version');
+  await box.fill('never sent');
+  await s.page.keyboard.press('Escape');
+  await s.page.waitForSelector('.msg.user textarea.edit-box', { state: 'detached' });
+  assert.equal((await s.page.textContent('.msg.user .body')).trim(), 'first version');
+  await s.page.hover('.msg.user');
+  await s.page.click('.msg.user button[data-act=edit]');
+  await s.page.fill('.msg.user textarea.edit-box', 'second version');
+  await s.page.keyboard.press('Shift+Enter');
+  await s.page.keyboard.type('on two lines');
+  await shot(s.page, 'edit-in-place');
+  await s.page.keyboard.press('Control+Enter');
+  await s.page.waitForSelector('.msg.assistant[data-status=complete] >> text=on two lines', { timeout: 15000 });
+  assert.equal(await s.page.$$eval('.msg', (e) => e.length), 2, 'the edit replaced the turn');
+  assert.match(await s.page.textContent('.msg.user .body'), /second version\s+on two lines/);
+  // Rename where the name is.
+  const li = `#chat-list li[data-id="${c.id}"]`;
+  await s.page.hover(li);
+  await s.page.click(`${li} button[data-act=rename]`);
+  await s.page.fill(`${li} input.rename-box`, 'Renamed inline');
+  await s.page.keyboard.press('Enter');
+  await s.page.waitForFunction(() => document.querySelector('#chat-title').textContent === 'Renamed inline');
+  assert.equal((await s.api('GET', `/api/chats/${c.id}`)).title, 'Renamed inline');
+  assert.equal(await s.page.textContent(`${li} a`), 'Renamed inline');
+  // Deleting a message hides it behind Undo; Undo brings it back and nothing is deleted.
+  await s.page.hover('.msg.assistant');
+  await s.page.click('.msg.assistant button[data-act=delete]');
+  await s.page.waitForSelector('.msg.assistant', { state: 'hidden' });
+  await s.page.click('#toast button');
+  await s.page.waitForSelector('.msg.assistant', { state: 'visible' });
+  assert.equal((await s.api('GET', `/api/chats/${c.id}`)).messages.length, 2);
+  // Deleting a chat: gone from the list at once, deleted when the toast goes.
+  const otherLi = `#chat-list li[data-id="${other.id}"]`;
+  await s.page.hover(otherLi);
+  await s.page.click(`${otherLi} button[data-act=delete-chat]`);
+  await s.page.waitForSelector(otherLi, { state: 'detached' });
+  assert.ok(await s.page.isVisible('#toast'));
+  await shot(s.page, 'undo-toast');
+  await s.page.waitForSelector('#toast', { state: 'hidden', timeout: 10000 });
+  // The toast went as the delete was sent: wait for it to land.
+  while ((await s.context.request.get(`${s.base}/api/chats/${other.id}`)).status() !== 404) await new Promise((r) => setTimeout(r, 50));
   assert.deepEqual(s.errors, []);
 });
 

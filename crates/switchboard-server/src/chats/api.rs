@@ -831,6 +831,7 @@ async fn plan_reply(
     // A reply completed by a configured provider proves an own key; one from an endpoint the
     // user chose proves nothing.
     let verifies_key = caller.principal.has_own_key() && endpoint.is_none();
+    let title_model = title_model(state, &target, endpoint.is_some());
     let (http, base_url) = match endpoint {
         Some(vetted) => (vetted.client, vetted.base_url),
         None => (state.http().clone(), upstream.config.base_url.clone()),
@@ -859,8 +860,36 @@ async fn plan_reply(
         paid_by_server: !caller.principal.has_own_key(),
         verifies_key,
         tools: target.tools,
+        title_model,
         chat,
     })
+}
+
+/// Small fast models that name a chat well, in order of preference: the first the catalog has
+/// on the reply's provider is used when `SWITCHBOARD_TITLE_MODEL` is not set.
+const TITLE_MODELS: &[&str] = &[
+    "openai/gpt-4o-mini",
+    "google/gemini-2.0-flash-001",
+    "google/gemini-2.5-flash-lite",
+    "anthropic/claude-3-haiku",
+    "mistralai/mistral-small-3.1-24b-instruct",
+    "meta-llama/llama-3.1-8b-instruct",
+];
+
+/// The model that names the chat; `None` lets the reply's own model do it (reasoning off). An
+/// endpoint the user chose may serve none of the catalog's models, so it gets the reply's.
+fn title_model(state: &AppState, target: &Target, own_endpoint: bool) -> Option<String> {
+    if let Some(model) = &state.settings().title_model {
+        return Some(model.clone());
+    }
+    if own_endpoint {
+        return None;
+    }
+    let table = state.catalog().table();
+    TITLE_MODELS
+        .iter()
+        .find(|id| table.resolve(id, Some(&target.provider)).is_some())
+        .map(|id| id.to_string())
 }
 
 /// A user-set endpoint from the browser, vetted; only with the user's own key, so the server's

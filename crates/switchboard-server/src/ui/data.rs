@@ -3,7 +3,7 @@
 //! `last_event_id` to resume from).
 
 use switchboard_core::access::Principal;
-use switchboard_store::{ChatPage, ChatSettings};
+use switchboard_store::ChatPage;
 
 use super::view::{ChatJson, ChatLine};
 use crate::chats::Caller;
@@ -23,11 +23,11 @@ fn caller(principal: Principal) -> Caller {
     }
 }
 
-/// The id of the workspace's most recently updated chat, creating one if there is none.
-pub async fn latest_or_new_chat(
+/// The id of the workspace's most recently updated chat, if it has one.
+pub async fn latest_chat(
     state: &AppState,
     principal: Principal,
-) -> Result<String, ApiError> {
+) -> Result<Option<String>, ApiError> {
     let ws = principal.workspace();
     let latest = state
         .store()
@@ -39,14 +39,7 @@ pub async fn latest_or_new_chat(
             },
         )
         .await?;
-    if let Some(c) = latest.into_iter().next() {
-        return Ok(c.id);
-    }
-    let chat = state
-        .store()
-        .create_chat(&ws, DEFAULT_TITLE, &ChatSettings::default())
-        .await?;
-    Ok(chat.id)
+    Ok(latest.into_iter().next().map(|c| c.id))
 }
 
 /// A chat with its last page of messages, as `GET /api/chats/{id}` returns it.

@@ -52,6 +52,16 @@ impl Catalog {
         self.strings.get(key).map(String::as_str).unwrap_or(key)
     }
 
+    /// `value` with `digits` decimals, written with the language's decimal separator
+    /// (`decimal_separator`: Danish writes 1,5).
+    pub fn decimal(&self, value: f64, digits: usize) -> String {
+        let text = format!("{value:.digits$}");
+        match self.get("decimal_separator") {
+            "." | "decimal_separator" => text,
+            sep => text.replacen('.', sep, 1),
+        }
+    }
+
     /// The string for `key` with `{name}` replaced by `value`.
     pub fn fmt(&self, key: &str, name: &str, value: &str) -> String {
         self.get(key).replace(&format!("{{{name}}}"), value)
@@ -158,6 +168,15 @@ mod tests {
                 assert!(!v.trim().is_empty(), "{tag}: {k} is empty");
             }
         }
+    }
+
+    #[test]
+    fn danish_writes_a_decimal_comma() {
+        let by_tag = |tag: &str| all().iter().find(|c| c.tag == tag).unwrap();
+        assert_eq!(by_tag("da").decimal(1.25, 1), "1,2");
+        assert_eq!(by_tag("da").decimal(0.00123, 4), "0,0012");
+        assert_eq!(by_tag("en").decimal(1.25, 1), "1.2");
+        assert_eq!(by_tag("zh-CN").decimal(3.0, 2), "3.00");
     }
 
     #[test]

@@ -1,7 +1,9 @@
 //! The web UI: server-rendered pages (askama templates in `templates/`), one hand-written ES module
 //! and one stylesheet (`assets/`), all embedded in the binary.
 //!
-//! Routes: `/` (opens the latest chat, or a new one), `/chats/{id}` (a chat), `/assets/{name}`.
+//! Routes: `/` (opens the latest chat, or a new one), `/chats/{id}` (a chat; `/chats/new` is a
+//! chat not stored yet, which app.js creates with its first message), `/assets/{name}`. app.js
+//! then opens other chats in place (history API) from the chat API's JSON.
 //! A page is rendered from the same JSON the chat API returns, with the last 50 messages in the
 //! HTML; `app.js` then subscribes to the chat's event stream from the page's `last_event_id`, so a
 //! reply that is streaming when the page loads continues where it is.
@@ -43,6 +45,9 @@ pub const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; 
      img-src 'self' data: blob:; connect-src 'self'; object-src 'none'; base-uri 'none'; \
      frame-ancestors 'none'; form-action 'self'";
 
+/// `/chats/new`: a chat not stored yet (chat ids never take this form).
+const NEW_CHAT: &str = "new";
+
 /// The cookie the settings dialog sets for the theme, so the first paint has the right colours.
 pub const THEME_COOKIE: &str = "sb_theme";
 
@@ -51,6 +56,8 @@ pub fn routes() -> Router<AppState> {
         .route("/", get(home))
         .route("/chats/{id}", get(chat_page))
         .route("/assets/{name}", get(assets::serve))
+        .route("/manifest.webmanifest", get(manifest))
+        .route("/sw.js", get(service_worker))
 }
 
 /// What every page shares: language, theme, asset URLs.
@@ -162,6 +169,52 @@ pub(crate) async fn admit_page(
     }
 }
 
+/// `GET /manifest.webmanifest`: what makes the web UI installable as an app.
+async fn manifest(State(state): State<AppState>) -> Response {
+    let name = state.settings().app_name.clone();
+    let body = json!({
+        "name": name,
+        "short_name": name,
+        "start_url": "/",
+        "scope": "/",
+        "display": "standalone",
+        "background_color": "#ffffff",
+        "theme_color": "#3b5bdb",
+        "icons": [{"src": assets::url("favicon.svg"), "sizes": "any", "type": "image/svg+xml", "purpose": "any"}],
+    });
+    (
+        [
+            (
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/manifest+json"),
+            ),
+            (header::CACHE_CONTROL, HeaderValue::from_static("no-cache")),
+        ],
+        body.to_string(),
+    )
+        .into_response()
+}
+
+/// `GET /sw.js`: the service worker, served from the root so its scope is the whole app. It
+/// caches the versioned assets only, never a page or the API.
+async fn service_worker() -> Response {
+    (
+        [
+            (
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/javascript; charset=utf-8"),
+            ),
+            (header::CACHE_CONTROL, HeaderValue::from_static("no-cache")),
+            (
+                header::X_CONTENT_TYPE_OPTIONS,
+                HeaderValue::from_static("nosniff"),
+            ),
+        ],
+        include_str!("../../assets/sw.js"),
+    )
+        .into_response()
+}
+
 /// `GET /`: the latest chat, or a new one when there is none.
 async fn home(
     State(state): State<AppState>,
@@ -173,7 +226,10 @@ async fn home(
         Ok(p) => p,
         Err(login) => return Ok(login),
     };
-    let id = data::latest_or_new_chat(&state, principal).await?;
+    // Without a chat yet, a new one that is stored with its first message.
+    let id = data::latest_chat(&state, principal)
+        .await?
+        .unwrap_or_else(|| NEW_CHAT.to_string());
     Ok(Redirect::to(&format!("/chats/{id}")).into_response())
 }
 
@@ -190,7 +246,13 @@ async fn chat_page(
         Err(login) => return Ok(login),
     };
     let sidebar = data::chat_list(&state, &principal).await?;
-    let Some(mut chat) = data::chat(&state, principal, &id).await? else {
+    let found = if id == NEW_CHAT {
+        // Nothing is stored until the first message: app.js creates the chat with it.
+        Some(ChatJson::default())
+    } else {
+        data::chat(&state, principal, &id).await?
+    };
+    let Some(mut chat) = found else {
         // Another device deleted it, or it belongs to another workspace: go to the latest chat.
         return Ok(Redirect::to("/").into_response());
     };

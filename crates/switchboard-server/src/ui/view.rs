@@ -203,7 +203,7 @@ impl MessageCard {
             tr.get("thinking").to_string()
         } else {
             match thought_ms(m) {
-                Some(ms) => tr.fmt("thought_for", "s", &format!("{:.1}", ms as f64 / 1000.0)),
+                Some(ms) => tr.fmt("thought_for", "s", &tr.decimal(ms as f64 / 1000.0, 1)),
                 None => tr.get("thinking_done").to_string(),
             }
         };

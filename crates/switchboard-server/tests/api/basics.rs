@@ -249,3 +249,44 @@ async fn pages_and_json_are_compressed_streams_and_relays_are_not() {
     assert_eq!(relayed.status(), 200);
     assert!(relayed.headers().get("content-encoding").is_none());
 }
+
+/// The model list carries an `ETag` and a short `Cache-Control`; asking again with the tag gets
+/// `304` without the list, compressed or not; a changed list gets a new tag.
+#[tokio::test]
+async fn the_model_list_is_cached_with_an_etag() {
+    let app = spawn_app(&[]).await;
+    app.load_catalog().await;
+    let res = app.http.get(app.at("/api/models")).send().await.unwrap();
+    assert_eq!(res.status(), 200);
+    let etag = res.headers()["etag"].to_str().unwrap().to_string();
+    assert!(etag.starts_with('"') && etag.len() > 10, "{etag}");
+    let cache = res.headers()["cache-control"].to_str().unwrap();
+    assert!(
+        cache.contains("private") && cache.contains("max-age"),
+        "{cache}"
+    );
+    assert!(!res.bytes().await.unwrap().is_empty());
+    for encoding in ["identity", "gzip"] {
+        let res = app
+            .http
+            .get(app.at("/api/models"))
+            .header("if-none-match", &etag)
+            .header("accept-encoding", encoding)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 304, "{encoding}");
+        assert_eq!(res.headers()["etag"].to_str().unwrap(), etag);
+        assert!(res.bytes().await.unwrap().is_empty());
+    }
+    // Another query is another list, with another tag: the old one does not match it.
+    let res = app
+        .http
+        .get(app.at("/api/models?q=mock"))
+        .header("if-none-match", &etag)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    assert_ne!(res.headers()["etag"].to_str().unwrap(), etag);
+}

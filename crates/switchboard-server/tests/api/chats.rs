@@ -512,9 +512,35 @@ async fn workspaces_never_see_each_others_chats() {
     assert_eq!(res.status(), 401);
 }
 
+/// The chat's title once it has one (the title is stored after the reply).
+async fn titled(app: &TestApp, chat: &str) -> String {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let (_, body) = app.get_json(&format!("/api/chats/{chat}")).await;
+        if body["title"] != "New chat" {
+            return body["title"].as_str().unwrap().to_string();
+        }
+        assert!(Instant::now() < deadline, "no title");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// The title requests the mock received (they are the only ones not streamed).
+fn title_requests(app: &TestApp) -> Vec<Value> {
+    app.mock
+        .requests()
+        .iter()
+        .filter(|r| r.body["stream"] == false)
+        .map(|r| r.body.clone())
+        .collect()
+}
+
+/// Without `SWITCHBOARD_TITLE_MODEL` a small fast model of the catalog names the chat, from an
+/// instruction and the conversation quoted; never a model hard-wired whatever the catalog.
 #[tokio::test]
-async fn title_comes_from_the_chats_own_model() {
+async fn title_comes_from_a_small_catalog_model_with_the_conversation_quoted() {
     let app = spawn_app(&[]).await;
+    app.load_catalog().await;
     let chat = create_chat(&app, None).await;
     send(
         &app,
@@ -523,25 +549,64 @@ async fn title_comes_from_the_chats_own_model() {
     )
     .await;
     settled(&app, &chat).await;
-    let deadline = Instant::now() + Duration::from_secs(5);
-    loop {
-        let (_, body) = app.get_json(&format!("/api/chats/{chat}")).await;
-        if body["title"] != "New chat" {
-            // mock/echo answers the title request with its last user message.
-            assert_eq!(body["title"], "Tell me about otters");
-            break;
-        }
-        assert!(Instant::now() < deadline, "no title");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    let titled = app
-        .mock
-        .requests()
-        .iter()
-        .filter(|r| r.body["stream"] == false)
-        .map(|r| r.body["model"].clone())
-        .collect::<Vec<_>>();
-    assert_eq!(titled, [json!("mock/echo")], "no hard-wired title model");
+    // The mock answers openai/gpt-4o-mini with its usual sentence.
+    assert!(
+        titled(&app, &chat)
+            .await
+            .starts_with("Hello from openai/gpt-4o-mini")
+    );
+    let asked = title_requests(&app);
+    assert_eq!(asked.len(), 1);
+    assert_eq!(asked[0]["model"], "openai/gpt-4o-mini");
+    assert!(asked[0].get("reasoning").is_none(), "{}", asked[0]);
+    let messages = asked[0]["messages"].as_array().unwrap();
+    assert_eq!(messages.len(), 2);
+    assert_eq!(messages[0]["role"], "system");
+    assert_eq!(messages[1]["role"], "user");
+    let quoted = messages[1]["content"].as_str().unwrap();
+    assert!(
+        quoted.contains(
+            "<user>\nTell me about otters\n</user>\n<assistant>\nTell me about otters\n</assistant>"
+        ),
+        "{quoted}"
+    );
+}
+
+/// A catalog without those models: the chat's own model names it, with reasoning off.
+#[tokio::test]
+async fn title_falls_back_to_the_chats_own_model_with_reasoning_off() {
+    let app = spawn_app(&[("CUSTOM_MODELS", "-all,+mock/echo")]).await;
+    app.load_catalog().await;
+    let chat = create_chat(&app, None).await;
+    send(
+        &app,
+        &chat,
+        json!({"content": "Tell me about otters", "model": "mock/echo"}),
+    )
+    .await;
+    settled(&app, &chat).await;
+    titled(&app, &chat).await;
+    let asked = title_requests(&app);
+    assert_eq!(asked.len(), 1);
+    assert_eq!(asked[0]["model"], "mock/echo", "no hard-wired title model");
+    assert_eq!(asked[0]["reasoning"], json!({"enabled": false}));
+}
+
+/// A failed reply names its chat too; when the title request fails as well, the question does.
+#[tokio::test]
+async fn failed_replies_get_a_title_from_their_question() {
+    let app = spawn_app(&[("SWITCHBOARD_TITLE_MODEL", "mock/status-500")]).await;
+    let chat = create_chat(&app, None).await;
+    send(
+        &app,
+        &chat,
+        json!({"content": "Why is the sky blue?\nAnd the sea?", "model": "mock/status-402"}),
+    )
+    .await;
+    let done = settled(&app, &chat).await;
+    assert_eq!(last(&done)["status"], "error");
+    assert_eq!(titled(&app, &chat).await, "Why is the sky blue?");
+    assert_eq!(title_requests(&app)[0]["model"], "mock/status-500");
 }
 
 #[tokio::test]
