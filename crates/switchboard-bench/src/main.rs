@@ -63,6 +63,10 @@ struct Args {
     /// Bearer key sent to peers.
     #[arg(long, default_value = "sk-bench")]
     peer_key: String,
+    /// A header sent to every peer with each request (repeatable), e.g. Portkey's
+    /// `x-portkey-provider:openai`.
+    #[arg(long = "peer-header", value_name = "NAME:VALUE", value_parser = parse_header)]
+    peer_headers: Vec<(hyper::header::HeaderName, hyper::header::HeaderValue)>,
     /// Requests per target for the concurrency-1 latency phase (default 5000, quick 500).
     #[arg(long)]
     requests: Option<usize>,
@@ -110,6 +114,22 @@ struct Args {
 struct SbUpstream {
     url: String,
     extra_ca: Option<PathBuf>,
+}
+
+fn parse_header(
+    value: &str,
+) -> Result<(hyper::header::HeaderName, hyper::header::HeaderValue), String> {
+    let (name, v) = value
+        .split_once(':')
+        .ok_or_else(|| format!("expected NAME:VALUE, got {value:?}"))?;
+    Ok((
+        name.trim()
+            .parse()
+            .map_err(|_| format!("bad header name {name:?}"))?,
+        v.trim()
+            .parse()
+            .map_err(|_| format!("bad header value {v:?}"))?,
+    ))
 }
 
 fn parse_peer(value: &str) -> Result<(String, String), String> {
@@ -506,7 +526,8 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let mut pids: Vec<Option<u32>> =
         vec![own_mock.as_ref().map(|m| m.pid), Some(sb_pid), Some(sb_pid)];
     for (name, url) in &args.peers {
-        let target = Target::new(name, url, "/v1/chat/completions", Some(&args.peer_key))?;
+        let mut target = Target::new(name, url, "/v1/chat/completions", Some(&args.peer_key))?;
+        target.extra = args.peer_headers.clone();
         let pid = procs::pid_listening_on(target.addr.port());
         if pid.is_none() {
             notes.push(format!(
