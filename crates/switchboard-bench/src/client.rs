@@ -24,6 +24,8 @@ pub struct Target {
     /// Path of the chat completions endpoint on this target.
     pub path: String,
     pub auth: Option<HeaderValue>,
+    /// More headers for every request (a peer that routes by header, as Portkey does).
+    pub extra: Vec<(hyper::header::HeaderName, HeaderValue)>,
 }
 
 impl Target {
@@ -48,6 +50,7 @@ impl Target {
             auth: key
                 .map(|k| HeaderValue::from_str(&format!("Bearer {k}")))
                 .transpose()?,
+            extra: Vec::new(),
         })
     }
 }
@@ -88,6 +91,9 @@ impl Conn {
         }
         if let Some(auth) = &target.auth {
             builder = builder.header(AUTHORIZATION, auth.clone());
+        }
+        for (name, value) in &target.extra {
+            builder = builder.header(name.clone(), value.clone());
         }
         let request = builder.body(Full::new(body))?;
         self.sender.ready().await?;

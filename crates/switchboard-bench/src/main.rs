@@ -17,6 +17,7 @@ mod phases;
 mod procs;
 mod report;
 mod soak;
+mod tls_front;
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -62,6 +63,10 @@ struct Args {
     /// Bearer key sent to peers.
     #[arg(long, default_value = "sk-bench")]
     peer_key: String,
+    /// A header sent to every peer with each request (repeatable), e.g. Portkey's
+    /// `x-portkey-provider:openai`.
+    #[arg(long = "peer-header", value_name = "NAME:VALUE", value_parser = parse_header)]
+    peer_headers: Vec<(hyper::header::HeaderName, hyper::header::HeaderValue)>,
     /// Requests per target for the concurrency-1 latency phase (default 5000, quick 500).
     #[arg(long)]
     requests: Option<usize>,
@@ -98,6 +103,33 @@ struct Args {
     /// Concurrent streams in soak mode.
     #[arg(long, default_value_t = 256)]
     soak_streams: usize,
+    /// How Switchboard reaches the mock: plain HTTP/1.1, or TLS with a CA made for the run
+    /// offering HTTP/1.1 only (h1) or HTTP/2 (h2), as openrouter.ai is reached. The direct
+    /// figures stay plain HTTP, so "added" includes the TLS.
+    #[arg(long, value_enum, default_value = "http")]
+    upstream: tls_front::UpstreamMode,
+}
+
+/// Where Switchboard sends upstream calls, and the CA it must trust there.
+struct SbUpstream {
+    url: String,
+    extra_ca: Option<PathBuf>,
+}
+
+fn parse_header(
+    value: &str,
+) -> Result<(hyper::header::HeaderName, hyper::header::HeaderValue), String> {
+    let (name, v) = value
+        .split_once(':')
+        .ok_or_else(|| format!("expected NAME:VALUE, got {value:?}"))?;
+    Ok((
+        name.trim()
+            .parse()
+            .map_err(|_| format!("bad header name {name:?}"))?,
+        v.trim()
+            .parse()
+            .map_err(|_| format!("bad header value {v:?}"))?,
+    ))
 }
 
 fn parse_peer(value: &str) -> Result<(String, String), String> {
@@ -219,7 +251,7 @@ const MOCK_KEY: &str = "sk-or-bench";
 
 fn switchboard_command(
     bin: &std::path::Path,
-    mock_url: &str,
+    upstream: &SbUpstream,
     dir: &std::path::Path,
     database_url: Option<&str>,
 ) -> Command {
@@ -229,7 +261,7 @@ fn switchboard_command(
         // Keep a developer's `.env` out of the measurement.
         .current_dir(dir)
         .env("SWITCHBOARD_ADDR", "127.0.0.1:0")
-        .env("OPENROUTER_URL", format!("{mock_url}/api"))
+        .env("OPENROUTER_URL", format!("{}/api", upstream.url))
         .env("OPENROUTER_API_KEY", MOCK_KEY)
         .env(
             "DATABASE_URL",
@@ -239,28 +271,31 @@ fn switchboard_command(
             ),
         )
         .env("RUST_LOG", "warn");
+    if let Some(ca) = &upstream.extra_ca {
+        command.env("SWITCHBOARD_EXTRA_CA", ca);
+    }
     command
 }
 
 /// Starts Switchboard in a fresh directory and waits until `/healthz` answers 200.
 async fn start_switchboard(
     bin: &std::path::Path,
-    mock_url: &str,
+    upstream: &SbUpstream,
     dir: &std::path::Path,
 ) -> anyhow::Result<(Server, Startup)> {
-    start_switchboard_on(bin, mock_url, dir, None).await
+    start_switchboard_on(bin, upstream, dir, None).await
 }
 
 /// [`start_switchboard`] on a given database (`None`: SQLite in `dir`).
 async fn start_switchboard_on(
     bin: &std::path::Path,
-    mock_url: &str,
+    upstream: &SbUpstream,
     dir: &std::path::Path,
     database_url: Option<&str>,
 ) -> anyhow::Result<(Server, Startup)> {
     std::fs::create_dir_all(dir)?;
     let server = procs::start(
-        switchboard_command(bin, mock_url, dir, database_url),
+        switchboard_command(bin, upstream, dir, database_url),
         &dir.join("switchboard.log"),
     )
     .await
@@ -399,6 +434,25 @@ async fn run(args: Args) -> anyhow::Result<()> {
     )?;
     let fast = fast_request();
     let stream_body = stream_request("mock/echo", STREAM_WORDS);
+    let sb_upstream = match args.upstream {
+        tls_front::UpstreamMode::Http => SbUpstream {
+            url: mock_url.clone(),
+            extra_ca: None,
+        },
+        mode => {
+            let front = tls_front::start(mode, direct.addr, tmp.path())
+                .await
+                .context("starting the TLS front of the mock")?;
+            notes.push(format!(
+                "Switchboard reaches the mock over TLS ({}), the direct target over plain HTTP: \"added\" includes the TLS",
+                if mode == tls_front::UpstreamMode::H2 { "HTTP/2 by ALPN" } else { "HTTP/1.1" }
+            ));
+            SbUpstream {
+                url: front.url,
+                extra_ca: Some(front.ca_file),
+            }
+        }
+    };
 
     // Is the mock the one we expect? The fixture must answer at once, and streams must be spaced.
     {
@@ -426,7 +480,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
     for i in 1..plan.startups {
         let (server, startup) = start_switchboard(
             &switchboard_bin,
-            &mock_url,
+            &sb_upstream,
             &tmp.path().join(format!("start{i}")),
         )
         .await?;
@@ -434,7 +488,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         server.stop().await;
     }
     let (switchboard, startup) =
-        start_switchboard(&switchboard_bin, &mock_url, &tmp.path().join("main")).await?;
+        start_switchboard(&switchboard_bin, &sb_upstream, &tmp.path().join("main")).await?;
     startups.push(startup);
     startups.sort_by_key(|s| s.to_healthy);
     let median = startups[startups.len() / 2];
@@ -472,7 +526,8 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let mut pids: Vec<Option<u32>> =
         vec![own_mock.as_ref().map(|m| m.pid), Some(sb_pid), Some(sb_pid)];
     for (name, url) in &args.peers {
-        let target = Target::new(name, url, "/v1/chat/completions", Some(&args.peer_key))?;
+        let mut target = Target::new(name, url, "/v1/chat/completions", Some(&args.peer_key))?;
+        target.extra = args.peer_headers.clone();
         let pid = procs::pid_listening_on(target.addr.port());
         if pid.is_none() {
             notes.push(format!(
@@ -624,10 +679,10 @@ async fn run(args: Args) -> anyhow::Result<()> {
                 let dir_a = tmp.path().join("instance-a");
                 let dir_b = tmp.path().join("instance-b");
                 let (a, _) =
-                    start_switchboard_on(&switchboard_bin, &mock_url, &dir_a, Some(&db.url))
+                    start_switchboard_on(&switchboard_bin, &sb_upstream, &dir_a, Some(&db.url))
                         .await?;
                 let (b, _) =
-                    start_switchboard_on(&switchboard_bin, &mock_url, &dir_b, Some(&db.url))
+                    start_switchboard_on(&switchboard_bin, &sb_upstream, &dir_b, Some(&db.url))
                         .await?;
                 let ta = Target::new("a", &a.url, "", None)?;
                 let tb = Target::new("b", &b.url, "", None)?;

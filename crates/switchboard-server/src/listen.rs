@@ -35,7 +35,7 @@ use hyper::body::{Frame, Incoming, SizeHint};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::Sleep;
 use tower::Service;
 
@@ -125,7 +125,7 @@ pub async fn serve(
         };
         // Streams are many small writes: Nagle's algorithm would hold each delta back.
         let _ = tcp.set_nodelay(true);
-        let overflowing = matches!(slot, Slot::Overflow(_));
+        let overflowing = slot.overflow;
         let service = Handler {
             router: router.clone(),
             peer,
@@ -183,19 +183,23 @@ pub async fn serve(
     Ok(())
 }
 
-/// The permit a connection holds while it is open.
-enum Slot {
-    Normal(#[allow(dead_code)] tokio::sync::OwnedSemaphorePermit),
-    Overflow(#[allow(dead_code)] tokio::sync::OwnedSemaphorePermit),
+/// The permit a connection holds while it is open, and whether it came from the reserve.
+struct Slot {
+    _permit: OwnedSemaphorePermit,
+    overflow: bool,
 }
 
 async fn take_slot(normal: &Arc<Semaphore>, overflow: &Arc<Semaphore>) -> Slot {
-    if let Ok(p) = normal.clone().try_acquire_owned() {
-        return Slot::Normal(p);
+    let slot = |permit: Result<OwnedSemaphorePermit, _>, overflow| Slot {
+        _permit: permit.expect("the semaphores are never closed"),
+        overflow,
+    };
+    if let Ok(permit) = normal.clone().try_acquire_owned() {
+        return slot(Ok(permit), false);
     }
     tokio::select! {
-        p = normal.clone().acquire_owned() => Slot::Normal(p.expect("never closed")),
-        p = overflow.clone().acquire_owned() => Slot::Overflow(p.expect("never closed")),
+        permit = normal.clone().acquire_owned() => slot(permit, false),
+        permit = overflow.clone().acquire_owned() => slot(permit, true),
     }
 }
 
