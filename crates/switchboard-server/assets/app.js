@@ -550,7 +550,9 @@ function applyView(view) {
   if (!view) return;
   const shown = [...(view.messages || []), ...(view.alternatives || [])];
   const keep = new Set(shown.map((m) => m.id));
-  const from = view.messages?.length ? view.messages[0].seq : 0;
+  // Without more pages the view is the whole path: whatever it lacks is off the path now (an edit
+  // of the first message moves the path to a later seq). With more, older pages stay as loaded.
+  const from = view.has_more && view.messages?.length ? view.messages[0].seq : -Infinity;
   for (const [id, m] of msgs) {
     if (!keep.has(id) && m.seq >= from) { msgs.delete(id); document.getElementById(`m-${id}`)?.remove(); }
   }

@@ -617,7 +617,9 @@ test('a message is edited in place, a chat renamed inline, deletes wait behind U
   await shot(s.page, 'edit-in-place');
   await s.page.keyboard.press('Control+Enter');
   await s.page.waitForSelector('.msg.assistant[data-status=complete] >> text=on two lines', { timeout: 15000 });
-  assert.equal(await s.page.$$eval('.msg', (e) => e.length), 2, 'the edit replaced the turn');
+  // The old turn is kept as a branch: the path shows the new one, with a switch to the old.
+  assert.equal(await s.page.$$eval('.msg', (e) => e.length), 2, 'only the active path is shown');
+  assert.equal(await s.page.textContent('.msg.user .branch-pos'), '2 / 2');
   assert.match(await s.page.textContent('.msg.user .body'), /second version\s+on two lines/);
   // Rename where the name is.
   const li = `#chat-list li[data-id="${c.id}"]`;

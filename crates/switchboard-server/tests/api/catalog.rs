@@ -144,6 +144,7 @@ async fn failed_refresh_keeps_the_last_good_copy_and_restart_uses_the_cache() {
     let restarted_db = format!("sqlite://{}/sb-restarted.db", dir.path().display());
     let offline = spawn_app(&[
         ("DATABASE_URL", &restarted_db),
+        ("SWITCHBOARD_CATALOG_CACHE", ""),
         ("OPENROUTER_URL", "http://127.0.0.1:9/api"),
     ])
     .await;
