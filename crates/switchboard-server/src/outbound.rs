@@ -222,4 +222,41 @@ mod tests {
         let err = Outbound::new(&settings).err().unwrap().to_string();
         assert!(err.starts_with("SWITCHBOARD_EXTRA_CA:"), "{err}");
     }
+
+    /// A vetted endpoint is reached directly even when every upstream call is to go through a
+    /// proxy: here the proxy's port is closed, so a call through it would fail.
+    #[tokio::test]
+    async fn a_pinned_client_never_goes_through_the_proxy() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let proxy = format!("http://{}", closed.local_addr().unwrap());
+        drop(closed);
+        let settings = OutboundSettings {
+            proxy_url: Some(proxy.parse().unwrap()),
+            ..Default::default()
+        };
+        let outbound = Outbound::new(&settings).unwrap();
+        let server = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = server.local_addr().unwrap();
+        tokio::spawn(async move {
+            let (mut tcp, _) = server.accept().await.unwrap();
+            let mut buf = [0u8; 1024];
+            let _ = tcp.read(&mut buf).await.unwrap();
+            tcp.write_all(
+                b"HTTP/1.1 200 OK\r\ncontent-length: 6\r\nconnection: close\r\n\r\npinned",
+            )
+            .await
+            .unwrap();
+        });
+        let url = format!("http://api.example.com:{}/v1/models", addr.port());
+        let through_proxy = outbound.client().get(&url).send().await.unwrap_err();
+        assert!(
+            failure(&through_proxy).contains("connection refused"),
+            "{}",
+            failure(&through_proxy)
+        );
+        let pinned = outbound.pinned("api.example.com", addr).unwrap();
+        let body = pinned.get(&url).send().await.unwrap().text().await.unwrap();
+        assert_eq!(body, "pinned");
+    }
 }

@@ -187,3 +187,33 @@ async fn smuggling_never_desyncs_a_kept_alive_connection() {
         assert!(answer.starts_with("HTTP/1."), "{what}: {answer}");
     }
 }
+
+/// HTTP/2 with prior knowledge (as a reverse proxy may speak it) on the same port as HTTP/1.1, a
+/// relayed stream included.
+#[tokio::test]
+async fn http2_with_prior_knowledge_is_served() {
+    let app = spawn_app(&[]).await;
+    let h2 = reqwest::Client::builder()
+        .no_proxy()
+        .http2_prior_knowledge()
+        .build()
+        .unwrap();
+    let res = h2.get(app.at("/healthz")).send().await.unwrap();
+    assert_eq!(res.version(), reqwest::Version::HTTP_2);
+    assert_eq!(res.status(), 200);
+    let res = h2
+        .post(app.at("/api/openrouter/v1/chat/completions"))
+        .json(&serde_json::json!({
+            "model": "mock/echo",
+            "stream": true,
+            "messages": [{"role": "user", "content": "one two three"}],
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.version(), reqwest::Version::HTTP_2);
+    assert_eq!(res.status(), 200);
+    let body = res.text().await.unwrap();
+    assert!(body.contains("three"), "{body}");
+    assert!(body.trim_end().ends_with("data: [DONE]"), "{body}");
+}
