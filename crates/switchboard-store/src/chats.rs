@@ -5,7 +5,7 @@
 //! workspace (`touch_chat`, `set_title_if_default`) are for the server's own background
 //! work on a chat it already resolved.
 
-use crate::db::{DbRow, Sql, Tx};
+use crate::db::{DbRow, Sql, Tx, bump_updated_at};
 use crate::ids::{new_chat_id, now_ms};
 use crate::messages::insert_message_row;
 use crate::{
@@ -19,21 +19,6 @@ macro_rules! chat_columns {
         "id, workspace, title, settings, forked_from, created_at, updated_at"
     };
 }
-
-/// Moves `updated_at` forward only: an imported or late timestamp must not push a chat
-/// down the list behind older activity.
-macro_rules! bump_updated_at {
-    ($param:literal) => {
-        concat!(
-            "updated_at = CASE WHEN updated_at < ",
-            $param,
-            " THEN ",
-            $param,
-            " ELSE updated_at END"
-        )
-    };
-}
-pub(crate) use bump_updated_at;
 
 pub(crate) fn chat_from_row(row: &DbRow) -> Result<Chat, StoreError> {
     Ok(Chat {

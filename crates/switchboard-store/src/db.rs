@@ -439,3 +439,19 @@ impl Conn<'_> {
         }
     }
 }
+
+/// The SQL that moves a chat's `updated_at` forward only (`$param` is the new time): an imported or
+/// late timestamp must not push a chat down the list behind older activity. Here, beside the other
+/// SQL helpers, so that `messages` and `turns` need nothing from `chats`.
+macro_rules! bump_updated_at {
+    ($param:literal) => {
+        concat!(
+            "updated_at = CASE WHEN updated_at < ",
+            $param,
+            " THEN ",
+            $param,
+            " ELSE updated_at END"
+        )
+    };
+}
+pub(crate) use bump_updated_at;

@@ -6,8 +6,7 @@
 //! inserts into one chat, and on SQLite `BEGIN IMMEDIATE` already serialises all writers.
 //! The same update doubles as the workspace check.
 
-use crate::chats::bump_updated_at;
-use crate::db::{Conn, DbRow, Sql, Tx, json_text};
+use crate::db::{Conn, DbRow, Sql, Tx, bump_updated_at, json_text};
 use crate::generation::fill_streaming_text;
 use crate::ids::{new_message_id, now_ms};
 use crate::{Message, MessageStatus, NewMessage, Role, Store, StoreError, Usage};

@@ -11,8 +11,8 @@
 use std::time::Duration;
 
 use crate::branches::{put_on_path, sibling_from_row, siblings_sql};
-use crate::chats::{bump_updated_at, chat_from_row, settings_json};
-use crate::db::{Conn, Db, Sql};
+use crate::chats::{chat_from_row, settings_json};
+use crate::db::{Conn, Db, Sql, bump_updated_at};
 use crate::generation::{EventDraft, fill_streaming_text, store_events};
 use crate::ids::now_ms;
 use crate::messages::{insert_message_rows, message_columns, message_from_new, message_from_row};
