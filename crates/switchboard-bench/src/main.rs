@@ -640,6 +640,9 @@ async fn run(args: Args) -> anyhow::Result<()> {
                 long.completed,
                 long.generations,
             ));
+            if let Some(failure) = &long.first_failure {
+                engine_lines.push(format!("first failure of a long reply: {failure}"));
+            }
         }
     }
     let opened = args

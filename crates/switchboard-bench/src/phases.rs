@@ -508,6 +508,10 @@ async fn one_generation(base: &Target, message: &Bytes) -> Result<(Duration, u64
     .map_err(|e| format!("GET {events_path}: {e:#}"))?;
     let took = started.elapsed();
 
+    // A new connection: the first sat idle while the reply streamed, and a long reply outlasts the
+    // server's keep-alive timeout (a browser reconnects too).
+    drop(conn);
+    let mut conn = connect(base.addr).await.map_err(|e| format!("{e:#}"))?;
     let chat_path = format!("/api/chats/{id}");
     let (status, body) = conn
         .call(base, Method::GET, &chat_path, Bytes::new())
