@@ -168,20 +168,21 @@ fn documented_nginx_server(port: u16, app_addr: &str, cert: &str, key: &str) -> 
     replaced
 }
 
-/// nginx running one server block; stopped when dropped.
-struct Nginx {
+/// A reverse proxy (nginx, Caddy) the test started, with the directory of its config; stopped when
+/// dropped.
+struct ProxyProcess {
     child: std::process::Child,
     _dir: tempfile::TempDir,
 }
 
-impl Drop for Nginx {
+impl Drop for ProxyProcess {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
 }
 
-fn start_nginx(server: impl FnOnce(&std::path::Path) -> String) -> Option<(Nginx, u16)> {
+fn start_nginx(server: impl FnOnce(&std::path::Path) -> String) -> Option<(ProxyProcess, u16)> {
     let nginx = ["/usr/sbin/nginx", "/usr/bin/nginx"]
         .into_iter()
         .find(|p| std::path::Path::new(p).exists());
@@ -223,7 +224,7 @@ fn start_nginx(server: impl FnOnce(&std::path::Path) -> String) -> Option<(Nginx
         .stderr(std::process::Stdio::null())
         .spawn()
         .expect("nginx starts");
-    let nginx = Nginx { child, _dir: dir };
+    let nginx = ProxyProcess { child, _dir: dir };
     Some((nginx, port))
 }
 
@@ -400,18 +401,8 @@ async fn the_documented_caddy_config_serves_the_web_ui() {
         .stderr(std::process::Stdio::null())
         .spawn()
         .expect("caddy starts");
-    let _caddy = KillOnDrop(child);
+    let _caddy = ProxyProcess { child, _dir: dir };
     browse_through_proxy(&format!("https://localhost:{port}")).await;
-}
-
-/// A child process killed when the test ends, however it ends.
-struct KillOnDrop(std::process::Child);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }
 
 /// Item 9: the openai JS SDK adds `x-stainless-*` headers, and its preflight from an allowed origin
