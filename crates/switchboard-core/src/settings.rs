@@ -10,7 +10,7 @@
 
 use std::collections::HashMap;
 use std::fmt;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -20,7 +20,9 @@ use crate::provider::{ProviderConfig, ProviderId};
 use crate::secret::Secret;
 
 /// Every variable Switchboard reads, with its default, in the order `.env.template` documents them.
-/// The list is the single source for the TOML file's accepted keys and for the template test.
+/// The list is the single source for the TOML file's accepted keys and for the template test. Most
+/// are parsed into [`Settings`] here; the server's own (bind address, database, cookie secret,
+/// connection limits, catalog cache) are parsed from the same [`Sources`] by the server crate.
 pub const VARIABLES: &[(&str, &str)] = &[
     ("OPENROUTER_API_KEY", ""),
     ("OPENROUTER_URL", "https://openrouter.ai/api"),
@@ -93,7 +95,7 @@ pub enum SettingsError {
 }
 
 impl SettingsError {
-    fn invalid(var: &'static str, problem: impl Into<String>) -> Self {
+    pub fn invalid(var: &'static str, problem: impl Into<String>) -> Self {
         SettingsError::Invalid {
             var,
             problem: problem.into(),
@@ -132,7 +134,8 @@ pub enum AllowedHosts {
     List(Vec<String>),
 }
 
-/// Everything Switchboard is configured with.
+/// What the application is configured with: providers, access, models, limits, chats. How the process
+/// serves it (address, database, cookie key, connections) is the server crate's `ServerSettings`.
 #[derive(Clone)]
 pub struct Settings {
     pub openrouter: ProviderConfig,
@@ -148,8 +151,6 @@ pub struct Settings {
     pub vision_models: String,
     pub disable_fast_link: bool,
     pub enable_balance_query: bool,
-    pub addr: SocketAddr,
-    pub database_url: String,
     pub site_url: Option<String>,
     pub app_name: String,
     pub max_body_bytes: usize,
@@ -157,8 +158,6 @@ pub struct Settings {
     /// images. The proxy and the gateway keep `max_body_bytes`.
     pub max_upload_bytes: usize,
     pub catalog_refresh: Duration,
-    /// `SWITCHBOARD_CATALOG_CACHE`: where the last good catalog is kept, when set.
-    pub catalog_cache: Option<PathBuf>,
     pub upstream_first_byte_timeout: Duration,
     pub upstream_idle_timeout: Duration,
     pub cors_origins: CorsOrigins,
@@ -167,8 +166,6 @@ pub struct Settings {
     pub trusted_proxies: Vec<ipnet::IpNet>,
     pub metrics: MetricsAccess,
     pub title_model: Option<String>,
-    /// Signs the browser's login cookie. Random per start when unset (logins then end on restart).
-    pub cookie_secret: Option<Secret>,
     /// Provider preferences every chat request starts from (`OPENROUTER_PROVIDER`, JSON); a chat's
     /// own `provider` setting is laid over them.
     pub openrouter_provider: Option<crate::routing::ProviderPreferences>,
@@ -209,11 +206,6 @@ pub struct Settings {
     pub max_tool_steps: u32,
     /// How every upstream call leaves this machine: proxy and trusted roots.
     pub outbound: Outbound,
-    /// How long a client may take between two reads of a request body (`SWITCHBOARD_BODY_TIMEOUT`).
-    pub body_timeout: Duration,
-    /// Client connections served at once (`SWITCHBOARD_MAX_CONNECTIONS`); `None`: derived from
-    /// the process's file-descriptor limit.
-    pub max_connections: Option<usize>,
 }
 
 /// The outbound proxy and the certificates upstream TLS trusts, as the environment gave them.
@@ -244,8 +236,6 @@ impl fmt::Debug for Settings {
             .field("hide_user_api_key", &self.hide_user_api_key)
             .field("custom_models", &self.custom_models)
             .field("default_model", &self.default_model)
-            .field("addr", &self.addr)
-            .field("database_url", &"<redacted>")
             .finish_non_exhaustive()
     }
 }
@@ -312,7 +302,7 @@ impl Sources {
     }
 
     /// The value, trimmed, or `None` when unset or blank.
-    fn non_empty(&self, var: &str) -> Option<&str> {
+    pub fn non_empty(&self, var: &str) -> Option<&str> {
         self.get(var).map(str::trim).filter(|v| !v.is_empty())
     }
 }
@@ -435,34 +425,6 @@ impl Settings {
             key_var: "OPENAI_API_KEY",
         };
         let codes: Vec<String> = comma_list(src.get("CODE").unwrap_or(""));
-        let addr = match (src.non_empty("SWITCHBOARD_ADDR"), src.non_empty("PORT")) {
-            (Some(a), _) => a.parse::<SocketAddr>().map_err(|_| {
-                SettingsError::invalid(
-                    "SWITCHBOARD_ADDR",
-                    format!("`{a}` is not an address like 127.0.0.1:3000"),
-                )
-            })?,
-            (None, Some(p)) => {
-                let port = p.parse::<u16>().map_err(|_| {
-                    SettingsError::invalid("PORT", format!("`{p}` is not a port number (0-65535)"))
-                })?;
-                SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), port)
-            }
-            (None, None) => SocketAddr::from(([127, 0, 0, 1], 3000)),
-        };
-        let database_url = src
-            .non_empty("DATABASE_URL")
-            .unwrap_or("sqlite://switchboard.db")
-            .to_string();
-        if !(database_url.starts_with("sqlite:")
-            || database_url.starts_with("postgres://")
-            || database_url.starts_with("postgresql://"))
-        {
-            return Err(SettingsError::invalid(
-                "DATABASE_URL",
-                "must start with sqlite: or postgres://",
-            ));
-        }
         let site_url = match src.non_empty("SWITCHBOARD_SITE_URL") {
             Some(u) => Some(
                 url::Url::parse(u)
@@ -622,8 +584,6 @@ impl Settings {
             vision_models: src.get("VISION_MODELS").unwrap_or("").trim().to_string(),
             disable_fast_link: flag(src, "DISABLE_FAST_LINK")?,
             enable_balance_query: flag(src, "ENABLE_BALANCE_QUERY")?,
-            addr,
-            database_url,
             site_url,
             app_name: src
                 .non_empty("SWITCHBOARD_APP_NAME")
@@ -632,9 +592,6 @@ impl Settings {
             max_body_bytes,
             max_upload_bytes: count(src, "SWITCHBOARD_MAX_UPLOAD_BYTES", 20 << 20, 1024)? as usize,
             catalog_refresh: duration(src, "SWITCHBOARD_CATALOG_REFRESH", 3600)?,
-            catalog_cache: src
-                .non_empty("SWITCHBOARD_CATALOG_CACHE")
-                .map(PathBuf::from),
             upstream_first_byte_timeout: duration(
                 src,
                 "SWITCHBOARD_UPSTREAM_FIRST_BYTE_TIMEOUT",
@@ -646,9 +603,6 @@ impl Settings {
             trusted_proxies,
             metrics,
             title_model: src.non_empty("SWITCHBOARD_TITLE_MODEL").map(str::to_string),
-            cookie_secret: src
-                .non_empty("SWITCHBOARD_COOKIE_SECRET")
-                .map(|s| Secret::new(s.to_string())),
             openrouter_provider,
             sharing: flag_or(src, "SWITCHBOARD_SHARING", true)?,
             budget: src
@@ -714,57 +668,7 @@ impl Settings {
                     })?,
             },
             outbound: outbound(src)?,
-            body_timeout: match duration(src, "SWITCHBOARD_BODY_TIMEOUT", 60)? {
-                d if d.is_zero() => {
-                    return Err(SettingsError::invalid(
-                        "SWITCHBOARD_BODY_TIMEOUT",
-                        "must be more than 0s".to_string(),
-                    ));
-                }
-                d => d,
-            },
-            max_connections: match src.non_empty("SWITCHBOARD_MAX_CONNECTIONS") {
-                None => None,
-                Some(v) => Some(v.parse::<usize>().ok().filter(|n| *n >= 1).ok_or_else(|| {
-                    SettingsError::invalid(
-                        "SWITCHBOARD_MAX_CONNECTIONS",
-                        format!("`{v}` is not a number of at least 1"),
-                    )
-                })?),
-            },
         })
-    }
-
-    /// Where the last good OpenRouter catalog is cached: `SWITCHBOARD_CATALOG_CACHE`, else next to
-    /// the SQLite database, or in the working directory for PostgreSQL.
-    pub fn catalog_cache_path(&self) -> PathBuf {
-        if let Some(path) = &self.catalog_cache {
-            return path.clone();
-        }
-        let name = "openrouter-models.json";
-        let db_path = self
-            .database_url
-            .strip_prefix("sqlite://")
-            .or_else(|| self.database_url.strip_prefix("sqlite:"))
-            .map(|p| p.split('?').next().unwrap_or(p))
-            .filter(|p| !p.is_empty() && !p.starts_with(":memory:"));
-        match db_path.and_then(|p| Path::new(p).parent()) {
-            Some(dir) if !dir.as_os_str().is_empty() => dir.join(name),
-            _ => PathBuf::from(name),
-        }
-    }
-
-    /// The warning printed at start when anyone who reaches the address can spend the keys.
-    pub fn open_bind_warning(&self) -> Option<String> {
-        if self.access_codes.is_empty() && !self.addr.ip().is_loopback() {
-            Some(format!(
-                "listening on {} with no CODE set: anyone who can reach this address can spend \
-                 the configured API keys; set CODE to require an access code",
-                self.addr
-            ))
-        } else {
-            None
-        }
     }
 }
 
@@ -896,7 +800,8 @@ fn session_ttl(src: &Sources) -> Result<Duration, SettingsError> {
     }
 }
 
-fn duration(
+/// A duration variable (see [`parse_duration`]), at most 30 days; `default_secs` when unset.
+pub fn duration(
     src: &Sources,
     var: &'static str,
     default_secs: u64,

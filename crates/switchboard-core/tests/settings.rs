@@ -17,8 +17,6 @@ fn defaults() {
     assert!(s.access_codes.is_empty());
     assert!(!s.hide_user_api_key);
     assert_eq!(s.custom_models, "");
-    assert_eq!(s.addr.to_string(), "127.0.0.1:3000");
-    assert_eq!(s.database_url, "sqlite://switchboard.db");
     assert_eq!(s.site_url, None);
     assert_eq!(s.app_name, "Switchboard");
     assert_eq!(s.max_body_bytes, 1024 * 1024);
@@ -29,7 +27,6 @@ fn defaults() {
     assert_eq!(s.cors_origins, CorsOrigins::SameOrigin);
     assert_eq!(s.metrics, MetricsAccess::Code);
     assert_eq!(s.title_model, None);
-    assert!(s.open_bind_warning().is_none());
 }
 
 #[test]
@@ -46,8 +43,6 @@ fn every_variable_is_read() {
         ("VISION_MODELS", "a,b"),
         ("DISABLE_FAST_LINK", "true"),
         ("ENABLE_BALANCE_QUERY", "yes"),
-        ("SWITCHBOARD_ADDR", "0.0.0.0:8080"),
-        ("DATABASE_URL", "postgres://u@h/db"),
         ("SWITCHBOARD_SITE_URL", "https://chat.example.com/"),
         ("SWITCHBOARD_APP_NAME", "My Chat"),
         ("SWITCHBOARD_MAX_BODY_BYTES", "2048"),
@@ -60,7 +55,6 @@ fn every_variable_is_read() {
         ),
         ("SWITCHBOARD_METRICS", "open"),
         ("SWITCHBOARD_TITLE_MODEL", "openai/gpt-4o-mini"),
-        ("SWITCHBOARD_COOKIE_SECRET", "xyz"),
     ])
     .unwrap();
     let keys: Vec<&str> = s.openrouter.api_keys.iter().map(|k| k.expose()).collect();
@@ -76,8 +70,6 @@ fn every_variable_is_read() {
     assert_eq!(s.default_model, "x@OpenRouter");
     assert_eq!(s.vision_models, "a,b");
     assert!(s.disable_fast_link && s.enable_balance_query);
-    assert_eq!(s.addr.to_string(), "0.0.0.0:8080");
-    assert_eq!(s.database_url, "postgres://u@h/db");
     assert_eq!(s.site_url.as_deref(), Some("https://chat.example.com"));
     assert_eq!(s.app_name, "My Chat");
     assert_eq!(s.max_body_bytes, 2048);
@@ -93,9 +85,6 @@ fn every_variable_is_read() {
     );
     assert_eq!(s.metrics, MetricsAccess::Open);
     assert_eq!(s.title_model.as_deref(), Some("openai/gpt-4o-mini"));
-    assert!(s.cookie_secret.is_some());
-    // Codes are set, so binding everywhere is fine.
-    assert!(s.open_bind_warning().is_none());
 }
 
 #[test]
@@ -110,39 +99,6 @@ fn malformed_custom_models_entry_is_named() {
 }
 
 #[test]
-fn catalog_cache_lives_next_to_the_database() {
-    let s = load(&[("DATABASE_URL", "sqlite:///var/lib/sb/chats.db?mode=rwc")]).unwrap();
-    assert_eq!(
-        s.catalog_cache_path(),
-        std::path::Path::new("/var/lib/sb/openrouter-models.json")
-    );
-    let s = load(&[]).unwrap();
-    assert_eq!(
-        s.catalog_cache_path(),
-        std::path::Path::new("openrouter-models.json")
-    ); // Set, it wins (PostgreSQL servers, tests that must not write to their working directory).
-    let s = load(&[
-        ("DATABASE_URL", "postgres://db/sb"),
-        ("SWITCHBOARD_CATALOG_CACHE", "/var/cache/sb/models.json"),
-    ])
-    .unwrap();
-    assert_eq!(
-        s.catalog_cache_path(),
-        std::path::Path::new("/var/cache/sb/models.json")
-    );
-}
-
-#[test]
-fn port_binds_all_interfaces_when_addr_unset() {
-    let s = load(&[("PORT", "8080")]).unwrap();
-    assert_eq!(s.addr.to_string(), "0.0.0.0:8080");
-    let w = s.open_bind_warning().expect("warns without CODE");
-    assert!(w.contains("CODE"), "{w}");
-    let s = load(&[("PORT", "8080"), ("SWITCHBOARD_ADDR", "127.0.0.1:9")]).unwrap();
-    assert_eq!(s.addr.to_string(), "127.0.0.1:9");
-}
-
-#[test]
 fn invalid_values_name_their_variable() {
     let cases = [
         ("OPENROUTER_URL", "ftp://x"),
@@ -151,9 +107,6 @@ fn invalid_values_name_their_variable() {
         ("HIDE_USER_API_KEY", "maybe"),
         ("DISABLE_FAST_LINK", "2"),
         ("ENABLE_BALANCE_QUERY", "nope"),
-        ("SWITCHBOARD_ADDR", "localhost"),
-        ("PORT", "99999"),
-        ("DATABASE_URL", "mysql://x"),
         ("SWITCHBOARD_SITE_URL", "not a url"),
         ("SWITCHBOARD_MAX_BODY_BYTES", "12"),
         ("SWITCHBOARD_MAX_BODY_BYTES", "lots"),
@@ -229,11 +182,10 @@ fn debug_output_never_shows_secrets() {
     let s = load(&[
         ("OPENROUTER_API_KEY", "sk-or-verysecret"),
         ("CODE", "codesecret"),
-        ("DATABASE_URL", "postgres://user:dbsecret@h/db"),
     ])
     .unwrap();
     let dbg = format!("{s:?}");
-    for secret in ["verysecret", "codesecret", "dbsecret"] {
+    for secret in ["verysecret", "codesecret"] {
         assert!(!dbg.contains(secret), "{dbg}");
     }
 }

@@ -22,9 +22,8 @@ pub struct ModelCatalog {
 }
 
 impl ModelCatalog {
-    /// A catalog built from the disk cache, if any, without touching the network.
-    pub fn new(settings: &Settings) -> ModelCatalog {
-        let cache_path = settings.catalog_cache_path();
+    /// A catalog built from the disk cache at `cache_path`, if any, without touching the network.
+    pub fn new(settings: &Settings, cache_path: PathBuf) -> ModelCatalog {
         let cached = std::fs::read(&cache_path)
             .ok()
             .and_then(|bytes| CatalogModel::parse_list(&bytes).ok())

@@ -22,6 +22,7 @@ pub mod proxy;
 pub mod quota;
 pub mod redact;
 pub mod relay;
+pub mod serving;
 pub mod session;
 pub mod share;
 pub mod spend;
@@ -31,6 +32,7 @@ pub mod ui;
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::{ConnectInfo, State};
@@ -38,11 +40,14 @@ use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde_json::json;
+use switchboard_core::Settings;
+use switchboard_core::access::AccessPolicy;
 use switchboard_core::settings::{CorsOrigins, MetricsAccess};
 use tokio::net::TcpListener;
 use tower_http::cors::{AllowHeaders, AllowOrigin, CorsLayer};
 
 pub use error::ApiError;
+pub use serving::ServerSettings;
 pub use state::AppState;
 /// Markdown rendering lives with the chat engine (events carry rendered messages); pages use it too.
 pub use switchboard_chat::markdown;
@@ -101,15 +106,16 @@ pub fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
     socket.listen(LISTEN_BACKLOG)
 }
 
-/// Run the app on `listener` until `shutdown` resolves, then finish in-flight requests (see
-/// [`listen`] for the limits on client connections).
+/// Run the app on `listener` until `shutdown` resolves, then finish in-flight requests; `limits`
+/// bound the client connections (see [`listen`]; [`ServerSettings::limits`] gives the configured
+/// ones).
 pub async fn serve(
     state: AppState,
     listener: TcpListener,
+    limits: listen::Limits,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let app = app(state.clone());
-    let limits = listen::Limits::from_settings(state.settings());
     let engine_state = state.clone();
     let shutdown = async move {
         shutdown.await;
@@ -202,7 +208,7 @@ fn check_where_from(state: &AppState, req: &mut axum::extract::Request) -> Optio
         .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 0)));
     let settings = state.settings();
     let addressed = origin::Addressed::of(settings, req.headers(), req.uri(), peer.ip());
-    if let Err(e) = origin::check_host(settings, &addressed)
+    if let Err(e) = origin::check_host(settings, state.bind_addr().ip(), &addressed)
         .and_then(|()| origin::check_origin(settings, req.method(), req.headers(), &addressed))
     {
         return Some(e);
@@ -265,10 +271,12 @@ async fn healthz() -> impl IntoResponse {
 }
 
 /// NextChat's `/api/config`, key for key, so NextChat clients can read it.
-async fn config(State(state): State<AppState>) -> impl IntoResponse {
-    let s = state.settings();
+async fn config(
+    State(s): State<Arc<Settings>>,
+    State(policy): State<Arc<AccessPolicy>>,
+) -> impl IntoResponse {
     axum::Json(json!({
-        "needCode": state.policy().needs_code(),
+        "needCode": policy.needs_code(),
         "hideUserApiKey": s.hide_user_api_key,
         "hideBalanceQuery": !s.enable_balance_query,
         "disableFastLink": s.disable_fast_link,

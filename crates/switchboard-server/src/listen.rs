@@ -67,13 +67,6 @@ pub struct Limits {
 }
 
 impl Limits {
-    pub fn from_settings(s: &switchboard_core::Settings) -> Limits {
-        Limits {
-            max_connections: s.max_connections.unwrap_or_else(default_max_connections),
-            body_timeout: s.body_timeout,
-        }
-    }
-
     /// Connections served one request each past the cap.
     fn reserve(&self) -> usize {
         (self.max_connections / 64).clamp(4, 256)

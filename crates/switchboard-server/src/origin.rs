@@ -159,9 +159,13 @@ fn site_host(settings: &Settings) -> Option<String> {
     Some(host_name(&url.host_str()?.to_ascii_lowercase()).to_string())
 }
 
-/// 421 unless `addressed` names a host this server answers to. A request with no host at all
-/// (HTTP/1.0) cannot come from a browser and passes.
-pub fn check_host(settings: &Settings, addressed: &Addressed) -> Result<(), ApiError> {
+/// 421 unless `addressed` names a host this server answers to; `bound` is the configured bind
+/// address's IP. A request with no host at all (HTTP/1.0) cannot come from a browser and passes.
+pub fn check_host(
+    settings: &Settings,
+    bound: IpAddr,
+    addressed: &Addressed,
+) -> Result<(), ApiError> {
     let Some(authority) = addressed.authority.as_deref() else {
         return Ok(());
     };
@@ -172,8 +176,8 @@ pub fn check_host(settings: &Settings, addressed: &Addressed) -> Result<(), ApiE
     let allowed = match &settings.allowed_hosts {
         AllowedHosts::Any => true,
         AllowedHosts::List(list) => list.iter().any(|h| host_name(h) == name),
-        AllowedHosts::Default if settings.addr.ip().is_loopback() => {
-            is_loopback_name(name) || name.parse::<IpAddr>().ok() == Some(settings.addr.ip())
+        AllowedHosts::Default if bound.is_loopback() => {
+            is_loopback_name(name) || name.parse::<IpAddr>().ok() == Some(bound)
         }
         AllowedHosts::Default => true,
     };
@@ -302,7 +306,9 @@ mod tests {
 
     #[test]
     fn hosts_on_loopback_and_elsewhere() {
-        let local = settings(&[("SWITCHBOARD_ADDR", "127.0.0.1:3000")]);
+        let local = settings(&[]);
+        let loopback: IpAddr = [127, 0, 0, 1].into();
+        let everywhere: IpAddr = [0, 0, 0, 0].into();
         for (host, ok) in [
             ("127.0.0.1:3000", true),
             ("localhost:3000", true),
@@ -313,13 +319,12 @@ mod tests {
         ] {
             let h = headers(&[("host", host)]);
             let a = addressed(&local, &h, "127.0.0.1");
-            assert_eq!(check_host(&local, &a).is_ok(), ok, "{host}");
+            assert_eq!(check_host(&local, loopback, &a).is_ok(), ok, "{host}");
         }
-        let public = settings(&[("SWITCHBOARD_ADDR", "0.0.0.0:3000")]);
+        let public = settings(&[]);
         let h = headers(&[("host", "anything.example")]);
-        assert!(check_host(&public, &addressed(&public, &h, "10.0.0.1")).is_ok());
+        assert!(check_host(&public, everywhere, &addressed(&public, &h, "10.0.0.1")).is_ok());
         let listed = settings(&[
-            ("SWITCHBOARD_ADDR", "0.0.0.0:3000"),
             ("SWITCHBOARD_ALLOWED_HOSTS", "chat.example"),
             ("SWITCHBOARD_SITE_URL", "https://site.example"),
         ]);
@@ -330,7 +335,7 @@ mod tests {
         ] {
             let h = headers(&[("host", host)]);
             let a = addressed(&listed, &h, "10.0.0.1");
-            assert_eq!(check_host(&listed, &a).is_ok(), ok, "{host}");
+            assert_eq!(check_host(&listed, everywhere, &a).is_ok(), ok, "{host}");
         }
     }
 

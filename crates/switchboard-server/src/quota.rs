@@ -13,10 +13,11 @@
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 
+use switchboard_core::Settings;
 use switchboard_core::access::Principal;
+use switchboard_store::Store;
 
 use crate::error::ApiError;
-use crate::state::AppState;
 
 /// What a write would add to a workspace.
 #[derive(Debug, Clone, Copy, Default)]
@@ -27,13 +28,13 @@ pub struct Growth {
 
 /// 507 unless `workspace` can take `growth` within its quotas.
 pub async fn check(
-    state: &AppState,
+    settings: &Settings,
+    store: &Store,
     principal: &Principal,
     workspace: &str,
     growth: Growth,
 ) -> Result<(), ApiError> {
-    let settings = state.settings();
-    let usage = state.store().workspace_usage(workspace).await?;
+    let usage = store.workspace_usage(workspace).await?;
     if growth.chats > 0 && usage.chats + growth.chats > settings.workspace_max_chats {
         return Err(ApiError::quota_exceeded(format!(
             "this workspace holds {} chats; the most it may hold is {} \
@@ -42,7 +43,7 @@ pub async fn check(
         )));
     }
     let unverified = matches!(principal, Principal::OwnKey { .. })
-        && !state.store().workspace_verified(workspace).await?;
+        && !store.workspace_verified(workspace).await?;
     let (limit, var) = if unverified {
         (
             settings.unverified_quota_bytes,

@@ -9,6 +9,8 @@ use std::borrow::Cow;
 
 use switchboard_core::Settings;
 
+use crate::serving::ServerSettings;
+
 const MASK: &str = "<redacted>";
 
 /// Scrubs secrets out of text.
@@ -19,15 +21,15 @@ pub struct Redactor {
 }
 
 impl Redactor {
-    /// A redactor for everything secret in `settings`. Access codes are only known as hashes,
-    /// so they are caught by shape (`nk-…`, `Bearer …`) rather than by value.
-    pub fn for_settings(settings: &Settings) -> Redactor {
+    /// A redactor for everything secret in `settings` and `server`. Access codes are only known as
+    /// hashes, so they are caught by shape (`nk-…`, `Bearer …`) rather than by value.
+    pub fn for_settings(settings: &Settings, server: &ServerSettings) -> Redactor {
         let mut exact: Vec<String> = settings
             .openrouter
             .api_keys
             .iter()
             .chain(settings.openai.api_keys.iter())
-            .chain(settings.cookie_secret.iter())
+            .chain(server.cookie_secret.iter())
             .map(|s| s.expose().to_string())
             .filter(|s| s.len() >= 4)
             .collect();

@@ -6,6 +6,8 @@
 //! The token is 130 random bits; it is the only key to the copy, and the copy holds nothing but the
 //! chat's title and finished messages.
 
+use std::sync::Arc;
+
 use askama::Template;
 use axum::Router;
 use axum::extract::{Path, State};
@@ -15,7 +17,8 @@ use axum::routing::{get, post};
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
-use switchboard_store::MessageStatus;
+use switchboard_core::Settings;
+use switchboard_store::{MessageStatus, Store};
 
 use crate::chats::Caller;
 use crate::error::ApiError;
@@ -60,13 +63,14 @@ struct SharedMessage {
 
 async fn share(
     caller: Caller,
-    State(state): State<AppState>,
+    State(settings): State<Arc<Settings>>,
+    State(store): State<Store>,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    if !state.settings().sharing {
+    if !settings.sharing {
         return Err(sharing_off());
     }
-    let messages = state.store().list_messages(&caller.workspace, &id).await?;
+    let messages = store.list_messages(&caller.workspace, &id).await?;
     // A reply still streaming is left out: the copy holds what is finished.
     let copy: Vec<SharedMessage> = messages
         .iter()
@@ -81,8 +85,7 @@ async fn share(
         .collect();
     let copy = serde_json::to_value(copy)
         .map_err(|e| ApiError::internal(format!("copying a chat: {e}")))?;
-    let token = state
-        .store()
+    let token = store
         .share_chat(&caller.workspace, &id, &new_token(), &copy)
         .await?
         .ok_or_else(|| ApiError::not_found("no such chat"))?;
@@ -95,18 +98,18 @@ async fn share(
 
 async fn unshare(
     caller: Caller,
-    State(state): State<AppState>,
+    State(settings): State<Arc<Settings>>,
+    State(store): State<Store>,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    if !state.settings().sharing {
+    if !settings.sharing {
         return Err(sharing_off());
     }
-    state
-        .store()
+    store
         .get_chat(&caller.workspace, &id)
         .await?
         .ok_or_else(|| ApiError::not_found("no such chat"))?;
-    state.store().unshare_chat(&caller.workspace, &id).await?;
+    store.unshare_chat(&caller.workspace, &id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -127,20 +130,17 @@ struct SharedPage<'a> {
 }
 
 async fn shared_page(
-    State(state): State<AppState>,
+    State(settings): State<Arc<Settings>>,
+    State(store): State<Store>,
     Path(token): Path<String>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let missing = || ApiError::not_found("no such shared chat");
     let valid = token.len() == TOKEN_LEN && token.bytes().all(|b| TOKEN_ALPHABET.contains(&b));
-    if !state.settings().sharing || !valid {
+    if !settings.sharing || !valid {
         return Err(missing());
     }
-    let shared = state
-        .store()
-        .shared_chat(&token)
-        .await?
-        .ok_or_else(missing)?;
+    let shared = store.shared_chat(&token).await?.ok_or_else(missing)?;
     let copy: Vec<SharedMessage> = serde_json::from_value(shared.messages).unwrap_or_default();
     let chrome = Chrome::new(&headers);
     // Markdown of a long chat is CPU work: off the async threads.

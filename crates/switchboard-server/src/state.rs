@@ -1,8 +1,17 @@
-//! `AppState`: what every handler shares. Built once from `Settings` by [`AppState::new`].
+//! `AppState`: what the router is built with. Built once by [`AppState::new`] from the domain's
+//! `Settings` and the server's own [`ServerSettings`].
+//!
+//! Handlers take only the parts they use, through axum's [`FromRef`]: `State<Store>`,
+//! `State<ChatEngine>`, `State<Arc<Settings>>`, `State<Arc<AccessPolicy>>`, `State<Arc<ModelCatalog>>`, `State<Arc<Metrics>>`,
+//! `State<Outbound>`, `State<Shutdown>`. Each part is a handle (an `Arc` or a pool), so taking one
+//! costs a reference count. Admission ([`crate::auth`]), the key-spending entry points and the
+//! reply planner read many parts at once and take the whole `AppState`.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::extract::FromRef;
 use switchboard_core::Settings;
 use switchboard_core::access::{AccessError, AccessPolicy, FailureThrottle};
 use switchboard_core::provider::{KeyRotation, ProviderConfig, ProviderId};
@@ -11,7 +20,9 @@ use crate::catalog::ModelCatalog;
 use crate::error::ApiError;
 use crate::metrics::Metrics;
 use crate::outbound::Outbound;
+use crate::serving::ServerSettings;
 use switchboard_chat::{ChatEngine, EngineConfig};
+use switchboard_store::Store;
 
 /// Wrong access codes allowed per client address and window before 429.
 const WRONG_CODE_LIMIT: u32 = 10;
@@ -95,8 +106,10 @@ fn bearer(key: &str) -> Option<axum::http::HeaderValue> {
 }
 
 struct Inner {
-    settings: Settings,
-    policy: AccessPolicy,
+    settings: Arc<Settings>,
+    /// The address the server was told to bind; the host check answers to it when it is loopback.
+    bind_addr: SocketAddr,
+    policy: Arc<AccessPolicy>,
     throttle: FailureThrottle,
     outbound: Outbound,
     site_url_header: Option<axum::http::HeaderValue>,
@@ -105,24 +118,67 @@ struct Inner {
     metrics: Arc<Metrics>,
     cookie_key: Vec<u8>,
     catalog: Arc<ModelCatalog>,
-    store: switchboard_store::Store,
+    store: Store,
     chats: ChatEngine,
     rate_limiter: Option<crate::spend::RateLimiter>,
     budget_clock: crate::spend::BudgetClock,
     imports: crate::quota::Imports,
-    /// Flipped once when the server starts shutting down.
-    shutdown: tokio::sync::watch::Sender<bool>,
+    shutdown: Shutdown,
 }
 
 /// Shared state; cheap to clone.
 #[derive(Clone)]
 pub struct AppState(Arc<Inner>);
 
+/// Flipped once when the server starts shutting down; what responses that would otherwise never
+/// end (the chat event streams) wait on.
+#[derive(Clone)]
+pub struct Shutdown(Arc<tokio::sync::watch::Sender<bool>>);
+
+impl Shutdown {
+    fn new() -> Shutdown {
+        Shutdown(Arc::new(tokio::sync::watch::Sender::new(false)))
+    }
+
+    fn begin(&self) {
+        self.0.send_replace(true);
+    }
+
+    /// Resolves once the server has begun shutting down.
+    pub async fn wait(&self) {
+        let mut down = self.0.subscribe();
+        let _ = down.wait_for(|&down| down).await;
+    }
+}
+
+/// The parts a handler may take on their own (see the module's docs).
+macro_rules! parts {
+    ($($ty:ty => $field:ident),* $(,)?) => {$(
+        impl FromRef<AppState> for $ty {
+            fn from_ref(state: &AppState) -> $ty {
+                state.0.$field.clone()
+            }
+        }
+    )*};
+}
+
+parts! {
+    Store => store,
+    ChatEngine => chats,
+    Arc<Settings> => settings,
+    Arc<AccessPolicy> => policy,
+    Arc<ModelCatalog> => catalog,
+    Arc<Metrics> => metrics,
+    Outbound => outbound,
+    Shutdown => shutdown,
+}
+
 impl AppState {
-    /// Connect the database (creating and migrating it if needed), start the chat engine (which
-    /// recovers replies a stopped instance left `streaming`), and build the shared state.
-    pub async fn new(settings: Settings) -> anyhow::Result<AppState> {
-        let store = switchboard_store::Store::connect(&settings.database_url).await?;
+    /// Connect the database `server` names (creating and migrating it if needed), start the chat
+    /// engine (which recovers replies a stopped instance left `streaming`), and build the shared
+    /// state.
+    pub async fn new(settings: Settings, server: &ServerSettings) -> anyhow::Result<AppState> {
+        let store = Store::connect(&server.database_url).await?;
         // Takes this instance's lease and closes the replies no live instance owns.
         let mut config = EngineConfig::from_settings(&settings);
         if let Some(path) = &settings.mcp_config {
@@ -132,15 +188,15 @@ impl AppState {
         }
         let chats = ChatEngine::start(store.clone(), config).await?;
         let outbound = Outbound::new(&settings.outbound)?;
-        let policy = AccessPolicy {
+        let policy = Arc::new(AccessPolicy {
             codes: settings.access_codes.clone(),
             hide_user_api_key: settings.hide_user_api_key,
-        };
+        });
         let upstreams = [settings.openrouter.clone(), settings.openai.clone()]
             .into_iter()
             .map(Upstream::new)
             .collect();
-        let cookie_key = crate::session::cookie_key(settings.cookie_secret.as_ref());
+        let cookie_key = crate::session::cookie_key(server.cookie_secret.as_ref());
         let metrics = Arc::new(Metrics::default());
         let observed = metrics.clone();
         chats
@@ -159,19 +215,25 @@ impl AppState {
             upstreams,
             metrics,
             cookie_key,
-            catalog: Arc::new(ModelCatalog::new(&settings)),
+            catalog: Arc::new(ModelCatalog::new(&settings, server.catalog_cache_path())),
             store,
             chats,
             rate_limiter: settings.rate_limit.map(crate::spend::RateLimiter::new),
             budget_clock: crate::spend::BudgetClock::default(),
             imports: crate::quota::Imports::default(),
-            shutdown: tokio::sync::watch::Sender::new(false),
-            settings,
+            shutdown: Shutdown::new(),
+            bind_addr: server.addr,
+            settings: Arc::new(settings),
         })))
     }
 
     pub fn settings(&self) -> &Settings {
         &self.0.settings
+    }
+
+    /// `SWITCHBOARD_ADDR` as configured (not the port a test's listener got).
+    pub fn bind_addr(&self) -> SocketAddr {
+        self.0.bind_addr
     }
 
     /// The clock budgets are reckoned at (tests may hold it at a time).
@@ -219,7 +281,7 @@ impl AppState {
         self.0.upstreams.iter().find(|u| &u.config.id == id)
     }
 
-    pub fn store(&self) -> &switchboard_store::Store {
+    pub fn store(&self) -> &Store {
         &self.0.store
     }
 
@@ -232,13 +294,7 @@ impl AppState {
     /// event streams close (clients resume them from their last event id), so a graceful
     /// shutdown is not held up by an open browser tab.
     pub fn begin_shutdown(&self) {
-        self.0.shutdown.send_replace(true);
-    }
-
-    /// Resolves once [`AppState::begin_shutdown`] has been called.
-    pub async fn shutting_down(&self) {
-        let mut down = self.0.shutdown.subscribe();
-        let _ = down.wait_for(|&down| down).await;
+        self.0.shutdown.begin();
     }
 
     /// Per-workspace request limits on the routes that spend the server's key, if configured.

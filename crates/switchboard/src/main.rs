@@ -1,4 +1,8 @@
 //! `switchboard`: reads settings, builds the app, runs it. Everything else lives in the libraries.
+//!
+//! The binary decides how the process serves: it loads the domain's [`Settings`] and the server's
+//! own [`ServerSettings`] (bind address, database, cookie secret, connection limits) from the same
+//! sources, binds the address and hands the rest to the server crate.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -6,8 +10,8 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use switchboard_core::{Settings, Sources};
-use switchboard_server::AppState;
 use switchboard_server::redact::Redactor;
+use switchboard_server::{AppState, ServerSettings};
 
 /// mimalloc gives memory back to the system after a burst of streams (glibc's allocator kept
 /// hundreds of MB after 10,000 streams had ended) and is faster for the many small, short-lived
@@ -37,14 +41,14 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let settings = match load_settings(&cli) {
+    let (settings, server) = match load_settings(&cli) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("error: {e:#}");
             return ExitCode::from(2);
         }
     };
-    init_logging(Redactor::for_settings(&settings));
+    init_logging(Redactor::for_settings(&settings, &server));
     // One worker thread per CPU serves connections, upstream calls and the chat engine alike.
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -57,7 +61,7 @@ fn main() -> ExitCode {
         }
     };
     match cli.command.unwrap_or(Command::Serve) {
-        Command::Serve => match runtime.block_on(serve(settings)) {
+        Command::Serve => match runtime.block_on(serve(settings, server)) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("error: {e:#}");
@@ -67,10 +71,10 @@ fn main() -> ExitCode {
     }
 }
 
-fn load_settings(cli: &Cli) -> anyhow::Result<Settings> {
+fn load_settings(cli: &Cli) -> anyhow::Result<(Settings, ServerSettings)> {
     let dir = std::env::current_dir().context("reading the working directory")?;
     let sources = Sources::from_process(&dir, cli.config.as_deref())?;
-    Ok(Settings::load(&sources)?)
+    Ok((Settings::load(&sources)?, ServerSettings::load(&sources)?))
 }
 
 /// Crates that log the content they handle (the sanitizer's HTML parser logs every character).
@@ -122,12 +126,12 @@ impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for RedactingStderr {
     }
 }
 
-async fn serve(settings: Settings) -> anyhow::Result<()> {
-    if let Some(warning) = settings.open_bind_warning() {
+async fn serve(settings: Settings, server: ServerSettings) -> anyhow::Result<()> {
+    if let Some(warning) = server.open_bind_warning(&settings) {
         tracing::warn!("{warning}");
     }
-    let addr = settings.addr;
-    let state = AppState::new(settings)
+    let addr = server.addr;
+    let state = AppState::new(settings, &server)
         .await
         .context("starting the application")?;
     switchboard_server::start_background_tasks(&state);
@@ -138,7 +142,7 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
     // Tests and scripts wait for this exact line.
     println!("listening on http://{local}");
     tracing::info!(%local, "switchboard started");
-    switchboard_server::serve(state, listener, shutdown).await?;
+    switchboard_server::serve(state, listener, server.limits(), shutdown).await?;
     tracing::info!("switchboard stopped");
     Ok(())
 }

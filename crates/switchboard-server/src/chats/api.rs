@@ -1,5 +1,7 @@
 //! The chat API's handlers: plain functions from a [`Caller`] and a request to JSON.
 
+use std::sync::Arc;
+
 use axum::Json;
 use axum::body::Body;
 use axum::extract::{Path, Query, State};
@@ -8,14 +10,16 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
+use switchboard_chat::ChatEngine;
 use switchboard_chat::context::ModelLimits;
 use switchboard_chat::view::{ChatView, MessageView};
 use switchboard_chat::{ChatError, DEFAULT_TITLE, ReplyPlan, UserFile, UserTurn};
+use switchboard_core::Settings;
 use switchboard_core::catalog::ModelRef;
 use switchboard_core::provider::ProviderId;
 use switchboard_core::routing::{MAX_FALLBACK_MODELS, ProviderPreferences};
 use switchboard_core::secret::Secret;
-use switchboard_store::{Chat, ChatPage, ChatPatch, ChatSettings, Role, TurnParent};
+use switchboard_store::{Chat, ChatPage, ChatPatch, ChatSettings, Role, Store, TurnParent};
 
 use super::Caller;
 use crate::error::ApiError;
@@ -68,12 +72,12 @@ fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
 }
 
 async fn json_body<T: DeserializeOwned>(
-    state: &AppState,
+    settings: &Settings,
     headers: &HeaderMap,
     body: Body,
 ) -> Result<T, ApiError> {
     // A message carries its images (the page downscales them first): the chat API's own limit.
-    let limit = state.settings().max_upload_bytes;
+    let limit = settings.max_upload_bytes;
     let bytes = read_body_within(headers, body, limit, "SWITCHBOARD_MAX_UPLOAD_BYTES").await?;
     parse_json(&bytes)
 }
@@ -82,9 +86,8 @@ fn chat_not_found() -> ApiError {
     ApiError::not_found("no such chat")
 }
 
-async fn load_chat(state: &AppState, caller: &Caller, id: &str) -> Result<Chat, ApiError> {
-    state
-        .store()
+async fn load_chat(store: &Store, caller: &Caller, id: &str) -> Result<Chat, ApiError> {
+    store
         .get_chat(&caller.workspace, id)
         .await?
         .ok_or_else(chat_not_found)
@@ -253,7 +256,7 @@ pub async fn create_chat(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let req: NewChatRequest = json_body(&state, &headers, body).await?;
+    let req: NewChatRequest = json_body(state.settings(), &headers, body).await?;
     validate_settings(&state, &req.settings, &[])?;
     if let Some(model) = &req.settings.model {
         resolve_model(&state, Some(model), &req.settings)?;
@@ -263,7 +266,14 @@ pub async fn create_chat(
         chats: 1,
         bytes: title.len() as u64,
     };
-    crate::quota::check(&state, &caller.principal, &caller.workspace, growth).await?;
+    crate::quota::check(
+        state.settings(),
+        state.store(),
+        &caller.principal,
+        &caller.workspace,
+        growth,
+    )
+    .await?;
     let chat = state
         .store()
         .create_chat(&caller.workspace, &title, &req.settings)
@@ -289,7 +299,7 @@ pub struct ListParams {
 
 pub async fn list_chats(
     caller: Caller,
-    State(state): State<AppState>,
+    State(store): State<Store>,
     params: Result<Query<ListParams>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, ApiError> {
     let Query(params) = params.map_err(|e| ApiError::bad_request(e.body_text()))?;
@@ -304,8 +314,7 @@ pub async fn list_chats(
             Some((at, id))
         }
     };
-    let chats = state
-        .store()
+    let chats = store
         .list_chats(
             &caller.workspace,
             ChatPage {
@@ -321,34 +330,29 @@ pub async fn list_chats(
     // The first page also brings the pinned chats, which the sidebar shows above the rest
     // however old they are.
     if before.is_none() {
-        body["pinned"] = json!(
-            state
-                .store()
-                .pinned_chats(&caller.workspace, MAX_PINNED)
-                .await?
-        );
+        body["pinned"] = json!(store.pinned_chats(&caller.workspace, MAX_PINNED).await?);
     }
     Ok(Json(body).into_response())
 }
 
 pub async fn get_chat(
     caller: Caller,
-    State(state): State<AppState>,
+    State(store): State<Store>,
+    State(chats): State<ChatEngine>,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    let chat = load_chat(&state, &caller, &id).await?;
-    Ok(Json(chat_view(&state, &caller, chat).await?).into_response())
+    let chat = load_chat(&store, &caller, &id).await?;
+    Ok(Json(chat_view(&chats, &caller, chat).await?).into_response())
 }
 
 /// The chat with its latest messages, consistent with `last_event_id`: resuming the event
 /// stream from there neither skips nor repeats a change.
 pub async fn chat_view(
-    state: &AppState,
+    chats: &ChatEngine,
     caller: &Caller,
     chat: Chat,
 ) -> Result<ChatView, ApiError> {
-    let snapshot = state
-        .chats()
+    let snapshot = chats
         .snapshot(&caller.workspace, &chat.id, None, FIRST_PAGE)
         .await?
         .ok_or_else(chat_not_found)?;
@@ -363,15 +367,15 @@ pub struct PageParams {
 
 pub async fn list_messages(
     caller: Caller,
-    State(state): State<AppState>,
+    State(store): State<Store>,
+    State(chats): State<ChatEngine>,
     Path(id): Path<String>,
     params: Result<Query<PageParams>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, ApiError> {
     let Query(params) = params.map_err(|e| ApiError::bad_request(e.body_text()))?;
-    let chat = load_chat(&state, &caller, &id).await?;
+    let chat = load_chat(&store, &caller, &id).await?;
     let limit = params.limit.unwrap_or(FIRST_PAGE).clamp(1, 500);
-    let snapshot = state
-        .chats()
+    let snapshot = chats
         .snapshot(&caller.workspace, &chat.id, params.before_seq, limit)
         .await?
         .ok_or_else(chat_not_found)?;
@@ -384,11 +388,11 @@ pub async fn list_messages(
 /// order, each with `on_path` (the JSON export carries the whole tree).
 pub async fn tree(
     caller: Caller,
-    State(state): State<AppState>,
+    State(store): State<Store>,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    let chat = load_chat(&state, &caller, &id).await?;
-    let tree = state.store().list_tree(&caller.workspace, &chat.id).await?;
+    let chat = load_chat(&store, &caller, &id).await?;
+    let tree = store.list_tree(&caller.workspace, &chat.id).await?;
     let on_path: Vec<bool> = tree.iter().map(|(_, on)| *on).collect();
     let views = MessageView::render_page(tree.into_iter().map(|(m, _)| m).collect()).await;
     let messages: Vec<Value> = views
@@ -420,10 +424,10 @@ pub async fn patch_chat(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let req: PatchRequest = json_body(&state, &headers, body).await?;
+    let req: PatchRequest = json_body(state.settings(), &headers, body).await?;
     if let Some(s) = &req.settings {
         let kept = match &s.mcp_servers {
-            Some(_) => load_chat(&state, &caller, &id)
+            Some(_) => load_chat(state.store(), &caller, &id)
                 .await?
                 .settings
                 .mcp_servers
@@ -441,7 +445,7 @@ pub async fn patch_chat(
     };
     // Pinning alone is not activity: it leaves the title, settings and `updated_at` alone.
     let chat = if patch.title.is_none() && patch.settings.is_none() {
-        load_chat(&state, &caller, &id).await?
+        load_chat(state.store(), &caller, &id).await?
     } else {
         let chat = state
             .store()
@@ -450,7 +454,7 @@ pub async fn patch_chat(
             .ok_or_else(chat_not_found)?;
         let data =
             json!({"id": chat.id, "title": chat.title, "settings": chat.settings}).to_string();
-        emit_quietly(&state, &chat.id, "chat", data).await;
+        emit_quietly(state.chats(), &chat.id, "chat", data).await;
         chat
     };
     let mut body = ChatView::header(&chat);
@@ -469,16 +473,14 @@ pub async fn patch_chat(
 
 pub async fn delete_chat(
     caller: Caller,
-    State(state): State<AppState>,
+    State(store): State<Store>,
+    State(chats): State<ChatEngine>,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    let chat = load_chat(&state, &caller, &id).await?;
+    let chat = load_chat(&store, &caller, &id).await?;
     // Its replies, wherever they run, end; their next write finds the chat gone and stores nothing.
-    state
-        .chats()
-        .stop(&caller.workspace, &chat.id, None)
-        .await?;
-    if !state.store().delete_chat(&caller.workspace, &id).await? {
+    chats.stop(&caller.workspace, &chat.id, None).await?;
+    if !store.delete_chat(&caller.workspace, &id).await? {
         return Err(chat_not_found());
     }
     Ok(StatusCode::NO_CONTENT)
@@ -558,7 +560,7 @@ pub async fn post_message(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let req: SendRequest = json_body(&state, &headers, body).await?;
+    let req: SendRequest = json_body(state.settings(), &headers, body).await?;
     let files = user_files(req.files)?;
     if req.content.trim().is_empty() && req.images.is_empty() && files.is_empty() {
         return Err(ApiError::bad_request("content must not be empty"));
@@ -603,7 +605,7 @@ pub async fn post_message(
         }
         None => None,
     };
-    let chat = load_chat(&state, &caller, &id).await?;
+    let chat = load_chat(state.store(), &caller, &id).await?;
     let user = UserTurn {
         content: req.content,
         images: req.images,
@@ -810,7 +812,14 @@ async fn plan_reply(
         chats: 0,
         bytes: adds as u64,
     };
-    crate::quota::check(state, &caller.principal, &caller.workspace, growth).await?;
+    crate::quota::check(
+        state.settings(),
+        state.store(),
+        &caller.principal,
+        &caller.workspace,
+        growth,
+    )
+    .await?;
     if let Some(u) = &turn.user
         && !u.images.is_empty()
         && !target.limits.vision
@@ -918,8 +927,8 @@ async fn user_endpoint(
 
 /// Store a chat-level event; a failure is logged, not fatal: the change itself is stored, and
 /// clients that missed the event see it on their next load.
-async fn emit_quietly(state: &AppState, chat_id: &str, kind: &str, data: String) {
-    if let Err(e) = state.chats().emit(chat_id, kind, "", data).await {
+async fn emit_quietly(chats: &ChatEngine, chat_id: &str, kind: &str, data: String) {
+    if let Err(e) = chats.emit(chat_id, kind, "", data).await {
         tracing::warn!(error = %e, kind, "could not store a chat event");
     }
 }
@@ -937,8 +946,8 @@ pub async fn regenerate(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let req: RegenerateRequest = json_body(&state, &headers, body).await?;
-    let chat = load_chat(&state, &caller, &id).await?;
+    let req: RegenerateRequest = json_body(state.settings(), &headers, body).await?;
+    let chat = load_chat(state.store(), &caller, &id).await?;
     let msg = state
         .store()
         .get_message(&caller.workspace, &id, &message_id)
@@ -1014,11 +1023,11 @@ pub async fn edit_message(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let req: EditRequest = json_body(&state, &headers, body).await?;
+    let req: EditRequest = json_body(state.settings(), &headers, body).await?;
     if req.content.trim().is_empty() {
         return Err(ApiError::bad_request("content must not be empty"));
     }
-    let chat = load_chat(&state, &caller, &id).await?;
+    let chat = load_chat(state.store(), &caller, &id).await?;
     let msg = state
         .store()
         .get_message(&caller.workspace, &id, &message_id)
@@ -1068,12 +1077,12 @@ pub async fn edit_message(
 
 pub async fn delete_message(
     caller: Caller,
-    State(state): State<AppState>,
+    State(store): State<Store>,
+    State(chats): State<ChatEngine>,
     Path((id, message_id)): Path<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
-    let chat = load_chat(&state, &caller, &id).await?;
-    let msg = state
-        .store()
+    let chat = load_chat(&store, &caller, &id).await?;
+    let msg = store
         .get_message(&caller.workspace, &chat.id, &message_id)
         .await?
         .ok_or_else(|| ApiError::not_found("no such message"))?;
@@ -1083,15 +1092,14 @@ pub async fn delete_message(
             "this reply is being generated; stop it first",
         ));
     }
-    if !state
-        .store()
+    if !store
         .delete_message(&caller.workspace, &id, &message_id)
         .await?
     {
         return Err(ApiError::not_found("no such message"));
     }
     let data = json!({"message_ids": [message_id]}).to_string();
-    emit_quietly(&state, &chat.id, "deleted", data).await;
+    emit_quietly(&chats, &chat.id, "deleted", data).await;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -1105,15 +1113,16 @@ pub struct ToolDecision {
 /// tool call waiting in the chat's running reply, from any device.
 pub async fn decide_tool_call(
     caller: Caller,
-    State(state): State<AppState>,
+    State(settings): State<Arc<Settings>>,
+    State(store): State<Store>,
+    State(chats): State<ChatEngine>,
     Path((id, call_id)): Path<(String, String)>,
     headers: HeaderMap,
     body: Body,
 ) -> Result<StatusCode, ApiError> {
-    let req: ToolDecision = json_body(&state, &headers, body).await?;
-    let chat = load_chat(&state, &caller, &id).await?;
-    state
-        .chats()
+    let req: ToolDecision = json_body(&settings, &headers, body).await?;
+    let chat = load_chat(&store, &caller, &id).await?;
+    chats
         .decide_tool_call(&caller.workspace, &chat.id, &call_id, req.approve)
         .await?;
     Ok(StatusCode::NO_CONTENT)
@@ -1121,21 +1130,19 @@ pub async fn decide_tool_call(
 
 /// `GET /api/tools`: the MCP servers, their state and their tools. No command, URL, header or
 /// environment value: those are the operator's.
-pub async fn list_tools(_caller: Caller, State(state): State<AppState>) -> Json<Value> {
-    let servers = state.chats().mcp().map(|m| m.servers()).unwrap_or_default();
+pub async fn list_tools(_caller: Caller, State(chats): State<ChatEngine>) -> Json<Value> {
+    let servers = chats.mcp().map(|m| m.servers()).unwrap_or_default();
     Json(json!({"servers": servers}))
 }
 
 pub async fn stop(
     caller: Caller,
-    State(state): State<AppState>,
+    State(store): State<Store>,
+    State(chats): State<ChatEngine>,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    let chat = load_chat(&state, &caller, &id).await?;
-    state
-        .chats()
-        .stop(&caller.workspace, &chat.id, None)
-        .await?;
+    let chat = load_chat(&store, &caller, &id).await?;
+    chats.stop(&caller.workspace, &chat.id, None).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -1143,17 +1150,16 @@ pub async fn stop(
 /// compare's column), wherever it runs; the others go on.
 pub async fn stop_message(
     caller: Caller,
-    State(state): State<AppState>,
+    State(store): State<Store>,
+    State(chats): State<ChatEngine>,
     Path((id, message_id)): Path<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
-    let chat = load_chat(&state, &caller, &id).await?;
-    state
-        .store()
+    let chat = load_chat(&store, &caller, &id).await?;
+    store
         .get_message(&caller.workspace, &chat.id, &message_id)
         .await?
         .ok_or_else(|| ApiError::not_found("no such message"))?;
-    state
-        .chats()
+    chats
         .stop(&caller.workspace, &chat.id, Some(&message_id))
         .await?;
     Ok(StatusCode::NO_CONTENT)
@@ -1163,15 +1169,15 @@ pub async fn stop_message(
 /// next message continues from it) and answers with the chat as it now reads.
 pub async fn select_message(
     caller: Caller,
-    State(state): State<AppState>,
+    State(store): State<Store>,
+    State(chats): State<ChatEngine>,
     Path((id, message_id)): Path<(String, String)>,
 ) -> Result<Response, ApiError> {
-    let chat = load_chat(&state, &caller, &id).await?;
-    state
-        .chats()
+    let chat = load_chat(&store, &caller, &id).await?;
+    chats
         .select(&caller.workspace, &chat.id, &message_id)
         .await?;
-    Ok(Json(chat_view(&state, &caller, chat).await?).into_response())
+    Ok(Json(chat_view(&chats, &caller, chat).await?).into_response())
 }
 
 #[derive(Deserialize)]
@@ -1182,21 +1188,28 @@ pub struct ForkRequest {
 
 pub async fn fork(
     caller: Caller,
-    State(state): State<AppState>,
+    State(settings): State<Arc<Settings>>,
+    State(store): State<Store>,
     Path(id): Path<String>,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let req: ForkRequest = json_body(&state, &headers, body).await?;
+    let req: ForkRequest = json_body(&settings, &headers, body).await?;
     // A fork copies at most the whole chat.
-    let source = state.store().chat_usage(&caller.workspace, &id).await?;
+    let source = store.chat_usage(&caller.workspace, &id).await?;
     let growth = Growth {
         chats: 1,
         bytes: source.bytes,
     };
-    crate::quota::check(&state, &caller.principal, &caller.workspace, growth).await?;
-    let chat = state
-        .store()
+    crate::quota::check(
+        &settings,
+        &store,
+        &caller.principal,
+        &caller.workspace,
+        growth,
+    )
+    .await?;
+    let chat = store
         .fork_chat(&caller.workspace, &id, &req.message_id)
         .await?
         .ok_or_else(|| ApiError::not_found("no such chat or message"))?;
@@ -1211,7 +1224,7 @@ pub struct SearchParams {
 
 pub async fn search(
     caller: Caller,
-    State(state): State<AppState>,
+    State(store): State<Store>,
     params: Result<Query<SearchParams>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, ApiError> {
     let Query(params) = params.map_err(|e| ApiError::bad_request(e.body_text()))?;
@@ -1220,8 +1233,7 @@ pub async fn search(
         return Err(ApiError::bad_request("q is longer than 1000 bytes"));
     }
     let offset = params.offset.unwrap_or(0).min(100_000);
-    let results = state
-        .store()
+    let results = store
         .search_chats(&caller.workspace, &q, SEARCH_PAGE, offset)
         .await?;
     let next = (results.len() == SEARCH_PAGE as usize).then_some(offset + SEARCH_PAGE);
@@ -1239,12 +1251,12 @@ pub struct RenderRequest {
 /// renderer, on the server, and the browser never parses Markdown itself.
 pub async fn render_markdown(
     _caller: Caller,
-    State(state): State<AppState>,
+    State(settings): State<Arc<Settings>>,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let req: RenderRequest = json_body(&state, &headers, body).await?;
-    let limit = state.settings().max_reply_bytes;
+    let req: RenderRequest = json_body(&settings, &headers, body).await?;
+    let limit = settings.max_reply_bytes;
     if req.markdown.len() > limit {
         return Err(ApiError::body_over(limit, "SWITCHBOARD_MAX_REPLY_BYTES"));
     }

@@ -16,14 +16,15 @@ use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use futures_util::StreamExt;
 use serde::Deserialize;
-use switchboard_chat::Subscription;
+use switchboard_chat::{ChatEngine, Subscription};
 use switchboard_core::stream::encode_event;
+use switchboard_store::Store;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 
 use super::Caller;
 use crate::error::ApiError;
-use crate::state::AppState;
+use crate::state::Shutdown;
 
 const KEEP_ALIVE: Duration = Duration::from_secs(15);
 
@@ -34,14 +35,15 @@ pub struct EventParams {
 
 pub async fn events(
     caller: Caller,
-    State(state): State<AppState>,
+    State(store): State<Store>,
+    State(chats): State<ChatEngine>,
+    State(shutdown): State<Shutdown>,
     Path(id): Path<String>,
     headers: HeaderMap,
     params: Result<Query<EventParams>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, ApiError> {
     let Query(params) = params.map_err(|e| ApiError::bad_request(e.body_text()))?;
-    let latest = state
-        .store()
+    let latest = store
         .followed_chat_seq(&caller.workspace, &id)
         .await?
         .ok_or_else(|| ApiError::not_found("no such chat"))?;
@@ -54,13 +56,12 @@ pub async fn events(
         Some(after) => after.max(0),
         None => latest,
     };
-    let subscription = state.chats().subscribe(&id, after);
+    let subscription = chats.subscribe(&id, after);
     let (tx, rx) = mpsc::channel::<Bytes>(64);
-    let down = state.clone();
     tokio::spawn(async move {
         tokio::select! {
             () = follow(subscription, tx) => {}
-            () = down.shutting_down() => {}
+            () = shutdown.wait() => {}
         }
     });
     let body = Body::from_stream(ReceiverStream::new(rx).map(Ok::<_, Infallible>));

@@ -10,10 +10,10 @@ use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
 use serde::Deserialize;
+use switchboard_store::Store;
 
 use super::Caller;
 use crate::error::ApiError;
-use crate::state::AppState;
 
 #[derive(Deserialize)]
 pub struct FileQuery {
@@ -26,18 +26,16 @@ const INLINE_IMAGES: &[&str] = &["image/png", "image/jpeg", "image/gif", "image/
 
 pub async fn get_file(
     caller: Caller,
-    State(state): State<AppState>,
+    State(store): State<Store>,
     Path((chat_id, file_id)): Path<(String, String)>,
     Query(query): Query<FileQuery>,
 ) -> Result<Response, ApiError> {
     // The chat is the one whose page shows the file: its own, or (a fork) its source's.
-    state
-        .store()
+    store
         .get_chat(&caller.workspace, &chat_id)
         .await?
         .ok_or_else(|| ApiError::not_found("no such chat"))?;
-    let file = state
-        .store()
+    let file = store
         .get_file(&caller.workspace, &file_id)
         .await?
         .ok_or_else(|| ApiError::not_found("no such file"))?;

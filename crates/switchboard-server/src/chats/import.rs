@@ -39,7 +39,14 @@ pub async fn import_nextchat(
         chats: chats.len() as u64,
         bytes: bytes.len() as u64,
     };
-    crate::quota::check(&state, &caller.principal, &caller.workspace, growth).await?;
+    crate::quota::check(
+        state.settings(),
+        state.store(),
+        &caller.principal,
+        &caller.workspace,
+        growth,
+    )
+    .await?;
     let mut chat_ids = Vec::new();
     for chat in chats {
         let stored = state

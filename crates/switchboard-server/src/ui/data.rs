@@ -52,7 +52,7 @@ pub async fn chat(
     let Some(chat) = state.store().get_chat(&caller.workspace, id).await? else {
         return Ok(None);
     };
-    let view = chat_view(state, &caller, chat).await?;
+    let view = chat_view(state.chats(), &caller, chat).await?;
     let json = serde_json::to_value(&view)
         .and_then(serde_json::from_value)
         .map_err(|e| ApiError::internal(format!("chat view: {e}")))?;

@@ -22,6 +22,7 @@ pub mod i18n;
 pub mod view;
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use askama::Template;
 use axum::Router;
@@ -31,6 +32,7 @@ use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::get;
 use serde_json::json;
 
+use switchboard_core::Settings;
 use switchboard_core::access::Principal;
 
 use crate::auth::{CredentialStyle, admit};
@@ -170,8 +172,8 @@ pub(crate) async fn admit_page(
 }
 
 /// `GET /manifest.webmanifest`: what makes the web UI installable as an app.
-async fn manifest(State(state): State<AppState>) -> Response {
-    let name = state.settings().app_name.clone();
+async fn manifest(State(settings): State<Arc<Settings>>) -> Response {
+    let name = settings.app_name.clone();
     let body = json!({
         "name": name,
         "short_name": name,

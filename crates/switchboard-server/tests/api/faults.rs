@@ -694,7 +694,7 @@ async fn chat_reply_completes_in_the_database_when_every_client_leaves() {
 /// fires. Returns once the lock is held.
 async fn hold_write_lock(app: &TestApp) -> tokio::sync::oneshot::Sender<()> {
     use sqlx::Connection;
-    let url = app.state.settings().database_url.clone();
+    let url = app.database_url.clone();
     let mut conn = sqlx::SqliteConnection::connect(&url).await.unwrap();
     let (locked_tx, locked_rx) = tokio::sync::oneshot::channel();
     let (release_tx, release_rx) = tokio::sync::oneshot::channel::<()>();
@@ -714,7 +714,7 @@ async fn hold_write_lock(app: &TestApp) -> tokio::sync::oneshot::Sender<()> {
 
 async fn count(app: &TestApp, table: &str) -> i64 {
     use sqlx::Connection;
-    let url = app.state.settings().database_url.clone();
+    let url = app.database_url.clone();
     let mut conn = sqlx::SqliteConnection::connect(&url).await.unwrap();
     let n: (i64,) = sqlx::query_as(&format!("SELECT count(*) FROM {table}"))
         .fetch_one(&mut conn)
@@ -883,7 +883,7 @@ async fn a_failed_checkpoint_keeps_its_events_and_the_reply_finishes_after_the_l
     // The writes that failed while the database was locked were made by later ones: nothing is
     // lost, the seqs only increase, and `done` carries the whole reply (its deltas compacted).
     use sqlx::Connection;
-    let mut conn = sqlx::SqliteConnection::connect(&app.state.settings().database_url)
+    let mut conn = sqlx::SqliteConnection::connect(&app.database_url)
         .await
         .unwrap();
     let rows: Vec<(i64, String, String)> =
@@ -1108,7 +1108,7 @@ async fn unreadable_stored_data_is_a_500_not_a_503() {
     send_message(&app, &chat, "mock/echo", "hello").await;
     settled(&app, &chat).await;
     use sqlx::Connection;
-    let mut conn = sqlx::SqliteConnection::connect(&app.state.settings().database_url)
+    let mut conn = sqlx::SqliteConnection::connect(&app.database_url)
         .await
         .unwrap();
     sqlx::query("UPDATE messages SET role = 'wizard' WHERE chat_id = $1")

@@ -8,7 +8,7 @@ use std::sync::{Mutex, OnceLock};
 
 use mock_openrouter::{MockConfig, MockOpenRouter};
 use switchboard_core::{Settings, Sources};
-use switchboard_server::AppState;
+use switchboard_server::{AppState, ServerSettings};
 
 pub const SERVER_KEY: &str = "sk-or-server-key-1";
 
@@ -17,6 +17,8 @@ pub struct TestApp {
     pub mock: MockOpenRouter,
     pub http: reqwest::Client,
     pub state: AppState,
+    /// The database this app opened (`DATABASE_URL` as the test set it).
+    pub database_url: String,
     _dir: tempfile::TempDir,
     _server: tokio::task::JoinHandle<()>,
 }
@@ -70,13 +72,19 @@ pub async fn spawn_app_with_mock(mock: MockConfig, env: &[(&str, &str)]) -> Test
     for (k, v) in env {
         vars.insert(k.to_string(), v.to_string());
     }
-    let settings = Settings::load(&Sources::from_pairs(vars)).expect("valid test settings");
-    let state = AppState::new(settings).await.expect("state builds");
+    let sources = Sources::from_pairs(vars);
+    let settings = Settings::load(&sources).expect("valid test settings");
+    let server = ServerSettings::load(&sources).expect("valid test server settings");
+    let state = AppState::new(settings, &server)
+        .await
+        .expect("state builds");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let server_state = state.clone();
+    let limits = server.limits();
+    let database_url = server.database_url;
     let server = tokio::spawn(async move {
-        switchboard_server::serve(server_state, listener, std::future::pending())
+        switchboard_server::serve(server_state, listener, limits, std::future::pending())
             .await
             .unwrap();
     });
@@ -85,6 +93,7 @@ pub async fn spawn_app_with_mock(mock: MockConfig, env: &[(&str, &str)]) -> Test
         mock,
         http: reqwest::Client::builder().no_proxy().build().unwrap(),
         state,
+        database_url,
         _dir: dir,
         _server: server,
     }

@@ -177,7 +177,7 @@ async fn ledger_rows(app: &crate::helpers::TestApp, n: usize) -> Vec<LedgerRow> 
     use sqlx::Connection;
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
     loop {
-        let mut conn = sqlx::SqliteConnection::connect(&app.state.settings().database_url)
+        let mut conn = sqlx::SqliteConnection::connect(&app.database_url)
             .await
             .unwrap();
         let rows: Vec<LedgerRow> = sqlx::query_as(
