@@ -11,8 +11,8 @@
 //! others are its siblings until one is selected.
 
 use crate::db::{Conn, DbRow, Sql, Tx};
-use crate::generation::{EventDraft, fill_streaming_text, store_events};
-use crate::messages::{message_columns, message_from_row};
+use crate::generation::{EventDraft, store_events};
+use crate::messages::{fill_streaming_text, message_columns, message_from_row};
 use crate::{Message, MessageStatus, Role, Sibling, Store, StoreError, StoredEvent};
 
 /// The ancestors of message `$2` in chat `$1`, itself included (`up`), as a CTE for the

@@ -19,7 +19,7 @@
 
 use crate::db::{Conn, Sql, Tx, json_text};
 use crate::ids::now_ms;
-use crate::messages::{message_columns, message_from_row};
+use crate::messages::{message_columns, message_from_row, streaming_text};
 use crate::{Message, MessageFinish, Store, StoreError, StoredEvent};
 
 /// The channel on which PostgreSQL announces stored events: payload `<chat id> <last seq>`.
@@ -303,48 +303,6 @@ fn push_placeholder_rows(sql: &mut String, rows: usize, width: usize) {
         }
         sql.push(')');
     }
-}
-
-/// The text a streaming reply has so far: its stored text plus every part of its delta events.
-pub(crate) async fn streaming_text(
-    conn: &mut Conn<'_>,
-    message: &mut Message,
-) -> Result<(), StoreError> {
-    let rows = conn
-        .fetch_all(
-            Sql::new(
-                "read a streaming reply's text",
-                "SELECT content_part, reasoning_part FROM chat_events
-                 WHERE message_id = $1
-                   AND (content_part IS NOT NULL OR reasoning_part IS NOT NULL)
-                 ORDER BY seq",
-            )
-            .text(&message.id),
-        )
-        .await?;
-    for row in rows {
-        if let Some(c) = row.get::<Option<String>>("content_part")? {
-            message.content.push_str(&c);
-        }
-        if let Some(r) = row.get::<Option<String>>("reasoning_part")? {
-            message.reasoning.push_str(&r);
-        }
-    }
-    Ok(())
-}
-
-/// Fills in the text of the streaming messages among `messages`.
-pub(crate) async fn fill_streaming_text(
-    mut conn: Conn<'_>,
-    messages: &mut [Message],
-) -> Result<(), StoreError> {
-    for m in messages
-        .iter_mut()
-        .filter(|m| m.status == crate::MessageStatus::Streaming)
-    {
-        streaming_text(&mut conn, m).await?;
-    }
-    Ok(())
 }
 
 impl Store {

@@ -7,7 +7,6 @@
 //! The same update doubles as the workspace check.
 
 use crate::db::{Conn, DbRow, Sql, Tx, bump_updated_at, json_text};
-use crate::generation::fill_streaming_text;
 use crate::ids::{new_message_id, now_ms};
 use crate::{Message, MessageStatus, NewMessage, Role, Store, StoreError, Usage};
 
@@ -442,4 +441,46 @@ impl Store {
         deleted.sort_unstable();
         Ok(deleted.into_iter().map(|(_, id)| id).collect())
     }
+}
+
+/// The text a streaming reply has so far: its stored text plus every part of its delta events.
+pub(crate) async fn streaming_text(
+    conn: &mut Conn<'_>,
+    message: &mut Message,
+) -> Result<(), StoreError> {
+    let rows = conn
+        .fetch_all(
+            Sql::new(
+                "read a streaming reply's text",
+                "SELECT content_part, reasoning_part FROM chat_events
+                 WHERE message_id = $1
+                   AND (content_part IS NOT NULL OR reasoning_part IS NOT NULL)
+                 ORDER BY seq",
+            )
+            .text(&message.id),
+        )
+        .await?;
+    for row in rows {
+        if let Some(c) = row.get::<Option<String>>("content_part")? {
+            message.content.push_str(&c);
+        }
+        if let Some(r) = row.get::<Option<String>>("reasoning_part")? {
+            message.reasoning.push_str(&r);
+        }
+    }
+    Ok(())
+}
+
+/// Fills in the text of the streaming messages among `messages`.
+pub(crate) async fn fill_streaming_text(
+    mut conn: Conn<'_>,
+    messages: &mut [Message],
+) -> Result<(), StoreError> {
+    for m in messages
+        .iter_mut()
+        .filter(|m| m.status == crate::MessageStatus::Streaming)
+    {
+        streaming_text(&mut conn, m).await?;
+    }
+    Ok(())
 }

@@ -13,9 +13,11 @@ use std::time::Duration;
 use crate::branches::{put_on_path, sibling_from_row, siblings_sql};
 use crate::chats::{chat_from_row, settings_json};
 use crate::db::{Conn, Db, Sql, bump_updated_at};
-use crate::generation::{EventDraft, fill_streaming_text, store_events};
+use crate::generation::{EventDraft, store_events};
 use crate::ids::now_ms;
-use crate::messages::{insert_message_rows, message_columns, message_from_new, message_from_row};
+use crate::messages::{
+    fill_streaming_text, insert_message_rows, message_columns, message_from_new, message_from_row,
+};
 use crate::{
     Chat, ChatSettings, Message, MessageStatus, NewMessage, Sibling, Store, StoreError, StoredEvent,
 };
