@@ -11,7 +11,8 @@
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
-use axum::extract::{ConnectInfo, State};
+use axum::extract::{ConnectInfo, FromRequestParts, State};
+use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
@@ -19,14 +20,10 @@ use switchboard_core::access::{AccessError, Credential, Principal};
 use switchboard_core::secret::Secret;
 
 use crate::error::ApiError;
+use crate::extract::USER_KEY_HEADER;
 use crate::origin::Addressed;
 use crate::session::{COOKIE_NAME, SessionCookie};
 use crate::state::AppState;
-
-/// The web UI's header for the user's own provider key. Unlike `Authorization`, it does not
-/// change who the user is: chats stay in the workspace of the login cookie (or the anonymous
-/// one), which is what the server-rendered pages show; the key only pays upstream.
-pub const USER_KEY_HEADER: &str = "x-switchboard-user-key";
 
 /// No `Authorization` header: the browser's login cookie, or anonymous; plus the user's own key
 /// when the UI sends one.
@@ -258,4 +255,29 @@ pub async fn logout(
     res.headers_mut()
         .insert(header::SET_COOKIE, crate::session::clear_cookie(secure));
     Ok(res)
+}
+
+/// Who is calling (the chat API, share links, usage), and which workspace their chats live in:
+/// an extractor that admits the request the NextChat way.
+pub struct Caller {
+    pub principal: Principal,
+    pub workspace: String,
+}
+
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let ip = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|c| c.0.ip())
+            .unwrap_or(std::net::IpAddr::from([127, 0, 0, 1]));
+        let principal = admit(state, &parts.headers, ip, CredentialStyle::NextChat).await?;
+        let workspace = principal.workspace();
+        Ok(Caller {
+            principal,
+            workspace,
+        })
+    }
 }

@@ -1,4 +1,5 @@
-//! Small request helpers shared by the handlers: the bounded body read.
+//! Small request helpers shared by the handlers: the bounded body read, and the name of the web
+//! UI's own-key header (admission reads it, the origin check counts it as a credential).
 
 use std::time::Duration;
 
@@ -7,6 +8,11 @@ use axum::http::{HeaderMap, header};
 use bytes::Bytes;
 
 use crate::error::ApiError;
+
+/// The web UI's header for the user's own provider key. Unlike `Authorization`, it does not
+/// change who the user is: chats stay in the workspace of the login cookie (or the anonymous
+/// one), which is what the server-rendered pages show; the key only pays upstream.
+pub const USER_KEY_HEADER: &str = "x-switchboard-user-key";
 
 /// Read the whole body, refusing more than `limit` bytes with 413 (checked against
 /// `Content-Length` first, so an honest oversized upload is refused without being kept; see

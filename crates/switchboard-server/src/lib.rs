@@ -26,6 +26,7 @@ pub mod serving;
 pub mod session;
 pub mod share;
 pub mod spend;
+pub mod spend_limits;
 pub mod ssrf;
 pub mod state;
 pub mod ui;
@@ -74,6 +75,7 @@ pub fn app(state: AppState) -> Router {
         )
         .merge(share::routes())
         .merge(spend::routes())
+        .merge(ui::usage::routes())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::middleware::from_fn_with_state(state.clone(), edge));

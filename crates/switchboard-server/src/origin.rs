@@ -248,7 +248,7 @@ fn origin_allowed(settings: &Settings, addressed: &Addressed, origin: &str) -> b
 /// Whether the request carries a credential a browser cannot attach cross-site on its own.
 fn explicitly_authenticated(headers: &HeaderMap) -> bool {
     headers.contains_key(header::AUTHORIZATION)
-        || headers.contains_key(crate::auth::USER_KEY_HEADER)
+        || headers.contains_key(crate::extract::USER_KEY_HEADER)
 }
 
 /// 403 for a state-changing request borne by the cookie (or by no credential) from a page that is

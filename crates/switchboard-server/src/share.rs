@@ -20,7 +20,7 @@ use serde_json::json;
 use switchboard_core::Settings;
 use switchboard_store::{MessageStatus, Store};
 
-use crate::chats::Caller;
+use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::state::AppState;
 use crate::ui::{CSP, Chrome};

@@ -16,66 +16,14 @@ use switchboard_core::access::Principal;
 use switchboard_core::budget::{date_of_day, day_of_date};
 use switchboard_store::SpendGroup;
 
-use crate::chats::Caller;
+use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::state::AppState;
 
 const DAY_MS: i64 = 86_400_000;
 
 pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/api/usage", get(usage))
-        .route("/usage", get(usage_page))
-}
-
-/// The time budget periods are reckoned at: the system's, unless a test has set it (so a test can
-/// step over a period's end without waiting for midnight). Never set outside tests.
-#[derive(Default)]
-pub struct BudgetClock {
-    /// ms since the Unix epoch; 0 for the system clock.
-    fixed_ms: std::sync::atomic::AtomicI64,
-}
-
-impl BudgetClock {
-    pub fn now_ms(&self) -> i64 {
-        match self.fixed_ms.load(std::sync::atomic::Ordering::Relaxed) {
-            0 => switchboard_chat::now_ms(),
-            fixed => fixed,
-        }
-    }
-
-    /// Holds the clock at `ms`, or gives it back to the system with `None`.
-    pub fn set(&self, ms: Option<i64>) {
-        self.fixed_ms
-            .store(ms.unwrap_or(0), std::sync::atomic::Ordering::Relaxed);
-    }
-}
-
-/// Per-workspace request rate limits (`SWITCHBOARD_RATE_LIMIT`), GCRA by `governor`, per instance.
-pub struct RateLimiter {
-    limiter: governor::DefaultKeyedRateLimiter<String>,
-    clock: governor::clock::DefaultClock,
-}
-
-impl RateLimiter {
-    pub fn new(limit: switchboard_core::budget::RateLimit) -> RateLimiter {
-        let burst = std::num::NonZeroU32::new(limit.requests).unwrap_or(std::num::NonZeroU32::MIN);
-        let quota = governor::Quota::with_period(limit.per / limit.requests.max(1))
-            .unwrap_or_else(|| governor::Quota::per_second(burst))
-            .allow_burst(burst);
-        RateLimiter {
-            limiter: governor::RateLimiter::keyed(quota),
-            clock: governor::clock::DefaultClock::default(),
-        }
-    }
-
-    /// `Err(wait)` when `workspace` must wait before its next request.
-    fn check(&self, workspace: &str) -> Result<(), std::time::Duration> {
-        use governor::clock::Clock;
-        self.limiter
-            .check_key(&workspace.to_owned())
-            .map_err(|not_until| not_until.wait_time_from(self.clock.now()))
-    }
+    Router::new().route("/api/usage", get(usage))
 }
 
 /// The limits every entry point that spends the server's key checks before it calls upstream:
@@ -133,24 +81,24 @@ async fn check_budget_at(
     Err(error)
 }
 
-#[derive(Deserialize)]
-struct UsageParams {
-    by: Option<String>,
-    from: Option<String>,
-    to: Option<String>,
-    format: Option<String>,
+#[derive(Deserialize, Default)]
+pub(crate) struct UsageParams {
+    pub by: Option<String>,
+    pub from: Option<String>,
+    pub to: Option<String>,
+    pub format: Option<String>,
     /// `all`: every workspace, grouped by workspace (the admin code only).
-    workspace: Option<String>,
+    pub workspace: Option<String>,
 }
 
 /// One workspace's spend over a range of days, grouped.
-struct Report {
+pub(crate) struct Report {
     group: SpendGroup,
     /// Day numbers, both included.
-    from: i64,
-    to: i64,
-    items: Vec<switchboard_store::SpendRow>,
-    budget: Value,
+    pub from: i64,
+    pub to: i64,
+    pub items: Vec<switchboard_store::SpendRow>,
+    pub budget: Value,
 }
 
 impl Report {
@@ -210,7 +158,8 @@ impl Report {
     }
 }
 
-async fn report(
+/// The spend report `params` ask for, as `caller` may see it.
+pub(crate) async fn report(
     state: &AppState,
     caller: &Caller,
     params: &UsageParams,
@@ -312,138 +261,4 @@ async fn usage(
             "format must be json or csv, not `{other}`"
         ))),
     }
-}
-
-/// One bar of the chart: a day, its spend, and where it is drawn.
-struct Bar {
-    date: String,
-    cost: String,
-    x: usize,
-    y: usize,
-    height: usize,
-}
-
-#[derive(askama::Template)]
-#[template(path = "usage.html")]
-struct UsagePage<'a> {
-    c: &'a crate::ui::Chrome,
-    bars: Vec<Bar>,
-    chart_width: usize,
-    max_cost: String,
-    models: Vec<(String, i64, String)>,
-    total: String,
-    budget: Option<String>,
-    range: String,
-    csv: String,
-}
-
-const CHART_HEIGHT: usize = 160;
-const BAR_WIDTH: usize = 14;
-
-/// `GET /usage`: spend per day as a bar chart drawn here (an SVG, no chart library), spend per
-/// model, and the CSV.
-async fn usage_page(
-    State(state): State<AppState>,
-    axum::extract::ConnectInfo(peer): axum::extract::ConnectInfo<std::net::SocketAddr>,
-    headers: axum::http::HeaderMap,
-) -> Result<Response, ApiError> {
-    let chrome = crate::ui::Chrome::new(&headers);
-    let principal = match crate::ui::admit_page(&state, &headers, peer, &chrome).await? {
-        Ok(p) => p,
-        Err(login) => return Ok(login),
-    };
-    let workspace = principal.workspace();
-    let caller = Caller {
-        principal,
-        workspace,
-    };
-    let by_day = report(
-        &state,
-        &caller,
-        &UsageParams {
-            by: None,
-            from: None,
-            to: None,
-            format: None,
-            workspace: None,
-        },
-    )
-    .await?;
-    let by_model = report(
-        &state,
-        &caller,
-        &UsageParams {
-            by: Some("model".into()),
-            from: None,
-            to: None,
-            format: None,
-            workspace: None,
-        },
-    )
-    .await?;
-    let per_day: std::collections::HashMap<String, f64> = by_day
-        .items
-        .iter()
-        .map(|r| (r.key.clone(), r.cost))
-        .collect();
-    let max = per_day.values().cloned().fold(0.0_f64, f64::max);
-    let bars = (by_day.from..=by_day.to)
-        .enumerate()
-        .map(|(i, day)| {
-            let cost = per_day.get(&day.to_string()).copied().unwrap_or(0.0);
-            let height = if max > 0.0 {
-                ((cost / max) * CHART_HEIGHT as f64).round() as usize
-            } else {
-                0
-            };
-            Bar {
-                date: date_of_day(day),
-                cost: format!("${}", chrome.tr.decimal(cost, 4)),
-                x: i * (BAR_WIDTH + 4),
-                y: CHART_HEIGHT - height,
-                height,
-            }
-        })
-        .collect::<Vec<_>>();
-    let chart_width = bars.len() * (BAR_WIDTH + 4);
-    let mut models: Vec<(String, i64, String)> = by_model
-        .items
-        .iter()
-        .map(|r| {
-            let name = if r.key.is_empty() {
-                "?".to_string()
-            } else {
-                r.key.clone()
-            };
-            (
-                name,
-                r.requests,
-                format!("${}", chrome.tr.decimal(r.cost, 4)),
-            )
-        })
-        .collect();
-    models.sort_by_key(|m| std::cmp::Reverse(m.1));
-    let total = by_day.items.iter().map(|r| r.cost).sum::<f64>();
-    let budget = by_day.budget.as_object().map(|b| {
-        format!(
-            "${:.4} of ${} per {} (resets {})",
-            b.get("spent").and_then(Value::as_f64).unwrap_or(0.0),
-            b.get("limit").and_then(Value::as_f64).unwrap_or(0.0),
-            b.get("period").and_then(Value::as_str).unwrap_or(""),
-            b.get("resets_at").and_then(Value::as_str).unwrap_or(""),
-        )
-    });
-    let page = UsagePage {
-        c: &chrome,
-        bars,
-        chart_width,
-        max_cost: format!("${}", chrome.tr.decimal(max, 4)),
-        models,
-        total: format!("${}", chrome.tr.decimal(total, 4)),
-        budget,
-        range: format!("{} – {}", date_of_day(by_day.from), date_of_day(by_day.to)),
-        csv: "/api/usage?by=day&format=csv".into(),
-    };
-    let html = crate::ui::render(&page)?;
-    Ok(crate::ui::page(StatusCode::OK, html))
 }

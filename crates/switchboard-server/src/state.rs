@@ -120,8 +120,8 @@ struct Inner {
     catalog: Arc<ModelCatalog>,
     store: Store,
     chats: ChatEngine,
-    rate_limiter: Option<crate::spend::RateLimiter>,
-    budget_clock: crate::spend::BudgetClock,
+    rate_limiter: Option<crate::spend_limits::RateLimiter>,
+    budget_clock: crate::spend_limits::BudgetClock,
     imports: crate::quota::Imports,
     shutdown: Shutdown,
 }
@@ -218,8 +218,10 @@ impl AppState {
             catalog: Arc::new(ModelCatalog::new(&settings, server.catalog_cache_path())),
             store,
             chats,
-            rate_limiter: settings.rate_limit.map(crate::spend::RateLimiter::new),
-            budget_clock: crate::spend::BudgetClock::default(),
+            rate_limiter: settings
+                .rate_limit
+                .map(crate::spend_limits::RateLimiter::new),
+            budget_clock: crate::spend_limits::BudgetClock::default(),
             imports: crate::quota::Imports::default(),
             shutdown: Shutdown::new(),
             bind_addr: server.addr,
@@ -237,7 +239,7 @@ impl AppState {
     }
 
     /// The clock budgets are reckoned at (tests may hold it at a time).
-    pub fn budget_clock(&self) -> &crate::spend::BudgetClock {
+    pub fn budget_clock(&self) -> &crate::spend_limits::BudgetClock {
         &self.0.budget_clock
     }
 
@@ -298,7 +300,7 @@ impl AppState {
     }
 
     /// Per-workspace request limits on the routes that spend the server's key, if configured.
-    pub fn rate_limiter(&self) -> Option<&crate::spend::RateLimiter> {
+    pub fn rate_limiter(&self) -> Option<&crate::spend_limits::RateLimiter> {
         self.0.rate_limiter.as_ref()
     }
 

@@ -21,7 +21,7 @@ use switchboard_core::routing::{MAX_FALLBACK_MODELS, ProviderPreferences};
 use switchboard_core::secret::Secret;
 use switchboard_store::{Chat, ChatPage, ChatPatch, ChatSettings, Role, Store, TurnParent};
 
-use super::Caller;
+use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::extract::read_body_within;
 use crate::quota::Growth;

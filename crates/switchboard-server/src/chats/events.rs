@@ -22,7 +22,7 @@ use switchboard_store::Store;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 
-use super::Caller;
+use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::state::Shutdown;
 

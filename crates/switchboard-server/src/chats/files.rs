@@ -12,7 +12,7 @@ use base64::Engine;
 use serde::Deserialize;
 use switchboard_store::Store;
 
-use super::Caller;
+use crate::auth::Caller;
 use crate::error::ApiError;
 
 #[derive(Deserialize)]

@@ -9,7 +9,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::json;
 use switchboard_chat::import::parse_nextchat_backup;
 
-use super::Caller;
+use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::extract::read_body_within;
 use crate::quota::Growth;

@@ -12,16 +12,9 @@ pub mod events;
 pub mod files;
 pub mod import;
 
-use std::net::SocketAddr;
-
 use axum::Router;
-use axum::extract::{ConnectInfo, FromRequestParts};
-use axum::http::request::Parts;
 use axum::routing::{delete, get, post};
-use switchboard_core::access::Principal;
 
-use crate::auth::{CredentialStyle, admit};
-use crate::error::ApiError;
 use crate::state::AppState;
 
 pub fn routes() -> Router<AppState> {
@@ -70,28 +63,4 @@ pub fn routes() -> Router<AppState> {
         .route("/api/search", get(api::search))
         .route("/api/render", post(api::render_markdown))
         .route("/api/import/nextchat", post(import::import_nextchat))
-}
-
-/// Who is calling the chat API, and which workspace their chats live in.
-pub struct Caller {
-    pub principal: Principal,
-    pub workspace: String,
-}
-
-impl FromRequestParts<AppState> for Caller {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let ip = parts
-            .extensions
-            .get::<ConnectInfo<SocketAddr>>()
-            .map(|c| c.0.ip())
-            .unwrap_or(std::net::IpAddr::from([127, 0, 0, 1]));
-        let principal = admit(state, &parts.headers, ip, CredentialStyle::NextChat).await?;
-        let workspace = principal.workspace();
-        Ok(Caller {
-            principal,
-            workspace,
-        })
-    }
 }

@@ -6,7 +6,7 @@ use switchboard_core::access::Principal;
 use switchboard_store::ChatPage;
 
 use super::view::{ChatJson, ChatLine};
-use crate::chats::Caller;
+use crate::auth::Caller;
 use crate::chats::api::chat_view;
 use crate::error::ApiError;
 use crate::state::AppState;

@@ -19,6 +19,7 @@
 pub mod assets;
 mod data;
 pub mod i18n;
+pub mod usage;
 pub mod view;
 
 use std::net::SocketAddr;
