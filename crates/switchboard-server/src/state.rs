@@ -2,10 +2,10 @@
 //! `Settings` and the server's own [`ServerSettings`].
 //!
 //! Handlers take only the parts they use, through axum's [`FromRef`]: `State<Store>`,
-//! `State<ChatEngine>`, `State<Arc<Settings>>`, `State<Arc<AccessPolicy>>`, `State<Arc<ModelCatalog>>`, `State<Arc<Metrics>>`,
-//! `State<Outbound>`, `State<Shutdown>`. Each part is a handle (an `Arc` or a pool), so taking one
-//! costs a reference count. Admission ([`crate::auth`]), the key-spending entry points and the
-//! reply planner read many parts at once and take the whole `AppState`.
+//! `State<ChatEngine>`, `State<Arc<Settings>>`, `State<Arc<AccessPolicy>>`, `State<Shutdown>`.
+//! Each part is a handle (an `Arc` or a pool), so taking one costs a reference count. Admission
+//! ([`crate::auth`]), the key-spending entry points, the reply planner, usage and `/metrics` read
+//! many parts at once and take the whole `AppState`.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -167,9 +167,6 @@ parts! {
     ChatEngine => chats,
     Arc<Settings> => settings,
     Arc<AccessPolicy> => policy,
-    Arc<ModelCatalog> => catalog,
-    Arc<Metrics> => metrics,
-    Outbound => outbound,
     Shutdown => shutdown,
 }
 
