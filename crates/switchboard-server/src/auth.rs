@@ -9,36 +9,90 @@
 //! than a tenth of that gets a fresh one ([`renew_session`]), so a session in use does not end.
 
 use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use axum::extract::{ConnectInfo, FromRequestParts, State};
+use axum::extract::{ConnectInfo, FromRef, FromRequestParts, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
-use switchboard_core::access::{AccessError, Credential, Principal};
+use switchboard_core::Settings;
+use switchboard_core::access::{AccessError, AccessPolicy, Credential, FailureThrottle, Principal};
 use switchboard_core::secret::Secret;
+use switchboard_store::Store;
 
 use crate::error::ApiError;
 use crate::extract::USER_KEY_HEADER;
 use crate::origin::Addressed;
 use crate::session::{COOKIE_NAME, SessionCookie};
-use crate::state::AppState;
+
+/// What admission reads: the access policy, the wrong-code throttle, the key that signs login
+/// cookies, the settings (session TTL, site URL, body limit) and the store's sessions. Cheap to
+/// clone; handlers that only admit take `State<Gate>` (or a [`Caller`]).
+#[derive(Clone)]
+pub struct Gate(Arc<GateParts>);
+
+struct GateParts {
+    policy: AccessPolicy,
+    throttle: FailureThrottle,
+    cookie_key: Vec<u8>,
+    settings: Arc<Settings>,
+    store: Store,
+}
+
+impl Gate {
+    pub fn new(
+        policy: AccessPolicy,
+        throttle: FailureThrottle,
+        cookie_key: Vec<u8>,
+        settings: Arc<Settings>,
+        store: Store,
+    ) -> Gate {
+        Gate(Arc::new(GateParts {
+            policy,
+            throttle,
+            cookie_key,
+            settings,
+            store,
+        }))
+    }
+
+    pub fn policy(&self) -> &AccessPolicy {
+        &self.0.policy
+    }
+
+    pub fn throttle(&self) -> &FailureThrottle {
+        &self.0.throttle
+    }
+
+    pub fn cookie_key(&self) -> &[u8] {
+        &self.0.cookie_key
+    }
+
+    pub fn settings(&self) -> &Settings {
+        &self.0.settings
+    }
+
+    fn store(&self) -> &Store {
+        &self.0.store
+    }
+}
 
 /// No `Authorization` header: the browser's login cookie, or anonymous; plus the user's own key
 /// when the UI sends one.
-async fn admit_browser(state: &AppState, headers: &HeaderMap) -> Result<Principal, ApiError> {
+async fn admit_browser(gate: &Gate, headers: &HeaderMap) -> Result<Principal, ApiError> {
     let user_key = headers
         .get(USER_KEY_HEADER)
         .and_then(|v| v.to_str().ok())
         .map(str::trim)
         .filter(|k| !k.is_empty());
-    let base = match session_principal(state, headers).await? {
+    let base = match session_principal(gate, headers).await? {
         Some(p) => Ok(p),
-        None => state.policy().admit(&Credential::None),
+        None => gate.policy().admit(&Credential::None),
     };
     match (base, user_key) {
-        (_, Some(_)) if state.policy().hide_user_api_key => {
+        (_, Some(_)) if gate.policy().hide_user_api_key => {
             Err(AccessError::OwnKeyNotAccepted.into())
         }
         (Ok(base), Some(key)) => Ok(Principal::WithOwnKey {
@@ -66,7 +120,7 @@ pub enum CredentialStyle {
 
 /// Decide whether this request may proceed, and as whom.
 pub async fn admit(
-    state: &AppState,
+    gate: &Gate,
     headers: &HeaderMap,
     client_ip: IpAddr,
     style: CredentialStyle,
@@ -75,32 +129,32 @@ pub async fn admit(
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok());
     let cred = match style {
-        CredentialStyle::NextChat => Credential::from_authorization(header, &state.policy().codes),
+        CredentialStyle::NextChat => Credential::from_authorization(header, &gate.policy().codes),
         CredentialStyle::Gateway => {
-            Credential::from_gateway_authorization(header, &state.policy().codes)
+            Credential::from_gateway_authorization(header, &gate.policy().codes)
         }
     };
     if cred == Credential::None {
-        return admit_browser(state, headers).await;
+        return admit_browser(gate, headers).await;
     }
-    admit_credential(state, &cred, client_ip)
+    admit_credential(gate, &cred, client_ip)
 }
 
 /// Apply the policy to one credential. A client that has used up its wrong codes is refused
 /// before its credential is even looked at, so a right code cannot be told from a wrong one.
 pub fn admit_credential(
-    state: &AppState,
+    gate: &Gate,
     cred: &Credential,
     client_ip: IpAddr,
 ) -> Result<Principal, ApiError> {
     let now = Instant::now();
-    if state.policy().needs_code() {
-        state.throttle().check(client_ip, now)?;
+    if gate.policy().needs_code() {
+        gate.throttle().check(client_ip, now)?;
     }
-    match state.policy().admit(cred) {
+    match gate.policy().admit(cred) {
         Ok(p) => Ok(p),
         Err(AccessError::WrongCode) => {
-            state.throttle().record_failure(client_ip, now);
+            gate.throttle().record_failure(client_ip, now);
             Err(AccessError::WrongCode.into())
         }
         Err(e) => Err(e.into()),
@@ -118,48 +172,44 @@ fn ms(d: Duration) -> i64 {
 }
 
 /// The login cookie on this request, when we signed it and it has not expired.
-fn live_cookie(state: &AppState, headers: &HeaderMap) -> Option<SessionCookie> {
+fn live_cookie(gate: &Gate, headers: &HeaderMap) -> Option<SessionCookie> {
     let value = crate::session::cookie(headers, COOKIE_NAME)?;
-    let cookie = SessionCookie::decode(state.cookie_key(), value)?;
+    let cookie = SessionCookie::decode(gate.cookie_key(), value)?;
     let now = crate::session::now_secs();
-    (!cookie.expired(now, state.settings().session_ttl)).then_some(cookie)
+    (!cookie.expired(now, gate.settings().session_ttl)).then_some(cookie)
 }
 
 /// The principal the request's login cookie stands for: a cookie we signed, younger than the
 /// session TTL, whose session is still in the store (not logged out) and whose code is still
 /// configured (removing a code from `CODE` ends its sessions).
 async fn session_principal(
-    state: &AppState,
+    gate: &Gate,
     headers: &HeaderMap,
 ) -> Result<Option<Principal>, ApiError> {
-    let Some(cookie) = live_cookie(state, headers) else {
+    let Some(cookie) = live_cookie(gate, headers) else {
         return Ok(None);
     };
-    let workspace = state
+    let workspace = gate
         .store()
         .session_workspace(&cookie.store_id(), now_ms())
         .await?;
     Ok(workspace
-        .and_then(|ws| state.policy().codes.hash_of_workspace(&ws))
+        .and_then(|ws| gate.policy().codes.hash_of_workspace(&ws))
         .map(|code_hash| Principal::Code { code_hash }))
 }
 
 /// A fresh `Set-Cookie` when the request's login cookie is live but older than a tenth of the
 /// session TTL, after moving the session's expiry in the store; `None` otherwise (no cookie, a
 /// young one, or one whose session has ended). Called by the edge layer for every request.
-pub async fn renew_session(
-    state: &AppState,
-    headers: &HeaderMap,
-    secure: bool,
-) -> Option<HeaderValue> {
-    let cookie = live_cookie(state, headers)?;
-    let ttl = state.settings().session_ttl;
+pub async fn renew_session(gate: &Gate, headers: &HeaderMap, secure: bool) -> Option<HeaderValue> {
+    let cookie = live_cookie(gate, headers)?;
+    let ttl = gate.settings().session_ttl;
     let now = crate::session::now_secs();
     if now.saturating_sub(cookie.issued_at) < ttl.as_secs() / 10 {
         return None;
     }
     let now_ms = now_ms();
-    match state
+    match gate
         .store()
         .renew_session(&cookie.store_id(), now_ms, now_ms.saturating_add(ms(ttl)))
         .await
@@ -171,15 +221,15 @@ pub async fn renew_session(
             return None;
         }
     }
-    let value = cookie.reissued(now).encode(state.cookie_key());
+    let value = cookie.reissued(now).encode(gate.cookie_key());
     Some(crate::session::set_cookie(&value, ttl, secure))
 }
 
 /// Whether the browser reached us over https: a trusted proxy said so, or the site URL does.
-fn is_https(state: &AppState, addressed: Option<&Addressed>) -> bool {
+fn is_https(gate: &Gate, addressed: Option<&Addressed>) -> bool {
     match addressed {
-        Some(a) => a.is_https(state.settings()),
-        None => state
+        Some(a) => a.is_https(gate.settings()),
+        None => gate
             .settings()
             .site_url
             .as_deref()
@@ -195,33 +245,32 @@ pub struct LoginRequest {
 /// `POST /api/login`: check the code (throttled like every wrong code), start a session and set
 /// its cookie.
 pub async fn login(
-    State(state): State<AppState>,
+    State(gate): State<Gate>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     addressed: Option<axum::Extension<Addressed>>,
     headers: HeaderMap,
     body: axum::body::Body,
 ) -> Result<Response, ApiError> {
-    let body = crate::extract::read_body(&headers, body, state.settings().max_body_bytes).await?;
+    let body = crate::extract::read_body(&headers, body, gate.settings().max_body_bytes).await?;
     let req: LoginRequest = serde_json::from_slice(&body)
         .map_err(|e| ApiError::bad_request(format!("expected {{\"code\":\"…\"}}: {e}")))?;
-    if !state.policy().needs_code() {
+    if !gate.policy().needs_code() {
         return Ok(StatusCode::NO_CONTENT.into_response());
     }
     let code = req.code.trim();
     let code = code.strip_prefix("nk-").unwrap_or(code);
     let credential = Credential::AccessCode(Secret::new(code.to_string()));
-    let principal = admit_credential(&state, &credential, peer.ip())?;
+    let principal = admit_credential(&gate, &credential, peer.ip())?;
     if !matches!(principal, Principal::Code { .. }) {
         // An access code on a server that needs one admits as that code, or not at all.
         return Err(ApiError::internal("unexpected principal"));
     }
-    let ttl = state.settings().session_ttl;
+    let ttl = gate.settings().session_ttl;
     let now_ms = now_ms();
     let cookie = SessionCookie::new(crate::session::now_secs());
     // Expired sessions are cleared here, where new ones are made, so the table stays small.
-    state.store().delete_expired_sessions(now_ms).await?;
-    state
-        .store()
+    gate.store().delete_expired_sessions(now_ms).await?;
+    gate.store()
         .create_session(
             &cookie.store_id(),
             &principal.workspace(),
@@ -229,11 +278,11 @@ pub async fn login(
             now_ms.saturating_add(ms(ttl)),
         )
         .await?;
-    let secure = is_https(&state, addressed.as_deref());
+    let secure = is_https(&gate, addressed.as_deref());
     let mut res = StatusCode::NO_CONTENT.into_response();
     res.headers_mut().insert(
         header::SET_COOKIE,
-        crate::session::set_cookie(&cookie.encode(state.cookie_key()), ttl, secure),
+        crate::session::set_cookie(&cookie.encode(gate.cookie_key()), ttl, secure),
     );
     Ok(res)
 }
@@ -241,16 +290,16 @@ pub async fn login(
 /// `POST /api/logout`: end the session in the store (a copy of the cookie is refused from now on)
 /// and clear the cookie.
 pub async fn logout(
-    State(state): State<AppState>,
+    State(gate): State<Gate>,
     addressed: Option<axum::Extension<Addressed>>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let signed = crate::session::cookie(&headers, COOKIE_NAME)
-        .and_then(|v| SessionCookie::decode(state.cookie_key(), v));
+        .and_then(|v| SessionCookie::decode(gate.cookie_key(), v));
     if let Some(cookie) = signed {
-        state.store().delete_session(&cookie.store_id()).await?;
+        gate.store().delete_session(&cookie.store_id()).await?;
     }
-    let secure = is_https(&state, addressed.as_deref());
+    let secure = is_https(&gate, addressed.as_deref());
     let mut res = StatusCode::NO_CONTENT.into_response();
     res.headers_mut()
         .insert(header::SET_COOKIE, crate::session::clear_cookie(secure));
@@ -264,16 +313,21 @@ pub struct Caller {
     pub workspace: String,
 }
 
-impl FromRequestParts<AppState> for Caller {
+impl<S> FromRequestParts<S> for Caller
+where
+    S: Send + Sync,
+    Gate: FromRef<S>,
+{
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
         let ip = parts
             .extensions
             .get::<ConnectInfo<SocketAddr>>()
             .map(|c| c.0.ip())
             .unwrap_or(std::net::IpAddr::from([127, 0, 0, 1]));
-        let principal = admit(state, &parts.headers, ip, CredentialStyle::NextChat).await?;
+        let gate = Gate::from_ref(state);
+        let principal = admit(&gate, &parts.headers, ip, CredentialStyle::NextChat).await?;
         let workspace = principal.workspace();
         Ok(Caller {
             principal,

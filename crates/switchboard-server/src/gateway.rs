@@ -6,6 +6,7 @@
 //! cancellation, errors and the model restriction are the proxy's, through the same [`relay`].
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Instant;
 
 use axum::body::Body;
@@ -19,7 +20,8 @@ use serde_json::json;
 use switchboard_core::catalog::ModelRef;
 use switchboard_core::provider::ProviderId;
 
-use crate::auth::{CredentialStyle, admit};
+use crate::auth::{CredentialStyle, Gate, admit};
+use crate::catalog::ModelCatalog;
 use crate::error::ApiError;
 use crate::extract::read_body;
 use crate::models::RequestedModels;
@@ -39,7 +41,7 @@ async fn chat_completions(
     body: Body,
 ) -> Result<Response, ApiError> {
     let started = Instant::now();
-    let principal = admit(&state, &headers, peer.ip(), CredentialStyle::Gateway).await?;
+    let principal = admit(state.gate(), &headers, peer.ip(), CredentialStyle::Gateway).await?;
     crate::spend::check_budget(&state, &principal).await?;
     let body = read_body(&headers, body, state.settings().max_body_bytes).await?;
     let requested = RequestedModels::parse(&body)?;
@@ -140,12 +142,13 @@ fn strip_provider_suffix(body: &[u8], model: &str) -> Result<Bytes, ApiError> {
 
 /// OpenAI's list shape, with the models available on this server.
 async fn models(
-    State(state): State<AppState>,
+    State(gate): State<Gate>,
+    State(catalog): State<Arc<ModelCatalog>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    admit(&state, &headers, peer.ip(), CredentialStyle::Gateway).await?;
-    let table = state.catalog().table();
+    admit(&gate, &headers, peer.ip(), CredentialStyle::Gateway).await?;
+    let table = catalog.table();
     let mut seen = std::collections::HashSet::new();
     let data: Vec<_> = table
         .entries()

@@ -42,7 +42,6 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde_json::json;
 use switchboard_core::Settings;
-use switchboard_core::access::AccessPolicy;
 use switchboard_core::settings::{CorsOrigins, MetricsAccess};
 use tokio::net::TcpListener;
 use tower_http::cors::{AllowHeaders, AllowOrigin, CorsLayer};
@@ -177,7 +176,7 @@ async fn edge(
                 .extensions()
                 .get::<origin::Addressed>()
                 .is_some_and(|a| a.is_https(state.settings()));
-            let renewed = auth::renew_session(&state, req.headers(), secure).await;
+            let renewed = auth::renew_session(state.gate(), req.headers(), secure).await;
             let mut res = json_errors(next.run(req).await).await;
             // A handler that set the cookie itself (login, logout) has the last word.
             if let Some(cookie) = renewed
@@ -275,10 +274,10 @@ async fn healthz() -> impl IntoResponse {
 /// NextChat's `/api/config`, key for key, so NextChat clients can read it.
 async fn config(
     State(s): State<Arc<Settings>>,
-    State(policy): State<Arc<AccessPolicy>>,
+    State(gate): State<auth::Gate>,
 ) -> impl IntoResponse {
     axum::Json(json!({
-        "needCode": policy.needs_code(),
+        "needCode": gate.policy().needs_code(),
         "hideUserApiKey": s.hide_user_api_key,
         "hideBalanceQuery": !s.enable_balance_query,
         "disableFastLink": s.disable_fast_link,
@@ -297,7 +296,13 @@ async fn metrics(
         MetricsAccess::Off => return Err(ApiError::not_found("metrics are off")),
         MetricsAccess::Open => {}
         MetricsAccess::Code => {
-            auth::admit(&state, &headers, peer.ip(), auth::CredentialStyle::Gateway).await?;
+            auth::admit(
+                state.gate(),
+                &headers,
+                peer.ip(),
+                auth::CredentialStyle::Gateway,
+            )
+            .await?;
         }
     }
     Ok((

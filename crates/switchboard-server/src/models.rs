@@ -1,6 +1,7 @@
 //! `GET /api/models`, and the model restriction every entry point shares.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use axum::extract::{ConnectInfo, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -11,7 +12,8 @@ use serde::{Deserialize, Serialize};
 use switchboard_core::catalog::{ModelEntry, ModelQuery};
 use switchboard_core::provider::ProviderId;
 
-use crate::auth::{CredentialStyle, admit};
+use crate::auth::{CredentialStyle, Gate, admit};
+use crate::catalog::ModelCatalog;
 use crate::error::ApiError;
 use crate::state::AppState;
 
@@ -34,7 +36,7 @@ async fn model_endpoints(
     headers: HeaderMap,
     axum::extract::Path((author, slug)): axum::extract::Path<(String, String)>,
 ) -> Result<Response, ApiError> {
-    let principal = admit(&state, &headers, peer.ip(), CredentialStyle::NextChat).await?;
+    let principal = admit(state.gate(), &headers, peer.ip(), CredentialStyle::NextChat).await?;
     let safe = |s: &str| {
         !s.is_empty()
             && s.len() <= 128
@@ -200,15 +202,16 @@ impl<'a> From<&'a ModelEntry> for ModelJson<'a> {
 }
 
 async fn list_models(
-    State(state): State<AppState>,
+    State(gate): State<Gate>,
+    State(catalog): State<Arc<ModelCatalog>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     params: Result<Query<ModelsParams>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, ApiError> {
-    admit(&state, &headers, peer.ip(), CredentialStyle::NextChat).await?;
+    admit(&gate, &headers, peer.ip(), CredentialStyle::NextChat).await?;
     let Query(params) =
         params.map_err(|e| ApiError::bad_request(format!("bad query parameters: {e}")))?;
-    let table = state.catalog().table();
+    let table = catalog.table();
     let query = ModelQuery {
         q: params.q,
         free: params.free,

@@ -101,7 +101,7 @@ async fn proxy(state: &AppState, call: ProxyCall, body: Body) -> Result<Response
         )));
     }
     let principal = admit(
-        state,
+        state.gate(),
         &call.headers,
         call.peer.ip(),
         CredentialStyle::NextChat,

@@ -2,10 +2,13 @@
 //! `Settings` and the server's own [`ServerSettings`].
 //!
 //! Handlers take only the parts they use, through axum's [`FromRef`]: `State<Store>`,
-//! `State<ChatEngine>`, `State<Arc<Settings>>`, `State<Arc<AccessPolicy>>`, `State<Shutdown>`.
-//! Each part is a handle (an `Arc` or a pool), so taking one costs a reference count. Admission
-//! ([`crate::auth`]), the key-spending entry points, the reply planner, usage and `/metrics` read
-//! many parts at once and take the whole `AppState`.
+//! `State<ChatEngine>`, `State<Arc<Settings>>`, `State<Gate>` (admission, which a [`Caller`]
+//! extractor also uses), `State<Arc<ModelCatalog>>`, `State<Shutdown>`. Each part is a handle (an
+//! `Arc` or a pool), so taking one costs a reference count. The key-spending entry points (proxy,
+//! gateway, chat replies), usage and `/metrics` read many parts at once and take the whole
+//! `AppState`.
+//!
+//! [`Caller`]: crate::auth::Caller
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -16,6 +19,7 @@ use switchboard_core::Settings;
 use switchboard_core::access::{AccessError, AccessPolicy, FailureThrottle};
 use switchboard_core::provider::{KeyRotation, ProviderConfig, ProviderId};
 
+use crate::auth::Gate;
 use crate::catalog::ModelCatalog;
 use crate::error::ApiError;
 use crate::metrics::Metrics;
@@ -109,14 +113,12 @@ struct Inner {
     settings: Arc<Settings>,
     /// The address the server was told to bind; the host check answers to it when it is loopback.
     bind_addr: SocketAddr,
-    policy: Arc<AccessPolicy>,
-    throttle: FailureThrottle,
+    gate: Gate,
     outbound: Outbound,
     site_url_header: Option<axum::http::HeaderValue>,
     app_name_header: axum::http::HeaderValue,
     upstreams: Vec<Upstream>,
     metrics: Arc<Metrics>,
-    cookie_key: Vec<u8>,
     catalog: Arc<ModelCatalog>,
     store: Store,
     chats: ChatEngine,
@@ -166,7 +168,8 @@ parts! {
     Store => store,
     ChatEngine => chats,
     Arc<Settings> => settings,
-    Arc<AccessPolicy> => policy,
+    Gate => gate,
+    Arc<ModelCatalog> => catalog,
     Shutdown => shutdown,
 }
 
@@ -185,20 +188,26 @@ impl AppState {
         }
         let chats = ChatEngine::start(store.clone(), config).await?;
         let outbound = Outbound::new(&settings.outbound)?;
-        let policy = Arc::new(AccessPolicy {
-            codes: settings.access_codes.clone(),
-            hide_user_api_key: settings.hide_user_api_key,
-        });
         let upstreams = [settings.openrouter.clone(), settings.openai.clone()]
             .into_iter()
             .map(Upstream::new)
             .collect();
-        let cookie_key = crate::session::cookie_key(server.cookie_secret.as_ref());
         let metrics = Arc::new(Metrics::default());
         let observed = metrics.clone();
         chats
             .ledger()
             .observe(move |spend| observed.observe_spend(spend));
+        let settings = Arc::new(settings);
+        let gate = Gate::new(
+            AccessPolicy {
+                codes: settings.access_codes.clone(),
+                hide_user_api_key: settings.hide_user_api_key,
+            },
+            FailureThrottle::new(WRONG_CODE_LIMIT, WRONG_CODE_WINDOW),
+            crate::session::cookie_key(server.cookie_secret.as_ref()),
+            settings.clone(),
+            store.clone(),
+        );
         Ok(AppState(Arc::new(Inner {
             site_url_header: settings
                 .site_url
@@ -206,12 +215,10 @@ impl AppState {
                 .and_then(|u| axum::http::HeaderValue::from_str(u).ok()),
             app_name_header: axum::http::HeaderValue::from_str(&settings.app_name)
                 .unwrap_or_else(|_| axum::http::HeaderValue::from_static("Switchboard")),
-            policy,
-            throttle: FailureThrottle::new(WRONG_CODE_LIMIT, WRONG_CODE_WINDOW),
+            gate,
             outbound,
             upstreams,
             metrics,
-            cookie_key,
             catalog: Arc::new(ModelCatalog::new(&settings, server.catalog_cache_path())),
             store,
             chats,
@@ -222,7 +229,7 @@ impl AppState {
             imports: crate::quota::Imports::default(),
             shutdown: Shutdown::new(),
             bind_addr: server.addr,
-            settings: Arc::new(settings),
+            settings,
         })))
     }
 
@@ -240,12 +247,9 @@ impl AppState {
         &self.0.budget_clock
     }
 
-    pub fn policy(&self) -> &AccessPolicy {
-        &self.0.policy
-    }
-
-    pub fn throttle(&self) -> &FailureThrottle {
-        &self.0.throttle
+    /// Admission's part (see [`Gate`]).
+    pub fn gate(&self) -> &Gate {
+        &self.0.gate
     }
 
     /// The one client for upstream calls (see [`crate::outbound`]).
@@ -270,10 +274,6 @@ impl AppState {
 
     pub fn metrics(&self) -> &Arc<Metrics> {
         &self.0.metrics
-    }
-
-    pub fn cookie_key(&self) -> &[u8] {
-        &self.0.cookie_key
     }
 
     pub fn upstream(&self, id: &ProviderId) -> Option<&Upstream> {

@@ -36,7 +36,7 @@ use serde_json::json;
 use switchboard_core::Settings;
 use switchboard_core::access::Principal;
 
-use crate::auth::{CredentialStyle, admit};
+use crate::auth::{CredentialStyle, Gate, admit};
 use crate::error::ApiError;
 use crate::state::AppState;
 use i18n::Catalog;
@@ -91,8 +91,8 @@ impl Chrome {
     }
 
     /// The JSON every page gives the script: strings, config, languages.
-    fn data(&self, state: &AppState) -> serde_json::Value {
-        let s = state.settings();
+    fn data(&self, gate: &Gate) -> serde_json::Value {
+        let s = gate.settings();
         json!({
             "lang": self.tr.tag,
             "i18n": self.tr.json(),
@@ -100,7 +100,7 @@ impl Chrome {
             "defaultTitle": DEFAULT_TITLE,
             "languages": i18n::all().iter().map(|c| json!({"tag": c.tag, "name": c.name})).collect::<Vec<_>>(),
             "config": {
-                "needCode": state.policy().needs_code(),
+                "needCode": gate.policy().needs_code(),
                 "hideUserApiKey": s.hide_user_api_key,
                 "hideBalanceQuery": !s.enable_balance_query,
             },
@@ -154,17 +154,17 @@ pub(crate) fn render(t: &impl Template) -> Result<String, ApiError> {
 
 /// Admit the request, or answer with the login page when a code is needed.
 pub(crate) async fn admit_page(
-    state: &AppState,
+    gate: &Gate,
     headers: &HeaderMap,
     peer: SocketAddr,
     chrome: &Chrome,
 ) -> Result<Result<Principal, Response>, ApiError> {
-    match admit(state, headers, peer.ip(), CredentialStyle::NextChat).await {
+    match admit(gate, headers, peer.ip(), CredentialStyle::NextChat).await {
         Ok(p) => Ok(Ok(p)),
         Err(e) if e.status == StatusCode::UNAUTHORIZED => {
             let html = render(&LoginPage {
                 c: chrome,
-                data: script_json(&chrome.data(state)),
+                data: script_json(&chrome.data(gate)),
             })?;
             Ok(Err(page(StatusCode::UNAUTHORIZED, html)))
         }
@@ -225,7 +225,7 @@ async fn home(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let chrome = Chrome::new(&headers);
-    let principal = match admit_page(&state, &headers, peer, &chrome).await? {
+    let principal = match admit_page(state.gate(), &headers, peer, &chrome).await? {
         Ok(p) => p,
         Err(login) => return Ok(login),
     };
@@ -244,7 +244,7 @@ async fn chat_page(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let chrome = Chrome::new(&headers);
-    let principal = match admit_page(&state, &headers, peer, &chrome).await? {
+    let principal = match admit_page(state.gate(), &headers, peer, &chrome).await? {
         Ok(p) => p,
         Err(login) => return Ok(login),
     };
@@ -292,7 +292,7 @@ async fn chat_page(
         columns.sort_by_key(|(_, _, seq)| *seq);
         compare = columns.into_iter().map(|(h, m, _)| (h, m)).collect();
     }
-    let mut data = chrome.data(&state);
+    let mut data = chrome.data(state.gate());
     data["chat"] = serde_json::to_value(&chat).unwrap_or_default();
     data["sidebar"] = json!({
         "pinned": sidebar.pinned,

@@ -53,7 +53,7 @@ pub async fn usage_page(
     headers: axum::http::HeaderMap,
 ) -> Result<Response, ApiError> {
     let chrome = Chrome::new(&headers);
-    let principal = match super::admit_page(&state, &headers, peer, &chrome).await? {
+    let principal = match super::admit_page(state.gate(), &headers, peer, &chrome).await? {
         Ok(p) => p,
         Err(login) => return Ok(login),
     };
