@@ -22,7 +22,8 @@ use crate::secret::Secret;
 /// Every variable Switchboard reads, with its default, in the order `.env.template` documents them.
 /// The list is the single source for the TOML file's accepted keys and for the template test. Most
 /// are parsed into [`Settings`] here; the server's own (bind address, database, cookie secret,
-/// connection limits, catalog cache) are parsed from the same [`Sources`] by the server crate.
+/// connection limits, catalog cache, outbound proxy and trust) are parsed from the same
+/// [`Sources`] by the server crate.
 pub const VARIABLES: &[(&str, &str)] = &[
     ("OPENROUTER_API_KEY", ""),
     ("OPENROUTER_URL", "https://openrouter.ai/api"),
@@ -204,26 +205,6 @@ pub struct Settings {
     pub tool_timeout: Duration,
     /// Rounds of tool calls one reply may make (`SWITCHBOARD_MAX_TOOL_STEPS`).
     pub max_tool_steps: u32,
-    /// How every upstream call leaves this machine: proxy and trusted roots.
-    pub outbound: Outbound,
-}
-
-/// The outbound proxy and the certificates upstream TLS trusts, as the environment gave them.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Outbound {
-    /// NextChat's `PROXY_URL` (http, https, socks5): every upstream call goes through it.
-    pub proxy_url: Option<url::Url>,
-    pub https_proxy: Option<url::Url>,
-    pub http_proxy: Option<url::Url>,
-    pub all_proxy: Option<url::Url>,
-    /// `NO_PROXY` as written (hosts, domains, IPs, CIDRs, `*`).
-    pub no_proxy: Option<String>,
-    /// A PEM bundle that replaces the system's roots (`SSL_CERT_FILE`).
-    pub ssl_cert_file: Option<PathBuf>,
-    /// A directory of PEM certificates that replaces the system's roots (`SSL_CERT_DIR`).
-    pub ssl_cert_dir: Option<PathBuf>,
-    /// A PEM file of certificates trusted beside the roots (`SWITCHBOARD_EXTRA_CA`).
-    pub extra_ca: Option<PathBuf>,
 }
 
 impl fmt::Debug for Settings {
@@ -305,47 +286,6 @@ impl Sources {
     pub fn non_empty(&self, var: &str) -> Option<&str> {
         self.get(var).map(str::trim).filter(|v| !v.is_empty())
     }
-}
-
-/// The outbound proxy and trust variables. A proxy without a scheme (`proxy:3128`) is http, as
-/// curl takes it.
-fn outbound(src: &Sources) -> Result<Outbound, SettingsError> {
-    fn proxy(src: &Sources, var: &'static str) -> Result<Option<url::Url>, SettingsError> {
-        let Some(raw) = src.non_empty(var) else {
-            return Ok(None);
-        };
-        let with_scheme = if raw.contains("://") {
-            raw.to_string()
-        } else {
-            format!("http://{raw}")
-        };
-        let url = url::Url::parse(&with_scheme)
-            .ok()
-            .filter(|u| u.host().is_some())
-            .ok_or_else(|| {
-                SettingsError::invalid(var, "is not a proxy URL like http://proxy.example:3128")
-            })?;
-        if !matches!(url.scheme(), "http" | "https" | "socks5" | "socks5h") {
-            return Err(SettingsError::invalid(
-                var,
-                format!(
-                    "scheme `{}` is not one of http, https, socks5, socks5h",
-                    url.scheme()
-                ),
-            ));
-        }
-        Ok(Some(url))
-    }
-    Ok(Outbound {
-        proxy_url: proxy(src, "PROXY_URL")?,
-        https_proxy: proxy(src, "HTTPS_PROXY")?,
-        http_proxy: proxy(src, "HTTP_PROXY")?,
-        all_proxy: proxy(src, "ALL_PROXY")?,
-        no_proxy: src.non_empty("NO_PROXY").map(str::to_string),
-        ssl_cert_file: src.non_empty("SSL_CERT_FILE").map(PathBuf::from),
-        ssl_cert_dir: src.non_empty("SSL_CERT_DIR").map(PathBuf::from),
-        extra_ca: src.non_empty("SWITCHBOARD_EXTRA_CA").map(PathBuf::from),
-    })
 }
 
 fn read_toml(path: &Path) -> Result<HashMap<String, String>, SettingsError> {
@@ -667,7 +607,6 @@ impl Settings {
                         )
                     })?,
             },
-            outbound: outbound(src)?,
         })
     }
 }

@@ -1,7 +1,7 @@
 //! The one HTTP client everything upstream goes through: the relay (proxy and gateway), the chat
 //! engine's replies and titles, the catalog refresh, the spend ledger's cost lookups.
 //!
-//! Built once from [`Settings::outbound`](switchboard_core::Settings) by [`Outbound::new`]:
+//! Built once from [`OutboundSettings`] (part of [`crate::ServerSettings`]) by [`Outbound::new`]:
 //! pooled, HTTP/2 where the upstream offers it over ALPN (HTTP/1.1 otherwise), `TCP_NODELAY`,
 //! redirects never followed (the server's keys go only where configured).
 //! - Proxy: `PROXY_URL` (NextChat's; http, https or socks5) when set, else `HTTPS_PROXY`,
@@ -14,13 +14,74 @@
 //! (a proxy resolves names itself, and could reach addresses the vetting refused).
 
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
 use rustls::pki_types::CertificateDer;
 use rustls::pki_types::pem::PemObject;
-use switchboard_core::settings::Outbound as OutboundSettings;
+use switchboard_core::settings::{SettingsError, Sources};
+
+/// The outbound proxy and the certificates upstream TLS trusts, as the environment gave them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OutboundSettings {
+    /// NextChat's `PROXY_URL` (http, https, socks5): every upstream call goes through it.
+    pub proxy_url: Option<url::Url>,
+    pub https_proxy: Option<url::Url>,
+    pub http_proxy: Option<url::Url>,
+    pub all_proxy: Option<url::Url>,
+    /// `NO_PROXY` as written (hosts, domains, IPs, CIDRs, `*`).
+    pub no_proxy: Option<String>,
+    /// A PEM bundle that replaces the system's roots (`SSL_CERT_FILE`).
+    pub ssl_cert_file: Option<PathBuf>,
+    /// A directory of PEM certificates that replaces the system's roots (`SSL_CERT_DIR`).
+    pub ssl_cert_dir: Option<PathBuf>,
+    /// A PEM file of certificates trusted beside the roots (`SWITCHBOARD_EXTRA_CA`).
+    pub extra_ca: Option<PathBuf>,
+}
+
+impl OutboundSettings {
+    /// The outbound proxy and trust variables. A proxy without a scheme (`proxy:3128`) is http, as
+    /// curl takes it.
+    pub fn load(src: &Sources) -> Result<OutboundSettings, SettingsError> {
+        fn proxy(src: &Sources, var: &'static str) -> Result<Option<url::Url>, SettingsError> {
+            let Some(raw) = src.non_empty(var) else {
+                return Ok(None);
+            };
+            let with_scheme = if raw.contains("://") {
+                raw.to_string()
+            } else {
+                format!("http://{raw}")
+            };
+            let url = url::Url::parse(&with_scheme)
+                .ok()
+                .filter(|u| u.host().is_some())
+                .ok_or_else(|| {
+                    SettingsError::invalid(var, "is not a proxy URL like http://proxy.example:3128")
+                })?;
+            if !matches!(url.scheme(), "http" | "https" | "socks5" | "socks5h") {
+                return Err(SettingsError::invalid(
+                    var,
+                    format!(
+                        "scheme `{}` is not one of http, https, socks5, socks5h",
+                        url.scheme()
+                    ),
+                ));
+            }
+            Ok(Some(url))
+        }
+        Ok(OutboundSettings {
+            proxy_url: proxy(src, "PROXY_URL")?,
+            https_proxy: proxy(src, "HTTPS_PROXY")?,
+            http_proxy: proxy(src, "HTTP_PROXY")?,
+            all_proxy: proxy(src, "ALL_PROXY")?,
+            no_proxy: src.non_empty("NO_PROXY").map(str::to_string),
+            ssl_cert_file: src.non_empty("SSL_CERT_FILE").map(PathBuf::from),
+            ssl_cert_dir: src.non_empty("SSL_CERT_DIR").map(PathBuf::from),
+            extra_ca: src.non_empty("SWITCHBOARD_EXTRA_CA").map(PathBuf::from),
+        })
+    }
+}
 
 /// Why the outbound client could not be built; each names the variable to fix.
 #[derive(Debug, thiserror::Error)]

@@ -1,5 +1,5 @@
 //! How this process serves the application: where it listens, which database it opens, what signs
-//! its login cookies, how many connections it takes. The binary loads these beside the domain's
+//! its login cookies, how many connections it takes, how its upstream calls leave the machine. The binary loads these beside the domain's
 //! [`Settings`] from the same [`Sources`] (the variables are in the one
 //! [`VARIABLES`](switchboard_core::settings::VARIABLES) list) and hands them to [`AppState::new`]
 //! and [`serve`]; nothing below the web layer sees them.
@@ -17,6 +17,7 @@ use switchboard_core::secret::Secret;
 use switchboard_core::settings::{SettingsError, Sources, duration};
 
 use crate::listen::{Limits, default_max_connections};
+use crate::outbound::OutboundSettings;
 
 /// The server's own settings.
 #[derive(Clone)]
@@ -34,6 +35,8 @@ pub struct ServerSettings {
     /// Client connections served at once (`SWITCHBOARD_MAX_CONNECTIONS`); `None`: derived from
     /// the process's file-descriptor limit.
     pub max_connections: Option<usize>,
+    /// How every upstream call leaves this machine: proxy and trusted roots.
+    pub outbound: OutboundSettings,
 }
 
 impl fmt::Debug for ServerSettings {
@@ -106,6 +109,7 @@ impl ServerSettings {
                     )
                 })?),
             },
+            outbound: OutboundSettings::load(src)?,
         })
     }
 
@@ -231,6 +235,8 @@ mod tests {
             ("SWITCHBOARD_BODY_TIMEOUT", "0"),
             ("SWITCHBOARD_BODY_TIMEOUT", "soon"),
             ("SWITCHBOARD_MAX_CONNECTIONS", "0"),
+            ("PROXY_URL", "ftp://proxy.example"),
+            ("HTTPS_PROXY", "http://"),
         ];
         for (var, value) in cases {
             let err = load(&[(var, value)]).expect_err(&format!("{var}={value} must fail"));

@@ -187,7 +187,7 @@ impl AppState {
             config.mcp = Some(switchboard_chat::mcp::Mcp::start(mcp));
         }
         let chats = ChatEngine::start(store.clone(), config).await?;
-        let outbound = Outbound::new(&settings.outbound)?;
+        let outbound = Outbound::new(&server.outbound)?;
         let upstreams = [settings.openrouter.clone(), settings.openai.clone()]
             .into_iter()
             .map(Upstream::new)
