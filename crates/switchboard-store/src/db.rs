@@ -403,6 +403,29 @@ impl DbRow {
     }
 }
 
+/// Appends `rows` rows of `width` placeholders, `(…), (…)`, for a statement whose arguments are
+/// bound in order and each used once. PostgreSQL gets `$1, $2, …`; SQLite gets anonymous `?`:
+/// sqlx asks SQLite the name of every numbered placeholder, and SQLite finds it by scanning the
+/// statement's whole list, so a statement with n of them took O(n²) to bind (the spend ledger's
+/// 640 placeholders per insert were the relay's largest cost).
+pub(crate) fn push_placeholder_rows(sql: &mut String, rows: usize, width: usize, numbered: bool) {
+    use std::fmt::Write as _;
+    for row in 0..rows {
+        sql.push_str(if row > 0 { ", (" } else { "(" });
+        for column in 0..width {
+            if column > 0 {
+                sql.push_str(", ");
+            }
+            if numbered {
+                let _ = write!(sql, "${}", row * width + column + 1);
+            } else {
+                sql.push('?');
+            }
+        }
+        sql.push(')');
+    }
+}
+
 /// Serialises an optional JSON value for a TEXT column.
 pub(crate) fn json_text(value: &Option<serde_json::Value>) -> Option<String> {
     value.as_ref().map(|value| value.to_string())

@@ -17,7 +17,7 @@
 //! On PostgreSQL each transaction that stores events also announces them (`pg_notify`, delivered
 //! at commit), so other instances wake their subscribers (see [`crate::Notifications`]).
 
-use crate::db::{Conn, Sql, Tx, json_text};
+use crate::db::{Conn, Sql, Tx, json_text, push_placeholder_rows};
 use crate::ids::now_ms;
 use crate::messages::{message_columns, message_from_row, streaming_text};
 use crate::{Message, MessageFinish, Store, StoreError, StoredEvent};
@@ -163,7 +163,10 @@ struct EventRow<'a> {
 /// Inserts events (of any chats) with as few statements as [`EVENTS_PER_INSERT`] allows.
 async fn insert_events(tx: &mut Tx, rows: &[EventRow<'_>]) -> Result<(), StoreError> {
     for chunk in rows.chunks(EVENTS_PER_INSERT) {
-        let mut sql = Sql::built("store chat events", insert_events_sql(chunk.len()));
+        let mut sql = Sql::built(
+            "store chat events",
+            insert_events_sql(chunk.len(), tx.is_postgres()),
+        );
         for row in chunk {
             sql = sql
                 .text(row.chat_id)
@@ -189,13 +192,13 @@ async fn insert_events(tx: &mut Tx, rows: &[EventRow<'_>]) -> Result<(), StoreEr
 }
 
 /// `INSERT … VALUES` of `rows` events, eight placeholders each.
-fn insert_events_sql(rows: usize) -> String {
+fn insert_events_sql(rows: usize, numbered: bool) -> String {
     let mut sql = String::from(
         "INSERT INTO chat_events
            (chat_id, seq, message_id, kind, data, created_at, content_part, reasoning_part)
          VALUES ",
     );
-    push_placeholder_rows(&mut sql, rows, 8);
+    push_placeholder_rows(&mut sql, rows, 8, numbered);
     sql
 }
 
@@ -230,7 +233,7 @@ async fn reserve_seqs(
             "UPDATE chats SET last_event_seq = chats.last_event_seq + reserved.column2
              FROM (VALUES ",
         );
-        push_placeholder_rows(&mut text, round.len(), 4);
+        push_placeholder_rows(&mut text, round.len(), 4, tx.is_postgres());
         text.push_str(
             ") AS reserved
              WHERE chats.id = reserved.column1
@@ -286,23 +289,6 @@ fn update_streaming_message(write: &GenerationWrite) -> Sql {
     .opt_text(write.model.as_deref())
     .opt_text(write.provider.as_deref())
     .opt_int(write.reasoning_ended_at)
-}
-
-/// Appends `(…), (…)` with `rows` rows of `width` numbered placeholders, from `$1` on.
-fn push_placeholder_rows(sql: &mut String, rows: usize, width: usize) {
-    for row in 0..rows {
-        if row > 0 {
-            sql.push_str(", ");
-        }
-        sql.push('(');
-        for column in 0..width {
-            if column > 0 {
-                sql.push_str(", ");
-            }
-            sql.push_str(&format!("${}", row * width + column + 1));
-        }
-        sql.push(')');
-    }
 }
 
 impl Store {
@@ -414,7 +400,7 @@ impl Store {
             for chunk in announced.chunks(RESERVATIONS_PER_STATEMENT) {
                 let mut text =
                     String::from("SELECT pg_notify('switchboard_events', column1) FROM (VALUES ");
-                push_placeholder_rows(&mut text, chunk.len(), 1);
+                push_placeholder_rows(&mut text, chunk.len(), 1, true);
                 text.push_str(") AS announced");
                 let mut sql = Sql::built("announce chat events", text);
                 for payload in chunk {
@@ -705,11 +691,20 @@ impl Store {
 mod tests {
     #[test]
     fn insert_sql_numbers_eight_placeholders_per_row() {
-        let sql = super::insert_events_sql(2);
+        let sql = super::insert_events_sql(2, true);
         assert!(
             sql.ends_with(
                 "($1, $2, $3, $4, $5, $6, $7, $8), ($9, $10, $11, $12, $13, $14, $15, $16)"
             ),
+            "{sql}"
+        );
+    }
+
+    #[test]
+    fn sqlite_gets_anonymous_placeholders() {
+        let sql = super::insert_events_sql(2, false);
+        assert!(
+            sql.ends_with("(?, ?, ?, ?, ?, ?, ?, ?), (?, ?, ?, ?, ?, ?, ?, ?)"),
             "{sql}"
         );
     }

@@ -6,7 +6,7 @@
 //! inserts into one chat, and on SQLite `BEGIN IMMEDIATE` already serialises all writers.
 //! The same update doubles as the workspace check.
 
-use crate::db::{Conn, DbRow, Sql, Tx, bump_updated_at, json_text};
+use crate::db::{Conn, DbRow, Sql, Tx, bump_updated_at, json_text, push_placeholder_rows};
 use crate::ids::{new_message_id, now_ms};
 use crate::{Message, MessageStatus, NewMessage, Role, Store, StoreError, Usage};
 
@@ -122,19 +122,7 @@ pub(crate) async fn insert_message_rows(
         message_columns!(),
         ", owner) VALUES "
     ));
-    for row in 0..messages.len() {
-        if row > 0 {
-            text.push_str(", ");
-        }
-        text.push('(');
-        for column in 0..COLUMNS {
-            if column > 0 {
-                text.push_str(", ");
-            }
-            text.push_str(&format!("${}", row * COLUMNS + column + 1));
-        }
-        text.push(')');
-    }
+    push_placeholder_rows(&mut text, messages.len(), COLUMNS, tx.is_postgres());
     let mut sql = Sql::built("insert messages", text);
     for message in messages {
         let streaming = message.status == crate::MessageStatus::Streaming;

@@ -2,7 +2,7 @@
 //! and OpenRouter's cost. Budgets read their period's sum from here, so several instances on one
 //! PostgreSQL database enforce one shared budget.
 
-use crate::db::Sql;
+use crate::db::{Sql, push_placeholder_rows};
 use crate::{Store, StoreError};
 
 /// One paid upstream call.
@@ -83,20 +83,7 @@ impl Store {
                 "INSERT INTO spend (workspace, entry, model, provider, prompt_tokens,
                     completion_tokens, reasoning_tokens, cached_tokens, cost, at) VALUES ",
             );
-            for row in 0..chunk.len() {
-                let first = 1 + row * 10;
-                if row > 0 {
-                    sql.push_str(", ");
-                }
-                sql.push('(');
-                sql.push_str(
-                    &(first..first + 10)
-                        .map(|p| format!("${p}"))
-                        .collect::<Vec<_>>()
-                        .join(", "),
-                );
-                sql.push(')');
-            }
+            push_placeholder_rows(&mut sql, chunk.len(), 10, tx.is_postgres());
             let mut statement = Sql::built("record spend", sql);
             for spend in chunk {
                 statement = statement
