@@ -88,7 +88,7 @@ async fn chat_completions(
         &state,
         UpstreamRequest {
             method: Method::POST,
-            url: upstream_url(&upstream.config.base_url, "v1/chat/completions", None),
+            url: upstream_url(&upstream.base, "v1/chat/completions", None),
             authorization,
             client_headers: headers,
             meter,

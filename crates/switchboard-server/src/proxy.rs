@@ -119,12 +119,12 @@ async fn proxy(state: &AppState, call: ProxyCall, body: Body) -> Result<Response
     if call.method == Method::POST && (path.ends_with("completions") || path == "v1/responses") {
         crate::models::check_request_models(state, &call.provider, &body)?;
     }
-    let url = upstream_url(&upstream.config.base_url, path, call.uri.query());
+    let url = upstream_url(&upstream.base, path, call.uri.query());
     if call.method == Method::GET
         && path == "v1/models"
         && !state.settings().custom_model_rules.is_empty()
     {
-        return filtered_models(state, &call.provider, &url, authorization).await;
+        return filtered_models(state, &call.provider, url, authorization).await;
     }
     // Like the headers, the URI points into the client connection's read buffer.
     drop(call.uri);
@@ -159,7 +159,7 @@ async fn proxy(state: &AppState, call: ProxyCall, body: Body) -> Result<Response
 async fn filtered_models(
     state: &AppState,
     provider: &ProviderId,
-    url: &str,
+    url: reqwest::Url,
     authorization: HeaderValue,
 ) -> Result<Response, ApiError> {
     let res = state

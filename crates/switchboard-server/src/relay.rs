@@ -35,7 +35,7 @@ use crate::state::AppState;
 pub struct UpstreamRequest {
     pub method: Method,
     /// The full upstream URL, built from the provider's configured base URL only.
-    pub url: String,
+    pub url: reqwest::Url,
     /// `Bearer <key>`: the user's own key or one of the server's.
     pub authorization: HeaderValue,
     pub client_headers: HeaderMap,
@@ -44,16 +44,18 @@ pub struct UpstreamRequest {
     pub body: Bytes,
 }
 
-/// `{base}/{path}[?{query}]`, by concatenation (`format!` showed up in the relay's profile).
-pub fn upstream_url(base: &str, path: &str, query: Option<&str>) -> String {
-    let mut url = String::with_capacity(base.len() + path.len() + 2 + query.map_or(0, str::len));
-    url.push_str(base);
-    url.push('/');
-    url.push_str(path);
-    if let Some(q) = query {
-        url.push('?');
-        url.push_str(q);
-    }
+/// `{base}/{path}[?{query}]` from the provider's base URL, parsed once at start: only the path
+/// and the query are parsed per request (a whole URL's parse, host and all, showed in the
+/// relay's profile).
+pub fn upstream_url(base: &reqwest::Url, path: &str, query: Option<&str>) -> reqwest::Url {
+    let mut url = base.clone();
+    let base_path = base.path().trim_end_matches('/');
+    let mut full = String::with_capacity(base_path.len() + 1 + path.len());
+    full.push_str(base_path);
+    full.push('/');
+    full.push_str(path);
+    url.set_path(&full);
+    url.set_query(query);
     url
 }
 
@@ -84,10 +86,8 @@ pub async fn relay(
     started: Instant,
 ) -> Result<Response, ApiError> {
     let settings = state.settings();
-    let url = reqwest::Url::parse(&req.url)
-        .map_err(|_| ApiError::bad_request("the request path cannot be sent upstream"))?;
     let meter = req.meter;
-    let mut upstream = reqwest::Request::new(req.method, url);
+    let mut upstream = reqwest::Request::new(req.method, req.url);
     *upstream.body_mut() = Some(reqwest::Body::from(req.body));
     let h = upstream.headers_mut();
     h.insert(header::AUTHORIZATION, req.authorization);
@@ -549,13 +549,20 @@ mod tests {
 
     #[test]
     fn upstream_urls_join_base_path_and_query() {
+        let url = |base: &str, path, query| {
+            upstream_url(&reqwest::Url::parse(base).unwrap(), path, query).to_string()
+        };
         assert_eq!(
-            upstream_url("https://openrouter.ai/api/v1", "chat/completions", None),
+            url("https://openrouter.ai/api/v1", "chat/completions", None),
             "https://openrouter.ai/api/v1/chat/completions"
         );
         assert_eq!(
-            upstream_url("http://127.0.0.1:1/api/v1", "models", Some("a=1")),
+            url("http://127.0.0.1:1/api/v1", "models", Some("a=1")),
             "http://127.0.0.1:1/api/v1/models?a=1"
+        );
+        assert_eq!(
+            url("http://127.0.0.1:1", "v1/models", None),
+            "http://127.0.0.1:1/v1/models"
         );
     }
 }

@@ -39,20 +39,29 @@ pub struct Upstream {
     /// `Bearer <key>` for each server key, built once and marked sensitive, so the hot path
     /// formats nothing and no header dump ever shows the key.
     server_auth: Vec<axum::http::HeaderValue>,
+    /// `config.base_url`, parsed once (see [`crate::relay::upstream_url`]).
+    pub base: reqwest::Url,
 }
 
 impl Upstream {
-    fn new(config: ProviderConfig) -> Upstream {
+    fn new(config: ProviderConfig) -> anyhow::Result<Upstream> {
         let server_auth = config
             .api_keys
             .iter()
             .filter_map(|k| bearer(k.expose()))
             .collect();
-        Upstream {
+        let base = reqwest::Url::parse(&config.base_url).map_err(|e| {
+            anyhow::anyhow!(
+                "the upstream base URL {} is not usable: {e}",
+                config.base_url
+            )
+        })?;
+        Ok(Upstream {
             config,
             rotation: KeyRotation::default(),
             server_auth,
-        }
+            base,
+        })
     }
 
     /// The `Authorization` value to send upstream for `principal`: their own key, or the next
@@ -191,7 +200,7 @@ impl AppState {
         let upstreams = [settings.openrouter.clone(), settings.openai.clone()]
             .into_iter()
             .map(Upstream::new)
-            .collect();
+            .collect::<anyhow::Result<_>>()?;
         let metrics = Arc::new(Metrics::default());
         let observed = metrics.clone();
         chats
