@@ -255,12 +255,22 @@ impl Sources {
                 path: dotenv.clone(),
                 problem: e.to_string(),
             })?;
+            let mut lower_case = Vec::new();
             for item in iter {
                 let (k, v) = item.map_err(|e| SettingsError::ConfigFile {
                     path: dotenv.clone(),
                     problem: e.to_string(),
                 })?;
-                values.insert(k, v);
+                match lower_case_proxy_var(&k) {
+                    Some(name) => lower_case.push((name, v)),
+                    None => {
+                        values.insert(k, v);
+                    }
+                }
+            }
+            // The lower-case form wins, as in curl and as in the environment below.
+            for (name, v) in lower_case {
+                values.insert(name.to_string(), v);
             }
         }
         for (name, _) in VARIABLES {
@@ -286,6 +296,14 @@ impl Sources {
     pub fn non_empty(&self, var: &str) -> Option<&str> {
         self.get(var).map(str::trim).filter(|v| !v.is_empty())
     }
+}
+
+/// `https_proxy` and the like: the upper-case name of a proxy variable written in lower case.
+fn lower_case_proxy_var(name: &str) -> Option<&'static str> {
+    LOWER_CASE_TOO
+        .iter()
+        .copied()
+        .find(|upper| name != *upper && name.eq_ignore_ascii_case(upper))
 }
 
 fn read_toml(path: &Path) -> Result<HashMap<String, String>, SettingsError> {

@@ -263,3 +263,31 @@ fn a_config_file_s_budgets_table_sets_budgets_per_code_without_keeping_the_codes
             .starts_with("SWITCHBOARD_ADMIN_CODE")
     );
 }
+
+#[test]
+fn lower_case_proxy_variables_are_read_from_dotenv_and_toml_too() {
+    // The process environment wins over both files: a machine that sets these itself cannot show it.
+    let names = ["HTTPS_PROXY", "HTTP_PROXY", "ALL_PROXY", "NO_PROXY"];
+    if names.iter().any(|n| {
+        std::env::var_os(n).is_some() || std::env::var_os(n.to_ascii_lowercase()).is_some()
+    }) {
+        eprintln!("skipped: the environment sets a proxy variable");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let toml = dir.path().join("switchboard.toml");
+    std::fs::write(&toml, "all_proxy = \"socks5://127.0.0.1:1080\"\n").unwrap();
+    std::fs::write(
+        dir.path().join(".env"),
+        "https_proxy=http://lower.example:3128\nHTTPS_PROXY=http://upper.example:3128\nno_proxy=internal.example\n",
+    )
+    .unwrap();
+    let src = Sources::from_process(dir.path(), Some(&toml)).unwrap();
+    assert_eq!(
+        src.non_empty("HTTPS_PROXY"),
+        Some("http://lower.example:3128"),
+        "the lower-case form wins, as in curl"
+    );
+    assert_eq!(src.non_empty("NO_PROXY"), Some("internal.example"));
+    assert_eq!(src.non_empty("ALL_PROXY"), Some("socks5://127.0.0.1:1080"));
+}
