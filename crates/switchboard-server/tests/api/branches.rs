@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use crate::chats::{create_chat, send, settled};
+use crate::chats::{chat_with_one_turn, create_chat, send, settled};
 use crate::helpers::{TestApp, spawn_app};
 
 /// Generates `<name>_on_sqlite` and `<name>_on_postgres` tests that each call `<name>(app)`.
@@ -102,14 +102,7 @@ async fn turn_settled(app: &TestApp, chat: &str) -> Value {
 }
 
 async fn regenerate_keeps_the_old_reply_retrievable_and_selectable(app: TestApp) {
-    let chat = create_chat(&app, None).await;
-    send(
-        &app,
-        &chat,
-        json!({"content": "first", "model": "mock/echo"}),
-    )
-    .await;
-    let body = settled(&app, &chat).await;
+    let (chat, body) = chat_with_one_turn(&app, "first").await;
     let old = messages(&body)[1]["id"].as_str().unwrap().to_string();
     assert_eq!(messages(&body)[1]["siblings"], json!([]));
 
@@ -168,14 +161,7 @@ async fn regenerate_keeps_the_old_reply_retrievable_and_selectable(app: TestApp)
 }
 
 async fn edit_keeps_the_old_turn_and_upstream_sees_the_active_path_only(app: TestApp) {
-    let chat = create_chat(&app, None).await;
-    send(
-        &app,
-        &chat,
-        json!({"content": "first", "model": "mock/echo"}),
-    )
-    .await;
-    let body = settled(&app, &chat).await;
+    let (chat, body) = chat_with_one_turn(&app, "first").await;
     let first = messages(&body)[0]["id"].as_str().unwrap().to_string();
     let (status, edited) = post(
         &app,
@@ -393,14 +379,7 @@ async fn stopping_one_reply_of_another_chat_or_an_unknown_one_is_404() {
 #[tokio::test]
 async fn the_tree_lists_every_branch_and_a_fork_copies_one() {
     let app = spawn_app(&[]).await;
-    let chat = create_chat(&app, None).await;
-    send(
-        &app,
-        &chat,
-        json!({"content": "first", "model": "mock/echo"}),
-    )
-    .await;
-    let body = settled(&app, &chat).await;
+    let (chat, body) = chat_with_one_turn(&app, "first").await;
     let old = messages(&body)[1]["id"].as_str().unwrap().to_string();
     let (status, again) = post(
         &app,

@@ -33,6 +33,20 @@ pub async fn send(app: &TestApp, chat: &str, body: Value) -> (u16, Value) {
     (status, res.json().await.unwrap_or(Value::Null))
 }
 
+/// A new chat with one finished turn (`content`, answered by `mock/echo`): its id and the chat.
+pub async fn chat_with_one_turn(app: &TestApp, content: &str) -> (String, Value) {
+    let chat = create_chat(app, None).await;
+    let (status, sent) = send(
+        app,
+        &chat,
+        json!({"content": content, "model": "mock/echo"}),
+    )
+    .await;
+    assert_eq!(status, 202, "{sent}");
+    let body = settled(app, &chat).await;
+    (chat, body)
+}
+
 /// Poll until no reply is generating; returns the chat.
 pub async fn settled(app: &TestApp, chat: &str) -> Value {
     let deadline = Instant::now() + Duration::from_secs(20);
@@ -612,14 +626,7 @@ async fn failed_replies_get_a_title_from_their_question() {
 #[tokio::test]
 async fn regenerate_edit_delete_and_fork() {
     let app = spawn_app(&[]).await;
-    let chat = create_chat(&app, None).await;
-    send(
-        &app,
-        &chat,
-        json!({"content": "first", "model": "mock/echo"}),
-    )
-    .await;
-    let body = settled(&app, &chat).await;
+    let (chat, body) = chat_with_one_turn(&app, "first").await;
     let reply_id = last(&body)["id"].as_str().unwrap().to_string();
     let user_id = body["messages"][0]["id"].as_str().unwrap().to_string();
 
