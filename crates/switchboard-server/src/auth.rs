@@ -17,6 +17,7 @@ use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
+use switchboard_chat::now_ms;
 use switchboard_core::Settings;
 use switchboard_core::access::{AccessError, AccessPolicy, Credential, FailureThrottle, Principal};
 use switchboard_core::secret::Secret;
@@ -159,12 +160,6 @@ pub fn admit_credential(
         }
         Err(e) => Err(e.into()),
     }
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
 }
 
 fn ms(d: Duration) -> i64 {
