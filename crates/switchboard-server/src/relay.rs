@@ -44,9 +44,8 @@ pub struct UpstreamRequest {
     pub body: Bytes,
 }
 
-/// `{base}/{path}[?{query}]` from the provider's base URL, parsed once at start: only the path
-/// and the query are parsed per request (a whole URL's parse, host and all, showed in the
-/// relay's profile).
+/// `{base}/{path}[?{query}]` from the provider's base URL, parsed once at start: a request pays
+/// only for parsing its path and query, not the host again.
 pub fn upstream_url(base: &reqwest::Url, path: &str, query: Option<&str>) -> reqwest::Url {
     let mut url = base.clone();
     let base_path = base.path().trim_end_matches('/');

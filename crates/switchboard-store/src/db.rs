@@ -406,8 +406,7 @@ impl DbRow {
 /// Appends `rows` rows of `width` placeholders, `(…), (…)`, for a statement whose arguments are
 /// bound in order and each used once. PostgreSQL gets `$1, $2, …`; SQLite gets anonymous `?`:
 /// sqlx asks SQLite the name of every numbered placeholder, and SQLite finds it by scanning the
-/// statement's whole list, so a statement with n of them took O(n²) to bind (the spend ledger's
-/// 640 placeholders per insert were the relay's largest cost).
+/// statement's whole list, so a statement with n of them would take O(n²) to bind.
 pub(crate) fn push_placeholder_rows(sql: &mut String, rows: usize, width: usize, numbered: bool) {
     use std::fmt::Write as _;
     for row in 0..rows {
