@@ -349,3 +349,54 @@ async fn an_unresolvable_upstream_is_a_502_naming_dns() {
     assert_eq!(status, 502, "{body}");
     assert!(body.contains("DNS"), "{body}");
 }
+
+/// Past an HTTP/2 server's limit on concurrent streams, calls go out on another connection
+/// instead of waiting on the full one: with two calls allowed per lane and per connection, five
+/// streams held open at once each get their first bytes, over three HTTP/2 connections.
+#[tokio::test]
+async fn calls_past_an_http2_servers_stream_limit_open_another_connection() {
+    let ca = TestCa::new();
+    let dir = tempfile::tempdir().unwrap();
+    let ca_path = dir.path().join("ca.pem");
+    std::fs::write(&ca_path, &ca.ca_pem).unwrap();
+    let release = tokio_util::sync::CancellationToken::new();
+    let backend = crate::helpers::held_streams_upstream(2, release.clone()).await;
+    let front = TlsFront::start(&ca, backend).await;
+    let api = front.api_url();
+    let ca_path = ca_path.display().to_string();
+    let app = crate::helpers::spawn_app_tuned(
+        MockConfig::default(),
+        &[
+            ("OPENROUTER_URL", &api),
+            ("SWITCHBOARD_EXTRA_CA", &ca_path),
+            // A stalled call then fails with a 504 rather than holding the test for minutes.
+            ("SWITCHBOARD_UPSTREAM_FIRST_BYTE_TIMEOUT", "60s"),
+        ],
+        |server, _| server.outbound.calls_per_lane = std::num::NonZeroUsize::new(2),
+    )
+    .await;
+    let mut open = Vec::new();
+    for n in 0..5 {
+        let mut res = app
+            .http
+            .post(app.at(CHAT))
+            .json(&hello("mock/echo"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 200, "stream {n} while {n} are open");
+        let first = res.chunk().await.unwrap().expect("a first chunk");
+        assert!(
+            String::from_utf8_lossy(&first).contains("held"),
+            "stream {n}: {first:?}"
+        );
+        open.push(res);
+    }
+    release.cancel();
+    for res in open {
+        let rest = res.text().await.unwrap();
+        assert!(rest.contains("[DONE]"), "{rest}");
+    }
+    let agreed = front.alpn.lock().unwrap().clone();
+    assert_eq!(agreed, vec!["h2".to_string(); 3]);
+}
