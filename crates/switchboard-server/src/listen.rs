@@ -25,7 +25,7 @@ use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::task::{Context, Poll, ready};
+use std::task::{Context, Poll, Waker, ready};
 use std::time::Duration;
 
 use axum::Router;
@@ -34,6 +34,7 @@ use axum::extract::ConnectInfo;
 use axum::http::{HeaderValue, Request, StatusCode, Version, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
+use futures_util::task::AtomicWaker;
 use hyper::body::{Frame, Incoming, SizeHint};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
@@ -172,18 +173,14 @@ pub async fn serve(
         let closing = closing.clone();
         let idle_timeout = limits.http2_idle_timeout;
         connections.spawn(async move {
-            tokio::pin!(connection);
             // Closed once, for whichever comes first; then its streams in flight finish.
-            let mut asked = false;
-            let ended = loop {
+            let close = async move {
                 tokio::select! {
-                    ended = connection.as_mut() => break ended,
-                    () = closing.cancelled(), if !asked => {}
-                    () = activity.idle_for(idle_timeout), if !asked => {}
+                    () = closing.cancelled() => {}
+                    () = activity.idle_for(idle_timeout) => {}
                 }
-                asked = true;
-                connection.as_mut().graceful_shutdown();
             };
+            let ended = until_closed(connection, close, auto::Connection::graceful_shutdown).await;
             if let Err(e) = ended {
                 tracing::trace!("connection from {peer} ended: {e}");
             }
@@ -204,6 +201,58 @@ pub async fn serve(
         );
     }
     Ok(())
+}
+
+/// Drive `connection` to its end, and ask it to close gracefully once `close` resolves. `close`
+/// is polled only when its own waker fired, not at each of the connection's wakes: the shutdown
+/// signal's and the idle watch's futures take a lock when polled, which every frame would pay.
+async fn until_closed<C: Future>(
+    connection: C,
+    close: impl Future<Output = ()>,
+    graceful_shutdown: fn(Pin<&mut C>),
+) -> C::Output {
+    tokio::pin!(connection);
+    tokio::pin!(close);
+    let woken = Arc::new(Woken {
+        flag: AtomicBool::new(true),
+        task: AtomicWaker::new(),
+    });
+    let close_waker = Waker::from(woken.clone());
+    let mut asked = false;
+    std::future::poll_fn(|cx| {
+        if !asked {
+            // Registered before the flag is taken, so a wake in between is not lost.
+            woken.task.register(cx.waker());
+            if woken.flag.swap(false, Ordering::AcqRel)
+                && close
+                    .as_mut()
+                    .poll(&mut Context::from_waker(&close_waker))
+                    .is_ready()
+            {
+                asked = true;
+                graceful_shutdown(connection.as_mut());
+            }
+        }
+        connection.as_mut().poll(cx)
+    })
+    .await
+}
+
+/// The waker [`until_closed`] polls `close` with: it notes the wake, then wakes the task.
+struct Woken {
+    flag: AtomicBool,
+    task: AtomicWaker,
+}
+
+impl std::task::Wake for Woken {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.flag.store(true, Ordering::Release);
+        self.task.wake();
+    }
 }
 
 /// The permit a connection holds while it is open, and whether it came from the reserve.
