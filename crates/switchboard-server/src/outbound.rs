@@ -16,7 +16,8 @@
 //! hands a long call (a relayed stream, a reply) the first lane with fewer than
 //! [`CALLS_PER_LANE`] in flight, and counts it there until the [`InFlight`] it returns is dropped.
 //! Over HTTP/1.1 each call has its own connection anyway: lane 0 serves until it is busy.
-//! Short calls (catalog, titles, cost lookups) take [`Outbound::client`], lane 0, uncounted.
+//! Short calls (catalog, titles, cost lookups) take [`Outbound::client`]: the first lane with
+//! room, uncounted.
 //!
 //! A user-set endpoint (see [`crate::ssrf`]) gets a client of its own from [`Outbound::pinned`]:
 //! the same trust, connected only to the address that was vetted, and never through the proxy
@@ -184,9 +185,14 @@ impl Outbound {
         })
     }
 
-    /// Lane 0's client, for short calls (see the module's doc).
+    /// A client for short calls: the first lane with room now, not counted (they end soon, and
+    /// [`CALLS_PER_LANE`] leaves them room below servers' limits).
     pub fn client(&self) -> &reqwest::Client {
-        &self.lanes.get(0).client
+        let limit = self.lanes.calls_per_lane;
+        (0..MAX_LANES)
+            .map(|index| self.lanes.get(index))
+            .find(|lane| lane.in_flight.load(Ordering::Relaxed) < limit)
+            .map_or(&self.lanes.get(0).client, |lane| &lane.client)
     }
 
     /// A lane for one long call: the first with room, else the least busy.
@@ -393,6 +399,37 @@ mod tests {
         };
         let err = Outbound::new(&settings).err().unwrap().to_string();
         assert!(err.starts_with("SWITCHBOARD_EXTRA_CA:"), "{err}");
+    }
+
+    /// Long calls fill a lane up to the limit, then the next; a lane with room again takes the
+    /// next call; short calls go where there is room.
+    #[test]
+    fn a_call_takes_the_first_lane_with_room() {
+        let settings = OutboundSettings {
+            calls_per_lane: NonZeroUsize::new(2),
+            ..Default::default()
+        };
+        let outbound = Outbound::new(&settings).unwrap();
+        let lane_of = |call: &InFlight| {
+            (0..MAX_LANES)
+                .find(|&i| Arc::ptr_eq(&call.lane, outbound.lanes.get(i)))
+                .unwrap()
+        };
+        let calls: Vec<InFlight> = (0..5).map(|_| outbound.take()).collect();
+        assert_eq!(
+            calls.iter().map(lane_of).collect::<Vec<_>>(),
+            [0, 0, 1, 1, 2]
+        );
+        let short = |o: &Outbound| {
+            (0..MAX_LANES)
+                .find(|&i| std::ptr::eq(o.client(), &o.lanes.get(i).client))
+                .unwrap()
+        };
+        assert_eq!(short(&outbound), 2);
+        let mut calls = calls;
+        drop(calls.remove(1));
+        assert_eq!(short(&outbound), 0);
+        assert_eq!(lane_of(&outbound.take()), 0);
     }
 
     /// A vetted endpoint is reached directly even when every upstream call is to go through a
