@@ -10,8 +10,7 @@
 //! - at most `SWITCHBOARD_MAX_CONNECTIONS` connections are served normally. Past that, a small
 //!   reserve is served one request each, with short timeouts, and then closed, so `/healthz` and a
 //!   new user still get an answer while the kept-alive or slow ones hold the rest; past the
-//!   reserve, new connections wait in the kernel's backlog until one closes.
-//!
+//!   reserve, new connections wait in the kernel's backlog until one closes;
 //! - an HTTP/2 connection with no request in flight for [`Limits::http2_idle_timeout`] (pings
 //!   answered or not) is closed gracefully (GOAWAY), as HTTP/1.1's head timeout closes an idle one.
 //!
