@@ -79,6 +79,8 @@ pub struct Upstream {
     pub http: reqwest::Client,
     /// The server's key or the user's own, for this reply only; never stored.
     pub key: Secret,
+    /// Held while the reply runs, dropped with it: the caller's count of its calls on `http`.
+    pub in_flight: Option<Box<dyn std::any::Any + Send + Sync>>,
 }
 
 /// What the user sends in a turn.

@@ -10,7 +10,9 @@
 //! - at most `SWITCHBOARD_MAX_CONNECTIONS` connections are served normally. Past that, a small
 //!   reserve is served one request each, with short timeouts, and then closed, so `/healthz` and a
 //!   new user still get an answer while the kept-alive or slow ones hold the rest; past the
-//!   reserve, new connections wait in the kernel's backlog until one closes.
+//!   reserve, new connections wait in the kernel's backlog until one closes;
+//! - an HTTP/2 connection with no request in flight for [`Limits::http2_idle_timeout`] (pings
+//!   answered or not) is closed gracefully (GOAWAY), as HTTP/1.1's head timeout closes an idle one.
 //!
 //! Shutdown: the listener closes, idle connections close, busy ones finish their current
 //! response (for at most [`SHUTDOWN_GRACE`]).
@@ -21,22 +23,25 @@ use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::task::{Context, Poll, ready};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::task::{Context, Poll, Waker, ready};
 use std::time::Duration;
 
 use axum::Router;
 use axum::body::Body;
 use axum::extract::ConnectInfo;
-use axum::http::{HeaderValue, Request, StatusCode, header};
+use axum::http::{HeaderValue, Request, StatusCode, Version, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
+use futures_util::task::AtomicWaker;
 use hyper::body::{Frame, Incoming, SizeHint};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use tokio::net::TcpListener;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 use tokio::time::Sleep;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 use tower::Service;
 
 use crate::error::ApiError;
@@ -59,11 +64,17 @@ pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
 /// What overflow connections (past the cap) may take for their one request.
 const OVERFLOW_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// How many connections to serve, and how long a body may pause.
+/// How long an HTTP/2 connection may go without a request in flight before it is closed: as
+/// long as an HTTP/1.1 connection may wait for its next head.
+pub const HTTP2_IDLE_TIMEOUT: Duration = HEAD_TIMEOUT;
+
+/// How many connections to serve, and how long a body or a connection may pause.
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
     pub max_connections: usize,
     pub body_timeout: Duration,
+    /// [`HTTP2_IDLE_TIMEOUT`]; tests shorten it.
+    pub http2_idle_timeout: Duration,
 }
 
 impl Limits {
@@ -98,7 +109,9 @@ pub async fn serve(
 ) -> io::Result<()> {
     let normal = Arc::new(Semaphore::new(limits.max_connections));
     let overflow = Arc::new(Semaphore::new(limits.reserve()));
-    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    // Every connection's task, and the signal that asks them to close.
+    let connections = TaskTracker::new();
+    let closing = CancellationToken::new();
     tokio::pin!(shutdown);
     loop {
         // A connection is accepted only when it can be served: normally, or from the reserve.
@@ -119,7 +132,9 @@ pub async fn serve(
         // Streams are many small writes: Nagle's algorithm would hold each delta back.
         let _ = tcp.set_nodelay(true);
         let overflowing = slot.overflow;
+        let activity = Arc::new(Activity::default());
         let service = Handler {
+            activity: activity.clone(),
             router: router.clone(),
             peer,
             body_timeout: if overflowing {
@@ -151,20 +166,31 @@ pub async fn serve(
         let connection = builder
             .serve_connection(
                 TokioIo::new(tcp),
-                hyper::service::service_fn(move |req| service.clone().call(req)),
+                hyper::service::service_fn(move |req| service.call(req)),
             )
             .into_owned();
-        let connection = graceful.watch(connection);
-        tokio::spawn(async move {
-            if let Err(e) = connection.await {
+        let closing = closing.clone();
+        let idle_timeout = limits.http2_idle_timeout;
+        connections.spawn(async move {
+            // Closed once, for whichever comes first; then its streams in flight finish.
+            let close = async move {
+                tokio::select! {
+                    () = closing.cancelled() => {}
+                    () = activity.idle_for(idle_timeout) => {}
+                }
+            };
+            let ended = until_closed(connection, close, auto::Connection::graceful_shutdown).await;
+            if let Err(e) = ended {
                 tracing::trace!("connection from {peer} ended: {e}");
             }
             drop(slot);
         });
     }
     drop(listener);
-    let open = graceful.count();
-    if tokio::time::timeout(SHUTDOWN_GRACE, graceful.shutdown())
+    let open = connections.len();
+    closing.cancel();
+    connections.close();
+    if tokio::time::timeout(SHUTDOWN_GRACE, connections.wait())
         .await
         .is_err()
     {
@@ -174,6 +200,58 @@ pub async fn serve(
         );
     }
     Ok(())
+}
+
+/// Drive `connection` to its end, and ask it to close gracefully once `close` resolves. `close`
+/// is polled only when its own waker fired, not at each of the connection's wakes: the shutdown
+/// signal's and the idle watch's futures take a lock when polled, which every frame would pay.
+async fn until_closed<C: Future>(
+    connection: C,
+    close: impl Future<Output = ()>,
+    graceful_shutdown: fn(Pin<&mut C>),
+) -> C::Output {
+    tokio::pin!(connection);
+    tokio::pin!(close);
+    let woken = Arc::new(Woken {
+        flag: AtomicBool::new(true),
+        task: AtomicWaker::new(),
+    });
+    let close_waker = Waker::from(woken.clone());
+    let mut asked = false;
+    std::future::poll_fn(|cx| {
+        if !asked {
+            // Registered before the flag is taken, so a wake in between is not lost.
+            woken.task.register(cx.waker());
+            if woken.flag.swap(false, Ordering::AcqRel)
+                && close
+                    .as_mut()
+                    .poll(&mut Context::from_waker(&close_waker))
+                    .is_ready()
+            {
+                asked = true;
+                graceful_shutdown(connection.as_mut());
+            }
+        }
+        connection.as_mut().poll(cx)
+    })
+    .await
+}
+
+/// The waker [`until_closed`] polls `close` with: it notes the wake, then wakes the task.
+struct Woken {
+    flag: AtomicBool,
+    task: AtomicWaker,
+}
+
+impl std::task::Wake for Woken {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.flag.store(true, Ordering::Release);
+        self.task.wake();
+    }
 }
 
 /// The permit a connection holds while it is open, and whether it came from the reserve.
@@ -196,17 +274,143 @@ async fn take_slot(normal: &Arc<Semaphore>, overflow: &Arc<Semaphore>) -> Slot {
     }
 }
 
+/// What an HTTP/2 connection is doing, for its idle timeout: requests started and in flight,
+/// counted by one atomic add per request and one subtract when its response body is dropped.
+#[derive(Default)]
+struct Activity {
+    /// Requests started (high 32 bits) and in flight (low 32 bits), so that one load tells both
+    /// whether any is running and whether any began since the last look.
+    requests: AtomicU64,
+    /// Told when the last request in flight ends.
+    went_idle: Notify,
+    /// The connection speaks HTTP/1.1: its head timeout closes it when idle, not this.
+    http1: AtomicBool,
+}
+
+const STARTED: u64 = 1 << 32;
+const IN_FLIGHT: u64 = STARTED - 1;
+
+impl Activity {
+    /// Resolves once an HTTP/2 connection has gone `period` with no request in flight; never
+    /// for HTTP/1.1. Before the first request the connection counts as idle.
+    async fn idle_for(&self, period: Duration) {
+        let mut seen = self.requests.load(Ordering::Acquire);
+        loop {
+            if seen & IN_FLIGHT > 0 {
+                self.went_idle.notified().await;
+                seen = self.requests.load(Ordering::Acquire);
+                continue;
+            }
+            tokio::time::sleep(period).await;
+            if self.http1.load(Ordering::Relaxed) {
+                return std::future::pending().await;
+            }
+            let now = self.requests.load(Ordering::Acquire);
+            if now == seen {
+                return;
+            }
+            seen = now;
+        }
+    }
+
+    fn start(self: &Arc<Self>) -> Running {
+        self.requests.fetch_add(STARTED + 1, Ordering::AcqRel);
+        Running(self.clone())
+    }
+}
+
+/// An HTTP/2 request in flight, until its response body is finished or dropped.
+struct Running(Arc<Activity>);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if self.0.requests.fetch_sub(1, Ordering::AcqRel) & IN_FLIGHT == 1 {
+            // A permit is kept when no one waits, so the watcher cannot miss it.
+            self.0.went_idle.notify_one();
+        }
+    }
+}
+
+/// A response body that keeps its request counted as in flight (see [`Activity`]).
+struct Counted {
+    inner: Body,
+    _running: Running,
+}
+
+impl hyper::body::Body for Counted {
+    type Data = Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, axum::Error>>> {
+        Pin::new(&mut self.get_mut().inner).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
 /// One connection's service: the router, with the peer's address, the body timeout and, for an
 /// overflow connection, `Connection: close`.
-#[derive(Clone)]
 struct Handler {
     router: Router,
+    activity: Arc<Activity>,
     peer: SocketAddr,
     body_timeout: Duration,
     close_after: bool,
 }
 
 impl Handler {
+    fn call(
+        &self,
+        req: Request<Incoming>,
+    ) -> impl Future<Output = Result<Response, Infallible>> + Send + use<> {
+        // Counted from here, so a request whose body is still arriving is not idle.
+        let running = if req.version() == Version::HTTP_2 {
+            Some(self.activity.start())
+        } else {
+            if !self.activity.http1.load(Ordering::Relaxed) {
+                self.activity.http1.store(true, Ordering::Relaxed);
+            }
+            None
+        };
+        let served = Served {
+            router: self.router.clone(),
+            peer: self.peer,
+            body_timeout: self.body_timeout,
+            close_after: self.close_after,
+        };
+        async move {
+            let res = served.call(req).await?;
+            Ok(match running {
+                Some(running) => res.map(|inner| {
+                    Body::new(Counted {
+                        inner,
+                        _running: running,
+                    })
+                }),
+                None => res,
+            })
+        }
+    }
+}
+
+/// What one request is served with.
+struct Served {
+    router: Router,
+    peer: SocketAddr,
+    body_timeout: Duration,
+    close_after: bool,
+}
+
+impl Served {
     async fn call(mut self, req: Request<Incoming>) -> Result<Response, Infallible> {
         let timed_out = Arc::new(AtomicBool::new(false));
         let mut req = req.map(|body| {

@@ -9,13 +9,25 @@
 //! - Trust: the system's roots (or `SSL_CERT_FILE` / `SSL_CERT_DIR` instead of them; Mozilla's
 //!   compiled-in list when the system has none), plus the certificates of `SWITCHBOARD_EXTRA_CA`.
 //!
+//! Lanes: over HTTP/2, a client puts every call to a host on one connection, and past the
+//! server's limit on concurrent streams (hyper's default 200, nginx 128, Cloudflare about 256)
+//! further calls wait on it instead of opening another. So the client is a few clients ("lanes",
+//! each with its own pool, so its own connection), made as they are needed; [`Outbound::take`]
+//! hands a long call (a relayed stream, a reply) the first lane with fewer than
+//! [`CALLS_PER_LANE`] in flight, and counts it there until the [`InFlight`] it returns is dropped.
+//! Over HTTP/1.1 each call has its own connection anyway: lane 0 serves until it is busy.
+//! Short calls (catalog, titles, cost lookups) take [`Outbound::client`]: the first lane with
+//! room, uncounted.
+//!
 //! A user-set endpoint (see [`crate::ssrf`]) gets a client of its own from [`Outbound::pinned`]:
 //! the same trust, connected only to the address that was vetted, and never through the proxy
 //! (a proxy resolves names itself, and could reach addresses the vetting refused).
 
 use std::net::SocketAddr;
+use std::num::NonZeroUsize;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use rustls::pki_types::CertificateDer;
@@ -38,7 +50,17 @@ pub struct OutboundSettings {
     pub ssl_cert_dir: Option<PathBuf>,
     /// A PEM file of certificates trusted beside the roots (`SWITCHBOARD_EXTRA_CA`).
     pub extra_ca: Option<PathBuf>,
+    /// Calls in flight per lane; `None`: [`CALLS_PER_LANE`]. Not read from the environment:
+    /// tests set it low to reach a server's stream limit with a few calls.
+    pub calls_per_lane: Option<NonZeroUsize>,
 }
+
+/// Long calls in flight on one lane (one HTTP/2 connection): below every common server's limit on
+/// concurrent streams, with room for the short calls that share lane 0.
+pub const CALLS_PER_LANE: usize = 100;
+
+/// Lanes at most; past `MAX_LANES * CALLS_PER_LANE` calls, the least busy lane takes more.
+const MAX_LANES: usize = 64;
 
 impl OutboundSettings {
     /// The outbound proxy and trust variables. A proxy without a scheme (`proxy:3128`) is http, as
@@ -79,6 +101,7 @@ impl OutboundSettings {
             ssl_cert_file: src.non_empty("SSL_CERT_FILE").map(PathBuf::from),
             ssl_cert_dir: src.non_empty("SSL_CERT_DIR").map(PathBuf::from),
             extra_ca: src.non_empty("SWITCHBOARD_EXTRA_CA").map(PathBuf::from),
+            calls_per_lane: None,
         })
     }
 }
@@ -100,11 +123,44 @@ pub enum OutboundError {
     Client(String),
 }
 
-/// The shared upstream client and the TLS setup pinned clients reuse; cheap to clone.
+/// The shared upstream clients (lanes) and the TLS setup pinned clients reuse; cheap to clone.
 #[derive(Clone)]
 pub struct Outbound {
-    client: reqwest::Client,
+    lanes: Arc<Lanes>,
     tls: Arc<rustls::ClientConfig>,
+}
+
+/// Every lane, made on first use; all from the same settings.
+struct Lanes {
+    lanes: [OnceLock<Arc<Lane>>; MAX_LANES],
+    calls_per_lane: usize,
+    tls: Arc<rustls::ClientConfig>,
+    proxies: Vec<reqwest::Proxy>,
+}
+
+/// One client (so one pool, so one HTTP/2 connection per host) and its long calls in flight.
+struct Lane {
+    client: reqwest::Client,
+    in_flight: AtomicUsize,
+}
+
+/// A long call counted in flight on its lane until this is dropped; hold it as long as the
+/// response body.
+pub struct InFlight {
+    lane: Arc<Lane>,
+}
+
+impl InFlight {
+    /// The lane's client, for this call.
+    pub fn client(&self) -> &reqwest::Client {
+        &self.lane.client
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.lane.in_flight.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 impl Outbound {
@@ -112,19 +168,56 @@ impl Outbound {
         // Other clients in the process (the MCP SDK's) take the process default: the same ring.
         let _ = rustls::crypto::ring::default_provider().install_default();
         let tls = Arc::new(tls_config(settings)?);
-        let mut builder = base_builder(&tls);
-        for proxy in proxies(settings)? {
-            builder = builder.proxy(proxy);
-        }
-        let client = builder
-            .build()
-            .map_err(|e| OutboundError::Client(e.to_string()))?;
-        Ok(Outbound { client, tls })
+        let lanes = Lanes {
+            lanes: std::array::from_fn(|_| OnceLock::new()),
+            calls_per_lane: settings
+                .calls_per_lane
+                .map_or(CALLS_PER_LANE, NonZeroUsize::get),
+            tls: tls.clone(),
+            proxies: proxies(settings)?,
+        };
+        // Lane 0 is built now, so that a client that cannot be built fails the start.
+        let first = lanes.build()?;
+        let _ = lanes.lanes[0].set(Arc::new(first));
+        Ok(Outbound {
+            lanes: Arc::new(lanes),
+            tls,
+        })
     }
 
-    /// The shared client.
+    /// A client for short calls: the first lane with room now, not counted (they end soon, and
+    /// [`CALLS_PER_LANE`] leaves them room below servers' limits).
     pub fn client(&self) -> &reqwest::Client {
-        &self.client
+        let limit = self.lanes.calls_per_lane;
+        (0..MAX_LANES)
+            .map(|index| self.lanes.get(index))
+            .find(|lane| lane.in_flight.load(Ordering::Relaxed) < limit)
+            .map_or(&self.lanes.get(0).client, |lane| &lane.client)
+    }
+
+    /// A lane for one long call: the first with room, else the least busy.
+    pub fn take(&self) -> InFlight {
+        let limit = self.lanes.calls_per_lane;
+        let mut least: Option<Arc<Lane>> = None;
+        for index in 0..MAX_LANES {
+            let lane = self.lanes.get(index);
+            let took = lane
+                .in_flight
+                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
+                    (n < limit).then_some(n + 1)
+                });
+            if took.is_ok() {
+                return InFlight { lane: lane.clone() };
+            }
+            if least.as_ref().is_none_or(|l| {
+                lane.in_flight.load(Ordering::Relaxed) < l.in_flight.load(Ordering::Relaxed)
+            }) {
+                least = Some(lane.clone());
+            }
+        }
+        let lane = least.expect("MAX_LANES > 0");
+        lane.in_flight.fetch_add(1, Ordering::Relaxed);
+        InFlight { lane }
     }
 
     /// A client for one vetted user-set endpoint: `host` always connects to `addr`, directly.
@@ -133,6 +226,30 @@ impl Outbound {
             .resolve(host, addr)
             .build()
             .map_err(|e| OutboundError::Client(e.to_string()))
+    }
+}
+
+impl Lanes {
+    /// Lane `index`, made now if it was never used.
+    fn get(&self, index: usize) -> &Arc<Lane> {
+        self.lanes[index].get_or_init(|| {
+            // Lane 0 was built by `Outbound::new` from the same settings, so this builds too.
+            Arc::new(self.build().expect("the settings built lane 0"))
+        })
+    }
+
+    fn build(&self) -> Result<Lane, OutboundError> {
+        let mut builder = base_builder(&self.tls);
+        for proxy in &self.proxies {
+            builder = builder.proxy(proxy.clone());
+        }
+        let client = builder
+            .build()
+            .map_err(|e| OutboundError::Client(e.to_string()))?;
+        Ok(Lane {
+            client,
+            in_flight: AtomicUsize::new(0),
+        })
     }
 }
 
@@ -282,6 +399,37 @@ mod tests {
         };
         let err = Outbound::new(&settings).err().unwrap().to_string();
         assert!(err.starts_with("SWITCHBOARD_EXTRA_CA:"), "{err}");
+    }
+
+    /// Long calls fill a lane up to the limit, then the next; a lane with room again takes the
+    /// next call; short calls go where there is room.
+    #[test]
+    fn a_call_takes_the_first_lane_with_room() {
+        let settings = OutboundSettings {
+            calls_per_lane: NonZeroUsize::new(2),
+            ..Default::default()
+        };
+        let outbound = Outbound::new(&settings).unwrap();
+        let lane_of = |call: &InFlight| {
+            (0..MAX_LANES)
+                .find(|&i| Arc::ptr_eq(&call.lane, outbound.lanes.get(i)))
+                .unwrap()
+        };
+        let calls: Vec<InFlight> = (0..5).map(|_| outbound.take()).collect();
+        assert_eq!(
+            calls.iter().map(lane_of).collect::<Vec<_>>(),
+            [0, 0, 1, 1, 2]
+        );
+        let short = |o: &Outbound| {
+            (0..MAX_LANES)
+                .find(|&i| std::ptr::eq(o.client(), &o.lanes.get(i).client))
+                .unwrap()
+        };
+        assert_eq!(short(&outbound), 2);
+        let mut calls = calls;
+        drop(calls.remove(1));
+        assert_eq!(short(&outbound), 0);
+        assert_eq!(lane_of(&outbound.take()), 0);
     }
 
     /// A vetted endpoint is reached directly even when every upstream call is to go through a

@@ -25,6 +25,7 @@ use tokio::time::Sleep;
 
 use crate::error::ApiError;
 use crate::metrics::StreamGuard;
+use crate::outbound::InFlight;
 use crate::state::AppState;
 
 /// One request to send upstream.
@@ -115,7 +116,8 @@ pub async fn relay(
 
     let first_byte_timeout = settings.upstream_first_byte_timeout;
     let sent_at = Instant::now();
-    let send = state.http().execute(upstream);
+    let lane = state.outbound().take();
+    let send = lane.client().execute(upstream);
     let resp = match tokio::time::timeout(first_byte_timeout, send).await {
         Ok(Ok(sent)) => http::Response::<reqwest::Body>::from(sent),
         Ok(Err(e)) => return Err(upstream_unreachable(&e)),
@@ -154,6 +156,7 @@ pub async fn relay(
         settings.upstream_idle_timeout,
         is_sse,
         state.metrics().stream_guard(),
+        lane,
     );
     // Only a successful answer is a paid one.
     body.meter = meter
@@ -191,6 +194,8 @@ struct RelayBody {
     /// Reads usage out of the bytes as they pass (never changing them), for the spend ledger.
     meter: Option<RunningMeter>,
     _guard: StreamGuard,
+    /// The call counts on its outbound lane for as long as its body can still be read.
+    _lane: InFlight,
 }
 
 impl RelayBody {
@@ -200,6 +205,7 @@ impl RelayBody {
         idle: Duration,
         is_sse: bool,
         guard: StreamGuard,
+        lane: InFlight,
     ) -> RelayBody {
         RelayBody {
             done: first.is_none(),
@@ -213,6 +219,7 @@ impl RelayBody {
             tail_len: 0,
             meter: None,
             _guard: guard,
+            _lane: lane,
         }
     }
 

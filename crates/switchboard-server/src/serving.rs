@@ -137,6 +137,7 @@ impl ServerSettings {
         Limits {
             max_connections: self.max_connections.unwrap_or_else(default_max_connections),
             body_timeout: self.body_timeout,
+            http2_idle_timeout: crate::listen::HTTP2_IDLE_TIMEOUT,
         }
     }
 

@@ -841,9 +841,14 @@ async fn plan_reply(
     // user chose proves nothing.
     let verifies_key = caller.principal.has_own_key() && endpoint.is_none();
     let title_model = title_model(state, &target, endpoint.is_some());
-    let (http, base_url) = match endpoint {
-        Some(vetted) => (vetted.client, vetted.base_url),
-        None => (state.http().clone(), upstream.config.base_url.clone()),
+    let (http, in_flight, base_url) = match endpoint {
+        Some(vetted) => (vetted.client, None, vetted.base_url),
+        None => {
+            let lane = state.outbound().take();
+            let http = lane.client().clone();
+            let lane: Box<dyn std::any::Any + Send + Sync> = Box::new(lane);
+            (http, Some(lane), upstream.config.base_url.clone())
+        }
     };
     // The model a message was sent with becomes the chat's: regenerate and the next message use
     // it, on every device. Saved with the turn, not before it.
@@ -864,6 +869,7 @@ async fn plan_reply(
             url: format!("{base_url}/v1/chat/completions"),
             http,
             key,
+            in_flight,
         },
         reasoning_effort: effort,
         paid_by_server: !caller.principal.has_own_key(),

@@ -217,3 +217,89 @@ async fn http2_with_prior_knowledge_is_served() {
     assert!(body.contains("three"), "{body}");
     assert!(body.trim_end().ends_with("data: [DONE]"), "{body}");
 }
+
+type H2Sender = hyper::client::conn::http2::SendRequest<http_body_util::Full<bytes::Bytes>>;
+
+/// An HTTP/2 client with prior knowledge on its own connection: the handle to send requests,
+/// and the connection's task, which ends when the server closes the connection.
+async fn h2_connect(app: &TestApp) -> (H2Sender, tokio::task::JoinHandle<hyper::Result<()>>) {
+    let tcp = connect(app).await;
+    let (sender, connection) = hyper::client::conn::http2::handshake(
+        hyper_util::rt::TokioExecutor::new(),
+        hyper_util::rt::TokioIo::new(tcp),
+    )
+    .await
+    .unwrap();
+    (sender, tokio::spawn(connection))
+}
+
+/// `GET /healthz` on `sender`'s connection, read to its end.
+async fn h2_healthz(app: &TestApp, sender: &mut H2Sender) -> u16 {
+    use http_body_util::BodyExt;
+    let req = hyper::Request::get(app.at("/healthz"))
+        .body(http_body_util::Full::default())
+        .unwrap();
+    let res = sender.send_request(req).await.unwrap();
+    let status = res.status().as_u16();
+    res.into_body().collect().await.unwrap();
+    status
+}
+
+/// The connection's end, with the same bound as [`read_to_close`].
+async fn closed_by_server(connection: tokio::task::JoinHandle<hyper::Result<()>>) {
+    tokio::time::timeout(Duration::from_secs(30), connection)
+        .await
+        .expect("the server closes the connection")
+        .unwrap()
+        .expect("closed gracefully (GOAWAY), not broken off");
+}
+
+/// An HTTP/2 connection that answers pings but asks nothing gives its connection slot back
+/// (GOAWAY), as an idle HTTP/1.1 one does at its head timeout; one with a response streaming is
+/// left open while it streams, and closed once it has been idle in turn.
+#[tokio::test]
+async fn an_idle_http2_connection_is_closed_and_a_streaming_one_is_not() {
+    use http_body_util::BodyExt;
+    let release = tokio_util::sync::CancellationToken::new();
+    let upstream = crate::helpers::held_streams_upstream(100, release.clone()).await;
+    let api = format!("http://{upstream}/api");
+    let app = crate::helpers::spawn_app_tuned(
+        mock_openrouter::MockConfig::default(),
+        &[("OPENROUTER_URL", &api)],
+        |_, limits| limits.http2_idle_timeout = Duration::from_millis(200),
+    )
+    .await;
+
+    // A relayed stream in flight, on its own connection.
+    let (mut streaming, streaming_connection) = h2_connect(&app).await;
+    let post = hyper::Request::post(app.at("/api/openrouter/v1/chat/completions"))
+        .header("content-type", "application/json")
+        .body(http_body_util::Full::new(bytes::Bytes::from_static(
+            br#"{"model":"mock/echo","stream":true,"messages":[{"role":"user","content":"hi"}]}"#,
+        )))
+        .unwrap();
+    let res = streaming.send_request(post).await.unwrap();
+    assert_eq!(res.status(), 200);
+    let mut body = res.into_body();
+    let first = body.frame().await.unwrap().unwrap().into_data().unwrap();
+    assert!(
+        String::from_utf8_lossy(&first).contains("held"),
+        "{first:?}"
+    );
+
+    // A connection opened after the stream began, used once, then idle: once the server has
+    // closed it, the streaming connection has been open for longer than the idle timeout too.
+    let (mut idle, idle_connection) = h2_connect(&app).await;
+    assert_eq!(h2_healthz(&app, &mut idle).await, 200);
+    closed_by_server(idle_connection).await;
+
+    // The streaming connection still takes new requests, and its stream goes on to its end.
+    assert_eq!(h2_healthz(&app, &mut streaming).await, 200);
+    release.cancel();
+    let rest = body.collect().await.unwrap().to_bytes();
+    assert!(
+        String::from_utf8_lossy(&rest).contains("[DONE]"),
+        "{rest:?}"
+    );
+    closed_by_server(streaming_connection).await;
+}

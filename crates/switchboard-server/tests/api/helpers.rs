@@ -8,6 +8,7 @@ use std::sync::{Mutex, OnceLock};
 
 use mock_openrouter::{MockConfig, MockOpenRouter};
 use switchboard_core::{Settings, Sources};
+use switchboard_server::listen::Limits;
 use switchboard_server::{AppState, ServerSettings};
 
 pub const SERVER_KEY: &str = "sk-or-server-key-1";
@@ -50,6 +51,16 @@ pub async fn spawn_app(env: &[(&str, &str)]) -> TestApp {
 }
 
 pub async fn spawn_app_with_mock(mock: MockConfig, env: &[(&str, &str)]) -> TestApp {
+    spawn_app_tuned(mock, env, |_, _| {}).await
+}
+
+/// As [`spawn_app_with_mock`], with what the environment cannot set changed by `tune`: the
+/// server settings, and the connection limits they gave.
+pub async fn spawn_app_tuned(
+    mock: MockConfig,
+    env: &[(&str, &str)],
+    tune: impl FnOnce(&mut ServerSettings, &mut Limits),
+) -> TestApp {
     init_log_capture();
     // Test clients' TLS (reqwest brings no crypto of its own here): ring, as the server's.
     let _ = rustls::crypto::ring::default_provider().install_default();
@@ -74,14 +85,15 @@ pub async fn spawn_app_with_mock(mock: MockConfig, env: &[(&str, &str)]) -> Test
     }
     let sources = Sources::from_pairs(vars);
     let settings = Settings::load(&sources).expect("valid test settings");
-    let server = ServerSettings::load(&sources).expect("valid test server settings");
+    let mut server = ServerSettings::load(&sources).expect("valid test server settings");
+    let mut limits = server.limits();
+    tune(&mut server, &mut limits);
     let state = AppState::new(settings, &server)
         .await
         .expect("state builds");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let server_state = state.clone();
-    let limits = server.limits();
     let database_url = server.database_url;
     let server = tokio::spawn(async move {
         switchboard_server::serve(server_state, listener, limits, std::future::pending())
@@ -199,4 +211,56 @@ fn rand_suffix() -> String {
         .unwrap()
         .as_nanos();
     format!("{}_{}", std::process::id(), nanos % 1_000_000_000)
+}
+
+/// An upstream that holds its streams open: each chat completion answers one SSE event at once
+/// and the rest (`[DONE]`) when `release` is cancelled; anything else is a 404. HTTP/1.1, or
+/// HTTP/2 (prior knowledge, or behind TLS) with at most `max_streams` concurrent streams per
+/// connection, as servers limit them (hyper 200, nginx 128).
+pub async fn held_streams_upstream(
+    max_streams: u32,
+    release: tokio_util::sync::CancellationToken,
+) -> std::net::SocketAddr {
+    use bytes::Bytes;
+    use futures_util::StreamExt;
+    use hyper::body::Frame;
+    use hyper_util::rt::{TokioExecutor, TokioIo};
+    type Chunk = Result<Frame<Bytes>, std::convert::Infallible>;
+
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            let release = release.clone();
+            let service = hyper::service::service_fn(move |req: hyper::Request<_>| {
+                let release = release.clone();
+                async move {
+                    let held = req.uri().path().ends_with("/chat/completions");
+                    let first = futures_util::stream::once(async {
+                        Chunk::Ok(Frame::data(Bytes::from_static(
+                            b"data: {\"choices\":[{\"delta\":{\"content\":\"held\"}}]}\n\n",
+                        )))
+                    });
+                    let rest = futures_util::stream::once(async move {
+                        release.cancelled().await;
+                        Chunk::Ok(Frame::data(Bytes::from_static(b"data: [DONE]\n\n")))
+                    });
+                    let body = http_body_util::StreamBody::new(first.chain(rest).boxed());
+                    let res = hyper::Response::builder()
+                        .status(if held { 200 } else { 404 })
+                        .header("content-type", "text/event-stream")
+                        .body(body)
+                        .unwrap();
+                    Ok::<_, std::convert::Infallible>(res)
+                }
+            });
+            tokio::spawn(async move {
+                let mut builder =
+                    hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+                builder.http2().max_concurrent_streams(max_streams);
+                let _ = builder.serve_connection(TokioIo::new(tcp), service).await;
+            });
+        }
+    });
+    addr
 }

@@ -349,3 +349,95 @@ async fn an_unresolvable_upstream_is_a_502_naming_dns() {
     assert_eq!(status, 502, "{body}");
     assert!(body.contains("DNS"), "{body}");
 }
+
+/// The app with two long calls per lane, and a TLS upstream that allows two concurrent streams
+/// per HTTP/2 connection and holds each chat completion open until the token is cancelled.
+async fn behind_a_stream_limit_of_two() -> (
+    TestApp,
+    TlsFront,
+    tokio_util::sync::CancellationToken,
+    tempfile::TempDir,
+) {
+    let ca = TestCa::new();
+    let dir = tempfile::tempdir().unwrap();
+    let ca_path = dir.path().join("ca.pem");
+    std::fs::write(&ca_path, &ca.ca_pem).unwrap();
+    let release = tokio_util::sync::CancellationToken::new();
+    let backend = crate::helpers::held_streams_upstream(2, release.clone()).await;
+    let front = TlsFront::start(&ca, backend).await;
+    let api = front.api_url();
+    let ca_path = ca_path.display().to_string();
+    let app = crate::helpers::spawn_app_tuned(
+        MockConfig::default(),
+        &[
+            ("OPENROUTER_URL", &api),
+            ("SWITCHBOARD_EXTRA_CA", &ca_path),
+            // A call left waiting on a full connection fails with a 504 instead of holding the
+            // test for minutes.
+            ("SWITCHBOARD_UPSTREAM_FIRST_BYTE_TIMEOUT", "60s"),
+        ],
+        |server, _| server.outbound.calls_per_lane = std::num::NonZeroUsize::new(2),
+    )
+    .await;
+    (app, front, release, dir)
+}
+
+/// A relayed stream, open, once its first bytes have come through.
+async fn held_relay(app: &TestApp, n: usize) -> reqwest::Response {
+    let mut res = app
+        .http
+        .post(app.at(CHAT))
+        .json(&hello("mock/echo"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200, "stream {n} while {n} are open");
+    let first = res.chunk().await.unwrap().expect("a first chunk");
+    assert!(
+        String::from_utf8_lossy(&first).contains("held"),
+        "stream {n}: {first:?}"
+    );
+    res
+}
+
+/// Past an HTTP/2 server's limit on concurrent streams, calls go out on another connection
+/// instead of waiting on the full one: with two calls allowed per lane and per connection, five
+/// streams held open at once each get their first bytes, over three HTTP/2 connections.
+#[tokio::test]
+async fn calls_past_an_http2_servers_stream_limit_open_another_connection() {
+    let (app, front, release, _dir) = behind_a_stream_limit_of_two().await;
+    let mut open = Vec::new();
+    for n in 0..5 {
+        open.push(held_relay(&app, n).await);
+    }
+    release.cancel();
+    for res in open {
+        let rest = res.text().await.unwrap();
+        assert!(rest.contains("[DONE]"), "{rest}");
+    }
+    let agreed = front.alpn.lock().unwrap().clone();
+    assert_eq!(agreed, vec!["h2".to_string(); 3]);
+}
+
+/// A chat reply counts on its lane as a relayed stream does: with the first connection full, the
+/// reply's call goes out on a second one and streams while the others are held open.
+#[tokio::test]
+async fn a_chat_reply_takes_a_lane_with_room() {
+    let (app, front, release, _dir) = behind_a_stream_limit_of_two().await;
+    let open = [held_relay(&app, 0).await, held_relay(&app, 1).await];
+    let chat = create_chat(&app, None).await;
+    let (status, body) = send(&app, &chat, json!({"content": "hi", "model": "mock/echo"})).await;
+    assert_eq!(status, 202, "{body}");
+    let events = crate::chats::events_until(&app, &chat, 0, "delta").await;
+    let (_, _, delta) = events.last().unwrap();
+    assert_eq!(delta["content"], "held", "{delta}");
+    release.cancel();
+    for res in open {
+        res.text().await.unwrap();
+    }
+    let chat = settled(&app, &chat).await;
+    let reply = chat["messages"].as_array().unwrap().last().unwrap().clone();
+    assert_eq!(reply["status"], "complete", "{reply}");
+    let agreed = front.alpn.lock().unwrap().clone();
+    assert_eq!(agreed, vec!["h2".to_string(); 2]);
+}
