@@ -10,13 +10,14 @@
 //! differ (full-text search).
 
 use sqlx::postgres::{PgPool, PgRow, Postgres};
-use sqlx::sqlite::{Sqlite, SqlitePool, SqliteRow};
+use sqlx::sqlite::{Sqlite, SqliteConnection, SqlitePool, SqliteRow};
 use sqlx::{Decode, Encode, Row, Transaction, Type};
 
 use std::borrow::Cow;
 use std::sync::atomic::{AtomicI64, Ordering};
 
 use crate::StoreError;
+use crate::writer::{WriteTx, Writer};
 
 /// One bound argument. The store only ever stores text, 64-bit integers and doubles.
 #[derive(Debug)]
@@ -159,40 +160,53 @@ pub(crate) enum Db {
 /// sleeping and retrying (`busy_timeout`), and every write makes the other connections drop their
 /// page cache at their next read — spread over eight pooled connections, that cost a chat reply
 /// more CPU than anything else it did. One writing connection keeps its cache and queues writers
-/// in order; the readers still run beside it (WAL).
+/// in order (see [`Writer`]); the readers still run beside it (WAL).
 #[derive(Clone, Debug)]
 pub(crate) struct SqlitePools {
-    pub(crate) write: SqlitePool,
-    pub(crate) read: SqlitePool,
+    pub(crate) write: Writer,
+    /// `None` for an in-memory database, which lives in its one connection: reads go to the
+    /// writer too.
+    pub(crate) read: Option<SqlitePool>,
 }
 
 impl SqlitePools {
-    /// The pool for a statement outside a transaction: reads go to the readers.
-    fn for_statement(&self, sql: &Sql) -> &SqlitePool {
-        if sql.is_read() {
-            &self.read
-        } else {
-            &self.write
-        }
-    }
-
     pub(crate) async fn close(&self) {
         self.write.close().await;
-        self.read.close().await;
+        if let Some(read) = &self.read {
+            read.close().await;
+        }
     }
+}
+
+/// Runs `$run` with `$exec` bound to where `$sql` goes on SQLite: a reader from the pool for a
+/// read, else the writing connection (held for the statement).
+macro_rules! on_sqlite {
+    ($pools:expr, $sql:expr, |$exec:ident| $run:expr) => {
+        match (&$pools.read, $sql.is_read()) {
+            (Some(pool), true) => {
+                let $exec = pool;
+                $run
+            }
+            _ => {
+                let mut held = $pools.write.hold().await.map_err($sql.error())?;
+                let $exec = held.conn();
+                $run
+            }
+        }
+    };
 }
 
 impl Db {
     pub(crate) async fn fetch_all(&self, sql: Sql) -> Result<Vec<DbRow>, StoreError> {
         match self {
-            Db::Sqlite(pools) => Ok(sql
+            Db::Sqlite(pools) => on_sqlite!(pools, sql, |exec| Ok(sql
                 .query::<Sqlite>()
-                .fetch_all(pools.for_statement(&sql))
+                .fetch_all(exec)
                 .await
                 .map_err(sql.error())?
                 .into_iter()
                 .map(DbRow::Sqlite)
-                .collect()),
+                .collect())),
             Db::Postgres(pool) => Ok(sql
                 .query::<Postgres>()
                 .fetch_all(pool)
@@ -206,12 +220,12 @@ impl Db {
 
     pub(crate) async fn fetch_optional(&self, sql: Sql) -> Result<Option<DbRow>, StoreError> {
         match self {
-            Db::Sqlite(pools) => Ok(sql
+            Db::Sqlite(pools) => on_sqlite!(pools, sql, |exec| Ok(sql
                 .query::<Sqlite>()
-                .fetch_optional(pools.for_statement(&sql))
+                .fetch_optional(exec)
                 .await
                 .map_err(sql.error())?
-                .map(DbRow::Sqlite)),
+                .map(DbRow::Sqlite))),
             Db::Postgres(pool) => Ok(sql
                 .query::<Postgres>()
                 .fetch_optional(pool)
@@ -224,11 +238,13 @@ impl Db {
     /// Runs a statement and returns the number of rows it changed.
     pub(crate) async fn execute(&self, sql: Sql) -> Result<u64, StoreError> {
         let result = match self {
-            Db::Sqlite(pools) => sql
-                .query::<Sqlite>()
-                .execute(&pools.write)
-                .await
-                .map(|done| done.rows_affected()),
+            Db::Sqlite(pools) => {
+                let mut held = pools.write.hold().await.map_err(sql.error())?;
+                sql.query::<Sqlite>()
+                    .execute(held.conn())
+                    .await
+                    .map(|done| done.rows_affected())
+            }
             Db::Postgres(pool) => sql
                 .query::<Postgres>()
                 .execute(pool)
@@ -247,12 +263,8 @@ impl Db {
     pub(crate) async fn begin(&self, context: &'static str) -> Result<Tx, StoreError> {
         let error = move |source| query_error(context, source);
         match self {
-            Db::Sqlite(pools) => Ok(Tx::Sqlite(
-                pools
-                    .write
-                    .begin_with("BEGIN IMMEDIATE")
-                    .await
-                    .map_err(error)?,
+            Db::Sqlite(pools) => Ok(Tx::SqliteWrite(
+                pools.write.begin("BEGIN IMMEDIATE").await.map_err(error)?,
             )),
             Db::Postgres(pool) => Ok(Tx::Postgres(pool.begin().await.map_err(error)?)),
         }
@@ -262,7 +274,10 @@ impl Db {
 /// An open transaction of either backend. Dropping it without [`Tx::commit`] rolls back,
 /// so an early `return` or `?` inside a multi-statement operation leaves nothing behind.
 pub(crate) enum Tx {
+    /// A read on one of SQLite's readers.
     Sqlite(Transaction<'static, Sqlite>),
+    /// On SQLite's writing connection.
+    SqliteWrite(WriteTx),
     Postgres(Transaction<'static, Postgres>),
 }
 
@@ -271,74 +286,86 @@ impl Tx {
         matches!(self, Tx::Postgres(_))
     }
 
-    pub(crate) async fn fetch_all(&mut self, sql: Sql) -> Result<Vec<DbRow>, StoreError> {
+    /// The SQLite connection the transaction is on; `None` on PostgreSQL.
+    fn sqlite(&mut self) -> Option<&mut SqliteConnection> {
         match self {
-            Tx::Sqlite(tx) => Ok(sql
-                .query::<Sqlite>()
-                .fetch_all(&mut **tx)
-                .await
-                .map_err(sql.error())?
-                .into_iter()
-                .map(DbRow::Sqlite)
-                .collect()),
-            Tx::Postgres(tx) => Ok(sql
+            Tx::Sqlite(tx) => Some(&mut **tx),
+            Tx::SqliteWrite(tx) => Some(tx.conn()),
+            Tx::Postgres(_) => None,
+        }
+    }
+
+    pub(crate) async fn fetch_all(&mut self, sql: Sql) -> Result<Vec<DbRow>, StoreError> {
+        if let Tx::Postgres(tx) = self {
+            return Ok(sql
                 .query::<Postgres>()
                 .fetch_all(&mut **tx)
                 .await
                 .map_err(sql.error())?
                 .into_iter()
                 .map(DbRow::Postgres)
-                .collect()),
+                .collect());
         }
+        let conn = self.sqlite().expect("not PostgreSQL");
+        Ok(sql
+            .query::<Sqlite>()
+            .fetch_all(conn)
+            .await
+            .map_err(sql.error())?
+            .into_iter()
+            .map(DbRow::Sqlite)
+            .collect())
     }
 
     pub(crate) async fn fetch_optional(&mut self, sql: Sql) -> Result<Option<DbRow>, StoreError> {
-        match self {
-            Tx::Sqlite(tx) => Ok(sql
-                .query::<Sqlite>()
-                .fetch_optional(&mut **tx)
-                .await
-                .map_err(sql.error())?
-                .map(DbRow::Sqlite)),
-            Tx::Postgres(tx) => Ok(sql
+        if let Tx::Postgres(tx) = self {
+            return Ok(sql
                 .query::<Postgres>()
                 .fetch_optional(&mut **tx)
                 .await
                 .map_err(sql.error())?
-                .map(DbRow::Postgres)),
+                .map(DbRow::Postgres));
         }
+        let conn = self.sqlite().expect("not PostgreSQL");
+        Ok(sql
+            .query::<Sqlite>()
+            .fetch_optional(conn)
+            .await
+            .map_err(sql.error())?
+            .map(DbRow::Sqlite))
     }
 
     /// Like [`Tx::fetch_optional`] for statements that always return a row (aggregates).
     pub(crate) async fn fetch_one(&mut self, sql: Sql) -> Result<DbRow, StoreError> {
-        match self {
-            Tx::Sqlite(tx) => Ok(DbRow::Sqlite(
-                sql.query::<Sqlite>()
-                    .fetch_one(&mut **tx)
-                    .await
-                    .map_err(sql.error())?,
-            )),
-            Tx::Postgres(tx) => Ok(DbRow::Postgres(
+        if let Tx::Postgres(tx) = self {
+            return Ok(DbRow::Postgres(
                 sql.query::<Postgres>()
                     .fetch_one(&mut **tx)
                     .await
                     .map_err(sql.error())?,
-            )),
+            ));
         }
+        let conn = self.sqlite().expect("not PostgreSQL");
+        Ok(DbRow::Sqlite(
+            sql.query::<Sqlite>()
+                .fetch_one(conn)
+                .await
+                .map_err(sql.error())?,
+        ))
     }
 
     pub(crate) async fn execute(&mut self, sql: Sql) -> Result<u64, StoreError> {
-        let result = match self {
-            Tx::Sqlite(tx) => sql
-                .query::<Sqlite>()
+        let result = if let Tx::Postgres(tx) = self {
+            sql.query::<Postgres>()
                 .execute(&mut **tx)
                 .await
-                .map(|done| done.rows_affected()),
-            Tx::Postgres(tx) => sql
-                .query::<Postgres>()
-                .execute(&mut **tx)
+                .map(|done| done.rows_affected())
+        } else {
+            let conn = self.sqlite().expect("not PostgreSQL");
+            sql.query::<Sqlite>()
+                .execute(conn)
                 .await
-                .map(|done| done.rows_affected()),
+                .map(|done| done.rows_affected())
         };
         result.map_err(sql.error())
     }
@@ -346,14 +373,18 @@ impl Tx {
     /// Runs a multi-statement script without arguments (schema migrations).
     pub(crate) async fn execute_script(&mut self, script: &'static str) -> Result<(), sqlx::Error> {
         match self {
-            Tx::Sqlite(tx) => sqlx::raw_sql(script).execute(&mut **tx).await.map(drop),
             Tx::Postgres(tx) => sqlx::raw_sql(script).execute(&mut **tx).await.map(drop),
+            _ => {
+                let conn = self.sqlite().expect("not PostgreSQL");
+                sqlx::raw_sql(script).execute(conn).await.map(drop)
+            }
         }
     }
 
     pub(crate) async fn commit(self, context: &'static str) -> Result<(), StoreError> {
         let result = match self {
             Tx::Sqlite(tx) => tx.commit().await,
+            Tx::SqliteWrite(tx) => tx.commit().await,
             Tx::Postgres(tx) => tx.commit().await,
         };
         result.map_err(|source| query_error(context, source))
@@ -437,7 +468,12 @@ impl Db {
         let error = move |source| query_error(context, source);
         match self {
             // A deferred transaction takes its snapshot at the first read (WAL mode).
-            Db::Sqlite(pools) => Ok(Tx::Sqlite(pools.read.begin().await.map_err(error)?)),
+            Db::Sqlite(pools) => match &pools.read {
+                Some(read) => Ok(Tx::Sqlite(read.begin().await.map_err(error)?)),
+                None => Ok(Tx::SqliteWrite(
+                    pools.write.begin("BEGIN").await.map_err(error)?,
+                )),
+            },
             Db::Postgres(pool) => Ok(Tx::Postgres(
                 pool.begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
                     .await

@@ -67,6 +67,7 @@ mod sessions;
 mod shares;
 mod spend;
 mod turns;
+mod writer;
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -75,6 +76,7 @@ use sqlx::postgres::PgPoolOptions;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 
 use crate::db::{Db, SqlitePools};
+use crate::writer::Writer;
 
 pub use crate::branches::PathChange;
 pub use crate::error::StoreError;
@@ -178,10 +180,18 @@ impl Store {
     /// The connection pools as they are now (for metrics).
     pub fn pool_status(&self) -> Vec<PoolStatus> {
         match &self.db {
-            Db::Sqlite(pools) => vec![
-                PoolStatus::of("write", &pools.write),
-                PoolStatus::of("read", &pools.read),
-            ],
+            Db::Sqlite(pools) => {
+                let (open, idle) = pools.write.status();
+                let mut status = vec![PoolStatus {
+                    name: "write",
+                    open: open.into(),
+                    idle: idle.into(),
+                }];
+                if let Some(read) = &pools.read {
+                    status.push(PoolStatus::of("read", read));
+                }
+                status
+            }
             Db::Postgres(pool) => vec![PoolStatus::of("pool", pool)],
         }
     }
@@ -241,29 +251,12 @@ async fn connect_sqlite(url: &str) -> Result<Db, StoreError> {
         .create_if_missing(true)
         .foreign_keys(true)
         .busy_timeout(SQLITE_BUSY_TIMEOUT);
-    // No ping before each use (a round trip to the connection's thread per statement): sqlx
-    // pings a connection when it comes back to the pool anyway.
-    let connect = |pool: SqlitePoolOptions, options: SqliteConnectOptions| async move {
-        pool.test_before_acquire(false)
-            .before_acquire(|conn, meta| Box::pin(async move { Ok(reusable(&*conn, meta)) }))
-            .connect_with(options)
-            .await
-            .map_err(connect_error)
-    };
     if in_memory {
-        // An in-memory database lives exactly as long as its connections, and each new
-        // connection would otherwise see an empty database: keep a single connection
-        // open for the life of the pool, for reads and writes alike.
-        let pool = SqlitePoolOptions::new()
-            .max_connections(1)
-            .min_connections(1)
-            .idle_timeout(None)
-            .max_lifetime(None);
-        let pool = connect(pool, options).await?;
-        return Ok(Db::Sqlite(SqlitePools {
-            write: pool.clone(),
-            read: pool,
-        }));
+        // An in-memory database lives exactly as long as its connection, and each new
+        // connection would otherwise see an empty database: one connection for the life of
+        // the store, for reads and writes alike.
+        let write = Writer::open(options, true).await.map_err(connect_error)?;
+        return Ok(Db::Sqlite(SqlitePools { write, read: None }));
     }
     // WAL lets readers run while a generation writes; with WAL, NORMAL sync is still
     // crash-safe (a power cut can lose the last commits, never corrupt the file).
@@ -271,19 +264,24 @@ async fn connect_sqlite(url: &str) -> Result<Db, StoreError> {
         .journal_mode(SqliteJournalMode::Wal)
         .synchronous(SqliteSynchronous::Normal);
     // The writer stays open: its page cache is what makes it cheap.
-    let writer = SqlitePoolOptions::new()
-        .max_connections(1)
-        .min_connections(1)
-        .idle_timeout(None);
-    let write = connect(writer, options.clone()).await?;
+    let write = Writer::open(options.clone(), false)
+        .await
+        .map_err(connect_error)?;
     // Opened after the writer, which creates the file and turns WAL on. Not opened read-only:
     // a read-only connection cannot recover a WAL whose last writer has just closed.
-    let read = connect(
-        SqlitePoolOptions::new().max_connections(SQLITE_READERS),
-        options,
-    )
-    .await?;
-    Ok(Db::Sqlite(SqlitePools { write, read }))
+    // No ping before each use (a round trip to the connection's thread per statement): sqlx
+    // pings a connection when it comes back to the pool anyway.
+    let read = SqlitePoolOptions::new()
+        .max_connections(SQLITE_READERS)
+        .test_before_acquire(false)
+        .before_acquire(|conn, meta| Box::pin(async move { Ok(reusable(&*conn, meta)) }))
+        .connect_with(options)
+        .await
+        .map_err(connect_error)?;
+    Ok(Db::Sqlite(SqlitePools {
+        write,
+        read: Some(read),
+    }))
 }
 
 async fn connect_postgres(url: &str) -> Result<Db, StoreError> {
