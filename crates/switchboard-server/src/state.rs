@@ -134,6 +134,7 @@ struct Inner {
     rate_limiter: Option<crate::spend_limits::RateLimiter>,
     budget_clock: crate::spend_limits::BudgetClock,
     imports: crate::quota::Imports,
+    quotas: crate::quota::Quotas,
     shutdown: Shutdown,
 }
 
@@ -180,6 +181,7 @@ parts! {
     Gate => gate,
     Arc<ModelCatalog> => catalog,
     Shutdown => shutdown,
+    crate::quota::Quotas => quotas,
 }
 
 impl AppState {
@@ -229,6 +231,7 @@ impl AppState {
             upstreams,
             metrics,
             catalog: Arc::new(ModelCatalog::new(&settings, server.catalog_cache_path())),
+            quotas: crate::quota::Quotas::new(settings.clone(), store.clone()),
             store,
             chats,
             rate_limiter: settings
@@ -291,6 +294,11 @@ impl AppState {
 
     pub fn store(&self) -> &Store {
         &self.0.store
+    }
+
+    /// The storage quota check.
+    pub fn quotas(&self) -> &crate::quota::Quotas {
+        &self.0.quotas
     }
 
     /// The imports running on this instance, one per workspace at most.

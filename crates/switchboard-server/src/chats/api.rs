@@ -265,15 +265,12 @@ pub async fn create_chat(
     let growth = Growth {
         chats: 1,
         bytes: title.len() as u64,
+        replies: 0,
     };
-    crate::quota::check(
-        state.settings(),
-        state.store(),
-        &caller.principal,
-        &caller.workspace,
-        growth,
-    )
-    .await?;
+    state
+        .quotas()
+        .check(&caller.principal, &caller.workspace, growth)
+        .await?;
     let chat = state
         .store()
         .create_chat(&caller.workspace, &title, &req.settings)
@@ -811,15 +808,12 @@ async fn plan_reply(
     let growth = Growth {
         chats: 0,
         bytes: adds as u64,
+        replies: 1,
     };
-    crate::quota::check(
-        state.settings(),
-        state.store(),
-        &caller.principal,
-        &caller.workspace,
-        growth,
-    )
-    .await?;
+    state
+        .quotas()
+        .check(&caller.principal, &caller.workspace, growth)
+        .await?;
     if let Some(u) = &turn.user
         && !u.images.is_empty()
         && !target.limits.vision
@@ -1196,6 +1190,7 @@ pub async fn fork(
     caller: Caller,
     State(settings): State<Arc<Settings>>,
     State(store): State<Store>,
+    State(quotas): State<crate::quota::Quotas>,
     Path(id): Path<String>,
     headers: HeaderMap,
     body: Body,
@@ -1206,15 +1201,11 @@ pub async fn fork(
     let growth = Growth {
         chats: 1,
         bytes: source.bytes,
+        replies: 0,
     };
-    crate::quota::check(
-        &settings,
-        &store,
-        &caller.principal,
-        &caller.workspace,
-        growth,
-    )
-    .await?;
+    quotas
+        .check(&caller.principal, &caller.workspace, growth)
+        .await?;
     let chat = store
         .fork_chat(&caller.workspace, &id, &req.message_id)
         .await?

@@ -38,15 +38,12 @@ pub async fn import_nextchat(
     let growth = Growth {
         chats: chats.len() as u64,
         bytes: bytes.len() as u64,
+        replies: 0,
     };
-    crate::quota::check(
-        state.settings(),
-        state.store(),
-        &caller.principal,
-        &caller.workspace,
-        growth,
-    )
-    .await?;
+    state
+        .quotas()
+        .check(&caller.principal, &caller.workspace, growth)
+        .await?;
     let mut chat_ids = Vec::new();
     for chat in chats {
         let stored = state
