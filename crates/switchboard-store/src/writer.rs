@@ -37,7 +37,9 @@ impl std::fmt::Debug for Writer {
 struct State {
     conn: Option<SqliteConnection>,
     opened: Instant,
-    /// A transaction was left open: roll it back before the connection is used again.
+    /// A transaction may be open (set before its `BEGIN` is sent, cleared when its `COMMIT`
+    /// succeeds): roll it back before the connection is used again. Set first, because a caller
+    /// that gives up mid-`BEGIN` (waiting on a lock) leaves the `BEGIN` to run after it is gone.
     unfinished: bool,
     closed: bool,
 }
@@ -58,7 +60,6 @@ impl Held {
 /// back before the connection's next use.
 pub(crate) struct WriteTx {
     held: Held,
-    open: bool,
 }
 
 impl WriteTx {
@@ -69,16 +70,8 @@ impl WriteTx {
     pub(crate) async fn commit(mut self) -> Result<(), sqlx::Error> {
         // Until `COMMIT` succeeds the transaction counts as open (a failed one is rolled back).
         self.held.conn().execute("COMMIT").await?;
-        self.open = false;
+        self.held.0.unfinished = false;
         Ok(())
-    }
-}
-
-impl Drop for WriteTx {
-    fn drop(&mut self) {
-        if self.open {
-            self.held.0.unfinished = true;
-        }
     }
 }
 
@@ -128,8 +121,9 @@ impl Writer {
     /// A transaction begun with `begin` (`BEGIN IMMEDIATE` to write, `BEGIN` to read).
     pub(crate) async fn begin(&self, begin: &'static str) -> Result<WriteTx, sqlx::Error> {
         let mut held = self.hold().await?;
+        held.0.unfinished = true;
         held.conn().execute(begin).await?;
-        Ok(WriteTx { held, open: true })
+        Ok(WriteTx { held })
     }
 
     /// Whether the connection is open and whether no one holds it (for metrics).
