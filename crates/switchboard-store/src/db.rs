@@ -10,14 +10,14 @@
 //! differ (full-text search).
 
 use sqlx::postgres::{PgPool, PgRow, Postgres};
-use sqlx::sqlite::{Sqlite, SqliteConnection, SqlitePool, SqliteRow};
+use sqlx::sqlite::{Sqlite, SqliteConnection, SqliteRow};
 use sqlx::{Decode, Encode, Row, Transaction, Type};
 
 use std::borrow::Cow;
 use std::sync::atomic::{AtomicI64, Ordering};
 
 use crate::StoreError;
-use crate::writer::{WriteTx, Writer};
+use crate::slot::{Readers, Slot, SlotTx};
 
 /// One bound argument. The store only ever stores text, 64-bit integers and doubles.
 #[derive(Debug)]
@@ -160,13 +160,13 @@ pub(crate) enum Db {
 /// sleeping and retrying (`busy_timeout`), and every write makes the other connections drop their
 /// page cache at their next read — spread over eight pooled connections, that cost a chat reply
 /// more CPU than anything else it did. One writing connection keeps its cache and queues writers
-/// in order (see [`Writer`]); the readers still run beside it (WAL).
+/// in order (see [`Slot`]); the readers still run beside it (WAL).
 #[derive(Clone, Debug)]
 pub(crate) struct SqlitePools {
-    pub(crate) write: Writer,
+    pub(crate) write: Slot,
     /// `None` for an in-memory database, which lives in its one connection: reads go to the
     /// writer too.
-    pub(crate) read: Option<SqlitePool>,
+    pub(crate) read: Option<Readers>,
 }
 
 impl SqlitePools {
@@ -178,22 +178,18 @@ impl SqlitePools {
     }
 }
 
-/// Runs `$run` with `$exec` bound to where `$sql` goes on SQLite: a reader from the pool for a
-/// read, else the writing connection (held for the statement).
+/// Runs `$run` with `$exec` bound to where `$sql` goes on SQLite, held for the statement: a
+/// reader for a read, else the writing connection.
 macro_rules! on_sqlite {
-    ($pools:expr, $sql:expr, |$exec:ident| $run:expr) => {
-        match (&$pools.read, $sql.is_read()) {
-            (Some(pool), true) => {
-                let $exec = pool;
-                $run
-            }
-            _ => {
-                let mut held = $pools.write.hold().await.map_err($sql.error())?;
-                let $exec = held.conn();
-                $run
-            }
+    ($pools:expr, $sql:expr, |$exec:ident| $run:expr) => {{
+        let mut held = match (&$pools.read, $sql.is_read()) {
+            (Some(readers), true) => readers.hold().await,
+            _ => $pools.write.hold().await,
         }
-    };
+        .map_err($sql.error())?;
+        let $exec = held.conn();
+        $run
+    }};
 }
 
 impl Db {
@@ -263,7 +259,7 @@ impl Db {
     pub(crate) async fn begin(&self, context: &'static str) -> Result<Tx, StoreError> {
         let error = move |source| query_error(context, source);
         match self {
-            Db::Sqlite(pools) => Ok(Tx::SqliteWrite(
+            Db::Sqlite(pools) => Ok(Tx::Sqlite(
                 pools.write.begin("BEGIN IMMEDIATE").await.map_err(error)?,
             )),
             Db::Postgres(pool) => Ok(Tx::Postgres(pool.begin().await.map_err(error)?)),
@@ -274,10 +270,8 @@ impl Db {
 /// An open transaction of either backend. Dropping it without [`Tx::commit`] rolls back,
 /// so an early `return` or `?` inside a multi-statement operation leaves nothing behind.
 pub(crate) enum Tx {
-    /// A read on one of SQLite's readers.
-    Sqlite(Transaction<'static, Sqlite>),
-    /// On SQLite's writing connection.
-    SqliteWrite(WriteTx),
+    /// On one of SQLite's connections: the writer, or a reader for a read.
+    Sqlite(SlotTx),
     Postgres(Transaction<'static, Postgres>),
 }
 
@@ -289,8 +283,7 @@ impl Tx {
     /// The SQLite connection the transaction is on; `None` on PostgreSQL.
     fn sqlite(&mut self) -> Option<&mut SqliteConnection> {
         match self {
-            Tx::Sqlite(tx) => Some(&mut **tx),
-            Tx::SqliteWrite(tx) => Some(tx.conn()),
+            Tx::Sqlite(tx) => Some(tx.conn()),
             Tx::Postgres(_) => None,
         }
     }
@@ -384,7 +377,6 @@ impl Tx {
     pub(crate) async fn commit(self, context: &'static str) -> Result<(), StoreError> {
         let result = match self {
             Tx::Sqlite(tx) => tx.commit().await,
-            Tx::SqliteWrite(tx) => tx.commit().await,
             Tx::Postgres(tx) => tx.commit().await,
         };
         result.map_err(|source| query_error(context, source))
@@ -469,10 +461,8 @@ impl Db {
         match self {
             // A deferred transaction takes its snapshot at the first read (WAL mode).
             Db::Sqlite(pools) => match &pools.read {
-                Some(read) => Ok(Tx::Sqlite(read.begin().await.map_err(error)?)),
-                None => Ok(Tx::SqliteWrite(
-                    pools.write.begin("BEGIN").await.map_err(error)?,
-                )),
+                Some(readers) => Ok(Tx::Sqlite(readers.begin().await.map_err(error)?)),
+                None => Ok(Tx::Sqlite(pools.write.begin("BEGIN").await.map_err(error)?)),
             },
             Db::Postgres(pool) => Ok(Tx::Postgres(
                 pool.begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")

@@ -65,18 +65,18 @@ mod quota;
 mod search;
 mod sessions;
 mod shares;
+mod slot;
 mod spend;
 mod turns;
-mod writer;
 
 use std::str::FromStr;
 use std::time::Duration;
 
 use sqlx::postgres::PgPoolOptions;
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous};
 
 use crate::db::{Db, SqlitePools};
-use crate::writer::Writer;
+use crate::slot::{Readers, Slot};
 
 pub use crate::branches::PathChange;
 pub use crate::error::StoreError;
@@ -107,7 +107,7 @@ pub const DEFAULT_DATABASE_URL: &str = "sqlite://switchboard.db";
 const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Read-only SQLite connections beside the one that writes (see `db::SqlitePools`).
-const SQLITE_READERS: u32 = 2;
+const SQLITE_READERS: usize = 2;
 
 const POSTGRES_MAX_CONNECTIONS: u32 = 16;
 
@@ -187,8 +187,13 @@ impl Store {
                     open: open.into(),
                     idle: idle.into(),
                 }];
-                if let Some(read) = &pools.read {
-                    status.push(PoolStatus::of("read", read));
+                if let Some(readers) = &pools.read {
+                    let (open, idle) = readers.status();
+                    status.push(PoolStatus {
+                        name: "read",
+                        open,
+                        idle,
+                    });
                 }
                 status
             }
@@ -255,7 +260,7 @@ async fn connect_sqlite(url: &str) -> Result<Db, StoreError> {
         // An in-memory database lives exactly as long as its connection, and each new
         // connection would otherwise see an empty database: one connection for the life of
         // the store, for reads and writes alike.
-        let write = Writer::open(options, true).await.map_err(connect_error)?;
+        let write = Slot::open(options, true).await.map_err(connect_error)?;
         return Ok(Db::Sqlite(SqlitePools { write, read: None }));
     }
     // WAL lets readers run while a generation writes; with WAL, NORMAL sync is still
@@ -264,18 +269,12 @@ async fn connect_sqlite(url: &str) -> Result<Db, StoreError> {
         .journal_mode(SqliteJournalMode::Wal)
         .synchronous(SqliteSynchronous::Normal);
     // The writer stays open: its page cache is what makes it cheap.
-    let write = Writer::open(options.clone(), false)
+    let write = Slot::open(options.clone(), false)
         .await
         .map_err(connect_error)?;
     // Opened after the writer, which creates the file and turns WAL on. Not opened read-only:
     // a read-only connection cannot recover a WAL whose last writer has just closed.
-    // No ping before each use (a round trip to the connection's thread per statement): sqlx
-    // pings a connection when it comes back to the pool anyway.
-    let read = SqlitePoolOptions::new()
-        .max_connections(SQLITE_READERS)
-        .test_before_acquire(false)
-        .before_acquire(|conn, meta| Box::pin(async move { Ok(reusable(&*conn, meta)) }))
-        .connect_with(options)
+    let read = Readers::open(&options, SQLITE_READERS)
         .await
         .map_err(connect_error)?;
     Ok(Db::Sqlite(SqlitePools {

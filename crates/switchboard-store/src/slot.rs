@@ -1,34 +1,36 @@
-//! SQLite's one writing connection, held open and used by one caller at a time.
+//! SQLite connections held open, each used by one caller at a time: the one that writes
+//! ([`Slot`]) and the few that read beside it ([`Readers`]).
 //!
-//! A sqlx pool of one connection would do the same job, but every time a pooled connection comes
-//! back, sqlx spawns a task that pings it; for SQLite a ping is a round trip to the connection's
-//! own thread. A chat turn runs dozens of writes, so the pings and their wake-ups cost as much as
-//! the writes. Here the connection sits behind a mutex instead: writers queue in order, as they
-//! did on the pool, and a statement is one round trip.
+//! A sqlx pool would do the same job, but every time a pooled connection comes back, sqlx spawns
+//! a task that pings it; for SQLite a ping is a round trip to the connection's own thread. A chat
+//! turn runs dozens of statements, so the pings and their wake-ups cost as much as the statements.
+//! Here each connection sits behind a mutex instead: callers queue in order, as they did on the
+//! pool, and a statement is one round trip.
 //!
 //! What the pool did besides, this does too: a transaction left open (its future dropped, its
 //! `COMMIT` failed) is rolled back before the next caller uses the connection, and a connection
 //! that lived through a storage failure is reopened (SQLite latches some failures into it).
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
 use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection};
 use sqlx::{Connection, Executor};
 use tokio::sync::{Mutex, OwnedMutexGuard};
 
-/// The writing connection; cheap to clone (clones share it).
+/// One connection; cheap to clone (clones share it).
 #[derive(Clone)]
-pub(crate) struct Writer {
+pub(crate) struct Slot {
     state: Arc<Mutex<State>>,
     options: Arc<SqliteConnectOptions>,
     /// An in-memory database lives in its connection: never reopened.
     in_memory: bool,
 }
 
-impl std::fmt::Debug for Writer {
+impl std::fmt::Debug for Slot {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Writer")
+        f.debug_struct("Slot")
             .field("in_memory", &self.in_memory)
             .finish_non_exhaustive()
     }
@@ -52,17 +54,23 @@ impl Held {
         self.0
             .conn
             .as_mut()
-            .expect("a held connection is open (Writer::hold opens it)")
+            .expect("a held connection is open (Slot::hold opens it)")
+    }
+
+    async fn begin(mut self, begin: &'static str) -> Result<SlotTx, sqlx::Error> {
+        self.0.unfinished = true;
+        self.conn().execute(begin).await?;
+        Ok(SlotTx { held: self })
     }
 }
 
-/// A transaction on the writing connection. Dropped without [`WriteTx::commit`], it is rolled
-/// back before the connection's next use.
-pub(crate) struct WriteTx {
+/// A transaction on a slot's connection. Dropped without [`SlotTx::commit`], it is rolled back
+/// before the connection's next use.
+pub(crate) struct SlotTx {
     held: Held,
 }
 
-impl WriteTx {
+impl SlotTx {
     pub(crate) fn conn(&mut self) -> &mut SqliteConnection {
         self.held.conn()
     }
@@ -75,13 +83,13 @@ impl WriteTx {
     }
 }
 
-impl Writer {
+impl Slot {
     pub(crate) async fn open(
         options: SqliteConnectOptions,
         in_memory: bool,
-    ) -> Result<Writer, sqlx::Error> {
+    ) -> Result<Slot, sqlx::Error> {
         let conn = SqliteConnection::connect_with(&options).await?;
-        Ok(Writer {
+        Ok(Slot {
             state: Arc::new(Mutex::new(State {
                 conn: Some(conn),
                 opened: Instant::now(),
@@ -95,7 +103,18 @@ impl Writer {
 
     /// The connection, once the callers before this one are done with it.
     pub(crate) async fn hold(&self) -> Result<Held, sqlx::Error> {
-        let mut state = self.state.clone().lock_owned().await;
+        let state = self.state.clone().lock_owned().await;
+        self.ready(state).await
+    }
+
+    /// The connection if no one holds it now.
+    async fn try_hold(&self) -> Option<Result<Held, sqlx::Error>> {
+        let state = self.state.clone().try_lock_owned().ok()?;
+        Some(self.ready(state).await)
+    }
+
+    /// Makes a locked connection fit to use: open, and outside any transaction.
+    async fn ready(&self, mut state: OwnedMutexGuard<State>) -> Result<Held, sqlx::Error> {
         if state.closed {
             return Err(sqlx::Error::PoolClosed);
         }
@@ -119,11 +138,9 @@ impl Writer {
     }
 
     /// A transaction begun with `begin` (`BEGIN IMMEDIATE` to write, `BEGIN` to read).
-    pub(crate) async fn begin(&self, begin: &'static str) -> Result<WriteTx, sqlx::Error> {
-        let mut held = self.hold().await?;
-        held.0.unfinished = true;
-        held.conn().execute(begin).await?;
-        Ok(WriteTx { held })
+    pub(crate) async fn begin(&self, begin: &'static str) -> Result<SlotTx, sqlx::Error> {
+        let held = self.hold().await?;
+        held.begin(begin).await
     }
 
     /// Whether the connection is open and whether no one holds it (for metrics).
@@ -140,6 +157,59 @@ impl Writer {
         state.closed = true;
         if let Some(conn) = state.conn.take() {
             let _ = conn.close().await;
+        }
+    }
+}
+
+/// The read-only connections beside the writer, opened together and used round-robin: a caller
+/// takes the first one no one holds, else queues on the next in turn.
+#[derive(Clone, Debug)]
+pub(crate) struct Readers {
+    slots: Arc<[Slot]>,
+    next: Arc<AtomicUsize>,
+}
+
+impl Readers {
+    pub(crate) async fn open(
+        options: &SqliteConnectOptions,
+        count: usize,
+    ) -> Result<Readers, sqlx::Error> {
+        let mut slots = Vec::with_capacity(count);
+        for _ in 0..count.max(1) {
+            slots.push(Slot::open(options.clone(), false).await?);
+        }
+        Ok(Readers {
+            slots: slots.into(),
+            next: Arc::new(AtomicUsize::new(0)),
+        })
+    }
+
+    pub(crate) async fn hold(&self) -> Result<Held, sqlx::Error> {
+        for slot in self.slots.iter() {
+            if let Some(held) = slot.try_hold().await {
+                return held;
+            }
+        }
+        let turn = self.next.fetch_add(1, Ordering::Relaxed) % self.slots.len();
+        self.slots[turn].hold().await
+    }
+
+    /// A read transaction (a deferred `BEGIN`: its snapshot is taken at the first read).
+    pub(crate) async fn begin(&self) -> Result<SlotTx, sqlx::Error> {
+        self.hold().await?.begin("BEGIN").await
+    }
+
+    /// Connections open, and how many of them no one holds (for metrics).
+    pub(crate) fn status(&self) -> (u32, usize) {
+        self.slots.iter().fold((0, 0), |(open, idle), slot| {
+            let (is_open, is_idle) = slot.status();
+            (open + u32::from(is_open), idle + usize::from(is_idle))
+        })
+    }
+
+    pub(crate) async fn close(&self) {
+        for slot in self.slots.iter() {
+            slot.close().await;
         }
     }
 }
