@@ -49,7 +49,7 @@
 mod assemble;
 mod decoder;
 mod event;
-mod responses;
+mod facts;
 mod sse;
 mod think;
 mod wire;
@@ -57,7 +57,7 @@ mod wire;
 pub use assemble::{ToolCall, ToolCallAssembler, merge_reasoning_details};
 pub use decoder::{StreamDecoder, decode_body, decode_json_body};
 pub use event::{Annotation, DecodeError, ErrorCode, StreamEvent, UrlCitation, Usage};
-pub use responses::{ResponsesFacts, responses_facts};
+pub use facts::{AnswerFacts, answer_facts};
 pub use sse::{
     DEFAULT_MAX_LINE_BYTES, SseDecoder, SseError, SseEvent, SseFrame, encode_data, encode_event,
 };

@@ -419,29 +419,12 @@ impl RunningMeter {
     }
 
     fn read(&mut self, json: &[u8]) {
-        // The Responses API's shape first: a chat completion never has `response` or
-        // `"object":"response"`, so this is cheap to rule out for one.
-        if let Some(facts) = switchboard_core::stream::responses_facts(json) {
+        if let Some(facts) = switchboard_core::stream::answer_facts(json) {
             self.generation_id = self.generation_id.take().or(facts.id);
             self.model = self.model.take().or(facts.model);
+            self.provider = self.provider.take().or(facts.provider);
             if facts.usage.is_some() {
                 self.usage = facts.usage;
-            }
-            return;
-        }
-        for event in switchboard_core::stream::decode_json_body(json) {
-            match event {
-                switchboard_core::stream::StreamEvent::Usage(u) => self.usage = Some(u),
-                switchboard_core::stream::StreamEvent::Meta {
-                    id,
-                    model,
-                    provider,
-                } => {
-                    self.generation_id = self.generation_id.take().or(id);
-                    self.model = self.model.take().or(model);
-                    self.provider = self.provider.take().or(provider);
-                }
-                _ => {}
             }
         }
     }

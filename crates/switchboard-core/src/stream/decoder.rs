@@ -342,7 +342,7 @@ fn error_event(error: Value) -> StreamEvent {
     }
 }
 
-fn usage_of(usage: WireUsage) -> Usage {
+pub(super) fn usage_of(usage: WireUsage) -> Usage {
     Usage {
         prompt_tokens: usage.prompt_tokens.unwrap_or(0),
         completion_tokens: usage.completion_tokens.unwrap_or(0),
