@@ -10,6 +10,7 @@ use std::time::Duration;
 use serde_json::json;
 use switchboard_core::secret::Secret;
 use switchboard_core::stream::{StreamEvent, decode_json_body};
+use switchboard_store::EventDraft;
 
 use crate::engine::Inner;
 
@@ -40,18 +41,15 @@ impl TitleJob {
                 None => return,
             },
         };
+        let data = json!({"id": self.chat_id, "title": title}).to_string();
+        let announce = EventDraft::new("chat", "", data);
         match engine
             .store
-            .set_title_if_default(&self.chat_id, DEFAULT_TITLE, &title)
+            .set_title_if_default(&self.chat_id, DEFAULT_TITLE, &title, announce)
             .await
         {
-            Ok(true) => {
-                let data = json!({"id": self.chat_id, "title": title}).to_string();
-                if let Err(e) = engine.emit(&self.chat_id, "chat", "", data).await {
-                    tracing::warn!(error = %e, "could not store a chat title event");
-                }
-            }
-            Ok(false) => {}
+            Ok(Some(stored)) => engine.hubs.stored(&self.chat_id, stored),
+            Ok(None) => {}
             Err(e) => tracing::warn!(error = %e, "could not save a chat title"),
         }
     }

@@ -9,8 +9,8 @@ use crate::db::{DbRow, Sql, Tx, bump_updated_at};
 use crate::ids::{new_chat_id, now_ms};
 use crate::messages::insert_message_row;
 use crate::{
-    Chat, ChatPage, ChatPatch, ChatSettings, ChatSummary, MessageStatus, NewMessage, Store,
-    StoreError,
+    Chat, ChatPage, ChatPatch, ChatSettings, ChatSummary, EventDraft, MessageStatus, NewMessage,
+    Store, StoreError, StoredEvent,
 };
 
 /// Column list for `chat_from_row`; a macro so it can be spliced into SQL with `concat!`.
@@ -263,15 +263,17 @@ impl Store {
     }
 
     /// Sets the title only if it still is `default_title`, so an automatic title never
-    /// overwrites one the user typed meanwhile. Returns whether it changed.
+    /// overwrites one the user typed meanwhile, and stores `announce` (the event that tells the
+    /// chat's followers) in the same transaction. `None` when the title did not change.
     pub async fn set_title_if_default(
         &self,
         chat_id: &str,
         default_title: &str,
         new_title: &str,
-    ) -> Result<bool, StoreError> {
-        let changed = self
-            .db
+        announce: EventDraft,
+    ) -> Result<Option<Vec<StoredEvent>>, StoreError> {
+        let mut tx = self.db.begin("set an automatic chat title").await?;
+        let changed = tx
             .execute(
                 Sql::new(
                     "set an automatic chat title",
@@ -282,7 +284,12 @@ impl Store {
                 .text(new_title),
             )
             .await?;
-        Ok(changed > 0)
+        if changed == 0 {
+            return Ok(None);
+        }
+        let stored = crate::generation::store_events(&mut tx, chat_id, &[announce]).await?;
+        tx.commit("set an automatic chat title").await?;
+        Ok(Some(stored.unwrap_or_default()))
     }
 
     /// Copies the chat up to and including message `up_to_message_id` into a new chat

@@ -371,12 +371,16 @@ async fn set_title_if_default_never_overwrites_a_chosen_title(store: Store) {
         .create_chat("default", "New chat", &settings())
         .await
         .unwrap();
-    assert!(
-        store
-            .set_title_if_default(&chat.id, "New chat", "Basil recipes")
-            .await
-            .unwrap()
-    );
+    let announced = store
+        .set_title_if_default(&chat.id, "New chat", "Basil recipes", title_event(&chat.id))
+        .await
+        .unwrap()
+        .expect("the default title changes");
+    assert_eq!(announced.len(), 1);
+    assert_eq!(announced[0].kind, "chat");
+    // The event is stored with the title: a follower resuming from before it reads it.
+    let events = store.events_after(&chat.id, 0, 100).await.unwrap();
+    assert_eq!(events.last().map(|e| e.seq), Some(announced[0].seq));
     assert_eq!(
         store
             .get_chat("default", &chat.id)
@@ -402,12 +406,16 @@ async fn set_title_if_default_never_overwrites_a_chosen_title(store: Store) {
         )
         .await
         .unwrap();
+    let before = store.last_event_seq(&named.id).await.unwrap();
     assert!(
-        !store
-            .set_title_if_default(&named.id, "New chat", "Generated")
+        store
+            .set_title_if_default(&named.id, "New chat", "Generated", title_event(&named.id))
             .await
             .unwrap()
+            .is_none()
     );
+    // Nothing is announced when nothing changed.
+    assert_eq!(store.last_event_seq(&named.id).await.unwrap(), before);
     assert_eq!(
         store
             .get_chat("default", &named.id)
@@ -418,11 +426,16 @@ async fn set_title_if_default_never_overwrites_a_chosen_title(store: Store) {
         "Mine"
     );
     assert!(
-        !store
-            .set_title_if_default("c_missing", "New chat", "x")
+        store
+            .set_title_if_default("c_missing", "New chat", "x", title_event("c_missing"))
             .await
             .unwrap()
+            .is_none()
     );
+}
+
+fn title_event(chat_id: &str) -> switchboard_store::EventDraft {
+    switchboard_store::EventDraft::new("chat", "", format!(r#"{{"id":"{chat_id}"}}"#))
 }
 
 async fn fork_copies_messages_up_to_the_chosen_one(store: Store) {
