@@ -161,8 +161,12 @@ impl Slot {
     }
 }
 
-/// The read-only connections beside the writer, opened together and used round-robin: a caller
-/// takes the first one no one holds, else queues on the next in turn.
+/// The read-only connections beside the writer, opened together and used in turn: a caller tries
+/// the next one in turn first, then any other no one holds, else queues on the one in turn.
+///
+/// In turn rather than "the first free one", so that every reader is used again soon: a read
+/// transaction dropped unfinished is rolled back only at its connection's next use, and until
+/// then its snapshot keeps the WAL from being checkpointed past it (the WAL would grow).
 #[derive(Clone, Debug)]
 pub(crate) struct Readers {
     slots: Arc<[Slot]>,
@@ -185,12 +189,13 @@ impl Readers {
     }
 
     pub(crate) async fn hold(&self) -> Result<Held, sqlx::Error> {
-        for slot in self.slots.iter() {
-            if let Some(held) = slot.try_hold().await {
+        let n = self.slots.len();
+        let turn = self.next.fetch_add(1, Ordering::Relaxed) % n;
+        for i in 0..n {
+            if let Some(held) = self.slots[(turn + i) % n].try_hold().await {
                 return held;
             }
         }
-        let turn = self.next.fetch_add(1, Ordering::Relaxed) % self.slots.len();
         self.slots[turn].hold().await
     }
 
@@ -211,5 +216,74 @@ impl Readers {
         for slot in self.slots.iter() {
             slot.close().await;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sqlx::Row;
+    use sqlx::sqlite::SqliteJournalMode;
+
+    /// A read transaction dropped on a reader no one picks first must not pin the WAL: the next
+    /// reads reach that reader, roll it back, and a checkpoint can then take the whole WAL.
+    #[tokio::test]
+    async fn a_dropped_read_transaction_is_rolled_back_by_the_next_reads() {
+        let dir = tempfile::tempdir().unwrap();
+        let options = SqliteConnectOptions::new()
+            .filename(dir.path().join("t.db"))
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            // A checkpoint that cannot finish says so at once instead of after a wait.
+            .busy_timeout(std::time::Duration::ZERO);
+        let writer = Slot::open(options.clone(), false).await.unwrap();
+        writer
+            .hold()
+            .await
+            .unwrap()
+            .conn()
+            .execute("CREATE TABLE t (x INTEGER); INSERT INTO t VALUES (1)")
+            .await
+            .unwrap();
+        let readers = Readers::open(&options, 2).await.unwrap();
+
+        // Reader 0 is busy, so the read transaction goes to reader 1; it reads (takes its
+        // snapshot) and is dropped unfinished.
+        let busy = readers.slots[0].hold().await.unwrap();
+        let mut tx = readers.hold().await.unwrap().begin("BEGIN").await.unwrap();
+        sqlx::query("SELECT x FROM t")
+            .fetch_one(tx.conn())
+            .await
+            .unwrap();
+        drop(tx);
+        drop(busy);
+
+        let mut w = writer.hold().await.unwrap();
+        w.conn().execute("INSERT INTO t VALUES (2)").await.unwrap();
+        let blocked = |row: sqlx::sqlite::SqliteRow| row.get::<i64, _>(0);
+        let pinned = sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+            .fetch_one(w.conn())
+            .await
+            .unwrap();
+        assert_eq!(
+            blocked(pinned),
+            1,
+            "the dropped snapshot pins the WAL until rolled back"
+        );
+        drop(w);
+
+        for _ in 0..readers.slots.len() {
+            let mut held = readers.hold().await.unwrap();
+            sqlx::query("SELECT x FROM t")
+                .fetch_all(held.conn())
+                .await
+                .unwrap();
+        }
+        let mut w = writer.hold().await.unwrap();
+        let freed = sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+            .fetch_one(w.conn())
+            .await
+            .unwrap();
+        assert_eq!(blocked(freed), 0, "a checkpoint takes the whole WAL");
     }
 }
