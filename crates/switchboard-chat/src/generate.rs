@@ -215,21 +215,16 @@ impl Generation {
         let history = self
             .engine
             .store
-            .branch(
+            .ancestors(
                 &self.plan.workspace,
                 &chat.id,
                 &self.message.id,
                 chat.settings
                     .history_length
                     .unwrap_or(DEFAULT_HISTORY_LENGTH)
-                    .clamp(1, 500)
-                    + 1,
+                    .clamp(1, 500),
             )
             .await
-            .map(|mut branch| {
-                branch.retain(|m| m.id != self.message.id);
-                branch
-            })
             .map_err(|e| {
                 tracing::warn!(error = %e, "reading the conversation for a reply failed");
                 failed(503, "the conversation could not be read from the database")

@@ -215,10 +215,10 @@ impl Store {
         }))
     }
 
-    /// `message_id` and up to `limit - 1` of its nearest ancestors, in seq order: the branch it
-    /// ends (for a reply, the conversation it answers). Empty when no such message is in a chat
-    /// of `ws`.
-    pub async fn branch(
+    /// Up to `limit` of the nearest ancestors of `message_id`, in seq order: for a reply, the
+    /// conversation it answers (not whatever the active path is now). Empty when no such message
+    /// is in a chat of `ws`.
+    pub async fn ancestors(
         &self,
         ws: &str,
         chat_id: &str,
@@ -230,9 +230,12 @@ impl Store {
             chat_id,
             ws,
             message_id,
-            i64::from(limit),
+            i64::from(limit) + 1,
         )
         .await?;
+        // The message itself goes before the streaming texts are read: a reply being started is
+        // streaming, and its (empty) text would be one more read.
+        messages.retain(|m| m.id != message_id);
         fill_streaming_text(Conn::Pool(&self.db), &mut messages).await?;
         Ok(messages)
     }

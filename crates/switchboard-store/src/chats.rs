@@ -5,7 +5,7 @@
 //! workspace (`touch_chat`, `set_title_if_default`) are for the server's own background
 //! work on a chat it already resolved.
 
-use crate::db::{DbRow, Sql, Tx, bump_updated_at};
+use crate::db::{DbRow, Sql, bump_updated_at};
 use crate::ids::{new_chat_id, now_ms};
 use crate::messages::insert_message_row;
 use crate::{
@@ -45,23 +45,19 @@ pub(crate) fn settings_json(settings: &ChatSettings) -> String {
 }
 
 /// Inserts a chat row; shared by create, fork and import.
-async fn insert_chat(tx: &mut Tx, chat: &Chat) -> Result<(), StoreError> {
-    tx.execute(
-        Sql::new(
-            "insert a chat",
-            "INSERT INTO chats (id, workspace, title, settings, forked_from, created_at, updated_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7)",
-        )
-        .text(&chat.id)
-        .text(&chat.workspace)
-        .text(&chat.title)
-        .text(settings_json(&chat.settings))
-        .opt_text(chat.forked_from.as_deref())
-        .int(chat.created_at)
-        .int(chat.updated_at),
+fn insert_chat(chat: &Chat) -> Sql {
+    Sql::new(
+        "insert a chat",
+        "INSERT INTO chats (id, workspace, title, settings, forked_from, created_at, updated_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
     )
-    .await?;
-    Ok(())
+    .text(&chat.id)
+    .text(&chat.workspace)
+    .text(&chat.title)
+    .text(settings_json(&chat.settings))
+    .opt_text(chat.forked_from.as_deref())
+    .int(chat.created_at)
+    .int(chat.updated_at)
 }
 
 impl Store {
@@ -82,9 +78,8 @@ impl Store {
             settings: settings.clone(),
             forked_from: None,
         };
-        let mut tx = self.db.begin("create a chat").await?;
-        insert_chat(&mut tx, &chat).await?;
-        tx.commit("create a chat").await?;
+        // One statement: no transaction around it (each statement is a round trip).
+        self.db.execute(insert_chat(&chat)).await?;
         Ok(chat)
     }
 
@@ -273,23 +268,27 @@ impl Store {
         announce: EventDraft,
     ) -> Result<Option<Vec<StoredEvent>>, StoreError> {
         let mut tx = self.db.begin("set an automatic chat title").await?;
-        let changed = tx
-            .execute(
+        // The title and the seq of the event announcing it, in one statement.
+        let Some(row) = tx
+            .fetch_optional(
                 Sql::new(
                     "set an automatic chat title",
-                    "UPDATE chats SET title = $3 WHERE id = $1 AND title = $2",
+                    "UPDATE chats SET title = $3, last_event_seq = last_event_seq + 1
+                     WHERE id = $1 AND title = $2 RETURNING last_event_seq",
                 )
                 .text(chat_id)
                 .text(default_title)
                 .text(new_title),
             )
-            .await?;
-        if changed == 0 {
+            .await?
+        else {
             return Ok(None);
-        }
-        let stored = crate::generation::store_events(&mut tx, chat_id, &[announce]).await?;
+        };
+        let last: i64 = row.get("last_event_seq")?;
+        let stored =
+            crate::generation::store_reserved_events(&mut tx, chat_id, last, &[announce]).await?;
         tx.commit("set an automatic chat title").await?;
-        Ok(Some(stored.unwrap_or_default()))
+        Ok(Some(stored))
     }
 
     /// Copies the chat up to and including message `up_to_message_id` into a new chat
@@ -343,7 +342,7 @@ impl Store {
             settings: source.settings,
             forked_from: Some(source.id),
         };
-        insert_chat(&mut tx, &fork).await?;
+        tx.execute(insert_chat(&fork)).await?;
         let mut parent = None;
         for mut message in path {
             message.id = crate::ids::new_message_id();
@@ -385,7 +384,7 @@ impl Store {
             forked_from: None,
         };
         let mut tx = self.db.begin("import a chat").await?;
-        insert_chat(&mut tx, &chat).await?;
+        tx.execute(insert_chat(&chat)).await?;
         let mut parent = None;
         for (seq, new) in (1..).zip(messages) {
             let mut message = crate::messages::message_from_new(&chat.id, seq, new, created_at);

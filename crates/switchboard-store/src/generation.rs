@@ -114,6 +114,19 @@ pub(crate) async fn store_events(
         return Ok(None);
     };
     let last: i64 = row.get("last_event_seq")?;
+    store_reserved_events(tx, chat_id, last, events)
+        .await
+        .map(Some)
+}
+
+/// Stores `events` with the seqs that end at `last`, which the caller reserved in this
+/// transaction (by moving the chat's `last_event_seq` forward by `events.len()`).
+pub(crate) async fn store_reserved_events(
+    tx: &mut Tx,
+    chat_id: &str,
+    last: i64,
+    events: &[EventDraft],
+) -> Result<Vec<StoredEvent>, StoreError> {
     let first = last - events.len() as i64 + 1;
     let stored: Vec<StoredEvent> = events
         .iter()
@@ -146,7 +159,7 @@ pub(crate) async fn store_events(
         )
         .await?;
     }
-    Ok(Some(stored))
+    Ok(stored)
 }
 
 /// Events stored by one statement at most: one statement for a write's events rather than one

@@ -334,26 +334,30 @@ pub async fn list_chats(
 
 pub async fn get_chat(
     caller: Caller,
-    State(store): State<Store>,
     State(chats): State<ChatEngine>,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    let chat = load_chat(&store, &caller, &id).await?;
-    Ok(Json(chat_view(&chats, &caller, chat).await?).into_response())
+    let view = chat_view(&chats, &caller, &id)
+        .await?
+        .ok_or_else(chat_not_found)?;
+    Ok(Json(view).into_response())
 }
 
 /// The chat with its latest messages, consistent with `last_event_id`: resuming the event
-/// stream from there neither skips nor repeats a change.
+/// stream from there neither skips nor repeats a change. `None` when the caller's workspace has
+/// no such chat (the snapshot reads the chat itself: no separate read first).
 pub async fn chat_view(
     chats: &ChatEngine,
     caller: &Caller,
-    chat: Chat,
-) -> Result<ChatView, ApiError> {
-    let snapshot = chats
-        .snapshot(&caller.workspace, &chat.id, None, FIRST_PAGE)
+    chat_id: &str,
+) -> Result<Option<ChatView>, ApiError> {
+    let Some(snapshot) = chats
+        .snapshot(&caller.workspace, chat_id, None, FIRST_PAGE)
         .await?
-        .ok_or_else(chat_not_found)?;
-    Ok(ChatView::from_snapshot(snapshot).await)
+    else {
+        return Ok(None);
+    };
+    Ok(Some(ChatView::from_snapshot(snapshot).await))
 }
 
 #[derive(Deserialize)]
@@ -1177,7 +1181,10 @@ pub async fn select_message(
     chats
         .select(&caller.workspace, &chat.id, &message_id)
         .await?;
-    Ok(Json(chat_view(&chats, &caller, chat).await?).into_response())
+    let view = chat_view(&chats, &caller, &chat.id)
+        .await?
+        .ok_or_else(chat_not_found)?;
+    Ok(Json(view).into_response())
 }
 
 #[derive(Deserialize)]

@@ -49,10 +49,9 @@ pub async fn chat(
     id: &str,
 ) -> Result<Option<ChatJson>, ApiError> {
     let caller = caller(principal);
-    let Some(chat) = state.store().get_chat(&caller.workspace, id).await? else {
+    let Some(view) = chat_view(state.chats(), &caller, id).await? else {
         return Ok(None);
     };
-    let view = chat_view(state.chats(), &caller, chat).await?;
     let json = serde_json::to_value(&view)
         .and_then(serde_json::from_value)
         .map_err(|e| ApiError::internal(format!("chat view: {e}")))?;

@@ -95,8 +95,11 @@ async fn regenerate_keeps_the_old_reply_and_select_brings_it_back(store: Store) 
     assert_eq!(snapshot.siblings[0].id, first.id);
     assert!(!snapshot.siblings[0].active);
     // The new reply answers the question alone.
-    let branch = store.branch("default", &chat, &again.id, 50).await.unwrap();
-    assert_eq!(ids(&branch), [question.as_str(), again.id.as_str()]);
+    let branch = store
+        .ancestors("default", &chat, &again.id, 50)
+        .await
+        .unwrap();
+    assert_eq!(ids(&branch), [question.as_str()]);
     complete(&store, &again, "new answer").await;
 
     let change = store
@@ -163,7 +166,7 @@ async fn edit_keeps_the_old_turn_and_its_continuation(store: Store) {
     );
     assert_eq!(
         store
-            .branch("default", &chat, &edited[1].id, 2)
+            .ancestors("default", &chat, &edited[1].id, 1)
             .await
             .unwrap()[0]
             .content,
@@ -271,9 +274,12 @@ async fn a_compare_is_one_turn_of_several_replies(store: Store) {
         .unwrap()
         .unwrap();
     let next = start_reply(&store, &chat, "tell me more").await;
-    let history = store.branch("default", &chat, &next.id, 50).await.unwrap();
+    let history = store
+        .ancestors("default", &chat, &next.id, 50)
+        .await
+        .unwrap();
     let contents: Vec<&str> = history.iter().map(|m| m.content.as_str()).collect();
-    assert_eq!(contents, ["which is best?", "c says", "tell me more", ""]);
+    assert_eq!(contents, ["which is best?", "c says", "tell me more"]);
 }
 
 async fn deleting_a_message_keeps_the_branch_below_it(store: Store) {
@@ -292,8 +298,11 @@ async fn deleting_a_message_keeps_the_branch_below_it(store: Store) {
     assert_eq!(on_path.len(), 3);
     assert_eq!(on_path[1].parent_id, r1.parent_id, "the child moved up");
     let next = start_reply(&store, &chat, "three").await;
-    let history = store.branch("default", &chat, &next.id, 50).await.unwrap();
-    assert_eq!(history.len(), 5);
+    let history = store
+        .ancestors("default", &chat, &next.id, 50)
+        .await
+        .unwrap();
+    assert_eq!(history.len(), 4);
 }
 
 async fn a_fork_copies_the_branch_only(store: Store) {
@@ -374,8 +383,11 @@ async fn existing_chats_become_single_path_trees(store: Store) {
     let parents: Vec<Option<&str>> = messages.iter().map(|m| m.parent_id.as_deref()).collect();
     assert_eq!(parents, [None, Some("m_1"), Some("m_2")]);
     assert_eq!(
-        ids(&store.branch("default", "c_old", "m_3", 50).await.unwrap()),
-        ["m_1", "m_2", "m_3"]
+        ids(&store
+            .ancestors("default", "c_old", "m_3", 50)
+            .await
+            .unwrap()),
+        ["m_1", "m_2"]
     );
     assert_eq!(path(&store, "c_one").await[0].parent_id, None);
     // The next turn continues the path.
