@@ -365,10 +365,15 @@ impl Store {
             None => Vec::new(),
         };
         let mut alternatives = Vec::new();
+        // A compare's other replies are among the siblings just read (off the path, beside the
+        // page's last message): most chats have none, and then there is nothing more to read.
         if before_seq.is_none()
             && let Some(last) = messages.last()
             && last.role == crate::Role::Assistant
             && let Some(parent) = &last.parent_id
+            && siblings
+                .iter()
+                .any(|s| s.role == crate::Role::Assistant && s.parent_id.as_ref() == Some(parent))
         {
             let rows = tx
                 .fetch_all(
