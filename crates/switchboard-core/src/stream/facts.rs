@@ -7,6 +7,7 @@
 
 use serde::Deserialize;
 use serde_json::Value;
+use serde_json::value::RawValue;
 
 use super::Usage;
 use super::decoder::usage_of;
@@ -24,15 +25,18 @@ pub struct AnswerFacts {
 /// The fields read; the rest of the object is skipped by serde.
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
-struct WireFacts {
+struct WireFacts<'a> {
     id: Option<String>,
     model: Option<String>,
     provider: Option<String>,
     object: Option<String>,
-    /// Small; its shape depends on the API, known only once the whole object is read.
-    usage: Option<Value>,
+    /// Kept as its text: its shape depends on the API, known only once the whole object is read,
+    /// and then it is read once, into the right type.
+    #[serde(borrow)]
+    usage: Option<&'a RawValue>,
     /// A Responses API event wraps the response object.
-    response: Option<Box<WireFacts>>,
+    #[serde(borrow)]
+    response: Option<Box<WireFacts<'a>>>,
 }
 
 /// The facts in `json`; `None` when it is not a JSON object of either API.
@@ -46,8 +50,8 @@ pub fn answer_facts(json: &[u8]) -> Option<AnswerFacts> {
             return Some(AnswerFacts {
                 usage: wire
                     .usage
-                    .filter(Value::is_object)
-                    .and_then(|u| WireUsage::deserialize(u).ok())
+                    .filter(|u| is_object(u))
+                    .and_then(|u| serde_json::from_str::<WireUsage>(u.get()).ok())
                     .map(usage_of),
                 id: wire.id,
                 model: wire.model,
@@ -59,13 +63,19 @@ pub fn answer_facts(json: &[u8]) -> Option<AnswerFacts> {
     Some(AnswerFacts {
         usage: response
             .usage
+            .filter(|u| is_object(u))
+            .and_then(|u| serde_json::from_str::<Value>(u.get()).ok())
             .as_ref()
-            .filter(|u| u.is_object())
             .map(responses_usage),
         id: response.id,
         model: response.model,
         provider: None,
     })
+}
+
+/// Whether a raw JSON value is an object (`null`, a number or a string carry no usage).
+fn is_object(raw: &RawValue) -> bool {
+    raw.get().starts_with('{')
 }
 
 /// The Responses API names its counts `input_tokens` / `output_tokens`.
