@@ -332,9 +332,15 @@ impl ChatEngine {
             settings: first.settings.clone(),
             files,
         };
+        // Rendered before the transaction: it holds the chat (and on SQLite, every writer).
+        let htmls =
+            crate::view::render_texts(turn.messages.iter().map(|m| m.content.clone()).collect())
+                .await;
         let started = inner
             .store
-            .start_turn(&first.workspace, &chat_id, &turn, describe_turn)
+            .start_turn(&first.workspace, &chat_id, &turn, |replaced, messages| {
+                describe_turn(replaced, messages, htmls)
+            })
             .await;
         let started = match started {
             Ok(Some(started)) => started,
@@ -598,7 +604,8 @@ impl Drop for Registration<'_> {
 
 /// The events that announce a turn: the messages that left the active path (an edit or a
 /// regenerate branches off), then each new message.
-fn describe_turn(replaced: &[String], messages: &[Message]) -> Vec<EventDraft> {
+/// `htmls`: each message's content rendered, in order.
+fn describe_turn(replaced: &[String], messages: &[Message], htmls: Vec<String>) -> Vec<EventDraft> {
     let mut events = Vec::with_capacity(messages.len() + 1);
     if !replaced.is_empty()
         && let Some(first) = messages.first()
@@ -609,11 +616,13 @@ fn describe_turn(replaced: &[String], messages: &[Message]) -> Vec<EventDraft> {
             json!({"selected": first.id, "joined": [], "left": replaced}).to_string(),
         ));
     }
+    let mut htmls = htmls.into_iter();
     for m in messages {
+        let html = htmls.next().unwrap_or_default();
         events.push(EventDraft::new(
             "message",
             &m.id,
-            json!({"message": MessageView::new(m)}).to_string(),
+            json!({"message": MessageView::with_html(m, html)}).to_string(),
         ));
     }
     events

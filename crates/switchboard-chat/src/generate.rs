@@ -701,15 +701,7 @@ impl Generation {
         .then_some(message.finished_at)
         .flatten());
 
-        // Rendering a long reply's markdown is CPU work: off the async threads.
-        let view = {
-            let message = message.clone();
-            tokio::task::spawn_blocking(move || {
-                json!({"message": MessageView::new(&message)}).to_string()
-            })
-            .await
-            .unwrap_or_else(|_| json!({"message": {"id": self.message.id}}).to_string())
-        };
+        let view = MessageView::event_json(message.clone()).await;
         let finish = MessageFinish {
             chat_id: message.chat_id.clone(),
             message_id: message.id.clone(),

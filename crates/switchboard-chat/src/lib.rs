@@ -28,6 +28,7 @@ mod journal;
 mod ledger;
 pub mod markdown;
 pub mod mcp;
+pub mod rendered;
 pub mod title;
 pub mod view;
 

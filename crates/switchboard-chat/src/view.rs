@@ -1,10 +1,10 @@
 //! The JSON the chat API and the event stream send for messages and chats.
 
 use serde::Serialize;
-use serde_json::Value;
+use serde_json::{Value, json};
 use switchboard_store::{Chat, Message, MessageStatus, Role, Sibling};
 
-use crate::markdown;
+use crate::{markdown, rendered};
 
 #[derive(Serialize, Clone)]
 pub struct ErrorView {
@@ -111,10 +111,7 @@ pub struct MessageView {
 
 impl MessageView {
     pub fn new(m: &Message) -> MessageView {
-        MessageView {
-            html: markdown::render(&m.content),
-            ..MessageView::new_plain(m)
-        }
+        MessageView::with_html(m, html_of(m))
     }
 
     /// The view without the rendered HTML.
@@ -162,24 +159,88 @@ impl MessageView {
         }
     }
 
-    /// Views of a page of messages, rendered on tokio's blocking pool: rendering markdown with
-    /// highlighting is the one CPU-heavy thing a request does, and it must not hold up the
-    /// threads that relay streams.
-    pub async fn render_page(messages: Vec<Message>) -> Vec<MessageView> {
-        let fallback = messages.clone();
-        tokio::task::spawn_blocking(move || messages.iter().map(MessageView::new).collect())
-            .await
-            // Only a panic in the renderer gets here: show the text unrendered rather than fail.
-            .unwrap_or_else(|_| {
-                fallback
-                    .iter()
-                    .map(|m| MessageView {
-                        html: String::new(),
-                        ..MessageView::new_plain(m)
-                    })
-                    .collect()
-            })
+    /// The view with `html` already rendered (see [`render_texts`]).
+    pub fn with_html(m: &Message, html: String) -> MessageView {
+        MessageView {
+            html,
+            ..MessageView::new_plain(m)
+        }
     }
+
+    /// Views of a page of messages, rendered where [`off_the_workers_if_long`] says.
+    pub async fn render_page(messages: Vec<Message>) -> Vec<MessageView> {
+        let quick = messages.iter().all(is_quick);
+        off_the_workers_if_long(quick, move || {
+            messages.iter().map(MessageView::new_or_plain).collect()
+        })
+        .await
+        // The work catches the renderer's panics: only a runtime shutting down (nobody left to
+        // read the page) gets here.
+        .unwrap_or_default()
+    }
+
+    /// The `{"message": …}` JSON of a finished message's event, rendered like a page.
+    pub async fn event_json(message: Message) -> String {
+        let id = message.id.clone();
+        off_the_workers_if_long(is_quick(&message), move || {
+            json!({"message": MessageView::new_or_plain(&message)}).to_string()
+        })
+        .await
+        .unwrap_or_else(|| json!({"message": {"id": id}}).to_string())
+    }
+
+    /// The view, or the text unrendered when the renderer panics: a message is shown rather than
+    /// lost.
+    fn new_or_plain(m: &Message) -> MessageView {
+        let html = std::panic::catch_unwind(|| html_of(m)).unwrap_or_default();
+        MessageView::with_html(m, html)
+    }
+}
+
+/// Whether [`html_of`] takes only microseconds for `m`.
+fn is_quick(m: &Message) -> bool {
+    rendered::is_quick(&m.content, m.status != MessageStatus::Streaming)
+}
+
+/// A message's content rendered: remembered once the message is finished (its text no longer
+/// changes), rendered afresh while it streams.
+fn html_of(m: &Message) -> String {
+    if m.status == MessageStatus::Streaming {
+        markdown::render(&m.content)
+    } else {
+        rendered::render_remembered(&m.content)
+    }
+}
+
+/// The HTML of each text, rendered where [`off_the_workers_if_long`] says: for messages about to be
+/// stored, so that no rendering happens inside the transaction that stores them.
+pub async fn render_texts(texts: Vec<String>) -> Vec<String> {
+    let len = texts.len();
+    let quick = texts.iter().all(|t| rendered::is_quick(t, true));
+    off_the_workers_if_long(quick, move || {
+        texts.iter().map(|t| html_or_empty(t)).collect()
+    })
+    .await
+    .unwrap_or_else(|| vec![String::new(); len])
+}
+
+/// Rendered markdown, or nothing when the renderer panics (the client shows the text).
+fn html_or_empty(text: &str) -> String {
+    std::panic::catch_unwind(|| rendered::render_remembered(text)).unwrap_or_default()
+}
+
+/// Runs `render` (markdown rendering: the one CPU-heavy thing a request does) in place when it is
+/// `quick` ([`rendered::is_quick`]), else on tokio's blocking pool: a long text or code must not
+/// hold up the threads that relay streams, and a short one should not pay for two thread
+/// hand-offs. `None` when the blocking pool could not run it.
+async fn off_the_workers_if_long<T: Send + 'static>(
+    quick: bool,
+    render: impl FnOnce() -> T + Send + 'static,
+) -> Option<T> {
+    if quick {
+        return Some(render());
+    }
+    tokio::task::spawn_blocking(render).await.ok()
 }
 
 #[derive(Serialize)]

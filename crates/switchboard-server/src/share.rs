@@ -147,7 +147,7 @@ async fn shared_page(
     let messages = tokio::task::spawn_blocking(move || {
         copy.into_iter()
             .map(|m| MessageLine {
-                html: crate::markdown::render(&m.content),
+                html: switchboard_chat::rendered::render_remembered(&m.content),
                 meta: m.model.unwrap_or_default(),
                 role: m.role,
                 status: m.status,
