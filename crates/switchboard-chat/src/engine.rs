@@ -728,7 +728,7 @@ impl Inner {
         }
         message.status = MessageStatus::Interrupted;
         message.finished_at = Some(now_ms());
-        let view = MessageView::new(&message);
+        let view = MessageView::event_json(message.clone()).await;
         let finish = MessageFinish {
             chat_id: message.chat_id.clone(),
             message_id: message.id.clone(),
@@ -749,11 +749,7 @@ impl Inner {
             model: None,
             first_token_at: None,
             reasoning_ended_at: None,
-            events: vec![EventDraft::new(
-                "done",
-                &message.id,
-                json!({"message": view}).to_string(),
-            )],
+            events: vec![EventDraft::new("done", &message.id, view)],
             compact: COMPACTED_KINDS.iter().map(|k| k.to_string()).collect(),
             attachments: None,
             files: Vec::new(),

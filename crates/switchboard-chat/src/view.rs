@@ -110,10 +110,6 @@ pub struct MessageView {
 }
 
 impl MessageView {
-    pub fn new(m: &Message) -> MessageView {
-        MessageView::with_html(m, html_of(m))
-    }
-
     /// The view without the rendered HTML.
     fn new_plain(m: &Message) -> MessageView {
         let u = &m.usage;
