@@ -112,8 +112,9 @@ pub struct ReplyPlan {
     /// Where the turn goes in the chat's tree: after the active path, or beside an earlier
     /// message (edit, regenerate), which moves the path and keeps what it leaves.
     pub parent: TurnParent,
-    /// The user's message; `None`: replies alone, under `parent` (a regenerate).
-    pub user: Option<UserTurn>,
+    /// The user's message; `None`: replies alone, under `parent` (a regenerate). Shared: a
+    /// compare's plans all carry the same message (its images and files can be megabytes).
+    pub user: Option<Arc<UserTurn>>,
     pub model: String,
     pub provider: String,
     pub limits: ModelLimits,

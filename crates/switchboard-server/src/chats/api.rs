@@ -607,11 +607,11 @@ pub async fn post_message(
         None => None,
     };
     let chat = load_chat(state.store(), &caller, &id).await?;
-    let user = UserTurn {
+    let user = Arc::new(UserTurn {
         content: req.content,
         images: req.images,
         files,
-    };
+    });
     let Some(models) = compare else {
         let plan = plan_reply(
             &state,
@@ -783,7 +783,7 @@ fn preset(state: &AppState, raw: &str) -> Result<Target, ApiError> {
 
 /// What a turn adds, and where in the chat's tree.
 struct Turn {
-    user: Option<UserTurn>,
+    user: Option<Arc<UserTurn>>,
     /// Edit and regenerate branch off an earlier message.
     parent: TurnParent,
 }
@@ -1054,11 +1054,11 @@ pub async fn edit_message(
         .unwrap_or_default();
     let files = kept_files(&state, &caller, &msg).await?;
     let turn = Turn {
-        user: Some(UserTurn {
+        user: Some(Arc::new(UserTurn {
             content: req.content,
             images,
             files,
-        }),
+        })),
         // The edited message stays, with its replies, beside the new one.
         parent: TurnParent::Under(msg.parent_id),
     };
