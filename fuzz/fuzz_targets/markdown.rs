@@ -1,6 +1,7 @@
-//! The markdown renderer on arbitrary model output: it never panics, and nothing it emits can run
+//! The markdown renderer on arbitrary model output: it never panics, nothing it emits can run
 //! script (no `<script` tag, no `on…=` event-handler attribute, no URL attribute with a scheme
-//! other than http, https or mailto).
+//! other than http, https or mailto), and a streaming reply rendered block by block
+//! (`render_streaming`) gets exactly the HTML of the whole.
 
 #![no_main]
 
@@ -11,6 +12,11 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     let html = switchboard_server::markdown::render(markdown);
+    assert_eq!(
+        switchboard_chat::rendered::render_streaming(markdown),
+        html,
+        "rendered block by block"
+    );
     let lower = html.to_ascii_lowercase();
     // Text is escaped (`&lt;script`), so a raw `<script` can only be a tag.
     assert!(!lower.contains("<script"), "script tag in {html:?}");

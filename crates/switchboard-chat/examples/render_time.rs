@@ -1,4 +1,5 @@
-//! What rendering a message's markdown costs, fresh and remembered, for a few shapes of text:
+//! What rendering a message's markdown costs, fresh and remembered, for a few shapes of text, and
+//! following a streaming reply as it grows:
 //! `cargo run --release -p switchboard-chat --example render_time` (the numbers in
 //! docs/benchmarks.md). A measurement to read, not a test.
 
@@ -46,4 +47,31 @@ fn main() {
             text.len()
         );
     }
+
+    // A follower of a streaming reply asks for its text so far about every 250 ms: at 50
+    // words a second, a few hundred bytes more each time.
+    let mut reply = String::new();
+    while reply.len() < 16 * 1024 {
+        reply.push_str(para);
+        reply.push_str(code);
+    }
+    let step = 320;
+    let lengths: Vec<usize> = (1..=reply.len() / step)
+        .map(|i| reply.floor_char_boundary(i * step))
+        .collect();
+    let started = Instant::now();
+    for &n in &lengths {
+        black_box(markdown::render(&reply[..n]));
+    }
+    let whole = started.elapsed().as_secs_f64() * 1e3;
+    let started = Instant::now();
+    for &n in &lengths {
+        black_box(rendered::render_streaming(&reply[..n]));
+    }
+    let by_block = started.elapsed().as_secs_f64() * 1e3;
+    println!(
+        "a {} KB reply of prose and code followed in {} steps: rendered whole each time {whole:.1} ms, by block {by_block:.1} ms",
+        reply.len() / 1024,
+        lengths.len()
+    );
 }

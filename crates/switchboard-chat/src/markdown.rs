@@ -40,18 +40,21 @@ static SANITIZER: LazyLock<ammonia::Builder<'static>> = LazyLock::new(sanitizer)
 
 /// Render `markdown` to sanitized HTML.
 pub fn render(markdown: &str) -> String {
-    let mut options = Options::empty();
-    options.insert(Options::ENABLE_TABLES);
-    options.insert(Options::ENABLE_TASKLISTS);
-    options.insert(Options::ENABLE_STRIKETHROUGH);
-    options.insert(Options::ENABLE_MATH);
-    options.insert(Options::ENABLE_GFM);
     let markdown = math_delimiters(markdown);
-    let parser = Parser::new_ext(&markdown, options);
+    let parser = Parser::new_ext(&markdown, options());
     let events = rewrite(parser);
     let mut raw = String::with_capacity(markdown.len() * 3 / 2 + 64);
     html::push_html(&mut raw, events.into_iter());
     SANITIZER.clean(&raw).to_string()
+}
+
+/// The Markdown we read: CommonMark with GFM's tables, task lists and strikethrough, and math.
+fn options() -> Options {
+    Options::ENABLE_TABLES
+        | Options::ENABLE_TASKLISTS
+        | Options::ENABLE_STRIKETHROUGH
+        | Options::ENABLE_MATH
+        | Options::ENABLE_GFM
 }
 
 /// The source with the math delimiters pulldown-cmark does not know turned into ones it does
@@ -59,38 +62,126 @@ pub fn render(markdown: &str) -> String {
 /// digit, as in `$3/$15`), outside code spans and fenced code. Borrowed unchanged when
 /// there is nothing to do.
 fn math_delimiters(markdown: &str) -> Cow<'_, str> {
-    if !markdown.contains('$') && !markdown.contains("\\(") && !markdown.contains("\\[") {
+    // Any backslash, not only `\(` and `\[`: each line is rewritten the same whatever the rest
+    // of the text holds (a closing `\]` alone is rewritten too).
+    if !markdown.contains(['$', '\\']) {
         return Cow::Borrowed(markdown);
     }
     let mut out = String::with_capacity(markdown.len() + 16);
-    // The fence that opened the code block we are in (its character and length).
-    let mut fence: Option<(u8, usize)> = None;
+    let mut fences = Fences::default();
     for line in markdown.split_inclusive('\n') {
+        if fences.is_code(line) {
+            out.push_str(line);
+        } else {
+            rewrite_math_line(line, &mut out);
+        }
+    }
+    Cow::Owned(out)
+}
+
+/// Which lines of a document, read in order, belong to a fenced code block at the top level
+/// (its opening and closing fences included).
+#[derive(Default)]
+struct Fences {
+    /// The fence that opened the block we are in: its character and length.
+    open: Option<(u8, usize)>,
+}
+
+impl Fences {
+    fn is_code(&mut self, line: &str) -> bool {
         let trimmed = line.trim_start_matches(' ');
+        let indented = line.len() - trimmed.len() >= 4;
         let marker = trimmed
             .as_bytes()
             .first()
             .copied()
             .filter(|c| *c == b'`' || *c == b'~');
         let run = marker.map_or(0, |c| trimmed.bytes().take_while(|b| *b == c).count());
-        match fence {
+        match self.open {
             Some((c, n)) => {
-                if marker == Some(c) && run >= n && trimmed[run..].trim().is_empty() {
-                    fence = None;
+                if !indented && marker == Some(c) && run >= n && trimmed[run..].trim().is_empty() {
+                    self.open = None;
                 }
-                out.push_str(line);
-                continue;
+                true
             }
-            None if run >= 3 && line.len() - trimmed.len() < 4 => {
-                fence = marker.map(|c| (c, run));
-                out.push_str(line);
-                continue;
+            // A backtick fence's info string may not hold a backtick (CommonMark 4.5).
+            None if run >= 3
+                && !indented
+                && !(marker == Some(b'`') && trimmed[run..].contains('`')) =>
+            {
+                self.open = marker.map(|c| (c, run));
+                true
             }
-            None => {}
+            None => false,
         }
-        rewrite_math_line(line, &mut out);
     }
-    Cow::Owned(out)
+}
+
+/// Where a growing text (a streaming reply) can be cut into parts that each render alone
+/// exactly as they render within the whole, whatever text follows: the byte offsets at which
+/// each settled part ends, in order. What follows the last offset is not settled.
+///
+/// A part ends where pulldown-cmark starts a top-level block (so never inside a fence, a list or
+/// a raw HTML block) after a blank line, when that block's first line cannot belong to what came
+/// before however the text goes on: not indented, not a list item, block quote, table row, raw
+/// HTML or link reference ([`starts_a_lone_block`]). A text with a link reference definition
+/// (`[x]: url`, used anywhere in the document) is not cut at all.
+pub(crate) fn settled_ends(markdown: &str) -> Vec<usize> {
+    let mut ends = Vec::new();
+    let mut parser = Parser::new_ext(markdown, options()).into_offset_iter();
+    if parser.reference_definitions().iter().next().is_some() {
+        return ends;
+    }
+    let mut blocks = Vec::new();
+    let mut depth = 0usize;
+    for (event, range) in &mut parser {
+        match event {
+            Event::Start(_) => {
+                if depth == 0 {
+                    blocks.push(range.start);
+                }
+                depth += 1;
+            }
+            Event::End(_) => depth = depth.saturating_sub(1),
+            Event::Rule if depth == 0 => blocks.push(range.start),
+            _ => {}
+        }
+    }
+    let mut blocks = blocks.into_iter().peekable();
+    // The lines as [`math_delimiters`] reads them: a cut must fall outside its fences too, so
+    // that each part gets the same rewrite alone as within the whole.
+    let mut fences = Fences::default();
+    let mut after_blank = false;
+    let mut at = 0;
+    for line in markdown.split_inclusive('\n') {
+        let start = at;
+        at += line.len();
+        while blocks.next_if(|b| *b < start).is_some() {}
+        let block_starts_here = blocks.next_if_eq(&start).is_some();
+        let outside_fences = fences.open.is_none();
+        let code = fences.is_code(line);
+        if block_starts_here && outside_fences && after_blank && starts_a_lone_block(line) {
+            ends.push(start);
+        }
+        // Blank as CommonMark reads it: spaces and tabs only (a form feed or a vertical tab is
+        // text).
+        after_blank = !code
+            && line
+                .bytes()
+                .all(|b| matches!(b, b' ' | b'\t' | b'\r' | b'\n'));
+    }
+    ends
+}
+
+/// Whether a line after a blank line starts a block of its own: its first character is not
+/// indentation and cannot start a list item, a block quote, a table row, raw HTML or a link
+/// reference.
+fn starts_a_lone_block(line: &str) -> bool {
+    line.bytes().next().is_some_and(|b| {
+        (b.is_ascii_graphic() || !b.is_ascii())
+            && !b.is_ascii_digit()
+            && !matches!(b, b'-' | b'*' | b'+' | b'>' | b'<' | b'|' | b'[')
+    })
 }
 
 /// [`math_delimiters`] for one line outside fenced code: inline code spans are copied as they are.
@@ -176,7 +267,9 @@ fn rewrite<'a>(parser: Parser<'a>) -> Vec<Event<'a>> {
             Event::Start(Tag::HtmlBlock) => {
                 out.push(Event::Html("<p class=\"raw-html\">".into()));
             }
-            Event::End(TagEnd::HtmlBlock) => out.push(Event::Html("</p>".into())),
+            // Ended by a line break, as pulldown-cmark ends its own blocks: the HTML of a text is
+            // then the same whether its blocks are rendered together or one by one.
+            Event::End(TagEnd::HtmlBlock) => out.push(Event::Html("</p>\n".into())),
             Event::Html(h) | Event::InlineHtml(h) => out.push(Event::Text(h)),
             Event::InlineMath(tex) => out.push(Event::InlineHtml(math(&tex, false).into())),
             Event::DisplayMath(tex) => out.push(Event::Html(math(&tex, true).into())),
@@ -209,7 +302,8 @@ fn math(tex: &str, block: bool) -> String {
     }
 }
 
-/// A highlighted code block with its header: the language and a copy button.
+/// A highlighted code block with its header: the language and a copy button; ended by a line
+/// break like every block (see [`rewrite`]).
 fn code_block(lang: &str, text: &str) -> String {
     let lang_class: String = lang
         .chars()
@@ -220,7 +314,7 @@ fn code_block(lang: &str, text: &str) -> String {
     format!(
         "<div class=\"code\"><div class=\"code-head\"><span class=\"code-lang\">{}</span>\
          <button type=\"button\" class=\"copy-code\">Copy</button></div>\
-         <pre><code class=\"language-{}\">{}</code></pre></div>",
+         <pre><code class=\"language-{}\">{}</code></pre></div>\n",
         escape(&lang_class),
         escape(&lang_class),
         body

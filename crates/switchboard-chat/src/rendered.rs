@@ -6,8 +6,12 @@
 //! can only ever give a text its own HTML, whoever asks. It is bounded in bytes: two generations,
 //! the young one filling up, the old one dropped when the young one is full and takes its place;
 //! a hit in the old generation moves the entry back to the young one (an approximation of LRU at
-//! the cost of a hash-map lookup). A streaming reply's text changes with every write: it is
-//! rendered, not remembered.
+//! the cost of a hash-map lookup).
+//!
+//! A streaming reply's text changes with every write, and its followers ask for it rendered
+//! several times a second ([`render_streaming`]): its settled blocks are remembered one by one,
+//! and only the block still growing is rendered each time, so following a reply costs in
+//! proportion to its length, not to its length squared.
 
 use std::collections::HashMap;
 use std::sync::{Arc, LazyLock, Mutex};
@@ -34,6 +38,33 @@ pub fn render_remembered(text: &str) -> String {
         .lock()
         .unwrap_or_else(|e| e.into_inner())
         .insert(text, &html);
+    html
+}
+
+/// A streaming reply's text so far, rendered: its settled parts ([`markdown::settled_ends`])
+/// remembered, the part still growing rendered afresh. The HTML is the one [`markdown::render`]
+/// gives for the whole text.
+pub fn render_streaming(text: &str) -> String {
+    let mut parts = Vec::new();
+    let mut from = 0;
+    for end in markdown::settled_ends(text) {
+        parts.push(&text[from..end]);
+        from = end;
+    }
+    let tail = &text[from..];
+    // One lock for the lookups: a long reply has hundreds of parts.
+    let known: Vec<Option<Arc<str>>> = {
+        let mut cache = CACHE.lock().unwrap_or_else(|e| e.into_inner());
+        parts.iter().map(|part| cache.get(part)).collect()
+    };
+    let mut html = String::with_capacity(text.len() * 3 / 2 + 64);
+    for (part, known) in parts.iter().zip(known) {
+        match known {
+            Some(h) => html.push_str(&h),
+            None => html.push_str(&render_remembered(part)),
+        }
+    }
+    html.push_str(&markdown::render(tail));
     html
 }
 
@@ -177,6 +208,67 @@ mod tests {
         assert!(is_quick(text, true), "remembered now");
         assert!(!is_quick(text, false), "unless the cache may not be used");
         assert_eq!(render_remembered(text), first);
+    }
+
+    /// Replies as models write them, and the constructs that reach across blocks.
+    const STREAMED: &[&str] = &[
+        "# Plan\n\nFirst, *read* the file.\n\n```rust\nfn main() {\n\n    println!(\"hi\");\n}\n```\n\nThen:\n\n- one\n- two\n\n  still two\n- three\n\nDone. $x^2$ costs $3.\n",
+        "Steps:\n\n1. a\n\n2. b\n\n   ```\n   code in a list\n\n   more code\n   ```\n3. c\n\nAfter the list.\n\n> quoted\n>\n> still quoted\n\nlazy\ncontinued\n",
+        "| a | b |\n|---|---|\n| 1 | 2 |\n\nText under the table.\n\n~~~~\n```\nnot the end\n```\n\n~~~~\n\nTitle\n=====\n\n---\n\n    indented code\n\n    more\n\nend",
+        "See [the docs][d] and [x].\n\nMore text.\n\n[d]: https://example.com/docs\n[x]: https://example.com/x\n",
+        "Before.\n\nMore before.\n\n<pre>\nkept\n\nas one block\n</pre>\n\nAfter the pre.\n\n<!-- a comment\n\nspanning -->\n\nend",
+        "```py`\nnot a fence\n\ntext\n```\n\ncode?\n\nmore\n",
+        // A vertical tab is not blank (found by the fuzzer).
+        "|\n\u{b}\n\0mmo\n\nnext",
+        "0`\n`s`\r```$\n\n`s`\r`@\n$``",
+        "`\\](\n\n\\(\n\nms$$S\r",
+        "- a\n  ```\n  x $y$\n\nnext $z$\n```\n\ninside $w$\n\nmore",
+        "1.  a\n    ```\n    x $y$\n\nnext $z$\n```\n\ninside $w$\n\nmore",
+        "- [ ] task\n- [x] done\n\nWindows\r\n\r\nline endings\r\n\r\n\\[\nx = 1\n\\]\n\nThat was math.",
+    ];
+
+    #[test]
+    fn a_streaming_reply_renders_at_every_length_as_the_whole_text_does() {
+        for doc in STREAMED {
+            for (at, _) in doc.char_indices().chain([(doc.len(), ' ')]) {
+                let prefix = &doc[..at];
+                assert_eq!(
+                    render_streaming(prefix),
+                    markdown::render(prefix),
+                    "rendering {prefix:?} in parts"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn a_streaming_reply_is_cut_into_parts_between_blocks() {
+        // The property above holds trivially without cuts: show where they fall.
+        let starts = |doc: &str| -> Vec<String> {
+            markdown::settled_ends(doc)
+                .into_iter()
+                .map(|at| doc[at..].chars().take(6).collect())
+                .collect()
+        };
+        // The list stays with "Then:" (a list item could still follow it).
+        assert_eq!(
+            starts(STREAMED[0]),
+            ["First,", "```rus", "Then:\n", "Done. "]
+        );
+        assert_eq!(
+            starts(STREAMED[3]),
+            Vec::<String>::new(),
+            "a reference is used anywhere"
+        );
+        // Never inside the <pre> block or the comment, both of which hold blank lines.
+        assert_eq!(starts(STREAMED[4]), ["More b", "After ", "end"]);
+        // A fence in a list item ends with the item, and the fence after "next" runs to the
+        // end: never cut at "inside" or "more". (Nor at "next": the math rewrite, which reads
+        // fences without lists, still counts the first one open there.)
+        let doc = "- a\n  ```\n  x\n\nnext\n```\n\ninside\n\nmore";
+        assert_eq!(starts(doc), Vec::<String>::new());
+        let doc = "1.  a\n    ```\n    x\n\nnext\n```\n\ninside\n\nmore";
+        assert_eq!(starts(doc), ["next\n`"]);
     }
 
     #[test]

@@ -4,7 +4,7 @@ use serde::Serialize;
 use serde_json::{Value, json};
 use switchboard_store::{Chat, Message, MessageStatus, Role, Sibling};
 
-use crate::{markdown, rendered};
+use crate::rendered;
 
 #[derive(Serialize, Clone)]
 pub struct ErrorView {
@@ -199,10 +199,10 @@ fn is_quick(m: &Message) -> bool {
 }
 
 /// A message's content rendered: remembered once the message is finished (its text no longer
-/// changes), rendered afresh while it streams.
+/// changes); while it streams, its settled blocks remembered and the rest rendered afresh.
 fn html_of(m: &Message) -> String {
     if m.status == MessageStatus::Streaming {
-        markdown::render(&m.content)
+        rendered::render_streaming(&m.content)
     } else {
         rendered::render_remembered(&m.content)
     }

@@ -1264,10 +1264,12 @@ pub async fn render_markdown(
     if req.markdown.len() > limit {
         return Err(ApiError::body_over(limit, "SWITCHBOARD_MAX_REPLY_BYTES"));
     }
-    // Highlighting is CPU work: keep it off the threads that relay streams.
-    let html =
-        tokio::task::spawn_blocking(move || switchboard_chat::markdown::render(&req.markdown))
-            .await
-            .map_err(|e| ApiError::internal(format!("rendering markdown: {e}")))?;
+    // The text of a streaming reply, asked for again and again as it grows: its settled blocks
+    // are remembered. Highlighting is CPU work: keep it off the threads that relay streams.
+    let html = tokio::task::spawn_blocking(move || {
+        switchboard_chat::rendered::render_streaming(&req.markdown)
+    })
+    .await
+    .map_err(|e| ApiError::internal(format!("rendering markdown: {e}")))?;
     Ok(Json(json!({"html": html})).into_response())
 }
