@@ -74,33 +74,26 @@ impl Store {
     /// Records several calls in one transaction (the ledger is written in batches: a row per relayed
     /// request, one statement each, would cost the relay more than the relaying).
     pub async fn record_spends(&self, spends: &[Spend]) -> Result<(), StoreError> {
-        if spends.is_empty() {
-            return Ok(());
-        }
-        let mut tx = self.db.begin("record spend").await?;
-        for chunk in spends.chunks(SPENDS_PER_INSERT) {
-            let mut sql = String::from(
-                "INSERT INTO spend (workspace, entry, model, provider, prompt_tokens,
-                    completion_tokens, reasoning_tokens, cached_tokens, cost, at) VALUES ",
-            );
-            push_placeholder_rows(&mut sql, chunk.len(), 10, tx.is_postgres());
-            let mut statement = Sql::built("record spend", sql);
-            for spend in chunk {
-                statement = statement
-                    .text(&spend.workspace)
-                    .text(&spend.entry)
-                    .opt_text(spend.model.as_deref())
-                    .opt_text(spend.provider.as_deref())
-                    .opt_int(spend.prompt_tokens)
-                    .opt_int(spend.completion_tokens)
-                    .opt_int(spend.reasoning_tokens)
-                    .opt_int(spend.cached_tokens)
-                    .opt_real(spend.cost)
-                    .int(spend.at);
+        let postgres = self.backend() == crate::Backend::Postgres;
+        let mut statements = spends
+            .chunks(SPENDS_PER_INSERT)
+            .map(|chunk| spends_insert(chunk, postgres));
+        match (statements.next(), statements.len()) {
+            (None, _) => Ok(()),
+            // One statement is atomic alone: no transaction's round trips around it.
+            (Some(only), 0) => {
+                self.db.execute(only).await?;
+                Ok(())
             }
-            tx.execute(statement).await?;
+            (Some(first), _) => {
+                let mut tx = self.db.begin("record spend").await?;
+                tx.execute(first).await?;
+                for statement in statements {
+                    tx.execute(statement).await?;
+                }
+                tx.commit("record spend").await
+            }
         }
-        tx.commit("record spend").await
     }
 
     /// USD `workspace` spent from `since` (ms) on.
@@ -167,4 +160,28 @@ impl Store {
             })
             .collect()
     }
+}
+
+/// One INSERT of `spends`' rows.
+fn spends_insert(spends: &[Spend], postgres: bool) -> Sql {
+    let mut sql = String::from(
+        "INSERT INTO spend (workspace, entry, model, provider, prompt_tokens,
+            completion_tokens, reasoning_tokens, cached_tokens, cost, at) VALUES ",
+    );
+    push_placeholder_rows(&mut sql, spends.len(), 10, postgres);
+    let mut statement = Sql::built("record spend", sql);
+    for spend in spends {
+        statement = statement
+            .text(&spend.workspace)
+            .text(&spend.entry)
+            .opt_text(spend.model.as_deref())
+            .opt_text(spend.provider.as_deref())
+            .opt_int(spend.prompt_tokens)
+            .opt_int(spend.completion_tokens)
+            .opt_int(spend.reasoning_tokens)
+            .opt_int(spend.cached_tokens)
+            .opt_real(spend.cost)
+            .int(spend.at);
+    }
+    statement
 }
