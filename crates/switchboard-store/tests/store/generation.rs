@@ -25,6 +25,7 @@ on_both_backends!(
     a_snapshot_agrees_with_its_last_event_seq,
     a_reply_is_searchable_once_finished,
     spend_is_summed_by_period_and_grouped,
+    a_ledger_batch_is_stored_whole_whatever_its_size,
 );
 
 async fn chat(store: &Store) -> String {
@@ -629,4 +630,27 @@ async fn spend_is_summed_by_period_and_grouped(store: Store) {
         .unwrap();
     let keys: Vec<&str> = by_ws.iter().map(|r| r.key.as_str()).collect();
     assert_eq!(keys, ["a", "b"]);
+}
+
+async fn a_ledger_batch_is_stored_whole_whatever_its_size(store: Store) {
+    let spend = |i: i64| switchboard_store::Spend {
+        workspace: "ledger".into(),
+        entry: "chat".into(),
+        model: Some("m/one".into()),
+        cost: Some(0.5),
+        at: 1_000 + i,
+        ..Default::default()
+    };
+    store.record_spends(&[]).await.unwrap();
+    // One row (one statement, no transaction), then more rows than one INSERT holds.
+    store.record_spends(&[spend(0)]).await.unwrap();
+    assert_eq!(store.spent_since("ledger", 0).await.unwrap(), 0.5);
+    let batch: Vec<_> = (1..=150).map(spend).collect();
+    store.record_spends(&batch).await.unwrap();
+    assert_eq!(store.spent_since("ledger", 0).await.unwrap(), 75.5);
+    assert_eq!(
+        store.spent_since("ledger", 1_150).await.unwrap(),
+        0.5,
+        "the last row of the last INSERT"
+    );
 }
