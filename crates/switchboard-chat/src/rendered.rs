@@ -10,8 +10,8 @@
 //!
 //! A streaming reply's text changes with every write, and its followers ask for it rendered
 //! several times a second ([`render_streaming`]): its settled blocks are remembered one by one,
-//! and only the block still growing is rendered each time, so following a reply costs in
-//! proportion to its length, not to its length squared.
+//! in a cache of their own (4 MiB), and only the block still growing is rendered each time, so
+//! following a reply costs in proportion to its length, not to its length squared.
 
 use std::collections::HashMap;
 use std::sync::{Arc, LazyLock, Mutex};
@@ -24,17 +24,28 @@ const BUDGET_BYTES: usize = 8 * 1024 * 1024;
 static CACHE: LazyLock<Mutex<RenderCache>> =
     LazyLock::new(|| Mutex::new(RenderCache::new(BUDGET_BYTES)));
 
+/// The same for the settled blocks of streaming replies: a cache of its own, so the texts sent to
+/// `POST /api/render` can never push finished messages out of [`CACHE`].
+const PARTS_BUDGET_BYTES: usize = 4 * 1024 * 1024;
+
+static PARTS: LazyLock<Mutex<RenderCache>> =
+    LazyLock::new(|| Mutex::new(RenderCache::new(PARTS_BUDGET_BYTES)));
+
 /// `text` rendered and sanitized ([`markdown::render`]), from the cache when it was rendered
 /// before.
 pub fn render_remembered(text: &str) -> String {
-    let cached = CACHE.lock().unwrap_or_else(|e| e.into_inner()).get(text);
+    remembered_in(&CACHE, text)
+}
+
+fn remembered_in(cache: &Mutex<RenderCache>, text: &str) -> String {
+    let cached = cache.lock().unwrap_or_else(|e| e.into_inner()).get(text);
     if let Some(html) = cached {
         return html.to_string();
     }
     // Rendered outside the lock: two threads may render the same text at once, and the second
     // insert replaces the first with the same HTML.
     let html = markdown::render(text);
-    CACHE
+    cache
         .lock()
         .unwrap_or_else(|e| e.into_inner())
         .insert(text, &html);
@@ -42,7 +53,7 @@ pub fn render_remembered(text: &str) -> String {
 }
 
 /// A streaming reply's text so far, rendered: its settled parts ([`markdown::settled_ends`])
-/// remembered, the part still growing rendered afresh. The HTML is the one [`markdown::render`]
+/// remembered (in [`PARTS`]), the part still growing rendered afresh. The HTML is the one [`markdown::render`]
 /// gives for the whole text.
 pub fn render_streaming(text: &str) -> String {
     let mut parts = Vec::new();
@@ -54,14 +65,14 @@ pub fn render_streaming(text: &str) -> String {
     let tail = &text[from..];
     // One lock for the lookups: a long reply has hundreds of parts.
     let known: Vec<Option<Arc<str>>> = {
-        let mut cache = CACHE.lock().unwrap_or_else(|e| e.into_inner());
+        let mut cache = PARTS.lock().unwrap_or_else(|e| e.into_inner());
         parts.iter().map(|part| cache.get(part)).collect()
     };
     let mut html = String::with_capacity(text.len() * 3 / 2 + 64);
     for (part, known) in parts.iter().zip(known) {
         match known {
             Some(h) => html.push_str(&h),
-            None => html.push_str(&render_remembered(part)),
+            None => html.push_str(&remembered_in(&PARTS, part)),
         }
     }
     html.push_str(&markdown::render(tail));
@@ -269,6 +280,21 @@ mod tests {
         assert_eq!(starts(doc), Vec::<String>::new());
         let doc = "1.  a\n    ```\n    x\n\nnext\n```\n\ninside\n\nmore";
         assert_eq!(starts(doc), ["next\n`"]);
+    }
+
+    #[test]
+    fn streaming_parts_are_remembered_apart_from_finished_messages() {
+        let doc = "A part only a streaming reply has.\n\nAnd the growing one";
+        let part = &doc[..markdown::settled_ends(doc)[0]];
+        render_streaming(doc);
+        let held = |cache: &Mutex<RenderCache>| {
+            cache
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .young_or_old_has(part)
+        };
+        assert!(held(&PARTS), "the settled part is remembered");
+        assert!(!held(&CACHE), "but not among finished messages");
     }
 
     #[test]
