@@ -48,31 +48,12 @@ const SPENDS_PER_INSERT: usize = 64;
 
 impl Store {
     pub async fn record_spend(&self, spend: &Spend) -> Result<(), StoreError> {
-        self.db
-            .execute(
-                Sql::new(
-                    "record spend",
-                    "INSERT INTO spend (workspace, entry, model, provider, prompt_tokens,
-                        completion_tokens, reasoning_tokens, cached_tokens, cost, at)
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-                )
-                .text(&spend.workspace)
-                .text(&spend.entry)
-                .opt_text(spend.model.as_deref())
-                .opt_text(spend.provider.as_deref())
-                .opt_int(spend.prompt_tokens)
-                .opt_int(spend.completion_tokens)
-                .opt_int(spend.reasoning_tokens)
-                .opt_int(spend.cached_tokens)
-                .opt_real(spend.cost)
-                .int(spend.at),
-            )
-            .await?;
-        Ok(())
+        self.record_spends(std::slice::from_ref(spend)).await
     }
 
-    /// Records several calls in one transaction (the ledger is written in batches: a row per relayed
-    /// request, one statement each, would cost the relay more than the relaying).
+    /// Records several calls, atomically: one INSERT, or one transaction when the batch needs
+    /// several (the ledger is written in batches: a row per relayed request, one statement each,
+    /// would cost the relay more than the relaying).
     pub async fn record_spends(&self, spends: &[Spend]) -> Result<(), StoreError> {
         let postgres = self.backend() == crate::Backend::Postgres;
         let mut statements = spends
