@@ -34,48 +34,35 @@ static PARTS: LazyLock<Mutex<RenderCache>> =
 /// `text` rendered and sanitized ([`markdown::render`]), from the cache when it was rendered
 /// before.
 pub fn render_remembered(text: &str) -> String {
-    remembered_in(&CACHE, text)
+    remembered_in(&CACHE, text).to_string()
 }
 
-fn remembered_in(cache: &Mutex<RenderCache>, text: &str) -> String {
+fn remembered_in(cache: &Mutex<RenderCache>, text: &str) -> Arc<str> {
     let cached = cache.lock().unwrap_or_else(|e| e.into_inner()).get(text);
     if let Some(html) = cached {
-        return html.to_string();
+        return html;
     }
     // Rendered outside the lock: two threads may render the same text at once, and the second
     // insert replaces the first with the same HTML.
-    let html = markdown::render(text);
+    let html: Arc<str> = markdown::render(text).into();
     cache
         .lock()
         .unwrap_or_else(|e| e.into_inner())
-        .insert(text, &html);
+        .insert(text, html.clone());
     html
 }
 
 /// A streaming reply's text so far, rendered: its settled parts ([`markdown::settled_ends`])
-/// remembered (in [`PARTS`]), the part still growing rendered afresh. The HTML is the one [`markdown::render`]
-/// gives for the whole text.
+/// remembered (in [`PARTS`]), the part still growing rendered afresh. The HTML is the one
+/// [`markdown::render`] gives for the whole text.
 pub fn render_streaming(text: &str) -> String {
-    let mut parts = Vec::new();
+    let mut html = String::with_capacity(text.len() * 3 / 2 + 64);
     let mut from = 0;
     for end in markdown::settled_ends(text) {
-        parts.push(&text[from..end]);
+        html.push_str(&remembered_in(&PARTS, &text[from..end]));
         from = end;
     }
-    let tail = &text[from..];
-    // One lock for the lookups: a long reply has hundreds of parts.
-    let known: Vec<Option<Arc<str>>> = {
-        let mut cache = PARTS.lock().unwrap_or_else(|e| e.into_inner());
-        parts.iter().map(|part| cache.get(part)).collect()
-    };
-    let mut html = String::with_capacity(text.len() * 3 / 2 + 64);
-    for (part, known) in parts.iter().zip(known) {
-        match known {
-            Some(h) => html.push_str(&h),
-            None => html.push_str(&remembered_in(&PARTS, part)),
-        }
-    }
-    html.push_str(&markdown::render(tail));
+    html.push_str(&markdown::render(&text[from..]));
     html
 }
 
@@ -129,8 +116,8 @@ impl RenderCache {
         self.young.contains_key(text) || self.old.contains_key(text)
     }
 
-    fn insert(&mut self, text: &str, html: &str) {
-        self.keep(Arc::from(text), Arc::from(html));
+    fn insert(&mut self, text: &str, html: Arc<str>) {
+        self.keep(Arc::from(text), html);
     }
 
     fn keep(&mut self, text: Arc<str>, html: Arc<str>) {
@@ -160,7 +147,7 @@ mod tests {
     #[test]
     fn a_text_gets_its_own_html_back_and_nothing_else() {
         let mut cache = RenderCache::new(1024);
-        cache.insert("**a**", "<p><strong>a</strong></p>");
+        cache.insert("**a**", "<p><strong>a</strong></p>".into());
         assert_eq!(
             cache.get("**a**").as_deref(),
             Some("<p><strong>a</strong></p>")
@@ -175,7 +162,7 @@ mod tests {
         let mut cache = RenderCache::new(800);
         let texts: Vec<String> = (0..50).map(|i| format!("{i:0>50}")).collect();
         for text in &texts {
-            cache.insert(text, &"h".repeat(50));
+            cache.insert(text, "h".repeat(50).into());
             assert!(cache.len() <= 8, "{} entries", cache.len());
         }
         assert!(cache.get(&texts[49]).is_some(), "the last text is kept");
@@ -185,14 +172,14 @@ mod tests {
     #[test]
     fn a_hit_in_the_old_generation_survives_the_next_turnover() {
         let mut cache = RenderCache::new(800);
-        cache.insert("keep me", &"h".repeat(93));
+        cache.insert("keep me", "h".repeat(93).into());
         for i in 0..4 {
-            cache.insert(&format!("{i:0>50}"), &"h".repeat(50));
+            cache.insert(&format!("{i:0>50}"), "h".repeat(50).into());
         }
         // "keep me" is now in the old generation; reading it brings it back to the young one.
         assert!(cache.get("keep me").is_some());
         for i in 4..7 {
-            cache.insert(&format!("{i:0>50}"), &"h".repeat(50));
+            cache.insert(&format!("{i:0>50}"), "h".repeat(50).into());
         }
         assert!(cache.get("keep me").is_some(), "a text in use is kept");
         assert!(cache.get(&format!("{:0>50}", 0)).is_none());
@@ -201,8 +188,8 @@ mod tests {
     #[test]
     fn a_text_larger_than_a_quarter_of_the_budget_is_not_kept() {
         let mut cache = RenderCache::new(800);
-        cache.insert("small", "<p>small</p>");
-        cache.insert(&"x".repeat(150), &"y".repeat(150));
+        cache.insert("small", "<p>small</p>".into());
+        cache.insert(&"x".repeat(150), "y".repeat(150).into());
         assert_eq!(cache.get(&"x".repeat(150)), None);
         assert!(
             cache.get("small").is_some(),
