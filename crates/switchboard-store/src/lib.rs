@@ -106,6 +106,9 @@ pub const DEFAULT_DATABASE_URL: &str = "sqlite://switchboard.db";
 /// How long a SQLite connection waits for another writer before giving up.
 const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// How often the SQLite writer checkpoints its write-ahead log (see `slot::Slot::writer`).
+const SQLITE_CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
+
 /// Read-only SQLite connections beside the one that writes (see `db::SqlitePools`).
 const SQLITE_READERS: usize = 2;
 
@@ -255,7 +258,10 @@ async fn connect_sqlite(url: &str) -> Result<Db, StoreError> {
         .map_err(connect_error)?
         .create_if_missing(true)
         .foreign_keys(true)
-        .busy_timeout(SQLITE_BUSY_TIMEOUT);
+        .busy_timeout(SQLITE_BUSY_TIMEOUT)
+        // A statement's undo journal spilled to a temporary file past 64 KiB (a group of
+        // replies' events is more): kept in memory, it is not written at all.
+        .pragma("temp_store", "memory");
     if in_memory {
         // An in-memory database lives exactly as long as its connection, and each new
         // connection would otherwise see an empty database: one connection for the life of
@@ -269,7 +275,7 @@ async fn connect_sqlite(url: &str) -> Result<Db, StoreError> {
         .journal_mode(SqliteJournalMode::Wal)
         .synchronous(SqliteSynchronous::Normal);
     // The writer stays open: its page cache is what makes it cheap.
-    let write = Slot::open(options.clone(), false)
+    let write = Slot::writer(options.clone(), SQLITE_CHECKPOINT_EVERY)
         .await
         .map_err(connect_error)?;
     // Opened after the writer, which creates the file and turns WAL on. Not opened read-only:

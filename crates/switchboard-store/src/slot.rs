@@ -10,10 +10,15 @@
 //! What the pool did besides, this does too: a transaction left open (its future dropped, its
 //! `COMMIT` failed) is rolled back before the next caller uses the connection, and a connection
 //! that lived through a storage failure is reopened (SQLite latches some failures into it).
+//!
+//! The writing connection also checkpoints the write-ahead log on a clock ([`Slot::writer`])
+//! rather than SQLite's default of after every commit once the log holds 1,000 pages: while
+//! readers keep the log from being taken whole, that default tried again after *every* commit,
+//! each try sorting the whole log and syncing it to disk.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection};
 use sqlx::{Connection, Executor};
@@ -26,6 +31,8 @@ pub(crate) struct Slot {
     options: Arc<SqliteConnectOptions>,
     /// An in-memory database lives in its connection: never reopened.
     in_memory: bool,
+    /// The writer's checkpoint interval; `None`: SQLite's own (readers never write).
+    checkpoint_every: Option<Duration>,
 }
 
 impl std::fmt::Debug for Slot {
@@ -44,6 +51,7 @@ struct State {
     /// that gives up mid-`BEGIN` (waiting on a lock) leaves the `BEGIN` to run after it is gone.
     unfinished: bool,
     closed: bool,
+    last_checkpoint: Instant,
 }
 
 /// The connection, held by one caller until dropped.
@@ -88,6 +96,27 @@ impl Slot {
         options: SqliteConnectOptions,
         in_memory: bool,
     ) -> Result<Slot, sqlx::Error> {
+        Slot::open_with(options, in_memory, None).await
+    }
+
+    /// The connection that writes a file database in WAL mode: SQLite's automatic checkpoints are
+    /// off, and the holder after each `every` runs a passive checkpoint first (one that copies
+    /// what no reader still needs and never waits). The log then holds at most about `every` of
+    /// writes beyond what readers pin, and a busy writer checkpoints once per `every`, not per
+    /// commit.
+    pub(crate) async fn writer(
+        options: SqliteConnectOptions,
+        every: Duration,
+    ) -> Result<Slot, sqlx::Error> {
+        let options = options.pragma("wal_autocheckpoint", "0");
+        Slot::open_with(options, false, Some(every)).await
+    }
+
+    async fn open_with(
+        options: SqliteConnectOptions,
+        in_memory: bool,
+        checkpoint_every: Option<Duration>,
+    ) -> Result<Slot, sqlx::Error> {
         let conn = SqliteConnection::connect_with(&options).await?;
         Ok(Slot {
             state: Arc::new(Mutex::new(State {
@@ -95,9 +124,11 @@ impl Slot {
                 opened: Instant::now(),
                 unfinished: false,
                 closed: false,
+                last_checkpoint: Instant::now(),
             })),
             options: Arc::new(options),
             in_memory,
+            checkpoint_every,
         })
     }
 
@@ -133,6 +164,14 @@ impl Slot {
             // Fails harmlessly when SQLite already rolled it back.
             let _ = conn.execute("ROLLBACK").await;
             state.unfinished = false;
+        }
+        if let Some(every) = self.checkpoint_every
+            && state.last_checkpoint.elapsed() >= every
+        {
+            state.last_checkpoint = Instant::now();
+            let conn = state.conn.as_mut().expect("opened above");
+            // A checkpoint that fails leaves the log as it was: the next one takes it.
+            let _ = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").await;
         }
         Ok(Held(state))
     }
@@ -224,6 +263,61 @@ mod tests {
     use super::*;
     use sqlx::Row;
     use sqlx::sqlite::SqliteJournalMode;
+
+    /// 8 MB written in one transaction: 2,000 pages, twice SQLite's automatic checkpoint.
+    async fn write_8_mb(writer: &Slot) {
+        writer
+            .hold()
+            .await
+            .unwrap()
+            .conn()
+            .execute(
+                "CREATE TABLE t (x BLOB);
+                 WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 2048)
+                 INSERT INTO t SELECT randomblob(4000) FROM n",
+            )
+            .await
+            .unwrap();
+    }
+
+    fn size(path: &std::path::Path) -> u64 {
+        std::fs::metadata(path).map_or(0, |m| m.len())
+    }
+
+    /// The writer copies its log into the database only on its clock: not after a commit, even
+    /// one far past SQLite's automatic threshold, and always at the first use once it is due.
+    #[tokio::test]
+    async fn the_writer_checkpoints_on_its_clock_not_after_each_commit() {
+        let dir = tempfile::tempdir().unwrap();
+        let options = |name: &str| {
+            SqliteConnectOptions::new()
+                .filename(dir.path().join(name))
+                .create_if_missing(true)
+                .journal_mode(SqliteJournalMode::Wal)
+        };
+
+        let db = dir.path().join("later.db");
+        let writer = Slot::writer(options("later.db"), Duration::from_secs(3600))
+            .await
+            .unwrap();
+        write_8_mb(&writer).await;
+        drop(writer.hold().await.unwrap());
+        assert!(
+            size(&db) < 1_000_000,
+            "not checkpointed: {} bytes",
+            size(&db)
+        );
+        assert!(size(&dir.path().join("later.db-wal")) > 8_000_000);
+
+        let db = dir.path().join("due.db");
+        let writer = Slot::writer(options("due.db"), Duration::ZERO)
+            .await
+            .unwrap();
+        write_8_mb(&writer).await;
+        assert!(size(&db) < 1_000_000, "not before the next use");
+        drop(writer.hold().await.unwrap());
+        assert!(size(&db) > 8_000_000, "checkpointed: {} bytes", size(&db));
+    }
 
     /// A read transaction dropped on a reader no one picks first must not pin the WAL: the next
     /// reads reach that reader, roll it back, and a checkpoint can then take the whole WAL.
