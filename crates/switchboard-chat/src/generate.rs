@@ -742,9 +742,10 @@ impl Generation {
         // The final write matters most: retry a few times before giving up. If it never lands,
         // the reply stays `streaming` with the text already written, and this instance's sweeper
         // closes it as `interrupted` once it is no longer running here.
+        let finish = Arc::new(finish);
         let mut delay = Duration::from_millis(100);
         for attempt in 1..=6 {
-            match self.engine.store.finish_message(&finish).await {
+            match self.engine.journal.finish(finish.clone()).await {
                 Ok(Some(events)) => {
                     self.engine.hubs.stored(&message.chat_id, events);
                     break;

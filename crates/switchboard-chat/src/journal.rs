@@ -8,13 +8,20 @@
 //! ([`Journal::next_tick`]), so the writes of all running replies arrive together and share a
 //! transaction even when the database is idle.
 //!
+//! A reply's end (its final text, `done` event and the compaction of its deltas) goes the same
+//! way: replies started together end together, and their ends share a transaction too.
+//!
 //! A reply still awaits its own write: nothing it shows is unstored, and each write gets its own
 //! answer. When a group fails, its writes are retried one by one, so one bad write never holds
 //! back the others.
 
 use std::time::Duration;
 
-use switchboard_store::{GenerationAck, GenerationWrite, Store, StoreError};
+use std::sync::Arc;
+
+use switchboard_store::{
+    GenerationAck, GenerationWrite, MessageFinish, Store, StoreError, StoredEvent,
+};
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -23,6 +30,8 @@ use tokio_util::sync::CancellationToken;
 const GROUP: usize = 256;
 
 type Answer = Result<Option<GenerationAck>, WriteFailed>;
+/// A finish's answer: the events stored (its `done`), or `None` when the reply was not ours.
+type Ended = Result<Option<Vec<StoredEvent>>, WriteFailed>;
 
 /// Why a write of a reply was not stored; the reply keeps its text and tries again.
 #[derive(Debug, thiserror::Error)]
@@ -34,9 +43,17 @@ pub(crate) enum WriteFailed {
     JournalGone,
 }
 
-struct Submission {
-    write: GenerationWrite,
-    answer: oneshot::Sender<Answer>,
+// Writes are nearly all of what travels here: boxing them would cost an allocation each.
+#[allow(clippy::large_enum_variant)]
+enum Submission {
+    Write {
+        write: GenerationWrite,
+        answer: oneshot::Sender<Answer>,
+    },
+    Finish {
+        finish: Arc<MessageFinish>,
+        answer: oneshot::Sender<Ended>,
+    },
 }
 
 /// Where running replies hand their writes. Cheap to clone.
@@ -71,10 +88,23 @@ impl Journal {
     /// Stores one write, with whatever other writes are waiting; see [`Store::write_generation`].
     pub(crate) async fn write(&self, write: GenerationWrite) -> Answer {
         let (answer, answered) = oneshot::channel();
-        if let Err(mpsc::error::SendError(submission)) = self.tx.send(Submission { write, answer })
+        if let Err(mpsc::error::SendError(Submission::Write { write, .. })) =
+            self.tx.send(Submission::Write { write, answer })
         {
             // The journal has ended (shutdown): write alone.
-            return Ok(self.store.write_generation(&submission.write).await?);
+            return Ok(self.store.write_generation(&write).await?);
+        }
+        answered.await.unwrap_or(Err(WriteFailed::JournalGone))
+    }
+
+    /// Ends a reply, with whatever other writes are waiting; see [`Store::finish_message`].
+    pub(crate) async fn finish(&self, finish: Arc<MessageFinish>) -> Ended {
+        let (answer, answered) = oneshot::channel();
+        if let Err(mpsc::error::SendError(Submission::Finish { finish, .. })) =
+            self.tx.send(Submission::Finish { finish, answer })
+        {
+            // The journal has ended (shutdown): finish alone.
+            return Ok(self.store.finish_message(&finish).await?);
         }
         answered.await.unwrap_or(Err(WriteFailed::JournalGone))
     }
@@ -126,22 +156,47 @@ async fn write_groups(
 }
 
 async fn write_group(store: &Store, group: Vec<Submission>) {
-    let (writes, answers): (Vec<GenerationWrite>, Vec<oneshot::Sender<Answer>>) =
-        group.into_iter().map(|s| (s.write, s.answer)).unzip();
-    match store.write_generations(&writes).await {
-        Ok(acks) => {
-            for (answer, ack) in answers.into_iter().zip(acks) {
-                let _ = answer.send(Ok(ack));
+    let mut writes = Vec::new();
+    let mut write_answers = Vec::new();
+    let mut finishes = Vec::new();
+    let mut finish_answers = Vec::new();
+    for submission in group {
+        match submission {
+            Submission::Write { write, answer } => {
+                writes.push(write);
+                write_answers.push(answer);
+            }
+            Submission::Finish { finish, answer } => {
+                finishes.push(finish);
+                finish_answers.push(answer);
             }
         }
-        Err(e) if writes.len() == 1 => {
-            let answer = answers.into_iter().next().expect("one answer");
-            let _ = answer.send(Err(e.into()));
+    }
+    let finish_refs: Vec<&MessageFinish> = finishes.iter().map(|f| &**f).collect();
+    match store.write_replies(&writes, &finish_refs).await {
+        Ok((acks, ends)) => {
+            for (answer, ack) in write_answers.into_iter().zip(acks) {
+                let _ = answer.send(Ok(ack));
+            }
+            for (answer, end) in finish_answers.into_iter().zip(ends) {
+                let _ = answer.send(Ok(end));
+            }
+        }
+        Err(e) if writes.len() + finishes.len() == 1 => {
+            // One alone: its own error is the answer.
+            if let Some(answer) = write_answers.pop() {
+                let _ = answer.send(Err(e.into()));
+            } else if let Some(answer) = finish_answers.pop() {
+                let _ = answer.send(Err(e.into()));
+            }
         }
         Err(e) => {
-            tracing::warn!(error = %e, writes = writes.len(), "a group write of replies failed; writing them one by one");
-            for (write, answer) in writes.iter().zip(answers) {
+            tracing::warn!(error = %e, writes = writes.len(), finishes = finishes.len(), "a group write of replies failed; writing them one by one");
+            for (write, answer) in writes.iter().zip(write_answers) {
                 let _ = answer.send(store.write_generation(write).await.map_err(Into::into));
+            }
+            for (finish, answer) in finish_refs.iter().zip(finish_answers) {
+                let _ = answer.send(store.finish_message(finish).await.map_err(Into::into));
             }
         }
     }

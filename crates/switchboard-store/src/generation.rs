@@ -127,18 +127,7 @@ pub(crate) async fn store_reserved_events(
     last: i64,
     events: &[EventDraft],
 ) -> Result<Vec<StoredEvent>, StoreError> {
-    let first = last - events.len() as i64 + 1;
-    let stored: Vec<StoredEvent> = events
-        .iter()
-        .enumerate()
-        .map(|(i, e)| StoredEvent {
-            seq: first + i as i64,
-            message_id: e.message_id.clone(),
-            kind: e.kind.clone(),
-            data: e.data.clone(),
-            created_at: e.created_at,
-        })
-        .collect();
+    let stored = numbered(events, last);
     let rows: Vec<EventRow> = stored
         .iter()
         .zip(events)
@@ -149,16 +138,7 @@ pub(crate) async fn store_reserved_events(
         })
         .collect();
     insert_events(tx, &rows).await?;
-    if tx.is_postgres() {
-        tx.execute(
-            Sql::new(
-                "announce chat events",
-                "SELECT pg_notify('switchboard_events', $1)",
-            )
-            .text(format!("{chat_id} {last}")),
-        )
-        .await?;
-    }
+    announce(tx, &[(chat_id, last)]).await?;
     Ok(stored)
 }
 
@@ -218,25 +198,33 @@ fn insert_events_sql(rows: usize, numbered: bool) -> String {
 /// Chats whose seqs one statement reserves at most.
 const RESERVATIONS_PER_STATEMENT: usize = 64;
 
-/// Reserves each write's seqs (`writes[i].events.len()` of its chat's next ones) and returns the
-/// last seq reserved per write: `None` for a write whose reply is no longer streaming under its
-/// owner, or that has no events. A chat appears once per statement (`UPDATE … FROM` joins each
-/// target row once), so two writes for one chat go in two statements.
+/// Seqs one reply asks for: `events` of its chat's next ones, granted only while the reply is
+/// still streaming under `owner` (`""`: a reply stored without an owner).
+struct Reservation<'a> {
+    chat_id: &'a str,
+    events: usize,
+    message_id: &'a str,
+    owner: &'a str,
+}
+
+/// Reserves each reply's seqs and returns the last seq reserved per reservation: `None` for a
+/// reply that is no longer streaming under its owner, or that asks for none. A chat appears once
+/// per statement (`UPDATE … FROM` joins each target row once), so two reservations for one chat
+/// go in two statements.
 async fn reserve_seqs(
     tx: &mut Tx,
-    writes: &[GenerationWrite],
+    wanted: &[Reservation<'_>],
 ) -> Result<Vec<Option<i64>>, StoreError> {
-    let mut last = vec![None; writes.len()];
-    let mut todo: Vec<usize> = (0..writes.len())
-        .filter(|&i| !writes[i].events.is_empty())
+    let mut last = vec![None; wanted.len()];
+    let mut todo: Vec<usize> = (0..wanted.len())
+        .filter(|&i| wanted[i].events > 0)
         .collect();
     while !todo.is_empty() {
         let mut round = Vec::new();
         let mut later = Vec::new();
         let mut chats = std::collections::HashSet::new();
         for i in todo {
-            if round.len() < RESERVATIONS_PER_STATEMENT && chats.insert(writes[i].chat_id.as_str())
-            {
+            if round.len() < RESERVATIONS_PER_STATEMENT && chats.insert(wanted[i].chat_id) {
                 round.push(i);
             } else {
                 later.push(i);
@@ -252,29 +240,66 @@ async fn reserve_seqs(
              WHERE chats.id = reserved.column1
                AND EXISTS (SELECT 1 FROM messages
                            WHERE messages.id = reserved.column3
-                             AND messages.owner = reserved.column4
+                             AND COALESCE(messages.owner, '') = reserved.column4
                              AND messages.status = 'streaming')
              RETURNING id, last_event_seq",
         );
         let mut sql = Sql::built("reserve chat event seqs for replies", text);
         for &i in &round {
-            let w = &writes[i];
+            let r = &wanted[i];
             sql = sql
-                .text(w.chat_id.as_str())
-                .int(w.events.len() as i64)
-                .text(w.message_id.as_str())
-                .text(w.owner.as_str());
+                .text(r.chat_id)
+                .int(r.events as i64)
+                .text(r.message_id)
+                .text(r.owner);
         }
         for row in tx.fetch_all(sql).await? {
             let chat: String = row.get("id")?;
             let seq: i64 = row.get("last_event_seq")?;
-            if let Some(&i) = round.iter().find(|&&i| writes[i].chat_id == chat) {
+            if let Some(&i) = round.iter().find(|&&i| wanted[i].chat_id == chat) {
                 last[i] = Some(seq);
             }
         }
         todo = later;
     }
     Ok(last)
+}
+
+/// `events` as stored with the seqs that end at `last`.
+fn numbered(events: &[EventDraft], last: i64) -> Vec<StoredEvent> {
+    let first = last - events.len() as i64 + 1;
+    events
+        .iter()
+        .enumerate()
+        .map(|(i, e)| StoredEvent {
+            seq: first + i as i64,
+            message_id: e.message_id.clone(),
+            kind: e.kind.clone(),
+            data: e.data.clone(),
+            created_at: e.created_at,
+        })
+        .collect()
+}
+
+/// Tells the other instances (PostgreSQL) that these chats have events up to these seqs; the
+/// announcements are delivered at commit. Nothing to do on SQLite, where one instance owns the
+/// file.
+async fn announce(tx: &mut Tx, stored: &[(&str, i64)]) -> Result<(), StoreError> {
+    if !tx.is_postgres() {
+        return Ok(());
+    }
+    for chunk in stored.chunks(RESERVATIONS_PER_STATEMENT) {
+        let mut text =
+            String::from("SELECT pg_notify('switchboard_events', column1) FROM (VALUES ");
+        push_placeholder_rows(&mut text, chunk.len(), 1, true);
+        text.push_str(") AS announced");
+        let mut sql = Sql::built("announce chat events", text);
+        for (chat_id, last) in chunk {
+            sql = sql.text(format!("{chat_id} {last}"));
+        }
+        tx.execute(sql).await?;
+    }
+    Ok(())
 }
 
 /// The message row of a running write: what changed besides text, only while it is still
@@ -304,6 +329,113 @@ fn update_streaming_message(write: &GenerationWrite) -> Sql {
     .opt_int(write.reasoning_ended_at)
 }
 
+/// The message row of a finished reply: its final text and facts, only while it is still
+/// streaming under its owner. Changes one row, or none.
+fn finish_streaming_message(finish: &MessageFinish) -> Sql {
+    Sql::new(
+        "finish a streaming message",
+        "UPDATE messages SET
+            status = $2,
+            content = $3,
+            reasoning = $4,
+            reasoning_details = COALESCE($5, reasoning_details),
+            tool_calls = COALESCE($6, tool_calls),
+            annotations = COALESCE($7, annotations),
+            prompt_tokens = COALESCE($8, prompt_tokens),
+            completion_tokens = COALESCE($9, completion_tokens),
+            reasoning_tokens = COALESCE($10, reasoning_tokens),
+            cached_tokens = COALESCE($11, cached_tokens),
+            cost = COALESCE($12, cost),
+            finish_reason = COALESCE($13, finish_reason),
+            error_code = COALESCE($14, error_code),
+            error_message = COALESCE($15, error_message),
+            finished_at = $16,
+            generation_id = COALESCE($17, generation_id),
+            provider = COALESCE($18, provider),
+            model = COALESCE($19, model),
+            first_token_at = COALESCE(first_token_at, $21),
+            reasoning_ended_at = COALESCE(reasoning_ended_at, $22),
+            attachments = COALESCE($23, attachments),
+            owner = NULL
+         WHERE id = $1 AND status = 'streaming' AND COALESCE(owner, '') = $20",
+    )
+    .text(&finish.message_id)
+    .text(finish.status.as_str())
+    .text(&finish.content)
+    .text(&finish.reasoning)
+    .opt_text(json_text(&finish.reasoning_details))
+    .opt_text(json_text(&finish.tool_calls))
+    .opt_text(json_text(&finish.annotations))
+    .opt_int(finish.usage.prompt_tokens)
+    .opt_int(finish.usage.completion_tokens)
+    .opt_int(finish.usage.reasoning_tokens)
+    .opt_int(finish.usage.cached_tokens)
+    .opt_real(finish.usage.cost)
+    .opt_text(finish.finish_reason.as_deref())
+    .opt_text(finish.error_code.as_deref())
+    .opt_text(finish.error_message.as_deref())
+    .int(finish.finished_at)
+    .opt_text(finish.generation_id.as_deref())
+    .opt_text(finish.provider.as_deref())
+    .opt_text(finish.model.as_deref())
+    .text(finish.owner.as_deref().unwrap_or(""))
+    .opt_int(finish.first_token_at)
+    .opt_int(finish.reasoning_ended_at)
+    .opt_text(json_text(&finish.attachments))
+}
+
+/// Replies finished at most per compaction statement.
+const COMPACTIONS_PER_STATEMENT: usize = 64;
+
+/// Deletes the events that the finished replies' `done` supersedes (`finish.compact` kinds of
+/// each reply that did finish): one statement for all replies that compact the same kinds, as
+/// every statement is a round trip.
+async fn compact(
+    tx: &mut Tx,
+    finishes: &[&MessageFinish],
+    ended: &[Option<Vec<StoredEvent>>],
+) -> Result<(), StoreError> {
+    let mut groups: Vec<(&[String], Vec<&str>)> = Vec::new();
+    for (finish, end) in finishes.iter().zip(ended) {
+        if end.is_none() || finish.compact.is_empty() {
+            continue;
+        }
+        match groups
+            .iter_mut()
+            .find(|(kinds, _)| *kinds == finish.compact.as_slice())
+        {
+            Some((_, ids)) => ids.push(&finish.message_id),
+            None => groups.push((&finish.compact, vec![&finish.message_id])),
+        }
+    }
+    for (kinds, ids) in groups {
+        for chunk in ids.chunks(COMPACTIONS_PER_STATEMENT) {
+            let mut text = String::from("DELETE FROM chat_events WHERE message_id IN (");
+            let placeholders = |text: &mut String, from: usize, n: usize| {
+                for i in 0..n {
+                    if i > 0 {
+                        text.push_str(", ");
+                    }
+                    text.push_str(&format!("${}", from + i));
+                }
+            };
+            placeholders(&mut text, 1, chunk.len());
+            text.push_str(") AND kind IN (");
+            placeholders(&mut text, chunk.len() + 1, kinds.len());
+            text.push(')');
+            let mut sql = Sql::built("compact finished replies' events", text);
+            for id in chunk {
+                sql = sql.text(*id);
+            }
+            for kind in kinds {
+                sql = sql.text(kind.as_str());
+            }
+            tx.execute(sql).await?;
+        }
+    }
+    Ok(())
+}
+
 impl Store {
     /// One write of a running generation; see [`Store::write_generations`].
     pub async fn write_generation(
@@ -314,116 +446,136 @@ impl Store {
         Ok(acks.pop().flatten())
     }
 
-    /// Writes of several running generations in one transaction (group commit): one statement
-    /// reserves the seqs of all their chats, one inserts all their events, one announces them.
-    /// Each write gets its own answer, in order: `None` when the reply is no longer its owner's
-    /// (finished elsewhere, recovered, or its chat deleted) — nothing of that write is kept.
+    /// Writes of several running generations in one transaction; see [`Store::write_replies`].
     pub async fn write_generations(
         &self,
         writes: &[GenerationWrite],
     ) -> Result<Vec<Option<GenerationAck>>, StoreError> {
-        let mut tx = self.db.begin("write generations").await?;
+        Ok(self.write_replies(writes, &[]).await?.0)
+    }
+
+    /// Writes and ends of several running replies in one transaction (group commit): one
+    /// statement reserves the seqs of all their chats, one inserts all their events, one deletes
+    /// all the finished replies' deltas, one announces them; each message row that changes is one
+    /// more. Each write and each finish gets its own answer, in order: `None` when the reply is no
+    /// longer its owner's (finished elsewhere, recovered, or its chat deleted) — nothing of it is
+    /// kept. See [`Store::finish_message`] for what a finish does.
+    pub async fn write_replies(
+        &self,
+        writes: &[GenerationWrite],
+        finishes: &[&MessageFinish],
+    ) -> Result<(Vec<Option<GenerationAck>>, Vec<Option<Vec<StoredEvent>>>), StoreError> {
+        let mut tx = self.db.begin("write replies").await?;
         // The chat rows first, as every writer does, so two writers never wait on each other.
-        let last_seqs = reserve_seqs(&mut tx, writes).await?;
+        let wanted: Vec<Reservation> = writes
+            .iter()
+            .map(|w| Reservation {
+                chat_id: &w.chat_id,
+                events: w.events.len(),
+                message_id: &w.message_id,
+                owner: &w.owner,
+            })
+            .chain(finishes.iter().map(|f| Reservation {
+                chat_id: &f.chat_id,
+                events: f.events.len(),
+                message_id: &f.message_id,
+                owner: f.owner.as_deref().unwrap_or(""),
+            }))
+            .collect();
+        let last_seqs = reserve_seqs(&mut tx, &wanted).await?;
+        let (write_seqs, finish_seqs) = last_seqs.split_at(writes.len());
+
         let mut acks: Vec<Option<GenerationAck>> = writes
             .iter()
-            .zip(&last_seqs)
+            .zip(write_seqs)
             .map(|(write, last)| {
                 // A write without events is answered by its message update below.
-                let last = match last {
-                    Some(last) => *last,
-                    None if write.events.is_empty() => 0,
+                let events = match last {
+                    Some(last) => numbered(&write.events, *last),
+                    None if write.events.is_empty() => Vec::new(),
                     None => return None,
                 };
-                let first = last - write.events.len() as i64 + 1;
                 Some(GenerationAck {
-                    events: write
-                        .events
-                        .iter()
-                        .enumerate()
-                        .map(|(i, e)| StoredEvent {
-                            seq: first + i as i64,
-                            message_id: e.message_id.clone(),
-                            kind: e.kind.clone(),
-                            data: e.data.clone(),
-                            created_at: e.created_at,
-                        })
-                        .collect(),
+                    events,
                     stop_requested: false,
                 })
             })
             .collect();
-        let rows: Vec<EventRow> = writes
-            .iter()
-            .zip(&acks)
-            .filter_map(|(write, ack)| Some((write, ack.as_ref()?)))
-            .flat_map(|(write, ack)| {
-                ack.events
-                    .iter()
-                    .zip(&write.events)
-                    .map(|(event, draft)| EventRow {
-                        chat_id: &write.chat_id,
-                        event,
-                        part: draft.part.as_ref(),
-                    })
-            })
-            .collect();
-        insert_events(&mut tx, &rows).await?;
         // Text travels in the events; the message row changes only when something else did (and
         // a write without events still learns whether the reply is ours, and about a stop).
         for (write, ack) in writes.iter().zip(acks.iter_mut()) {
             if !(write.fields_changed || write.events.is_empty()) || ack.is_none() {
                 continue;
             }
-            let row = tx.fetch_optional(update_streaming_message(write)).await?;
-            match row {
+            match tx.fetch_optional(update_streaming_message(write)).await? {
                 Some(row) => {
                     if let Some(ack) = ack {
                         ack.stop_requested = row.get::<i64>("stop_requested")? != 0;
                     }
                 }
-                None => {
-                    // Changed hands since the seqs were reserved: keep none of this write.
-                    if let Some(lost) = ack.take()
-                        && let (Some(first), Some(last)) = (lost.events.first(), lost.events.last())
-                    {
-                        tx.execute(
-                            Sql::new(
-                                "drop a lost reply's events",
-                                "DELETE FROM chat_events WHERE chat_id = $1 AND seq BETWEEN $2 AND $3",
-                            )
-                            .text(&write.chat_id)
-                            .int(first.seq)
-                            .int(last.seq),
-                        )
-                        .await?;
-                    }
-                }
+                // Changed hands since the seqs were reserved: keep none of this write.
+                None => *ack = None,
             }
         }
-        if tx.is_postgres() {
-            let announced: Vec<String> = writes
-                .iter()
-                .zip(&acks)
-                .filter_map(|(write, ack)| {
-                    let last = ack.as_ref()?.events.last()?;
-                    Some(format!("{} {}", write.chat_id, last.seq))
-                })
-                .collect();
-            for chunk in announced.chunks(RESERVATIONS_PER_STATEMENT) {
-                let mut text =
-                    String::from("SELECT pg_notify('switchboard_events', column1) FROM (VALUES ");
-                push_placeholder_rows(&mut text, chunk.len(), 1, true);
-                text.push_str(") AS announced");
-                let mut sql = Sql::built("announce chat events", text);
-                for payload in chunk {
-                    sql = sql.text(payload.as_str());
-                }
-                tx.execute(sql).await?;
+
+        let mut ended: Vec<Option<Vec<StoredEvent>>> = vec![None; finishes.len()];
+        for ((finish, last), end) in finishes.iter().zip(finish_seqs).zip(ended.iter_mut()) {
+            let events = match last {
+                Some(last) => numbered(&finish.events, *last),
+                None if finish.events.is_empty() => Vec::new(),
+                None => continue,
+            };
+            if tx.execute(finish_streaming_message(finish)).await? == 0 {
+                continue;
+            }
+            crate::files::insert_files(&mut tx, &finish.chat_id, &finish.files, finish.finished_at)
+                .await?;
+            *end = Some(events);
+        }
+
+        let rows: Vec<EventRow> = writes
+            .iter()
+            .zip(&acks)
+            .filter_map(|(write, ack)| {
+                Some((write.chat_id.as_str(), &write.events, &ack.as_ref()?.events))
+            })
+            .chain(finishes.iter().zip(&ended).filter_map(|(finish, end)| {
+                Some((finish.chat_id.as_str(), &finish.events, end.as_ref()?))
+            }))
+            .flat_map(|(chat_id, drafts, stored)| {
+                stored
+                    .iter()
+                    .zip(drafts)
+                    .map(move |(event, draft)| EventRow {
+                        chat_id,
+                        event,
+                        part: draft.part.as_ref(),
+                    })
+            })
+            .collect();
+        insert_events(&mut tx, &rows).await?;
+        compact(&mut tx, finishes, &ended).await?;
+
+        let mut announced: Vec<(&str, i64)> = Vec::new();
+        for (chat_id, last) in writes
+            .iter()
+            .zip(&acks)
+            .filter_map(|(w, ack)| Some((w.chat_id.as_str(), ack.as_ref()?.events.last()?.seq)))
+            .chain(
+                finishes
+                    .iter()
+                    .zip(&ended)
+                    .filter_map(|(f, end)| Some((f.chat_id.as_str(), end.as_ref()?.last()?.seq))),
+            )
+        {
+            match announced.iter_mut().find(|(c, _)| *c == chat_id) {
+                Some((_, seq)) => *seq = (*seq).max(last),
+                None => announced.push((chat_id, last)),
             }
         }
-        tx.commit("write generations").await?;
-        Ok(acks)
+        announce(&mut tx, &announced).await?;
+        tx.commit("write replies").await?;
+        Ok((acks, ended))
     }
 
     /// Whether someone asked reply `message_id` to stop (for an owner that may have missed the
@@ -452,89 +604,7 @@ impl Store {
         &self,
         finish: &MessageFinish,
     ) -> Result<Option<Vec<StoredEvent>>, StoreError> {
-        let mut tx = self.db.begin("finish a message").await?;
-        let Some(events) = store_events(&mut tx, &finish.chat_id, &finish.events).await? else {
-            return Ok(None);
-        };
-        let changed = tx
-            .execute(
-                Sql::new(
-                    "finish a streaming message",
-                    "UPDATE messages SET
-                    status = $2,
-                    content = $3,
-                    reasoning = $4,
-                    reasoning_details = COALESCE($5, reasoning_details),
-                    tool_calls = COALESCE($6, tool_calls),
-                    annotations = COALESCE($7, annotations),
-                    prompt_tokens = COALESCE($8, prompt_tokens),
-                    completion_tokens = COALESCE($9, completion_tokens),
-                    reasoning_tokens = COALESCE($10, reasoning_tokens),
-                    cached_tokens = COALESCE($11, cached_tokens),
-                    cost = COALESCE($12, cost),
-                    finish_reason = COALESCE($13, finish_reason),
-                    error_code = COALESCE($14, error_code),
-                    error_message = COALESCE($15, error_message),
-                    finished_at = $16,
-                    generation_id = COALESCE($17, generation_id),
-                    provider = COALESCE($18, provider),
-                    model = COALESCE($19, model),
-                    first_token_at = COALESCE(first_token_at, $21),
-                    reasoning_ended_at = COALESCE(reasoning_ended_at, $22),
-                    attachments = COALESCE($23, attachments),
-                    owner = NULL
-                 WHERE id = $1 AND status = 'streaming' AND COALESCE(owner, '') = $20",
-                )
-                .text(&finish.message_id)
-                .text(finish.status.as_str())
-                .text(&finish.content)
-                .text(&finish.reasoning)
-                .opt_text(json_text(&finish.reasoning_details))
-                .opt_text(json_text(&finish.tool_calls))
-                .opt_text(json_text(&finish.annotations))
-                .opt_int(finish.usage.prompt_tokens)
-                .opt_int(finish.usage.completion_tokens)
-                .opt_int(finish.usage.reasoning_tokens)
-                .opt_int(finish.usage.cached_tokens)
-                .opt_real(finish.usage.cost)
-                .opt_text(finish.finish_reason.as_deref())
-                .opt_text(finish.error_code.as_deref())
-                .opt_text(finish.error_message.as_deref())
-                .int(finish.finished_at)
-                .opt_text(finish.generation_id.as_deref())
-                .opt_text(finish.provider.as_deref())
-                .opt_text(finish.model.as_deref())
-                .text(finish.owner.as_deref().unwrap_or(""))
-                .opt_int(finish.first_token_at)
-                .opt_int(finish.reasoning_ended_at)
-                .opt_text(json_text(&finish.attachments)),
-            )
-            .await?;
-        if changed == 0 {
-            return Ok(None);
-        }
-        crate::files::insert_files(&mut tx, &finish.chat_id, &finish.files, finish.finished_at)
-            .await?;
-        if !finish.compact.is_empty() {
-            // One statement for all the kinds: every statement is a round trip.
-            let mut text =
-                String::from("DELETE FROM chat_events WHERE message_id = $1 AND kind IN (");
-            for i in 0..finish.compact.len() {
-                if i > 0 {
-                    text.push_str(", ");
-                }
-                text.push_str(&format!("${}", i + 2));
-            }
-            text.push(')');
-            let mut sql =
-                Sql::built("compact a finished reply's events", text).text(&finish.message_id);
-            for kind in &finish.compact {
-                sql = sql.text(kind.as_str());
-            }
-            tx.execute(sql).await?;
-        }
-        tx.commit("finish a message").await?;
-        Ok(Some(events))
+        Ok(self.write_replies(&[], &[finish]).await?.1.pop().flatten())
     }
 
     /// Stores events that belong to no running reply (a deleted message, a new title), with the

@@ -21,6 +21,7 @@ on_both_backends!(
     events_after_resumes_after_the_given_seq,
     a_stop_request_reaches_the_owner_at_its_next_write,
     one_group_write_answers_each_reply_on_its_own,
+    replies_ended_in_one_group_each_end_on_their_own,
     leases_tell_live_owners_from_dead_ones,
     a_snapshot_agrees_with_its_last_event_seq,
     a_reply_is_searchable_once_finished,
@@ -398,6 +399,84 @@ fn delta_write(reply: &switchboard_store::Message, owner: &str, texts: &[&str]) 
         model: Some("served/model".into()),
         ..GenerationWrite::default()
     }
+}
+
+async fn replies_ended_in_one_group_each_end_on_their_own(store: Store) {
+    // Two running replies with deltas and a third already ended elsewhere, in three chats; one
+    // reply's write travels in the same group as the ends of the two others.
+    let chats = [chat(&store).await, chat(&store).await, chat(&store).await];
+    let first = start_reply(&store, &chats[0], "hello").await;
+    let running = start_reply(&store, &chats[1], "hello").await;
+    let lost = start_reply(&store, &chats[2], "again").await;
+    store
+        .write_generations(&[
+            delta_write(&first, OWNER, &["a", "b"]),
+            delta_write(&running, OWNER, &["c"]),
+        ])
+        .await
+        .unwrap();
+    store
+        .finish_message(&finish(&lost, MessageStatus::Complete, "elsewhere"))
+        .await
+        .unwrap()
+        .expect("finished");
+    let seq_before = store.events_after(&chats[1], 0, 100).await.unwrap();
+    let seq_before = seq_before.last().unwrap().seq;
+
+    let ends = [
+        finish(&first, MessageStatus::Complete, "ab"),
+        finish(&lost, MessageStatus::Error, "never"),
+    ];
+    let (acks, ended) = store
+        .write_replies(
+            &[delta_write(&running, OWNER, &["d"])],
+            &[&ends[0], &ends[1]],
+        )
+        .await
+        .unwrap();
+    assert_eq!(acks.len(), 1);
+    assert_eq!(ended.len(), 2);
+    assert_eq!(acks[0].as_ref().unwrap().events[0].seq, seq_before + 1);
+    let done = ended[0].as_ref().expect("ours, ended");
+    assert_eq!(
+        done.iter().map(|e| e.kind.as_str()).collect::<Vec<_>>(),
+        ["done"]
+    );
+    assert!(
+        ended[1].is_none(),
+        "a reply ended elsewhere is not ended again"
+    );
+
+    // The ended reply has its text and status, and only its own deltas were compacted.
+    let a = store.reply(&first.id).await.unwrap().unwrap();
+    assert_eq!(
+        (a.content.as_str(), a.status),
+        ("ab", MessageStatus::Complete)
+    );
+    let kinds = |events: Vec<switchboard_store::StoredEvent>, id: &str| {
+        events
+            .into_iter()
+            .filter(|e| e.message_id == id)
+            .map(|e| e.kind)
+            .collect::<Vec<_>>()
+    };
+    let events0 = store.events_after(&chats[0], 0, 100).await.unwrap();
+    assert_eq!(kinds(events0.clone(), &first.id), ["done"]);
+    assert_eq!(events0.last().unwrap().seq, done[0].seq);
+    let events1 = store.events_after(&chats[1], 0, 100).await.unwrap();
+    assert_eq!(kinds(events1, &running.id), ["delta", "delta"]);
+    let events2 = store.events_after(&chats[2], 0, 100).await.unwrap();
+    assert_eq!(kinds(events2, &lost.id), ["done"], "only its first end");
+    let l = store.reply(&lost.id).await.unwrap().unwrap();
+    assert_eq!(
+        (l.content.as_str(), l.status),
+        ("elsewhere", MessageStatus::Complete)
+    );
+    let c = store.reply(&running.id).await.unwrap().unwrap();
+    assert_eq!(
+        (c.content.as_str(), c.status),
+        ("cd", MessageStatus::Streaming)
+    );
 }
 
 async fn one_group_write_answers_each_reply_on_its_own(store: Store) {
