@@ -8,8 +8,9 @@
 //! ([`Journal::next_tick`]), so the writes of all running replies arrive together and share a
 //! transaction even when the database is idle.
 //!
-//! A reply's end (its final text, `done` event and the compaction of its deltas) goes the same
-//! way: replies started together end together, and their ends share a transaction too.
+//! A reply's end (its final text, `done` event and the compaction of its deltas) and a new
+//! chat's automatic title go the same way: replies started together end together, and their
+//! ends and titles share a transaction too.
 //!
 //! A reply still awaits its own write: nothing it shows is unstored, and each write gets its own
 //! answer. When a group fails, its writes are retried one by one, so one bad write never holds
@@ -20,7 +21,8 @@ use std::time::Duration;
 use std::sync::Arc;
 
 use switchboard_store::{
-    GenerationAck, GenerationWrite, MessageFinish, Store, StoreError, StoredEvent,
+    GenerationAck, GenerationWrite, MessageFinish, Store, StoreError, StoredEvent, TitleChange,
+    WriteGroup,
 };
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
@@ -30,7 +32,8 @@ use tokio_util::sync::CancellationToken;
 const GROUP: usize = 256;
 
 type Answer = Result<Option<GenerationAck>, WriteFailed>;
-/// A finish's answer: the events stored (its `done`), or `None` when the reply was not ours.
+/// A finish's or a title's answer: the events stored (a `done`, a `chat`), or `None` when the
+/// reply was not ours or the chat has a title already.
 type Ended = Result<Option<Vec<StoredEvent>>, WriteFailed>;
 
 /// Why a write of a reply was not stored; the reply keeps its text and tries again.
@@ -52,6 +55,10 @@ enum Submission {
     },
     Finish {
         finish: Arc<MessageFinish>,
+        answer: oneshot::Sender<Ended>,
+    },
+    Title {
+        change: TitleChange,
         answer: oneshot::Sender<Ended>,
     },
 }
@@ -109,6 +116,19 @@ impl Journal {
         answered.await.unwrap_or(Err(WriteFailed::JournalGone))
     }
 
+    /// Sets a chat's automatic title, with whatever other writes are waiting; see
+    /// [`Store::set_title_if_default`].
+    pub(crate) async fn title(&self, change: TitleChange) -> Ended {
+        let (answer, answered) = oneshot::channel();
+        if let Err(mpsc::error::SendError(Submission::Title { change, .. })) =
+            self.tx.send(Submission::Title { change, answer })
+        {
+            // The journal has ended (shutdown): write alone.
+            return Ok(title_alone(&self.store, &change).await?);
+        }
+        answered.await.unwrap_or(Err(WriteFailed::JournalGone))
+    }
+
     /// When a write made at `now` should be followed by the next one: the next point of the
     /// grid shared by all replies, so their writes arrive together.
     pub(crate) fn next_tick(&self, now: Instant) -> Instant {
@@ -155,11 +175,24 @@ async fn write_groups(
     }
 }
 
+async fn title_alone(
+    store: &Store,
+    change: &TitleChange,
+) -> Result<Option<Vec<StoredEvent>>, StoreError> {
+    let group = WriteGroup {
+        titles: &[change],
+        ..WriteGroup::default()
+    };
+    Ok(store.write_group(group).await?.titles.pop().flatten())
+}
+
 async fn write_group(store: &Store, group: Vec<Submission>) {
     let mut writes = Vec::new();
     let mut write_answers = Vec::new();
     let mut finishes = Vec::new();
     let mut finish_answers = Vec::new();
+    let mut titles = Vec::new();
+    let mut title_answers = Vec::new();
     for submission in group {
         match submission {
             Submission::Write { write, answer } => {
@@ -170,33 +203,49 @@ async fn write_group(store: &Store, group: Vec<Submission>) {
                 finishes.push(finish);
                 finish_answers.push(answer);
             }
+            Submission::Title { change, answer } => {
+                titles.push(change);
+                title_answers.push(answer);
+            }
         }
     }
     let finish_refs: Vec<&MessageFinish> = finishes.iter().map(|f| &**f).collect();
-    match store.write_replies(&writes, &finish_refs).await {
-        Ok((acks, ends)) => {
-            for (answer, ack) in write_answers.into_iter().zip(acks) {
+    let title_refs: Vec<&TitleChange> = titles.iter().collect();
+    let group = WriteGroup {
+        writes: &writes,
+        finishes: &finish_refs,
+        titles: &title_refs,
+    };
+    match store.write_group(group).await {
+        Ok(stored) => {
+            for (answer, ack) in write_answers.into_iter().zip(stored.writes) {
                 let _ = answer.send(Ok(ack));
             }
-            for (answer, end) in finish_answers.into_iter().zip(ends) {
+            for (answer, end) in finish_answers.into_iter().zip(stored.finishes) {
                 let _ = answer.send(Ok(end));
             }
+            for (answer, events) in title_answers.into_iter().zip(stored.titles) {
+                let _ = answer.send(Ok(events));
+            }
         }
-        Err(e) if writes.len() + finishes.len() == 1 => {
+        Err(e) if writes.len() + finishes.len() + titles.len() == 1 => {
             // One alone: its own error is the answer.
             if let Some(answer) = write_answers.pop() {
                 let _ = answer.send(Err(e.into()));
-            } else if let Some(answer) = finish_answers.pop() {
+            } else if let Some(answer) = finish_answers.pop().or_else(|| title_answers.pop()) {
                 let _ = answer.send(Err(e.into()));
             }
         }
         Err(e) => {
-            tracing::warn!(error = %e, writes = writes.len(), finishes = finishes.len(), "a group write of replies failed; writing them one by one");
+            tracing::warn!(error = %e, writes = writes.len(), finishes = finishes.len(), titles = titles.len(), "a group write of replies failed; writing them one by one");
             for (write, answer) in writes.iter().zip(write_answers) {
                 let _ = answer.send(store.write_generation(write).await.map_err(Into::into));
             }
             for (finish, answer) in finish_refs.iter().zip(finish_answers) {
                 let _ = answer.send(store.finish_message(finish).await.map_err(Into::into));
+            }
+            for (change, answer) in titles.iter().zip(title_answers) {
+                let _ = answer.send(title_alone(store, change).await.map_err(Into::into));
             }
         }
     }

@@ -10,7 +10,7 @@ use std::time::Duration;
 use serde_json::json;
 use switchboard_core::secret::Secret;
 use switchboard_core::stream::{StreamEvent, decode_json_body};
-use switchboard_store::EventDraft;
+use switchboard_store::{EventDraft, TitleChange};
 
 use crate::engine::Inner;
 
@@ -42,12 +42,13 @@ impl TitleJob {
             },
         };
         let data = json!({"id": self.chat_id, "title": title}).to_string();
-        let announce = EventDraft::new("chat", "", data);
-        match engine
-            .store
-            .set_title_if_default(&self.chat_id, DEFAULT_TITLE, &title, announce)
-            .await
-        {
+        let change = TitleChange {
+            chat_id: self.chat_id.clone(),
+            default_title: DEFAULT_TITLE.to_owned(),
+            title,
+            announce: EventDraft::new("chat", "", data),
+        };
+        match engine.journal.title(change).await {
             Ok(Some(stored)) => engine.hubs.stored(&self.chat_id, stored),
             Ok(None) => {}
             Err(e) => tracing::warn!(error = %e, "could not save a chat title"),

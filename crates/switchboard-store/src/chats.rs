@@ -267,28 +267,17 @@ impl Store {
         new_title: &str,
         announce: EventDraft,
     ) -> Result<Option<Vec<StoredEvent>>, StoreError> {
-        let mut tx = self.db.begin("set an automatic chat title").await?;
-        // The title and the seq of the event announcing it, in one statement.
-        let Some(row) = tx
-            .fetch_optional(
-                Sql::new(
-                    "set an automatic chat title",
-                    "UPDATE chats SET title = $3, last_event_seq = last_event_seq + 1
-                     WHERE id = $1 AND title = $2 RETURNING last_event_seq",
-                )
-                .text(chat_id)
-                .text(default_title)
-                .text(new_title),
-            )
-            .await?
-        else {
-            return Ok(None);
+        let change = crate::TitleChange {
+            chat_id: chat_id.to_owned(),
+            default_title: default_title.to_owned(),
+            title: new_title.to_owned(),
+            announce,
         };
-        let last: i64 = row.get("last_event_seq")?;
-        let stored =
-            crate::generation::store_reserved_events(&mut tx, chat_id, last, &[announce]).await?;
-        tx.commit("set an automatic chat title").await?;
-        Ok(Some(stored))
+        let group = crate::WriteGroup {
+            titles: &[&change],
+            ..crate::WriteGroup::default()
+        };
+        Ok(self.write_group(group).await?.titles.pop().flatten())
     }
 
     /// Copies the chat up to and including message `up_to_message_id` into a new chat

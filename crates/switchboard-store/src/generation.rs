@@ -83,6 +83,37 @@ pub struct GenerationWrite {
     pub fields_changed: bool,
 }
 
+/// An automatic title for a chat that still has its default one, with the event that
+/// announces it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TitleChange {
+    pub chat_id: String,
+    /// The title the chat must still have (a title a user chose is never overwritten).
+    pub default_title: String,
+    pub title: String,
+    pub announce: EventDraft,
+}
+
+/// What the chat engine stores in one transaction: writes and ends of running replies, and
+/// automatic titles. See [`Store::write_group`].
+#[derive(Debug, Default, Clone, Copy)]
+pub struct WriteGroup<'a> {
+    pub writes: &'a [GenerationWrite],
+    pub finishes: &'a [&'a MessageFinish],
+    pub titles: &'a [&'a TitleChange],
+}
+
+/// The answer to each part of a [`WriteGroup`], in its order.
+#[derive(Debug, Default)]
+pub struct GroupStored {
+    /// `None`: the reply is no longer its owner's; nothing of the write was kept.
+    pub writes: Vec<Option<GenerationAck>>,
+    /// The events stored with each end (its `done`); `None`: the reply was not ended here.
+    pub finishes: Vec<Option<Vec<StoredEvent>>>,
+    /// The event announcing each title; `None`: the chat is gone or already has a title.
+    pub titles: Vec<Option<Vec<StoredEvent>>>,
+}
+
 /// What a generation learns from a write.
 #[derive(Debug, Clone, PartialEq)]
 pub struct GenerationAck {
@@ -446,25 +477,31 @@ impl Store {
         Ok(acks.pop().flatten())
     }
 
-    /// Writes of several running generations in one transaction; see [`Store::write_replies`].
+    /// Writes of several running generations in one transaction; see [`Store::write_group`].
     pub async fn write_generations(
         &self,
         writes: &[GenerationWrite],
     ) -> Result<Vec<Option<GenerationAck>>, StoreError> {
-        Ok(self.write_replies(writes, &[]).await?.0)
+        let group = WriteGroup {
+            writes,
+            ..WriteGroup::default()
+        };
+        Ok(self.write_group(group).await?.writes)
     }
 
-    /// Writes and ends of several running replies in one transaction (group commit): one
-    /// statement reserves the seqs of all their chats, one inserts all their events, one deletes
-    /// all the finished replies' deltas, one announces them; each message row that changes is one
-    /// more. Each write and each finish gets its own answer, in order: `None` when the reply is no
-    /// longer its owner's (finished elsewhere, recovered, or its chat deleted) — nothing of it is
-    /// kept. See [`Store::finish_message`] for what a finish does.
-    pub async fn write_replies(
-        &self,
-        writes: &[GenerationWrite],
-        finishes: &[&MessageFinish],
-    ) -> Result<(Vec<Option<GenerationAck>>, Vec<Option<Vec<StoredEvent>>>), StoreError> {
+    /// Writes and ends of several running replies, and automatic titles, in one transaction
+    /// (group commit): one statement reserves the seqs of all the replies' chats, one inserts all
+    /// the events, one deletes all the ended replies' deltas, one announces them; each message
+    /// row and title that changes is one more. Each part gets its own answer, in order: `None`
+    /// when a reply is no longer its owner's (ended elsewhere, recovered, or its chat deleted) or
+    /// a chat has a title already — nothing of that part is kept. See [`Store::finish_message`]
+    /// for what an end does.
+    pub async fn write_group(&self, group: WriteGroup<'_>) -> Result<GroupStored, StoreError> {
+        let WriteGroup {
+            writes,
+            finishes,
+            titles,
+        } = group;
         let mut tx = self.db.begin("write replies").await?;
         // The chat rows first, as every writer does, so two writers never wait on each other.
         let wanted: Vec<Reservation> = writes
@@ -533,17 +570,57 @@ impl Store {
             *end = Some(events);
         }
 
-        let rows: Vec<EventRow> = writes
+        let mut titled: Vec<Option<Vec<StoredEvent>>> = vec![None; titles.len()];
+        for (change, stored) in titles.iter().zip(titled.iter_mut()) {
+            // The title and the seq of the event announcing it, in one statement.
+            let row = tx
+                .fetch_optional(
+                    Sql::new(
+                        "set an automatic chat title",
+                        "UPDATE chats SET title = $3, last_event_seq = last_event_seq + 1
+                         WHERE id = $1 AND title = $2 RETURNING last_event_seq",
+                    )
+                    .text(&change.chat_id)
+                    .text(&change.default_title)
+                    .text(&change.title),
+                )
+                .await?;
+            if let Some(row) = row {
+                let last: i64 = row.get("last_event_seq")?;
+                *stored = Some(numbered(std::slice::from_ref(&change.announce), last));
+            }
+        }
+
+        // Each part's events as drafted and as numbered, for the parts that are kept.
+        let stored: Vec<(&str, &[EventDraft], &[StoredEvent])> = writes
             .iter()
             .zip(&acks)
             .filter_map(|(write, ack)| {
-                Some((write.chat_id.as_str(), &write.events, &ack.as_ref()?.events))
+                Some((
+                    write.chat_id.as_str(),
+                    write.events.as_slice(),
+                    ack.as_ref()?.events.as_slice(),
+                ))
             })
             .chain(finishes.iter().zip(&ended).filter_map(|(finish, end)| {
-                Some((finish.chat_id.as_str(), &finish.events, end.as_ref()?))
+                Some((
+                    finish.chat_id.as_str(),
+                    finish.events.as_slice(),
+                    end.as_deref()?,
+                ))
             }))
-            .flat_map(|(chat_id, drafts, stored)| {
-                stored
+            .chain(titles.iter().zip(&titled).filter_map(|(change, events)| {
+                Some((
+                    change.chat_id.as_str(),
+                    std::slice::from_ref(&change.announce),
+                    events.as_deref()?,
+                ))
+            }))
+            .collect();
+        let rows: Vec<EventRow> = stored
+            .iter()
+            .flat_map(|&(chat_id, drafts, events)| {
+                events
                     .iter()
                     .zip(drafts)
                     .map(move |(event, draft)| EventRow {
@@ -556,18 +633,12 @@ impl Store {
         insert_events(&mut tx, &rows).await?;
         compact(&mut tx, finishes, &ended).await?;
 
+        // One announcement per chat, of its last seq.
         let mut announced: Vec<(&str, i64)> = Vec::new();
-        for (chat_id, last) in writes
-            .iter()
-            .zip(&acks)
-            .filter_map(|(w, ack)| Some((w.chat_id.as_str(), ack.as_ref()?.events.last()?.seq)))
-            .chain(
-                finishes
-                    .iter()
-                    .zip(&ended)
-                    .filter_map(|(f, end)| Some((f.chat_id.as_str(), end.as_ref()?.last()?.seq))),
-            )
-        {
+        for &(chat_id, _, events) in &stored {
+            let Some(last) = events.last().map(|e| e.seq) else {
+                continue;
+            };
             match announced.iter_mut().find(|(c, _)| *c == chat_id) {
                 Some((_, seq)) => *seq = (*seq).max(last),
                 None => announced.push((chat_id, last)),
@@ -575,7 +646,11 @@ impl Store {
         }
         announce(&mut tx, &announced).await?;
         tx.commit("write replies").await?;
-        Ok((acks, ended))
+        Ok(GroupStored {
+            writes: acks,
+            finishes: ended,
+            titles: titled,
+        })
     }
 
     /// Whether someone asked reply `message_id` to stop (for an owner that may have missed the
@@ -604,7 +679,11 @@ impl Store {
         &self,
         finish: &MessageFinish,
     ) -> Result<Option<Vec<StoredEvent>>, StoreError> {
-        Ok(self.write_replies(&[], &[finish]).await?.1.pop().flatten())
+        let group = WriteGroup {
+            finishes: &[finish],
+            ..WriteGroup::default()
+        };
+        Ok(self.write_group(group).await?.finishes.pop().flatten())
     }
 
     /// Stores events that belong to no running reply (a deleted message, a new title), with the

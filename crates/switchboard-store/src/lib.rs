@@ -81,7 +81,9 @@ use crate::slot::{Readers, Slot};
 pub use crate::branches::PathChange;
 pub use crate::error::StoreError;
 pub use crate::files::{NewFile, StoredFile};
-pub use crate::generation::{EventDraft, GenerationAck, GenerationWrite, TextPart};
+pub use crate::generation::{
+    EventDraft, GenerationAck, GenerationWrite, GroupStored, TextPart, TitleChange, WriteGroup,
+};
 pub use crate::model::{
     Chat, ChatHit, ChatPage, ChatPatch, ChatSettings, ChatSummary, Message, MessageFinish,
     MessageStatus, NewMessage, Role, SearchHit, Sibling, StoredEvent, Usage, WebSearch,

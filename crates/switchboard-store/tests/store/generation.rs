@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use switchboard_store::{
     ChatSettings, EventDraft, GenerationWrite, MessageStatus, NewMessage, NewTurn, Store,
-    StoreError, TurnParent,
+    StoreError, TurnParent, WriteGroup,
 };
 
 use crate::helpers::{OWNER, append, event, finish, start_reply, user};
@@ -427,13 +427,23 @@ async fn replies_ended_in_one_group_each_end_on_their_own(store: Store) {
         finish(&first, MessageStatus::Complete, "ab"),
         finish(&lost, MessageStatus::Error, "never"),
     ];
-    let (acks, ended) = store
-        .write_replies(
-            &[delta_write(&running, OWNER, &["d"])],
-            &[&ends[0], &ends[1]],
-        )
+    // A title for the chat whose reply ends, and one for a chat that has a title already.
+    let title = |chat: &str| switchboard_store::TitleChange {
+        chat_id: chat.to_owned(),
+        default_title: "gen".into(),
+        title: "Named".into(),
+        announce: event("chat"),
+    };
+    let (titled, kept) = (title(&chats[0]), title(&chats[0]));
+    let stored = store
+        .write_group(WriteGroup {
+            writes: &[delta_write(&running, OWNER, &["d"])],
+            finishes: &[&ends[0], &ends[1]],
+            titles: &[&titled, &kept],
+        })
         .await
         .unwrap();
+    let (acks, ended) = (&stored.writes, &stored.finishes);
     assert_eq!(acks.len(), 1);
     assert_eq!(ended.len(), 2);
     assert_eq!(acks[0].as_ref().unwrap().events[0].seq, seq_before + 1);
@@ -442,6 +452,11 @@ async fn replies_ended_in_one_group_each_end_on_their_own(store: Store) {
         done.iter().map(|e| e.kind.as_str()).collect::<Vec<_>>(),
         ["done"]
     );
+    let named = stored.titles[0].as_ref().expect("titled");
+    assert_eq!(named[0].seq, done[0].seq + 1, "the title after the end");
+    assert!(stored.titles[1].is_none(), "a chat titled once keeps it");
+    let chat0 = store.get_chat("default", &chats[0]).await.unwrap().unwrap();
+    assert_eq!(chat0.title, "Named");
     assert!(
         ended[1].is_none(),
         "a reply ended elsewhere is not ended again"
@@ -462,7 +477,7 @@ async fn replies_ended_in_one_group_each_end_on_their_own(store: Store) {
     };
     let events0 = store.events_after(&chats[0], 0, 100).await.unwrap();
     assert_eq!(kinds(events0.clone(), &first.id), ["done"]);
-    assert_eq!(events0.last().unwrap().seq, done[0].seq);
+    assert_eq!(events0.last().unwrap().seq, named[0].seq);
     let events1 = store.events_after(&chats[1], 0, 100).await.unwrap();
     assert_eq!(kinds(events1, &running.id), ["delta", "delta"]);
     let events2 = store.events_after(&chats[2], 0, 100).await.unwrap();
