@@ -4,7 +4,7 @@
 //! [`WRITE_EVERY`](crate::generate::WRITE_EVERY). One transaction per write made the database the
 //! cost of a reply (four statements for a few words); so writes go through one [`Journal`] per
 //! instance, which stores all the writes that are waiting in one transaction
-//! ([`Store::write_generations`]). Replies time their writes on one shared grid
+//! ([`Store::write_group`]). Replies time their writes on one shared grid
 //! ([`Journal::next_tick`]), so the writes of all running replies arrive together and share a
 //! transaction even when the database is idle.
 //!

@@ -125,7 +125,7 @@ pub struct GenerationAck {
 }
 
 /// Stores `events` for `chat_id` with the chat's next seqs. `None` when the chat is gone.
-/// (Running replies' events go through [`Store::write_generations`], which checks ownership too.)
+/// (Running replies' events go through [`Store::write_group`], which checks ownership too.)
 pub(crate) async fn store_events(
     tx: &mut Tx,
     chat_id: &str,
