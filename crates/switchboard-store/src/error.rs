@@ -31,6 +31,13 @@ pub enum StoreError {
         source: sqlx::Error,
     },
 
+    /// The database was upgraded by a newer build: this one would write to tables it does not
+    /// know as they are, so it does not start.
+    #[error(
+        "the database's schema is version {found}, newer than this build knows ({known}): a newer Switchboard upgraded it; run that version or a later one, or restore a backup taken before the upgrade"
+    )]
+    SchemaTooNew { found: i64, known: i64 },
+
     /// A statement failed. `context` says what the store was doing.
     #[error("database error while trying to {context}")]
     Query {

@@ -5,7 +5,8 @@
 //! the same tables and columns. A tiny runner records applied versions in
 //! `schema_version` instead of `sqlx::migrate!`, which would pull in sqlx's proc-macro
 //! stack for one feature. All pending migrations run in one transaction: a failed upgrade
-//! leaves the previous schema intact.
+//! leaves the previous schema intact. A database a newer build has upgraded is refused (an
+//! older build writing to it could lose what the newer columns hold).
 
 use crate::StoreError;
 use crate::db::{Db, Sql};
@@ -159,6 +160,13 @@ pub(crate) async fn run(db: &Db) -> Result<(), StoreError> {
         ))
         .await?
         .get("version")?;
+    let known = migrations.last().map_or(0, |m| m.version);
+    if current > known {
+        return Err(StoreError::SchemaTooNew {
+            found: current,
+            known,
+        });
+    }
 
     for migration in migrations.iter().filter(|m| m.version > current) {
         tx.execute_script(migration.sql)

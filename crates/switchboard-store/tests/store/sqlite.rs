@@ -62,6 +62,43 @@ async fn reopening_a_database_keeps_its_data() {
 }
 
 #[tokio::test]
+async fn a_database_upgraded_by_a_newer_build_is_refused_untouched() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite:{}", dir.path().join("newer.db").display());
+    let store = Store::connect(&url).await.unwrap();
+    store.close().await;
+    drop(store);
+    // What a newer build would leave: one more version than this build knows.
+    let mut conn = SqliteConnection::connect(&url).await.unwrap();
+    sqlx::query(
+        "INSERT INTO schema_version (version, name, applied_at)
+         SELECT MAX(version) + 1, 'from the future', 0 FROM schema_version",
+    )
+    .execute(&mut conn)
+    .await
+    .unwrap();
+    const VERSIONS: &str = "SELECT COUNT(*) FROM schema_version";
+    let before: i64 = sqlx::query_scalar(VERSIONS)
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+    conn.close().await.unwrap();
+
+    let refused = Store::connect(&url).await;
+    let Err(e @ StoreError::SchemaTooNew { found, known }) = refused else {
+        panic!("expected SchemaTooNew, got {refused:?}");
+    };
+    assert_eq!(found, known + 1);
+    assert!(e.to_string().contains("newer than this build knows"), "{e}");
+    let mut conn = SqliteConnection::connect(&url).await.unwrap();
+    let after: i64 = sqlx::query_scalar(VERSIONS)
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(after, before);
+}
+
+#[tokio::test]
 async fn an_in_memory_database_keeps_data_across_calls() {
     let store = Store::connect("sqlite::memory:").await.unwrap();
     let chat = store
