@@ -175,15 +175,19 @@ async fn write_groups(
     }
 }
 
+/// A title written in a transaction of its own (when the journal has ended or a group failed).
 async fn title_alone(
     store: &Store,
     change: &TitleChange,
 ) -> Result<Option<Vec<StoredEvent>>, StoreError> {
-    let group = WriteGroup {
-        titles: &[change],
-        ..WriteGroup::default()
-    };
-    Ok(store.write_group(group).await?.titles.pop().flatten())
+    store
+        .set_title_if_default(
+            &change.chat_id,
+            &change.default_title,
+            &change.title,
+            change.announce.clone(),
+        )
+        .await
 }
 
 async fn write_group(store: &Store, group: Vec<Submission>) {
