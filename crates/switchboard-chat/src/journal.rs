@@ -258,6 +258,127 @@ async fn write_group(store: &Store, group: Vec<Submission>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use switchboard_store::{
+        ChatSettings, EventDraft, Message, MessageStatus, NewMessage, NewTurn, Role, TextPart,
+        TurnParent,
+    };
+
+    const OWNER: &str = "this-instance";
+
+    async fn running_reply(store: &Store, chat_id: &str) -> Message {
+        let turn = NewTurn {
+            parent: TurnParent::End,
+            messages: vec![
+                NewMessage::new(Role::User, "hi"),
+                NewMessage::streaming_reply("m"),
+            ],
+            owner: OWNER.into(),
+            settings: None,
+            files: Vec::new(),
+        };
+        let started = store
+            .start_turn("default", chat_id, &turn, |_, _| Vec::new())
+            .await
+            .unwrap()
+            .expect("the chat exists");
+        started.messages.into_iter().last().unwrap()
+    }
+
+    /// A write, an end and a title handed over together share one group, and each gets its
+    /// own answer: the write its delta, the end its `done`, the title its `chat` event.
+    #[tokio::test]
+    async fn a_group_of_a_write_an_end_and_a_title_answers_each_its_own() {
+        let store = Store::connect("sqlite::memory:").await.unwrap();
+        let mut chats = Vec::new();
+        for _ in 0..3 {
+            let chat = store
+                .create_chat("default", "New chat", &ChatSettings::default())
+                .await
+                .unwrap();
+            chats.push(chat.id);
+        }
+        let writing = running_reply(&store, &chats[0]).await;
+        let ending = running_reply(&store, &chats[1]).await;
+
+        let mut delta = EventDraft::new("delta", &writing.id, r#"{"content":"so far"}"#.into());
+        delta.part = Some(TextPart {
+            content: "so far".into(),
+            reasoning: String::new(),
+        });
+        let write = GenerationWrite {
+            chat_id: chats[0].clone(),
+            message_id: writing.id.clone(),
+            owner: OWNER.into(),
+            events: vec![delta],
+            ..GenerationWrite::default()
+        };
+        let finish = Arc::new(MessageFinish {
+            chat_id: chats[1].clone(),
+            message_id: ending.id.clone(),
+            owner: Some(OWNER.into()),
+            status: MessageStatus::Complete,
+            content: "the whole reply".into(),
+            reasoning: String::new(),
+            reasoning_details: None,
+            tool_calls: None,
+            annotations: None,
+            usage: Default::default(),
+            finish_reason: Some("stop".into()),
+            error_code: None,
+            error_message: None,
+            finished_at: 1,
+            generation_id: None,
+            provider: None,
+            model: None,
+            first_token_at: None,
+            reasoning_ended_at: None,
+            events: vec![EventDraft::new("done", &ending.id, "{}".into())],
+            compact: vec!["delta".into()],
+            attachments: None,
+            files: Vec::new(),
+        });
+        let title = TitleChange {
+            chat_id: chats[2].clone(),
+            default_title: "New chat".into(),
+            title: "Named".into(),
+            announce: EventDraft::new("chat", "", "{}".into()),
+        };
+
+        let stop = CancellationToken::new();
+        let (journal, task) = Journal::new(store.clone(), Duration::from_millis(100), stop.clone());
+        // All three are handed over before the journal's task first runs: one group.
+        let answers = async {
+            let answers = tokio::join!(
+                journal.write(write),
+                journal.finish(finish),
+                journal.title(title)
+            );
+            stop.cancel();
+            answers
+        };
+        let ((wrote, ended, titled), ()) = tokio::join!(answers, task);
+
+        let kinds = |events: &[StoredEvent]| -> Vec<(String, String)> {
+            events
+                .iter()
+                .map(|e| (e.kind.clone(), e.message_id.clone()))
+                .collect()
+        };
+        let wrote = wrote.unwrap().expect("ours");
+        assert_eq!(kinds(&wrote.events), [("delta".into(), writing.id.clone())]);
+        let ended = ended.unwrap().expect("ours");
+        assert_eq!(kinds(&ended), [("done".into(), ending.id.clone())]);
+        let titled = titled.unwrap().expect("still the default title");
+        assert_eq!(kinds(&titled), [("chat".into(), String::new())]);
+
+        let reply = store.reply(&ending.id).await.unwrap().unwrap();
+        assert_eq!(
+            (reply.content.as_str(), reply.status),
+            ("the whole reply", MessageStatus::Complete)
+        );
+        let named = store.get_chat("default", &chats[2]).await.unwrap().unwrap();
+        assert_eq!(named.title, "Named");
+    }
 
     #[tokio::test]
     async fn ticks_fall_on_one_grid_after_now() {
