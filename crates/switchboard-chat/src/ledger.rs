@@ -7,12 +7,13 @@
 //! for: [`Ledger::reconcile`] asks OpenRouter's generation record what it cost, in a tracked task,
 //! and records that.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::Value;
 use switchboard_core::secret::Secret;
 use switchboard_store::{Spend, Store};
-use tokio::sync::mpsc;
+use tokio::sync::{Notify, mpsc};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -31,6 +32,8 @@ pub struct Ledger {
     /// Set at shutdown: lookups under way record what they know at once.
     hurry: CancellationToken,
     runtime: tokio::runtime::Handle,
+    /// Told when a batch's worth of rows waits, so the writer need not wait out its gathering.
+    full: Arc<Notify>,
     /// Told of every row as it is recorded (the server's metrics), once set.
     observer: std::sync::Arc<std::sync::OnceLock<Observer>>,
 }
@@ -71,14 +74,16 @@ impl Ledger {
         stop: CancellationToken,
     ) -> (Ledger, impl std::future::Future<Output = ()>) {
         let (tx, rx) = mpsc::channel(CAPACITY);
+        let full = Arc::new(Notify::new());
         let ledger = Ledger {
             tx,
+            full: full.clone(),
             lookups: TaskTracker::new(),
             hurry: CancellationToken::new(),
             runtime: tokio::runtime::Handle::current(),
             observer: Default::default(),
         };
-        (ledger, write_batches(store, rx, stop))
+        (ledger, write_batches(store, rx, stop, full))
     }
 
     /// Records `spend` with the tokens and cost of generation `generation_id` as OpenRouter's
@@ -123,6 +128,9 @@ impl Ledger {
         }
         if self.tx.try_send(spend).is_err() {
             tracing::warn!("the spend ledger is behind; a row was dropped");
+        }
+        if CAPACITY - self.tx.capacity() >= BATCH {
+            self.full.notify_one();
         }
     }
 }
@@ -179,20 +187,30 @@ fn with_generation_record(mut spend: Spend, data: Option<&Value>) -> Spend {
     spend
 }
 
-async fn write_batches(store: Store, mut rx: mpsc::Receiver<Spend>, stop: CancellationToken) {
+async fn write_batches(
+    store: Store,
+    mut rx: mpsc::Receiver<Spend>,
+    stop: CancellationToken,
+    full: Arc<Notify>,
+) {
     let mut batch = Vec::with_capacity(BATCH);
     loop {
         let more = tokio::select! {
             n = rx.recv_many(&mut batch, BATCH) => n > 0,
             () = stop.cancelled() => false,
         };
-        // Gather for a moment: many requests, one transaction.
-        let deadline = tokio::time::Instant::now() + FLUSH_EVERY;
-        while more && batch.len() < BATCH {
-            let room = BATCH - batch.len();
-            match tokio::time::timeout_at(deadline, rx.recv_many(&mut batch, room)).await {
-                Ok(n) if n > 0 => {}
-                _ => break,
+        // Gather for a moment: many requests, one transaction. The rows wait in the channel
+        // meanwhile, so that this task is not woken for each one; a full batch ends the wait.
+        if more && batch.len() < BATCH {
+            tokio::select! {
+                () = tokio::time::sleep(FLUSH_EVERY) => {}
+                () = full.notified() => {}
+                () = stop.cancelled() => {}
+            }
+            while batch.len() < BATCH
+                && let Ok(spend) = rx.try_recv()
+            {
+                batch.push(spend);
             }
         }
         if !more {
