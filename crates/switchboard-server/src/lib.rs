@@ -10,6 +10,7 @@
 pub mod auth;
 pub mod catalog;
 pub mod chats;
+pub mod connection_threads;
 pub mod error;
 pub mod extract;
 pub mod gateway;
@@ -45,6 +46,8 @@ use switchboard_core::Settings;
 use switchboard_core::settings::{CorsOrigins, MetricsAccess};
 use tokio::net::TcpListener;
 use tower_http::cors::{AllowHeaders, AllowOrigin, CorsLayer};
+
+use crate::connection_threads::ConnectionThreads;
 
 pub use error::ApiError;
 pub use serving::ServerSettings;
@@ -122,9 +125,11 @@ pub async fn serve(
         shutdown.await;
         state.begin_shutdown();
     };
-    let served = listen::serve(app, listener, limits, shutdown).await;
+    let threads = ConnectionThreads::start(limits.connection_threads)?;
+    let served = listen::serve(app, listener, limits, &threads, shutdown).await;
     // Connections are drained; replies run detached from them and get their grace period now.
     engine_state.chats().shutdown().await;
+    threads.stop().await;
     served
 }
 

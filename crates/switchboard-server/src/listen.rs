@@ -37,13 +37,14 @@ use futures_util::task::AtomicWaker;
 use hyper::body::{Frame, Incoming, SizeHint};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 use tokio::time::Sleep;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tower::Service;
 
+use crate::connection_threads::ConnectionThreads;
 use crate::error::ApiError;
 
 /// How long a request head may take to arrive, counted from when the connection is ready for it
@@ -75,6 +76,9 @@ pub struct Limits {
     pub body_timeout: Duration,
     /// [`HTTP2_IDLE_TIMEOUT`]; tests shorten it.
     pub http2_idle_timeout: Duration,
+    /// Threads that serve connections ([`crate::connection_threads`]); 0 serves them on the
+    /// runtime that accepts them (tests that count that runtime's tasks).
+    pub connection_threads: usize,
 }
 
 impl Limits {
@@ -101,10 +105,12 @@ pub fn default_max_connections() -> usize {
 }
 
 /// Serve `router` on `listener` until `shutdown` resolves, then let in-flight requests finish.
+/// Connections are accepted here and served on `threads`.
 pub async fn serve(
     router: Router,
     listener: TcpListener,
     limits: Limits,
+    threads: &ConnectionThreads,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> io::Result<()> {
     let normal = Arc::new(Semaphore::new(limits.max_connections));
@@ -131,59 +137,26 @@ pub async fn serve(
         };
         // Streams are many small writes: Nagle's algorithm would hold each delta back.
         let _ = tcp.set_nodelay(true);
-        let overflowing = slot.overflow;
-        let activity = Arc::new(Activity::default());
-        let service = Handler {
-            activity: activity.clone(),
-            router: router.clone(),
-            peer,
-            body_timeout: if overflowing {
-                limits.body_timeout.min(OVERFLOW_TIMEOUT)
-            } else {
-                limits.body_timeout
-            },
-            close_after: overflowing,
+        // Taken off this runtime's reactor: the connection thread registers it with its own, so
+        // that the socket's readiness wakes that thread and no other.
+        let tcp = match tcp.into_std() {
+            Ok(tcp) => tcp,
+            Err(e) => {
+                tracing::debug!("could not hand over a connection from {peer}: {e}");
+                continue;
+            }
         };
-        let mut builder = auto::Builder::new(TokioExecutor::new());
-        builder
-            .http1()
-            .timer(TokioTimer::new())
-            .header_read_timeout(if overflowing {
-                OVERFLOW_TIMEOUT
-            } else {
-                HEAD_TIMEOUT
-            })
-            .max_buf_size(MAX_HEAD_BYTES)
-            .max_headers(MAX_HEADERS)
-            .keep_alive(!overflowing);
-        builder
-            .http2()
-            .timer(TokioTimer::new())
-            .max_header_list_size(MAX_HEAD_BYTES as u32)
-            // A peer that stops answering pings is gone: its streams are dropped.
-            .keep_alive_interval(Duration::from_secs(30))
-            .keep_alive_timeout(Duration::from_secs(20));
-        let connection = builder
-            .serve_connection(
-                TokioIo::new(tcp),
-                hyper::service::service_fn(move |req| service.call(req)),
-            )
-            .into_owned();
         let closing = closing.clone();
-        let idle_timeout = limits.http2_idle_timeout;
-        connections.spawn(async move {
-            // Closed once, for whichever comes first; then its streams in flight finish.
-            let close = async move {
-                tokio::select! {
-                    () = closing.cancelled() => {}
-                    () = activity.idle_for(idle_timeout) => {}
+        let router = router.clone();
+        threads.spawn(&connections, async move {
+            let tcp = match TcpStream::from_std(tcp) {
+                Ok(tcp) => tcp,
+                Err(e) => {
+                    tracing::debug!("could not serve a connection from {peer}: {e}");
+                    return;
                 }
             };
-            let ended = until_closed(connection, close, auto::Connection::graceful_shutdown).await;
-            if let Err(e) = ended {
-                tracing::trace!("connection from {peer} ended: {e}");
-            }
-            drop(slot);
+            serve_connection(tcp, peer, slot, router, limits, closing).await;
         });
     }
     drop(listener);
@@ -200,6 +173,66 @@ pub async fn serve(
         );
     }
     Ok(())
+}
+
+/// Serve one accepted connection until it closes: by itself, idle, or asked to by `closing`.
+async fn serve_connection(
+    tcp: TcpStream,
+    peer: SocketAddr,
+    slot: Slot,
+    router: Router,
+    limits: Limits,
+    closing: CancellationToken,
+) {
+    let overflowing = slot.overflow;
+    let activity = Arc::new(Activity::default());
+    let service = Handler {
+        activity: activity.clone(),
+        router,
+        peer,
+        body_timeout: if overflowing {
+            limits.body_timeout.min(OVERFLOW_TIMEOUT)
+        } else {
+            limits.body_timeout
+        },
+        close_after: overflowing,
+    };
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(if overflowing {
+            OVERFLOW_TIMEOUT
+        } else {
+            HEAD_TIMEOUT
+        })
+        .max_buf_size(MAX_HEAD_BYTES)
+        .max_headers(MAX_HEADERS)
+        .keep_alive(!overflowing);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_header_list_size(MAX_HEAD_BYTES as u32)
+        // A peer that stops answering pings is gone: its streams are dropped.
+        .keep_alive_interval(Duration::from_secs(30))
+        .keep_alive_timeout(Duration::from_secs(20));
+    let connection = builder.serve_connection(
+        TokioIo::new(tcp),
+        hyper::service::service_fn(move |req| service.call(req)),
+    );
+    // Closed once, for whichever comes first; then its streams in flight finish.
+    let idle_timeout = limits.http2_idle_timeout;
+    let close = async move {
+        tokio::select! {
+            () = closing.cancelled() => {}
+            () = activity.idle_for(idle_timeout) => {}
+        }
+    };
+    let ended = until_closed(connection, close, auto::Connection::graceful_shutdown).await;
+    if let Err(e) = ended {
+        tracing::trace!("connection from {peer} ended: {e}");
+    }
+    drop(slot);
 }
 
 /// Drive `connection` to its end, and ask it to close gracefully once `close` resolves. `close`

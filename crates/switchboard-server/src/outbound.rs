@@ -19,6 +19,11 @@
 //! Short calls (catalog, titles, cost lookups) take [`Outbound::client`]: the first lane with
 //! room, uncounted.
 //!
+//! Homes: each [connection thread](crate::connection_threads) has lanes of its own, and what
+//! runs off them (the chat engine, the catalog refresh) has another set. A pool's connections
+//! are tasks on the runtime that opened them, so a request served on a connection thread then
+//! reaches its upstream without waking another thread.
+//!
 //! A user-set endpoint (see [`crate::ssrf`]) gets a client of its own from [`Outbound::pinned`]:
 //! the same trust, connected only to the address that was vetted, and never through the proxy
 //! (a proxy resolves names itself, and could reach addresses the vetting refused).
@@ -33,6 +38,8 @@ use std::time::Duration;
 use rustls::pki_types::CertificateDer;
 use rustls::pki_types::pem::PemObject;
 use switchboard_core::settings::{SettingsError, Sources};
+
+use crate::connection_threads::{self, MAX_CONNECTION_THREADS};
 
 /// The outbound proxy and the certificates upstream TLS trusts, as the environment gave them.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -130,13 +137,17 @@ pub struct Outbound {
     tls: Arc<rustls::ClientConfig>,
 }
 
-/// Every lane, made on first use; all from the same settings.
+/// Every lane of every home, made on first use; all from the same settings.
 struct Lanes {
-    lanes: [OnceLock<Arc<Lane>>; MAX_LANES],
+    /// Index 0: calls made off the connection threads; `i + 1`: connection thread `i`.
+    homes: Box<[OnceLock<Box<HomeLanes>>]>,
     calls_per_lane: usize,
     tls: Arc<rustls::ClientConfig>,
     proxies: Vec<reqwest::Proxy>,
 }
+
+/// One home's lanes.
+type HomeLanes = [OnceLock<Arc<Lane>>; MAX_LANES];
 
 /// One client (so one pool, so one HTTP/2 connection per host) and its long calls in flight.
 struct Lane {
@@ -169,16 +180,18 @@ impl Outbound {
         let _ = rustls::crypto::ring::default_provider().install_default();
         let tls = Arc::new(tls_config(settings)?);
         let lanes = Lanes {
-            lanes: std::array::from_fn(|_| OnceLock::new()),
+            homes: (0..=MAX_CONNECTION_THREADS)
+                .map(|_| OnceLock::new())
+                .collect(),
             calls_per_lane: settings
                 .calls_per_lane
                 .map_or(CALLS_PER_LANE, NonZeroUsize::get),
             tls: tls.clone(),
             proxies: proxies(settings)?,
         };
-        // Lane 0 is built now, so that a client that cannot be built fails the start.
+        // One lane is built now, so that a client that cannot be built fails the start.
         let first = lanes.build()?;
-        let _ = lanes.lanes[0].set(Arc::new(first));
+        let _ = lanes.home(0)[0].set(Arc::new(first));
         Ok(Outbound {
             lanes: Arc::new(lanes),
             tls,
@@ -189,18 +202,20 @@ impl Outbound {
     /// [`CALLS_PER_LANE`] leaves them room below servers' limits).
     pub fn client(&self) -> &reqwest::Client {
         let limit = self.lanes.calls_per_lane;
+        let home = self.lanes.here();
         (0..MAX_LANES)
-            .map(|index| self.lanes.get(index))
+            .map(|index| self.lanes.get(home, index))
             .find(|lane| lane.in_flight.load(Ordering::Relaxed) < limit)
-            .map_or(&self.lanes.get(0).client, |lane| &lane.client)
+            .map_or(&self.lanes.get(home, 0).client, |lane| &lane.client)
     }
 
     /// A lane for one long call: the first with room, else the least busy.
     pub fn take(&self) -> InFlight {
         let limit = self.lanes.calls_per_lane;
+        let home = self.lanes.here();
         let mut least: Option<Arc<Lane>> = None;
         for index in 0..MAX_LANES {
-            let lane = self.lanes.get(index);
+            let lane = self.lanes.get(home, index);
             let took = lane
                 .in_flight
                 .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
@@ -230,11 +245,20 @@ impl Outbound {
 }
 
 impl Lanes {
-    /// Lane `index`, made now if it was never used.
-    fn get(&self, index: usize) -> &Arc<Lane> {
-        self.lanes[index].get_or_init(|| {
-            // Lane 0 was built by `Outbound::new` from the same settings, so this builds too.
-            Arc::new(self.build().expect("the settings built lane 0"))
+    /// The home of calls made on this thread.
+    fn here(&self) -> usize {
+        connection_threads::current().map_or(0, |thread| thread + 1)
+    }
+
+    fn home(&self, home: usize) -> &HomeLanes {
+        self.homes[home].get_or_init(|| Box::new(std::array::from_fn(|_| OnceLock::new())))
+    }
+
+    /// Lane `index` of `home`, made now if it was never used.
+    fn get(&self, home: usize, index: usize) -> &Arc<Lane> {
+        self.home(home)[index].get_or_init(|| {
+            // `Outbound::new` built a lane from the same settings, so this builds too.
+            Arc::new(self.build().expect("the settings built the first lane"))
         })
     }
 
@@ -412,7 +436,7 @@ mod tests {
         let outbound = Outbound::new(&settings).unwrap();
         let lane_of = |call: &InFlight| {
             (0..MAX_LANES)
-                .find(|&i| Arc::ptr_eq(&call.lane, outbound.lanes.get(i)))
+                .find(|&i| Arc::ptr_eq(&call.lane, outbound.lanes.get(0, i)))
                 .unwrap()
         };
         let calls: Vec<InFlight> = (0..5).map(|_| outbound.take()).collect();
@@ -422,7 +446,7 @@ mod tests {
         );
         let short = |o: &Outbound| {
             (0..MAX_LANES)
-                .find(|&i| std::ptr::eq(o.client(), &o.lanes.get(i).client))
+                .find(|&i| std::ptr::eq(o.client(), &o.lanes.get(0, i).client))
                 .unwrap()
         };
         assert_eq!(short(&outbound), 2);

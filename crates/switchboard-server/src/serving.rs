@@ -138,6 +138,7 @@ impl ServerSettings {
             max_connections: self.max_connections.unwrap_or_else(default_max_connections),
             body_timeout: self.body_timeout,
             http2_idle_timeout: crate::listen::HTTP2_IDLE_TIMEOUT,
+            connection_threads: crate::connection_threads::default_count(),
         }
     }
 

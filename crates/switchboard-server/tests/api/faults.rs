@@ -12,15 +12,22 @@ use serde_json::{Value, json};
 
 use crate::chats::{events_until, settled};
 use crate::fault_proxy::{Fault, FaultProxy, raw_response};
-use crate::helpers::{TestApp, spawn_app, spawn_app_with_mock};
+use crate::helpers::{TestApp, spawn_app, spawn_app_tuned, spawn_app_with_mock};
 
 const PROXY_CHAT: &str = "/api/openrouter/v1/chat/completions";
 
-/// Tasks alive in this test's runtime: the app, the mock and the fault proxy all run in it.
+/// Tasks alive in this test's runtime: the app ([`spawn_counted`]), the mock and the fault proxy
+/// all run in it.
 fn alive_tasks() -> usize {
     tokio::runtime::Handle::current()
         .metrics()
         .num_alive_tasks()
+}
+
+/// An app whose connections are served on the test's runtime (not on connection threads of
+/// their own), so that [`alive_tasks`] counts every task of it.
+async fn spawn_counted(mock: MockConfig, env: &[(&str, &str)]) -> TestApp {
+    spawn_app_tuned(mock, env, |_, limits| limits.connection_threads = 0).await
 }
 
 /// The tasks alive once the app is up and the test's own client (`app.http`, used by the chat
@@ -65,7 +72,7 @@ async fn app_behind(fault: Fault, env: &[(&str, &str)]) -> (TestApp, FaultProxy)
     let url = proxy.api_url();
     let mut env: Vec<(&str, &str)> = env.to_vec();
     env.push(("OPENROUTER_URL", &url));
-    let mut app = spawn_app(&env).await;
+    let mut app = spawn_counted(MockConfig::default(), &env).await;
     // spawn_app's own mock is not used: the app talks to this one, through the proxy.
     app.mock = mock;
     (app, proxy)
@@ -180,7 +187,7 @@ async fn app_replaying<'a>(
     let fixtures = fixtures
         .map(|(model, body)| (model.to_string(), fixture(dir, &model[3..], body)))
         .collect();
-    spawn_app_with_mock(
+    spawn_counted(
         MockConfig {
             fixtures,
             ..MockConfig::default()
@@ -628,7 +635,7 @@ async fn proxy_client_leaving_mid_stream_closes_the_upstream_connection() {
 /// database exactly as if they had stayed.
 #[tokio::test]
 async fn chat_reply_completes_in_the_database_when_every_client_leaves() {
-    let app = spawn_app_with_mock(
+    let app = spawn_counted(
         MockConfig {
             delta_ms: 40,
             ..MockConfig::default()
