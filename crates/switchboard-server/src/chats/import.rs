@@ -28,8 +28,13 @@ pub async fn import_nextchat(
     let _slot = state.imports().begin(&caller.workspace)?;
     let limit = state.settings().import_max_bytes;
     let bytes = read_body_within(&headers, body, limit, "SWITCHBOARD_IMPORT_MAX_BYTES").await?;
-    let mut chats =
-        parse_nextchat_backup(&bytes).map_err(|e| ApiError::bad_request(e.to_string()))?;
+    // A backup of tens of MB takes a while to parse: not on a thread that serves connections
+    // (every stream on it would wait).
+    let backup = bytes.clone();
+    let mut chats = tokio::task::spawn_blocking(move || parse_nextchat_backup(&backup))
+        .await
+        .map_err(|e| ApiError::internal(format!("reading the backup: {e}")))?
+        .map_err(|e| ApiError::bad_request(e.to_string()))?;
     for chat in &mut chats {
         if let Some(model) = &chat.settings.model {
             chat.settings.model = Some(catalog_id(&state, model));
