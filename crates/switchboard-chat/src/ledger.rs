@@ -231,3 +231,39 @@ async fn write_batches(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::future::Future;
+    use std::task::{Context, Waker};
+
+    use super::*;
+
+    /// Whether `future` is ready at its first poll.
+    fn ready_now(future: impl Future) -> bool {
+        let future = std::pin::pin!(future);
+        future
+            .poll(&mut Context::from_waker(Waker::noop()))
+            .is_ready()
+    }
+
+    /// The writer sleeps through its gathering; only a batch's worth of waiting rows ends the
+    /// sleep early. (The writer is not running here: the rows stay in the channel.)
+    #[tokio::test]
+    async fn a_full_batch_and_only_a_full_batch_ends_the_gathering() {
+        let store = Store::connect("sqlite::memory:").await.unwrap();
+        let (ledger, _writer) = Ledger::new(store, CancellationToken::new());
+        for _ in 0..BATCH - 1 {
+            ledger.record(Spend::default());
+        }
+        assert!(
+            !ready_now(ledger.full.notified()),
+            "a row short of a batch lets the writer sleep"
+        );
+        ledger.record(Spend::default());
+        assert!(
+            ready_now(ledger.full.notified()),
+            "a full batch wakes the writer"
+        );
+    }
+}
