@@ -87,11 +87,6 @@ impl ConnectionThreads {
         Ok(ConnectionThreads { threads })
     }
 
-    /// How many threads serve connections.
-    pub fn count(&self) -> usize {
-        self.threads.len()
-    }
-
     /// Run one connection's `task` on the thread with the fewest open connections, tracked by
     /// `tracker`.
     pub fn spawn<F>(&self, tracker: &TaskTracker, task: F)
