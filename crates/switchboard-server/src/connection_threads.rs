@@ -21,6 +21,7 @@ use std::io;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+use futures_util::FutureExt;
 use tokio::sync::oneshot;
 use tokio_util::task::TaskTracker;
 
@@ -102,13 +103,10 @@ impl ConnectionThreads {
             return;
         };
         let open = OpenConnection::new(&thread.open);
-        tracker.spawn_on(
-            async move {
-                task.await;
-                drop(open);
-            },
-            &thread.runtime,
-        );
+        // `map` keeps the task inline; an `async` block awaiting it would hold it twice (rustc
+        // does not overlap a captured future with its own `.await`), doubling every connection's
+        // task allocation.
+        tracker.spawn_on(task.map(move |()| drop(open)), &thread.runtime);
     }
 
     /// Stop every thread and wait for them to end. Call once nothing runs on them any more.
