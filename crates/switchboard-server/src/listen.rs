@@ -184,7 +184,33 @@ async fn serve_connection(
     limits: Limits,
     closing: CancellationToken,
 ) {
+    let protocol = tokio::select! {
+        protocol = tokio::time::timeout(slot.head_timeout(), protocol_of(&tcp)) => match protocol {
+            Ok(Ok(Some(protocol))) => protocol,
+            // Closed before a byte came, or no byte within the head timeout: nothing to answer.
+            Ok(Ok(None)) | Err(_) => return,
+            Ok(Err(e)) => {
+                tracing::trace!("connection from {peer} failed before its first request: {e}");
+                return;
+            }
+        },
+        () = closing.cancelled() => return,
+    };
+    serve_protocol(tcp, protocol, peer, slot, router, limits, closing).await;
+}
+
+/// Serve a connection that speaks `protocol` (see [`serve_connection`]).
+async fn serve_protocol(
+    tcp: TcpStream,
+    protocol: Protocol,
+    peer: SocketAddr,
+    slot: Slot,
+    router: Router,
+    limits: Limits,
+    closing: CancellationToken,
+) {
     let overflowing = slot.overflow;
+    let head_timeout = slot.head_timeout();
     let activity = Arc::new(Activity::default());
     let service = Handler {
         activity: activity.clone(),
@@ -201,11 +227,7 @@ async fn serve_connection(
     builder
         .http1()
         .timer(TokioTimer::new())
-        .header_read_timeout(if overflowing {
-            OVERFLOW_TIMEOUT
-        } else {
-            HEAD_TIMEOUT
-        })
+        .header_read_timeout(head_timeout)
         .max_buf_size(MAX_HEAD_BYTES)
         .max_headers(MAX_HEADERS)
         .keep_alive(!overflowing);
@@ -216,61 +238,133 @@ async fn serve_connection(
         // A peer that stops answering pings is gone: its streams are dropped.
         .keep_alive_interval(Duration::from_secs(30))
         .keep_alive_timeout(Duration::from_secs(20));
-    let connection = builder.serve_connection(
-        TokioIo::new(tcp),
-        hyper::service::service_fn(move |req| service.call(req)),
-    );
-    // Closed once, for whichever comes first; then its streams in flight finish.
-    let idle_timeout = limits.http2_idle_timeout;
-    let close = async move {
-        tokio::select! {
-            () = closing.cancelled() => {}
-            () = activity.idle_for(idle_timeout) => {}
-        }
+    let builder = match protocol {
+        Protocol::Http1 => builder.http1_only(),
+        Protocol::Http2 => builder.http2_only(),
+        Protocol::Undecided => builder,
     };
-    let ended = until_closed(connection, close, auto::Connection::graceful_shutdown).await;
+    // The connection and the close signal are made in the call's arguments: held in locals,
+    // they would be stored in this future as well as in `until_closed`'s, twice their size.
+    let ended = until_closed(
+        builder.serve_connection(
+            TokioIo::new(tcp),
+            hyper::service::service_fn(move |req| service.call(req)),
+        ),
+        close_signal(closing, activity, limits.http2_idle_timeout),
+        auto::Connection::graceful_shutdown,
+    )
+    .await;
     if let Err(e) = ended {
         tracing::trace!("connection from {peer} ended: {e}");
     }
     drop(slot);
 }
 
-/// Drive `connection` to its end, and ask it to close gracefully once `close` resolves. `close`
-/// is polled only when its own waker fired, not at each of the connection's wakes: the shutdown
-/// signal's and the idle watch's futures take a lock when polled, which every frame would pay.
-async fn until_closed<C: Future>(
+/// What a new connection speaks, told from its first bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Protocol {
+    Http1,
+    /// HTTP/2 with prior knowledge: the connection starts with HTTP/2's preface.
+    Http2,
+    /// The bytes so far begin the preface without completing it; hyper-util reads on to tell.
+    Undecided,
+}
+
+/// HTTP/2's connection preface (RFC 9113, 3.4).
+const HTTP2_PREFACE: &[u8; 24] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+
+/// The protocol of a new connection, from its first bytes left unread in the socket (`None`:
+/// closed before sending any).
+///
+/// Peeked rather than read, so that hyper reads the first request into a fresh 8 KiB buffer.
+/// hyper-util's own detection reads the first 24 bytes itself and hands them to hyper as a read
+/// of their own, after which hyper's read buffer grows to 16 KiB for the rest of the connection
+/// (8 KiB more per HTTP/1.1 connection, 4 MB at 512 streams).
+async fn protocol_of(tcp: &TcpStream) -> io::Result<Option<Protocol>> {
+    let mut first = [0; HTTP2_PREFACE.len()];
+    let n = tcp.peek(&mut first).await?;
+    Ok((n > 0).then(|| protocol_from(&first[..n])))
+}
+
+fn protocol_from(first: &[u8]) -> Protocol {
+    if first.starts_with(HTTP2_PREFACE) {
+        Protocol::Http2
+    } else if HTTP2_PREFACE.starts_with(first) {
+        Protocol::Undecided
+    } else {
+        Protocol::Http1
+    }
+}
+
+/// Resolves when the connection is to close: at shutdown, or after `idle_timeout` with no
+/// request in flight (which only HTTP/2 connections record; see [`Activity`]).
+async fn close_signal(closing: CancellationToken, activity: Arc<Activity>, idle_timeout: Duration) {
+    tokio::select! {
+        () = closing.cancelled() => {}
+        () = activity.idle_for(idle_timeout) => {}
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// `connection` driven to its end, asked to close gracefully once `close` resolves. `close`
+    /// is polled only when its own waker fired, not at each of the connection's wakes: the
+    /// shutdown signal's and the idle watch's futures take a lock when polled, which every frame
+    /// would pay. A struct rather than an `async fn`, which would store the connection twice
+    /// (its argument and the pinned local).
+    struct UntilClosed<C, S> {
+        #[pin]
+        connection: C,
+        #[pin]
+        close: S,
+        graceful_shutdown: fn(Pin<&mut C>),
+        woken: Arc<Woken>,
+        close_waker: Waker,
+        asked: bool,
+    }
+}
+
+fn until_closed<C: Future, S: Future<Output = ()>>(
     connection: C,
-    close: impl Future<Output = ()>,
+    close: S,
     graceful_shutdown: fn(Pin<&mut C>),
-) -> C::Output {
-    tokio::pin!(connection);
-    tokio::pin!(close);
+) -> UntilClosed<C, S> {
     let woken = Arc::new(Woken {
         flag: AtomicBool::new(true),
         task: AtomicWaker::new(),
     });
-    let close_waker = Waker::from(woken.clone());
-    let mut asked = false;
-    std::future::poll_fn(|cx| {
-        if !asked {
-            // Registered before the flag is taken, so a wake in between is not lost.
-            woken.task.register(cx.waker());
-            if woken.flag.swap(false, Ordering::AcqRel)
-                && close
-                    .as_mut()
-                    .poll(&mut Context::from_waker(&close_waker))
-                    .is_ready()
-            {
-                asked = true;
-                graceful_shutdown(connection.as_mut());
-            }
-        }
-        connection.as_mut().poll(cx)
-    })
-    .await
+    UntilClosed {
+        connection,
+        close,
+        graceful_shutdown,
+        close_waker: Waker::from(woken.clone()),
+        woken,
+        asked: false,
+    }
 }
 
-/// The waker [`until_closed`] polls `close` with: it notes the wake, then wakes the task.
+impl<C: Future, S: Future<Output = ()>> Future for UntilClosed<C, S> {
+    type Output = C::Output;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<C::Output> {
+        let mut this = self.project();
+        if !*this.asked {
+            // Registered before the flag is taken, so a wake in between is not lost.
+            this.woken.task.register(cx.waker());
+            if this.woken.flag.swap(false, Ordering::AcqRel)
+                && this
+                    .close
+                    .as_mut()
+                    .poll(&mut Context::from_waker(this.close_waker))
+                    .is_ready()
+            {
+                *this.asked = true;
+                (this.graceful_shutdown)(this.connection.as_mut());
+            }
+        }
+        this.connection.poll(cx)
+    }
+}
+
 struct Woken {
     flag: AtomicBool,
     task: AtomicWaker,
@@ -291,6 +385,17 @@ impl std::task::Wake for Woken {
 struct Slot {
     _permit: OwnedSemaphorePermit,
     overflow: bool,
+}
+
+impl Slot {
+    /// How long the connection may take to send a request head.
+    fn head_timeout(&self) -> Duration {
+        if self.overflow {
+            OVERFLOW_TIMEOUT
+        } else {
+            HEAD_TIMEOUT
+        }
+    }
 }
 
 async fn take_slot(normal: &Arc<Semaphore>, overflow: &Arc<Semaphore>) -> Slot {
@@ -538,4 +643,121 @@ async fn wait_after_accept_error(e: io::Error) {
     }
     tracing::error!("accept error: {e}");
     tokio::time::sleep(Duration::from_secs(1)).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    #[test]
+    fn the_first_bytes_tell_the_protocol() {
+        assert_eq!(protocol_from(HTTP2_PREFACE), Protocol::Http2);
+        let mut preface_and_frame = HTTP2_PREFACE.to_vec();
+        preface_and_frame.extend_from_slice(&[0, 0, 0, 4, 0, 0, 0, 0, 0]);
+        assert_eq!(protocol_from(&preface_and_frame), Protocol::Http2);
+        assert_eq!(protocol_from(b"GET / HTTP/1.1\r\n"), Protocol::Http1);
+        assert_eq!(protocol_from(b"POST /v1/chat"), Protocol::Http1);
+        // `P` may begin `POST` or the preface; `PRI * HT` can only be the preface so far.
+        assert_eq!(protocol_from(b"P"), Protocol::Undecided);
+        assert_eq!(protocol_from(b"PRI * HT"), Protocol::Undecided);
+        assert_eq!(protocol_from(b"PRI * HTTP/1.1"), Protocol::Http1);
+    }
+
+    async fn pair() -> (TcpStream, TcpStream) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let client = TcpStream::connect(listener.local_addr().unwrap())
+            .await
+            .unwrap();
+        let (server, _) = listener.accept().await.unwrap();
+        (client, server)
+    }
+
+    #[tokio::test]
+    async fn the_protocol_is_peeked_and_the_bytes_stay_for_hyper() {
+        let (mut client, mut server) = pair().await;
+        client.write_all(b"GET / HTTP/1.1\r\n").await.unwrap();
+        assert_eq!(protocol_of(&server).await.unwrap(), Some(Protocol::Http1));
+        let mut read = [0; 16];
+        server.read_exact(&mut read).await.unwrap();
+        assert_eq!(&read, b"GET / HTTP/1.1\r\n");
+
+        let (mut client, server) = pair().await;
+        client.write_all(b"PR").await.unwrap();
+        assert_eq!(
+            protocol_of(&server).await.unwrap(),
+            Some(Protocol::Undecided)
+        );
+        drop(client);
+
+        let (client, server) = pair().await;
+        drop(client);
+        assert_eq!(protocol_of(&server).await.unwrap(), None);
+    }
+
+    /// Each way a connection can start is served: told apart by us, or (undecided) by hyper-util.
+    #[tokio::test]
+    async fn each_protocol_choice_serves_its_clients() {
+        let router = Router::new().route("/ping", axum::routing::get(|| async { "pong" }));
+        let limits = Limits {
+            max_connections: 4,
+            body_timeout: Duration::from_secs(60),
+            http2_idle_timeout: HTTP2_IDLE_TIMEOUT,
+            connection_threads: 0,
+        };
+        let cases = [
+            (Protocol::Http1, Version::HTTP_11),
+            (Protocol::Undecided, Version::HTTP_11),
+            (Protocol::Http2, Version::HTTP_2),
+            (Protocol::Undecided, Version::HTTP_2),
+        ];
+        for (protocol, version) in cases {
+            let (client, server) = pair().await;
+            let peer = server.peer_addr().unwrap();
+            let permits = Arc::new(Semaphore::new(1));
+            let slot = Slot {
+                _permit: permits.try_acquire_owned().unwrap(),
+                overflow: false,
+            };
+            let closing = CancellationToken::new();
+            let served = tokio::spawn(serve_protocol(
+                server,
+                protocol,
+                peer,
+                slot,
+                router.clone(),
+                limits,
+                closing.clone(),
+            ));
+            let request = Request::get("http://127.0.0.1/ping")
+                .body(http_body_util::Empty::<Bytes>::new())
+                .unwrap();
+            let response = if version == Version::HTTP_2 {
+                let (mut sender, connection) = hyper::client::conn::http2::handshake(
+                    TokioExecutor::new(),
+                    TokioIo::new(client),
+                )
+                .await
+                .unwrap();
+                tokio::spawn(connection);
+                sender.send_request(request).await.unwrap()
+            } else {
+                let (mut sender, connection) =
+                    hyper::client::conn::http1::handshake(TokioIo::new(client))
+                        .await
+                        .unwrap();
+                tokio::spawn(connection);
+                sender.send_request(request).await.unwrap()
+            };
+            assert_eq!(response.version(), version, "{protocol:?}");
+            assert_eq!(response.status(), StatusCode::OK, "{protocol:?}");
+            let body = http_body_util::BodyExt::collect(response.into_body())
+                .await
+                .unwrap()
+                .to_bytes();
+            assert_eq!(&body[..], b"pong", "{protocol:?} {version:?}");
+            closing.cancel();
+            served.await.unwrap();
+        }
+    }
 }
