@@ -33,6 +33,7 @@ use axum::extract::ConnectInfo;
 use axum::http::{HeaderValue, Request, StatusCode, Version, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
+use futures_util::FutureExt;
 use futures_util::task::AtomicWaker;
 use hyper::body::{Frame, Incoming, SizeHint};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
@@ -506,6 +507,9 @@ struct Handler {
 }
 
 impl Handler {
+    /// Route `req` now and return its response's future. hyper keeps one allocation per
+    /// connection the size of this future, so it holds only the router's future and what the
+    /// response needs afterwards (an `async` block would also hold the request it moved on).
     fn call(
         &self,
         req: Request<Incoming>,
@@ -519,14 +523,41 @@ impl Handler {
             }
             None
         };
-        let served = Served {
-            router: self.router.clone(),
-            peer: self.peer,
-            body_timeout: self.body_timeout,
-            close_after: self.close_after,
-        };
-        async move {
-            let res = served.call(req).await?;
+        let body_timeout = self.body_timeout;
+        let close_after = self.close_after;
+        let timed_out = Arc::new(AtomicBool::new(false));
+        let mut req = req.map(|body| {
+            Body::new(TimedBody {
+                inner: body,
+                timeout: body_timeout,
+                timer: None,
+                timed_out: timed_out.clone(),
+            })
+        });
+        req.extensions_mut().insert(ConnectInfo(self.peer));
+        let routed = self.router.clone().call(req);
+        routed.map(move |res| {
+            let mut res = match res {
+                Ok(res) => res,
+                Err(never) => match never {},
+            };
+            if timed_out.load(Ordering::Relaxed) {
+                // Whatever the handler made of a body that stopped coming, the client is told
+                // why, and the connection (with the rest of that body unread) is not reused.
+                res = ApiError::new(
+                    StatusCode::REQUEST_TIMEOUT,
+                    format!(
+                        "the request body stopped arriving for {} s (SWITCHBOARD_BODY_TIMEOUT)",
+                        body_timeout.as_secs_f32()
+                    ),
+                )
+                .into_response();
+                res.headers_mut()
+                    .insert(header::CONNECTION, HeaderValue::from_static("close"));
+            } else if close_after {
+                res.headers_mut()
+                    .insert(header::CONNECTION, HeaderValue::from_static("close"));
+            }
             Ok(match running {
                 Some(running) => res.map(|inner| {
                     Body::new(Counted {
@@ -536,52 +567,7 @@ impl Handler {
                 }),
                 None => res,
             })
-        }
-    }
-}
-
-/// What one request is served with.
-struct Served {
-    router: Router,
-    peer: SocketAddr,
-    body_timeout: Duration,
-    close_after: bool,
-}
-
-impl Served {
-    async fn call(mut self, req: Request<Incoming>) -> Result<Response, Infallible> {
-        let timed_out = Arc::new(AtomicBool::new(false));
-        let mut req = req.map(|body| {
-            Body::new(TimedBody {
-                inner: body,
-                timeout: self.body_timeout,
-                timer: None,
-                timed_out: timed_out.clone(),
-            })
-        });
-        req.extensions_mut().insert(ConnectInfo(self.peer));
-        let mut res = match self.router.call(req).await {
-            Ok(res) => res,
-            Err(never) => match never {},
-        };
-        if timed_out.load(Ordering::Relaxed) {
-            // Whatever the handler made of a body that stopped coming, the client is told why,
-            // and the connection (with the rest of that body unread) is not reused.
-            res = ApiError::new(
-                StatusCode::REQUEST_TIMEOUT,
-                format!(
-                    "the request body stopped arriving for {} s (SWITCHBOARD_BODY_TIMEOUT)",
-                    self.body_timeout.as_secs_f32()
-                ),
-            )
-            .into_response();
-            res.headers_mut()
-                .insert(header::CONNECTION, HeaderValue::from_static("close"));
-        } else if self.close_after {
-            res.headers_mut()
-                .insert(header::CONNECTION, HeaderValue::from_static("close"));
-        }
-        Ok(res)
+        })
     }
 }
 
