@@ -681,16 +681,64 @@ mod tests {
         assert_eq!(protocol_of(&server).await.unwrap(), None);
     }
 
+    fn slot() -> Slot {
+        Slot {
+            _permit: Arc::new(Semaphore::new(1)).try_acquire_owned().unwrap(),
+            overflow: false,
+        }
+    }
+
+    const LIMITS: Limits = Limits {
+        max_connections: 4,
+        body_timeout: Duration::from_secs(60),
+        http2_idle_timeout: HTTP2_IDLE_TIMEOUT,
+        connection_threads: 0,
+    };
+
+    /// Waiting for the first bytes is bounded as hyper's wait for a head was: by the head timeout
+    /// (on the runtime's paused clock) and by shutdown.
+    #[tokio::test(start_paused = true)]
+    async fn a_connection_that_never_speaks_is_closed_at_the_head_timeout_or_at_shutdown() {
+        let (mut client, server) = pair().await;
+        let peer = server.peer_addr().unwrap();
+        let started = tokio::time::Instant::now();
+        let served = tokio::spawn(serve_connection(
+            server,
+            peer,
+            slot(),
+            Router::new(),
+            LIMITS,
+            CancellationToken::new(),
+        ));
+        assert_eq!(client.read(&mut [0; 1]).await.unwrap(), 0, "closed");
+        assert!(started.elapsed() >= HEAD_TIMEOUT, "not before the timeout");
+        served.await.unwrap();
+
+        let (mut client, server) = pair().await;
+        let peer = server.peer_addr().unwrap();
+        let closing = CancellationToken::new();
+        let started = tokio::time::Instant::now();
+        let served = tokio::spawn(serve_connection(
+            server,
+            peer,
+            slot(),
+            Router::new(),
+            LIMITS,
+            closing.clone(),
+        ));
+        closing.cancel();
+        assert_eq!(client.read(&mut [0; 1]).await.unwrap(), 0, "closed");
+        assert!(
+            started.elapsed() < HEAD_TIMEOUT,
+            "at shutdown, not at the timeout"
+        );
+        served.await.unwrap();
+    }
+
     /// Each way a connection can start is served: told apart by us, or (undecided) by hyper-util.
     #[tokio::test]
     async fn each_protocol_choice_serves_its_clients() {
         let router = Router::new().route("/ping", axum::routing::get(|| async { "pong" }));
-        let limits = Limits {
-            max_connections: 4,
-            body_timeout: Duration::from_secs(60),
-            http2_idle_timeout: HTTP2_IDLE_TIMEOUT,
-            connection_threads: 0,
-        };
         let cases = [
             (Protocol::Http1, Version::HTTP_11),
             (Protocol::Undecided, Version::HTTP_11),
@@ -700,19 +748,14 @@ mod tests {
         for (protocol, version) in cases {
             let (client, server) = pair().await;
             let peer = server.peer_addr().unwrap();
-            let permits = Arc::new(Semaphore::new(1));
-            let slot = Slot {
-                _permit: permits.try_acquire_owned().unwrap(),
-                overflow: false,
-            };
             let closing = CancellationToken::new();
             let served = tokio::spawn(serve_protocol(
                 server,
                 protocol,
                 peer,
-                slot,
+                slot(),
                 router.clone(),
-                limits,
+                LIMITS,
                 closing.clone(),
             ));
             let request = Request::get("http://127.0.0.1/ping")
