@@ -695,43 +695,50 @@ mod tests {
         connection_threads: 0,
     };
 
-    /// Waiting for the first bytes is bounded as hyper's wait for a head was: by the head timeout
-    /// (on the runtime's paused clock) and by shutdown.
-    #[tokio::test(start_paused = true)]
-    async fn a_connection_that_never_speaks_is_closed_at_the_head_timeout_or_at_shutdown() {
-        let (mut client, server) = pair().await;
+    /// A connection whose client sends nothing, served until it closes; `closing` is its
+    /// shutdown signal.
+    async fn silent_connection(
+        closing: CancellationToken,
+    ) -> (TcpStream, tokio::task::JoinHandle<()>) {
+        let (client, server) = pair().await;
         let peer = server.peer_addr().unwrap();
-        let started = tokio::time::Instant::now();
         let served = tokio::spawn(serve_connection(
             server,
             peer,
             slot(),
             Router::new(),
             LIMITS,
-            CancellationToken::new(),
+            closing,
         ));
-        assert_eq!(client.read(&mut [0; 1]).await.unwrap(), 0, "closed");
-        assert!(started.elapsed() >= HEAD_TIMEOUT, "not before the timeout");
-        served.await.unwrap();
+        (client, served)
+    }
 
-        let (mut client, server) = pair().await;
-        let peer = server.peer_addr().unwrap();
-        let closing = CancellationToken::new();
-        let started = tokio::time::Instant::now();
-        let served = tokio::spawn(serve_connection(
-            server,
-            peer,
-            slot(),
-            Router::new(),
-            LIMITS,
-            closing.clone(),
-        ));
-        closing.cancel();
-        assert_eq!(client.read(&mut [0; 1]).await.unwrap(), 0, "closed");
+    /// Just short of the head timeout on the runtime's paused clock.
+    const BEFORE_HEAD_TIMEOUT: Duration = HEAD_TIMEOUT.saturating_sub(Duration::from_millis(1));
+
+    /// Waiting for the first bytes is bounded as hyper's wait for a head was: the connection is
+    /// still open just before the head timeout and closed at it.
+    #[tokio::test(start_paused = true)]
+    async fn a_connection_that_never_speaks_is_closed_at_the_head_timeout() {
+        let (mut client, served) = silent_connection(CancellationToken::new()).await;
+        let mut byte = [0; 1];
+        let early = tokio::time::timeout(BEFORE_HEAD_TIMEOUT, client.read(&mut byte)).await;
         assert!(
-            started.elapsed() < HEAD_TIMEOUT,
-            "at shutdown, not at the timeout"
+            early.is_err(),
+            "still open before the head timeout: {early:?}"
         );
+        assert_eq!(client.read(&mut byte).await.unwrap(), 0, "closed");
+        served.await.unwrap();
+    }
+
+    /// Shutdown closes a connection still waiting for its first bytes, before the head timeout.
+    #[tokio::test(start_paused = true)]
+    async fn a_connection_that_never_speaks_is_closed_at_shutdown() {
+        let closing = CancellationToken::new();
+        let (mut client, served) = silent_connection(closing.clone()).await;
+        closing.cancel();
+        let read = tokio::time::timeout(BEFORE_HEAD_TIMEOUT, client.read(&mut [0; 1])).await;
+        assert_eq!(read.ok().map(Result::unwrap), Some(0), "closed at shutdown");
         served.await.unwrap();
     }
 
