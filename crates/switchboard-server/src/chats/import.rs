@@ -28,10 +28,10 @@ pub async fn import_nextchat(
     let _slot = state.imports().begin(&caller.workspace)?;
     let limit = state.settings().import_max_bytes;
     let bytes = read_body_within(&headers, body, limit, "SWITCHBOARD_IMPORT_MAX_BYTES").await?;
+    let backup_bytes = bytes.len() as u64;
     // A backup of tens of MB takes a while to parse: not on a thread that serves connections
-    // (every stream on it would wait).
-    let backup = bytes.clone();
-    let mut chats = tokio::task::spawn_blocking(move || parse_nextchat_backup(&backup))
+    // (every stream on it would wait). The raw backup is dropped once parsed.
+    let mut chats = tokio::task::spawn_blocking(move || parse_nextchat_backup(&bytes))
         .await
         .map_err(|e| ApiError::internal(format!("reading the backup: {e}")))?
         .map_err(|e| ApiError::bad_request(e.to_string()))?;
@@ -42,7 +42,7 @@ pub async fn import_nextchat(
     }
     let growth = Growth {
         chats: chats.len() as u64,
-        bytes: bytes.len() as u64,
+        bytes: backup_bytes,
         replies: 0,
     };
     state
