@@ -366,6 +366,7 @@ impl<C: Future, S: Future<Output = ()>> Future for UntilClosed<C, S> {
     }
 }
 
+/// The waker [`UntilClosed`] polls `close` with: it notes the wake, then wakes the task.
 struct Woken {
     flag: AtomicBool,
     task: AtomicWaker,
