@@ -20,6 +20,7 @@
 
 use std::borrow::Cow;
 use std::collections::HashSet;
+use std::ops::Range;
 use std::sync::LazyLock;
 
 use pulldown_cmark::{CodeBlockKind, Event, Options, Parser, Tag, TagEnd, html};
@@ -59,62 +60,37 @@ fn options() -> Options {
 
 /// The source with the math delimiters pulldown-cmark does not know turned into ones it does
 /// (`\(…\)` → `$…$`, `\[…\]` → `$$…$$`) and dollars that are prices escaped (a `$` before a
-/// digit, as in `$3/$15`), outside code spans and fenced code. Borrowed unchanged when
-/// there is nothing to do.
+/// digit, as in `$3/$15`), outside code: code blocks and code spans wherever pulldown-cmark
+/// reads them, in lists and block quotes too. Borrowed unchanged when there is nothing to do.
 fn math_delimiters(markdown: &str) -> Cow<'_, str> {
-    // Any backslash, not only `\(` and `\[`: each line is rewritten the same whatever the rest
-    // of the text holds (a closing `\]` alone is rewritten too).
+    // Any backslash, not only `\(` and `\[`: text is rewritten the same whatever the rest of the
+    // document holds (a closing `\]` alone is rewritten too).
     if !markdown.contains(['$', '\\']) {
         return Cow::Borrowed(markdown);
     }
     let mut out = String::with_capacity(markdown.len() + 16);
-    let mut fences = Fences::default();
-    for line in markdown.split_inclusive('\n') {
-        if fences.is_code(line) {
-            out.push_str(line);
-        } else {
-            rewrite_math_line(line, &mut out);
-        }
+    let mut at = 0;
+    for code in code_ranges(markdown) {
+        rewrite_math(&markdown[at..code.start], &mut out);
+        out.push_str(&markdown[code.clone()]);
+        at = code.end;
     }
+    rewrite_math(&markdown[at..], &mut out);
     Cow::Owned(out)
 }
 
-/// Which lines of a document, read in order, belong to a fenced code block at the top level
-/// (its opening and closing fences included).
-#[derive(Default)]
-struct Fences {
-    /// The fence that opened the block we are in: its character and length.
-    open: Option<(u8, usize)>,
-}
-
-impl Fences {
-    fn is_code(&mut self, line: &str) -> bool {
-        let trimmed = line.trim_start_matches(' ');
-        let indented = line.len() - trimmed.len() >= 4;
-        let marker = trimmed
-            .as_bytes()
-            .first()
-            .copied()
-            .filter(|c| *c == b'`' || *c == b'~');
-        let run = marker.map_or(0, |c| trimmed.bytes().take_while(|b| *b == c).count());
-        match self.open {
-            Some((c, n)) => {
-                if !indented && marker == Some(c) && run >= n && trimmed[run..].trim().is_empty() {
-                    self.open = None;
-                }
-                true
-            }
-            // A backtick fence's info string may not hold a backtick (CommonMark 4.5).
-            None if run >= 3
-                && !indented
-                && !(marker == Some(b'`') && trimmed[run..].contains('`')) =>
-            {
-                self.open = marker.map(|c| (c, run));
-                true
-            }
-            None => false,
+/// The byte ranges pulldown-cmark reads as code (blocks with their fences, spans with their
+/// backticks), in order.
+fn code_ranges(markdown: &str) -> Vec<Range<usize>> {
+    let mut ranges: Vec<Range<usize>> = Vec::new();
+    for (event, range) in Parser::new_ext(markdown, options()).into_offset_iter() {
+        if matches!(event, Event::Start(Tag::CodeBlock(_)) | Event::Code(_))
+            && ranges.last().is_none_or(|last| last.end <= range.start)
+        {
+            ranges.push(range);
         }
     }
+    ranges
 }
 
 /// Where a growing text (a streaming reply) can be cut into parts that each render alone
@@ -148,9 +124,8 @@ pub(crate) fn settled_ends(markdown: &str) -> Vec<usize> {
         }
     }
     let mut blocks = blocks.into_iter().peekable();
-    // The lines as [`math_delimiters`] reads them: a cut must fall outside its fences too, so
-    // that each part gets the same rewrite alone as within the whole.
-    let mut fences = Fences::default();
+    // A part gets the same math rewrite alone as within the whole: the rewrite skips code as
+    // pulldown-cmark reads it, and a cut never falls inside a block.
     let mut after_blank = false;
     let mut at = 0;
     for line in markdown.split_inclusive('\n') {
@@ -158,17 +133,14 @@ pub(crate) fn settled_ends(markdown: &str) -> Vec<usize> {
         at += line.len();
         while blocks.next_if(|b| *b < start).is_some() {}
         let block_starts_here = blocks.next_if_eq(&start).is_some();
-        let outside_fences = fences.open.is_none();
-        let code = fences.is_code(line);
-        if block_starts_here && outside_fences && after_blank && starts_a_lone_block(line) {
+        if block_starts_here && after_blank && starts_a_lone_block(line) {
             ends.push(start);
         }
         // Blank as CommonMark reads it: spaces and tabs only (a form feed or a vertical tab is
         // text).
-        after_blank = !code
-            && line
-                .bytes()
-                .all(|b| matches!(b, b' ' | b'\t' | b'\r' | b'\n'));
+        after_blank = line
+            .bytes()
+            .all(|b| matches!(b, b' ' | b'\t' | b'\r' | b'\n'));
     }
     ends
 }
@@ -184,28 +156,12 @@ fn starts_a_lone_block(line: &str) -> bool {
     })
 }
 
-/// [`math_delimiters`] for one line outside fenced code: inline code spans are copied as they are.
-fn rewrite_math_line(line: &str, out: &mut String) {
-    let bytes = line.as_bytes();
+/// [`math_delimiters`] for text outside code.
+fn rewrite_math(text: &str, out: &mut String) {
+    let bytes = text.as_bytes();
     let mut i = 0;
     while i < bytes.len() {
         match bytes[i] {
-            b'`' => {
-                // A code span: from a run of backticks to the next run of the same length.
-                let run = bytes[i..].iter().take_while(|b| **b == b'`').count();
-                let ticks = &line[i..i + run];
-                match line[i + run..].find(ticks) {
-                    Some(end) => {
-                        let stop = i + run + end + run;
-                        out.push_str(&line[i..stop]);
-                        i = stop;
-                    }
-                    None => {
-                        out.push_str(ticks);
-                        i += run;
-                    }
-                }
-            }
             b'\\' if matches!(bytes.get(i + 1), Some(b'(' | b')' | b'[' | b']')) => {
                 out.push_str(match bytes[i + 1] {
                     b'(' | b')' => "$",
@@ -222,15 +178,15 @@ fn rewrite_math_line(line: &str, out: &mut String) {
                 if run == 1 && bytes.get(i + 1).is_some_and(u8::is_ascii_digit) {
                     out.push_str("\\$");
                 } else {
-                    out.push_str(&line[i..i + run]);
+                    out.push_str(&text[i..i + run]);
                 }
                 i += run;
             }
             _ => {
-                let next = line[i..]
-                    .find(['`', '\\', '$'])
-                    .map_or(line.len(), |n| i + n.max(1));
-                out.push_str(&line[i..next]);
+                let next = text[i..]
+                    .find(['\\', '$'])
+                    .map_or(text.len(), |n| i + n.max(1));
+                out.push_str(&text[i..next]);
                 i = next;
             }
         }
@@ -726,6 +682,31 @@ mod tests {
         // A price next to real math: both right.
         let both = math("costs $5, and $a^2$ is the area");
         assert!(both.contains("$5"), "{both}");
+    }
+
+    /// Code is left exactly as written wherever pulldown-cmark reads it: fences in nested list
+    /// items and block quotes, indented blocks, spans over two lines. (A shell script in step 2
+    /// of an answer kept its `$1`, not `\$1`.)
+    #[test]
+    fn code_in_lists_and_quotes_keeps_its_dollars_and_backslashes() {
+        let code = |md: &str, expected: &str| {
+            let html = render(md);
+            assert!(!html.contains("<math"), "{md:?} became math: {html}");
+            assert!(html.contains(expected), "{md:?} lost {expected:?}: {html}");
+        };
+        code(
+            "1. Install\n   - then run:\n     ```\n     echo $1 \\(x\\) \\$2\n     ```",
+            "echo $1 \\(x\\) \\$2",
+        );
+        code("- ```\n  export A=$1\n  ```", "export A=$1");
+        code("> ```\n> cost $5 \\[y\\]\n> ```", "cost $5 \\[y\\]");
+        code("    indented $1 \\(z\\)", "indented $1 \\(z\\)");
+        // (A span's line break is a space, as CommonMark reads it.)
+        code("run `echo\n$1 \\(w\\)` now", "echo $1 \\(w\\)");
+        // Outside the code, the same text is still rewritten.
+        let html = render("- ```\n  $1\n  ```\n- \\(x^2\\) costs $1");
+        assert!(html.contains("<math"), "{html}");
+        assert!(html.contains("costs $1"), "{html}");
     }
 
     #[test]

@@ -223,6 +223,7 @@ mod tests {
         "- a\n  ```\n  x $y$\n\nnext $z$\n```\n\ninside $w$\n\nmore",
         "1.  a\n    ```\n    x $y$\n\nnext $z$\n```\n\ninside $w$\n\nmore",
         "- [ ] task\n- [x] done\n\nWindows\r\n\r\nline endings\r\n\r\n\\[\nx = 1\n\\]\n\nThat was math.",
+        "1. Run\n   - this:\n     ```sh\n     echo $1 \\(x\\)\n\n     ```\n\n> ```\n> cost $5\n> ```\n\nA span `over\n$2` lines, $3.\n\n    indented $4\n\nend $5",
     ];
 
     #[test]
@@ -261,10 +262,9 @@ mod tests {
         // Never inside the <pre> block or the comment, both of which hold blank lines.
         assert_eq!(starts(STREAMED[4]), ["More b", "After ", "end"]);
         // A fence in a list item ends with the item, and the fence after "next" runs to the
-        // end: never cut at "inside" or "more". (Nor at "next": the math rewrite, which reads
-        // fences without lists, still counts the first one open there.)
+        // end: cut at "next", never at "inside" or "more".
         let doc = "- a\n  ```\n  x\n\nnext\n```\n\ninside\n\nmore";
-        assert_eq!(starts(doc), Vec::<String>::new());
+        assert_eq!(starts(doc), ["next\n`"]);
         let doc = "1.  a\n    ```\n    x\n\nnext\n```\n\ninside\n\nmore";
         assert_eq!(starts(doc), ["next\n`"]);
     }
