@@ -685,8 +685,8 @@ mod tests {
     }
 
     /// Code is left exactly as written wherever pulldown-cmark reads it: fences in nested list
-    /// items and block quotes, indented blocks, spans over two lines. (A shell script in step 2
-    /// of an answer kept its `$1`, not `\$1`.)
+    /// items and block quotes, indented blocks, spans over two lines. (The rewrite used to read
+    /// fences at the top level only: a script in a nested list item showed `\$1` for `$1`.)
     #[test]
     fn code_in_lists_and_quotes_keeps_its_dollars_and_backslashes() {
         let code = |md: &str, expected: &str| {
