@@ -84,6 +84,8 @@ fn math_delimiters(markdown: &str) -> Cow<'_, str> {
 fn code_ranges(markdown: &str) -> Vec<Range<usize>> {
     let mut ranges: Vec<Range<usize>> = Vec::new();
     for (event, range) in Parser::new_ext(markdown, options()).into_offset_iter() {
+        // In order and apart, as [`math_delimiters`] slices between them; pulldown-cmark never
+        // nests code, so this only guards the slicing.
         if matches!(event, Event::Start(Tag::CodeBlock(_)) | Event::Code(_))
             && ranges.last().is_none_or(|last| last.end <= range.start)
         {
