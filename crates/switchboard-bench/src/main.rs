@@ -12,6 +12,7 @@
 
 mod client;
 mod engine_phases;
+mod floor;
 mod hist;
 mod phases;
 mod procs;
@@ -108,6 +109,10 @@ struct Args {
     /// figures stay plain HTTP, so "added" includes the TLS.
     #[arg(long, value_enum, default_value = "http")]
     upstream: tls_front::UpstreamMode,
+    /// Also measure a byte relay in front of the mock (column `floor`): what any relay adds on
+    /// this machine at the least. Latency and throughput only; its CPU is not measured.
+    #[arg(long)]
+    floor: bool,
 }
 
 /// Where Switchboard sends upstream calls, and the CA it must trust there.
@@ -538,6 +543,20 @@ async fn run(args: Args) -> anyhow::Result<()> {
         targets.push(target);
         pids.push(pid);
     }
+    let _floor = if args.floor {
+        let floor = floor::start(direct.addr).context("starting the byte relay (--floor)")?;
+        let base = format!("http://{}", floor.addr);
+        targets.push(Target::new(
+            report::FLOOR,
+            &base,
+            "/api/v1/chat/completions",
+            Some(MOCK_KEY),
+        )?);
+        pids.push(None);
+        Some(floor)
+    } else {
+        None
+    };
     // Every target must answer the fast request before anything is timed.
     for target in &targets {
         let mut conn = connect(target.addr).await?;
@@ -586,7 +605,8 @@ async fn run(args: Args) -> anyhow::Result<()> {
         let mut row = Vec::new();
         for (i, (target, pid)) in targets.iter().zip(&pids).enumerate() {
             // Streams go through the proxy route (the NextChat path); the gateway relays the same way.
-            if i == 2 {
+            // The floor measures the hops of a relay, not how it holds many streams.
+            if i == 2 || target.name == report::FLOOR {
                 row.push(None);
                 continue;
             }

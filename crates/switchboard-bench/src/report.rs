@@ -16,6 +16,8 @@ const PROXY: usize = 1;
 const GATEWAY: usize = 2;
 /// Peers start at this column.
 const FIRST_PEER: usize = 3;
+/// The name of the byte relay's column (`--floor`), after the peers; not a peer.
+pub const FLOOR: &str = "floor";
 
 fn us(nanos: u64) -> f64 {
     round1(nanos as f64 / 1_000.0)
@@ -96,7 +98,16 @@ pub fn json(r: &Results) -> Value {
     let largest_k = r.streams.last().map(|(k, _)| *k);
 
     let mut peers = Map::new();
+    let mut floor = Value::Null;
     for (i, name) in r.targets.iter().enumerate().skip(FIRST_PEER) {
+        if name == FLOOR {
+            floor = json!({
+                "overhead_p50_us": over(i, |l| l.p50),
+                "overhead_p99_us": over(i, |l| l.p99),
+                "rps_c32": load_of(r, 32, i).map(|l| round1(l.rps)),
+            });
+            continue;
+        }
         peers.insert(
             name.clone(),
             json!({
@@ -188,6 +199,7 @@ pub fn json(r: &Results) -> Value {
         "stream_phases": stream_phases,
         "chat": chat,
         "peers": peers,
+        "floor": floor,
         "nofile_limit": r.nofile,
         "machine": r.machine,
         "command": r.command,
@@ -597,6 +609,28 @@ mod tests {
             v["peers"].as_object().unwrap().len(),
             1,
             "only peers are peers"
+        );
+        assert_eq!(v["floor"], Value::Null, "no --floor, no floor: {v:#}");
+    }
+
+    #[test]
+    fn the_floor_is_its_own_key_not_a_peer() {
+        let mut r = results();
+        r.targets.push(FLOOR.into());
+        r.latency.push(latency(140, 260, 500));
+        r.loads[0].1.push(load(32, 45_000.0, 13.0));
+        r.loads[1].1.push(None);
+        for (_, row) in &mut r.streams {
+            row.push(None);
+        }
+        let v = json(&r);
+        assert_eq!(v["floor"]["overhead_p50_us"], json!(40.0), "{v:#}");
+        assert_eq!(v["floor"]["overhead_p99_us"], json!(60.0), "{v:#}");
+        assert_eq!(v["floor"]["rps_c32"], json!(45_000.0), "{v:#}");
+        assert_eq!(v["peers"].as_object().unwrap().len(), 1, "{v:#}");
+        assert!(
+            table(&r).contains(FLOOR),
+            "the table shows the floor's column"
         );
     }
 }
