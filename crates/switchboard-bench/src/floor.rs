@@ -9,10 +9,20 @@ use std::net::SocketAddr;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::oneshot;
 
-/// The running relay; dropping it stops the relay thread.
+/// The running relay; dropping it stops the relay and waits for its thread.
 pub struct Floor {
     pub addr: SocketAddr,
-    _stop: oneshot::Sender<()>,
+    stop: Option<oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Drop for Floor {
+    fn drop(&mut self) {
+        drop(self.stop.take());
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
 }
 
 /// Starts the relay on a free local port, forwarding to `upstream`.
@@ -25,7 +35,7 @@ pub fn start(upstream: SocketAddr) -> std::io::Result<Floor> {
     listener.set_nonblocking(true)?;
     let addr = listener.local_addr()?;
     let (stop, stopped) = oneshot::channel::<()>();
-    std::thread::Builder::new()
+    let thread = std::thread::Builder::new()
         .name("floor-relay".into())
         .spawn(move || {
             runtime.block_on(async move {
@@ -38,7 +48,11 @@ pub fn start(upstream: SocketAddr) -> std::io::Result<Floor> {
                 }
             });
         })?;
-    Ok(Floor { addr, _stop: stop })
+    Ok(Floor {
+        addr,
+        stop: Some(stop),
+        thread: Some(thread),
+    })
 }
 
 async fn accept_loop(listener: TcpListener, upstream: SocketAddr) {

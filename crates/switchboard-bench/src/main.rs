@@ -139,6 +139,10 @@ fn parse_header(
 
 fn parse_peer(value: &str) -> Result<(String, String), String> {
     match value.split_once('=') {
+        Some((report::FLOOR, _)) => Err(format!(
+            "the name {:?} is the byte relay's (--floor); give the peer another",
+            report::FLOOR
+        )),
         Some((name, url)) if !name.is_empty() && url.starts_with("http://") => {
             Ok((name.to_owned(), url.trim_end_matches('/').to_owned()))
         }
@@ -765,4 +769,19 @@ async fn run(args: Args) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_peer;
+
+    #[test]
+    fn a_peer_cannot_take_the_floors_name() {
+        assert_eq!(
+            parse_peer("crabllm=http://127.0.0.1:5632/"),
+            Ok(("crabllm".into(), "http://127.0.0.1:5632".into()))
+        );
+        let refused = parse_peer("floor=http://127.0.0.1:5632").unwrap_err();
+        assert!(refused.contains("--floor"), "{refused}");
+    }
 }
