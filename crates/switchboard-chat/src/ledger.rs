@@ -29,6 +29,8 @@ pub struct Ledger {
     tx: mpsc::Sender<Spend>,
     /// Generation lookups under way.
     lookups: TaskTracker,
+    /// Work handed to [`Ledger::record_after`] that has not run yet.
+    deferred: TaskTracker,
     /// Set at shutdown: lookups under way record what they know at once.
     hurry: CancellationToken,
     runtime: tokio::runtime::Handle,
@@ -79,6 +81,7 @@ impl Ledger {
             tx,
             full: full.clone(),
             lookups: TaskTracker::new(),
+            deferred: TaskTracker::new(),
             hurry: CancellationToken::new(),
             runtime: tokio::runtime::Handle::current(),
             observer: Default::default(),
@@ -108,9 +111,22 @@ impl Ledger {
         self.lookups.len()
     }
 
-    /// Ends the lookups under way (each records what it knows) and waits for them: before the
-    /// writer's last batch.
+    /// Runs `work`, which records rows, once the calling task has yielded (on the caller's
+    /// runtime when there is one, so a connection thread keeps it): a relay reads an answer's
+    /// usage after the answer has been written, not before. Tracked: shutdown runs it before
+    /// the writer's last batch.
+    pub fn record_after(&self, work: impl FnOnce() + Send + 'static) {
+        let runtime =
+            tokio::runtime::Handle::try_current().unwrap_or_else(|_| self.runtime.clone());
+        self.deferred.spawn_on(async move { work() }, &runtime);
+    }
+
+    /// Runs the deferred work, then ends the lookups under way (each records what it knows) and
+    /// waits for them: before the writer's last batch.
     pub(crate) async fn finish_lookups(&self) {
+        // Deferred work may start a lookup, so it goes first.
+        self.deferred.close();
+        self.deferred.wait().await;
         self.hurry.cancel();
         self.lookups.close();
         self.lookups.wait().await;
@@ -265,5 +281,40 @@ mod tests {
             ready_now(ledger.full.notified()),
             "a full batch wakes the writer"
         );
+    }
+
+    /// `record_after` runs its work only once the caller has yielded, and shutdown runs it before
+    /// the writer's last batch, so the row it records is written.
+    #[tokio::test]
+    async fn deferred_work_runs_after_the_caller_yields_and_its_row_is_written() {
+        let store = Store::connect("sqlite::memory:").await.unwrap();
+        let stop = CancellationToken::new();
+        let (ledger, writer) = Ledger::new(store.clone(), stop.clone());
+        let writer = tokio::spawn(writer);
+        let ran = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let work = {
+            let ran = ran.clone();
+            let ledger = ledger.clone();
+            move || {
+                ran.store(true, std::sync::atomic::Ordering::SeqCst);
+                ledger.record(Spend {
+                    workspace: "w".into(),
+                    entry: "proxy".into(),
+                    cost: Some(0.25),
+                    at: 1,
+                    ..Spend::default()
+                });
+            }
+        };
+        ledger.record_after(work);
+        assert!(
+            !ran.load(std::sync::atomic::Ordering::SeqCst),
+            "the work waits for the caller to yield"
+        );
+        ledger.finish_lookups().await;
+        assert!(ran.load(std::sync::atomic::Ordering::SeqCst));
+        stop.cancel();
+        writer.await.unwrap();
+        assert_eq!(store.spent_since("w", 0).await.unwrap(), 0.25);
     }
 }

@@ -430,9 +430,21 @@ impl RunningMeter {
     }
 }
 
-impl Drop for RunningMeter {
-    /// The call is over (ended, failed or the client left): hand what it cost to the ledger.
+impl Drop for RelayBody {
+    /// The call is over (ended, failed or the client left): what it cost goes to the ledger once
+    /// this task yields. hyper drops a body before it writes the body's last bytes, so reading
+    /// the answer's usage here would hold every non-streamed answer back.
     fn drop(&mut self) {
+        if let Some(meter) = self.meter.take() {
+            let ledger = meter.meter.ledger.clone();
+            ledger.record_after(move || meter.finish());
+        }
+    }
+}
+
+impl RunningMeter {
+    /// Hands what the call cost to the ledger.
+    fn finish(mut self) {
         if self.sse.is_none() && !self.body.is_empty() {
             let body = std::mem::take(&mut self.body);
             self.read(&body);
