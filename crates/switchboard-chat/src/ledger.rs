@@ -111,10 +111,10 @@ impl Ledger {
         self.lookups.len()
     }
 
-    /// Runs `work`, which records rows, once the calling task has yielded (on the caller's
-    /// runtime when there is one, so a connection thread keeps it): a relay reads an answer's
-    /// usage after the answer has been written, not before. Tracked: shutdown runs it before
-    /// the writer's last batch.
+    /// Runs `work`, which records rows, as a task on the caller's runtime (when there is one, so
+    /// a connection thread keeps it): on a single-threaded runtime, once the calling task has
+    /// yielded, so a relay reads an answer's usage after the answer has been written, not
+    /// before. Tracked: shutdown runs it before the writer's last batch.
     pub fn record_after(&self, work: impl FnOnce() + Send + 'static) {
         let runtime =
             tokio::runtime::Handle::try_current().unwrap_or_else(|_| self.runtime.clone());
