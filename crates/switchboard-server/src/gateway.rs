@@ -25,7 +25,7 @@ use crate::catalog::ModelCatalog;
 use crate::error::ApiError;
 use crate::extract::read_body;
 use crate::models::RequestedModels;
-use crate::relay::{UpstreamRequest, relay, upstream_url};
+use crate::relay::{UpstreamRequest, relay};
 use crate::state::AppState;
 
 pub fn routes() -> Router<AppState> {
@@ -81,14 +81,16 @@ async fn chat_completions(
         ledger: state.chats().ledger().clone(),
         workspace: principal.workspace(),
         entry: "gateway",
-        model: Some(model_ref.model.clone()),
+        asked: crate::relay::AskedModel::Named(model_ref.model.clone()),
         lookup: upstream.generation_lookup(state.http(), &authorization),
     });
     relay(
         &state,
         UpstreamRequest {
             method: Method::POST,
-            url: upstream_url(&upstream.base, "v1/chat/completions", None),
+            url: upstream
+                .url_of("v1/chat/completions", None)
+                .ok_or_else(|| ApiError::not_found("the provider has no chat completions"))?,
             authorization,
             client_headers: headers,
             meter,

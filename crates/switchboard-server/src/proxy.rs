@@ -10,7 +10,7 @@ use std::time::Instant;
 
 use axum::Router;
 use axum::body::Body;
-use axum::extract::{ConnectInfo, State};
+use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::any;
@@ -19,7 +19,7 @@ use switchboard_core::provider::ProviderId;
 use crate::auth::{CredentialStyle, admit};
 use crate::error::ApiError;
 use crate::extract::read_body;
-use crate::relay::{UpstreamRequest, relay, upstream_url};
+use crate::relay::{UpstreamRequest, relay};
 use crate::state::AppState;
 
 pub fn routes() -> Router<AppState> {
@@ -42,17 +42,16 @@ fn provider_proxy(
     any(
         move |State(state): State<AppState>,
               ConnectInfo(peer): ConnectInfo<SocketAddr>,
-              method: Method,
-              uri: Uri,
-              headers: HeaderMap,
-              body: Body| async move {
+              req: Request| async move {
+            // The parts are taken, not extracted: axum's `Uri` and `HeaderMap` extractors clone.
+            let (parts, body) = req.into_parts();
             let call = ProxyCall {
                 provider,
                 prefix,
                 peer,
-                method,
-                uri,
-                headers,
+                method: parts.method,
+                uri: parts.uri,
+                headers: parts.headers,
             };
             proxy(&state, call, body).await
         },
@@ -94,12 +93,12 @@ async fn proxy(state: &AppState, call: ProxyCall, body: Body) -> Result<Response
     // The raw (still percent-encoded) path must equal an allowed path exactly, so no `..`,
     // `%2e%2e` or `%2f` trick can reach anything else.
     let path = call.uri.path().strip_prefix(call.prefix).unwrap_or("");
-    if !upstream.config.allowed_paths().contains(&path) {
+    let Some(url) = upstream.url_of(path, call.uri.query()) else {
         return Err(ApiError::not_found(format!(
             "{}{path} is not a proxied API path",
             call.prefix
         )));
-    }
+    };
     let principal = admit(
         state.gate(),
         &call.headers,
@@ -119,7 +118,6 @@ async fn proxy(state: &AppState, call: ProxyCall, body: Body) -> Result<Response
     if call.method == Method::POST && (path.ends_with("completions") || path == "v1/responses") {
         crate::models::check_request_models(state, &call.provider, &body)?;
     }
-    let url = upstream_url(&upstream.base, path, call.uri.query());
     if call.method == Method::GET
         && path == "v1/models"
         && !state.settings().custom_model_rules.is_empty()
@@ -133,9 +131,7 @@ async fn proxy(state: &AppState, call: ProxyCall, body: Body) -> Result<Response
             ledger: state.chats().ledger().clone(),
             workspace: principal.workspace(),
             entry: "proxy",
-            model: crate::models::RequestedModels::parse(&body)
-                .ok()
-                .and_then(|r| r.model),
+            asked: crate::relay::AskedModel::InRequest(body.clone()),
             lookup: upstream.generation_lookup(state.http(), &authorization),
         }
     });

@@ -117,20 +117,24 @@ pub async fn relay(
     let first_byte_timeout = settings.upstream_first_byte_timeout;
     let sent_at = Instant::now();
     let lane = state.outbound().take();
-    let send = lane.client().execute(upstream);
-    let resp = match tokio::time::timeout(first_byte_timeout, send).await {
-        Ok(Ok(sent)) => http::Response::<reqwest::Body>::from(sent),
-        Ok(Err(e)) => return Err(upstream_unreachable(&e)),
-        Err(_) => return Err(first_byte_timeout_error(first_byte_timeout)),
+    // One deadline for the answer's head and its first bytes, so one timer.
+    let exchange = async {
+        let sent = lane
+            .client()
+            .execute(upstream)
+            .await
+            .map_err(|e| upstream_unreachable(&e))?;
+        let (parts, mut body) = http::Response::<reqwest::Body>::from(sent).into_parts();
+        let first = match next_data(&mut body).await {
+            Some(Ok(chunk)) => Some(chunk),
+            None => None,
+            Some(Err(e)) => return Err(upstream_unreachable(&e)),
+        };
+        Ok((parts, body, first))
     };
-    let (parts, mut body) = resp.into_parts();
-    let remaining = first_byte_timeout.saturating_sub(sent_at.elapsed());
-    let first = match tokio::time::timeout(remaining, next_data(&mut body)).await {
-        Ok(Some(Ok(chunk))) => Some(chunk),
-        Ok(None) => None,
-        Ok(Some(Err(e))) => return Err(upstream_unreachable(&e)),
-        Err(_) => return Err(first_byte_timeout_error(first_byte_timeout)),
-    };
+    let (parts, body, first) = tokio::time::timeout(first_byte_timeout, exchange)
+        .await
+        .map_err(|_| first_byte_timeout_error(first_byte_timeout))??;
     let upstream_wait = sent_at.elapsed();
     state.metrics().observe_upstream(upstream_wait);
 
@@ -361,9 +365,31 @@ pub struct SpendMeter {
     /// `proxy` or `gateway`.
     pub entry: &'static str,
     /// The model the client asked for (the answer's own `model` wins when it names one).
-    pub model: Option<String>,
+    pub asked: AskedModel,
     /// Where to ask what the call cost when its answer carries no usage (OpenRouter only).
     pub lookup: Option<switchboard_chat::GenerationLookup>,
+}
+
+/// The model a metered call asked for, for when its answer names none.
+pub enum AskedModel {
+    Named(String),
+    /// Still in the request's body. Parsing a whole conversation to find it would delay every
+    /// call; the answer nearly always names its model, so the body is parsed only when it does
+    /// not, and let go of as soon as it does.
+    InRequest(Bytes),
+    Unknown,
+}
+
+impl AskedModel {
+    fn into_name(self) -> Option<String> {
+        match self {
+            AskedModel::Named(model) => Some(model),
+            AskedModel::InRequest(body) => crate::models::RequestedModels::parse(&body)
+                .ok()
+                .and_then(|r| r.model),
+            AskedModel::Unknown => None,
+        }
+    }
 }
 
 impl SpendMeter {
@@ -422,6 +448,9 @@ impl RunningMeter {
         if let Some(facts) = switchboard_core::stream::answer_facts(json) {
             self.generation_id = self.generation_id.take().or(facts.id);
             self.model = self.model.take().or(facts.model);
+            if self.model.is_some() {
+                self.meter.asked = AskedModel::Unknown;
+            }
             self.provider = self.provider.take().or(facts.provider);
             if facts.usage.is_some() {
                 self.usage = facts.usage;
@@ -454,7 +483,9 @@ impl RunningMeter {
         let spend = switchboard_store::Spend {
             workspace: std::mem::take(&mut self.meter.workspace),
             entry: self.meter.entry.to_owned(),
-            model: self.model.take().or(self.meter.model.take()),
+            model: self.model.take().or_else(|| {
+                std::mem::replace(&mut self.meter.asked, AskedModel::Unknown).into_name()
+            }),
             provider: self.provider.take(),
             prompt_tokens: usage.as_ref().and_then(|u| int(u.prompt_tokens)),
             completion_tokens: usage.as_ref().and_then(|u| int(u.completion_tokens)),

@@ -39,8 +39,11 @@ pub struct Upstream {
     /// `Bearer <key>` for each server key, built once and marked sensitive, so the hot path
     /// formats nothing and no header dump ever shows the key.
     server_auth: Vec<axum::http::HeaderValue>,
-    /// `config.base_url`, parsed once (see [`crate::relay::upstream_url`]).
-    pub base: reqwest::Url,
+    /// The full URL of each of `config.allowed_paths()`, built once: a request clones one
+    /// instead of parsing its path onto the base URL again.
+    urls: Vec<(&'static str, reqwest::Url)>,
+    /// OpenRouter's generation records (`None` for providers without them).
+    generation_url: Option<String>,
 }
 
 impl Upstream {
@@ -56,16 +59,33 @@ impl Upstream {
                 config.base_url
             )
         })?;
+        let urls = config
+            .allowed_paths()
+            .iter()
+            .map(|&path| (path, crate::relay::upstream_url(&base, path, None)))
+            .collect();
+        let generation_url = (config.id == switchboard_core::provider::ProviderId::OpenRouter)
+            .then(|| format!("{}/v1/generation", config.base_url));
         Ok(Upstream {
             config,
             rotation: KeyRotation::default(),
             server_auth,
-            base,
+            urls,
+            generation_url,
         })
     }
 
-    /// The `Authorization` value to send upstream for `principal`: their own key, or the next
-    /// of the server's keys.
+    /// The upstream URL of `path` (below `/api/<provider>/`) with `query`; `None` unless `path`
+    /// is one of the provider's allowed paths, exactly.
+    pub fn url_of(&self, path: &str, query: Option<&str>) -> Option<reqwest::Url> {
+        let (_, url) = self.urls.iter().find(|(p, _)| *p == path)?;
+        let mut url = url.clone();
+        if query.is_some() {
+            url.set_query(query);
+        }
+        Some(url)
+    }
+
     /// Where to look up what a call paid with `authorization` cost: OpenRouter's generation
     /// record; `None` for other providers, which have none.
     pub fn generation_lookup(
@@ -73,18 +93,17 @@ impl Upstream {
         http: &reqwest::Client,
         authorization: &axum::http::HeaderValue,
     ) -> Option<switchboard_chat::GenerationLookup> {
-        if self.config.id != switchboard_core::provider::ProviderId::OpenRouter {
-            return None;
-        }
         Some(switchboard_chat::GenerationLookup {
             http: http.clone(),
-            url: format!("{}/v1/generation", self.config.base_url),
+            url: self.generation_url.clone()?,
             authorization: switchboard_core::secret::Secret::new(
                 authorization.to_str().ok()?.to_owned(),
             ),
         })
     }
 
+    /// The `Authorization` value to send upstream for `principal`: their own key, or the next
+    /// of the server's keys.
     pub fn authorization(
         &self,
         principal: &switchboard_core::access::Principal,

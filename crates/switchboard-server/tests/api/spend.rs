@@ -521,3 +521,66 @@ async fn a_spent_budget_resets_at_the_end_of_its_period() {
         "a new day, a new budget"
     );
 }
+
+/// An answer that names no model (some OpenAI-compatible providers leave it out) is recorded
+/// under the model the request asked for, streamed or not: the relay reads the request's body
+/// for it only then.
+#[tokio::test]
+async fn an_answer_without_its_model_is_recorded_under_the_model_asked_for() {
+    let dir = tempfile::tempdir().unwrap();
+    let usage =
+        json!({"prompt_tokens": 3, "completion_tokens": 2, "total_tokens": 5, "cost": 0.00007});
+    let plain = json!({
+        "id": "gen-plain",
+        "choices": [{"index": 0, "finish_reason": "stop",
+                     "message": {"role": "assistant", "content": "Hi."}}],
+        "usage": usage,
+    });
+    let streamed = format!(
+        "data: {}\n\ndata: {}\n\ndata: [DONE]\n\n",
+        json!({"id": "gen-streamed", "choices": [{"index": 0, "delta": {"content": "Hi."}}]}),
+        json!({"id": "gen-streamed", "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}], "usage": usage}),
+    );
+    let mut fixtures = Vec::new();
+    for (model, body) in [("fx/plain", plain.to_string()), ("fx/streamed", streamed)] {
+        let path = dir.path().join(&model[3..]);
+        std::fs::write(&path, body).unwrap();
+        fixtures.push((model.to_string(), path));
+    }
+    let app = crate::helpers::spawn_app_with_mock(
+        mock_openrouter::MockConfig {
+            fixtures,
+            ..mock_openrouter::MockConfig::default()
+        },
+        &[],
+    )
+    .await;
+    for (model, stream) in [("fx/plain", false), ("fx/streamed", true)] {
+        // The model is not the body's first field, as the OpenAI SDKs send it.
+        let res = app
+            .http
+            .post(app.at("/api/openrouter/v1/chat/completions"))
+            .json(&json!({
+                "messages": [{"role": "user", "content": "hi"}],
+                "model": model, "stream": stream,
+            }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 200, "{model}");
+        let text = res.text().await.unwrap();
+        assert!(
+            !text.contains("\"model\""),
+            "the fixture names no model: {text}"
+        );
+    }
+    let rows = ledger_rows(&app, 2).await;
+    let mut models: Vec<Option<&str>> = rows.iter().map(|r| r.2.as_deref()).collect();
+    models.sort();
+    assert_eq!(models, [Some("fx/plain"), Some("fx/streamed")], "{rows:?}");
+    for (_, entry, _, completion_tokens, cost) in &rows {
+        assert_eq!(entry, "proxy", "{rows:?}");
+        assert_eq!(*completion_tokens, Some(2), "{rows:?}");
+        assert_eq!(*cost, Some(0.00007), "{rows:?}");
+    }
+}
