@@ -1,16 +1,22 @@
-//! `--floor`: a byte relay in front of the mock, measured beside the gateways. It parses nothing
-//! and decides nothing: one thread with a single-threaded tokio runtime copies each connection's
-//! bytes to its own connection to the mock and back. Every relay makes at least its hops (wait
-//! for the client, send upstream, wait for the upstream, answer), so what this one adds is the
-//! least a relay adds on the machine of the run; a gateway's figure above it is its own work.
+//! `--floor`: two reference relays in front of the mock, measured beside the gateways, each on one
+//! thread with a single-threaded tokio runtime.
+//! - `floor`, a byte relay. It parses nothing and decides nothing: it copies each connection's
+//!   bytes to its own connection to the mock and back. Every relay makes at least its hops (wait
+//!   for the client, send upstream, wait for the upstream, answer), so what this one adds is the
+//!   least a relay adds on the machine of the run.
+//! - `stack`, the least relay the field's HTTP stack makes, the stack Switchboard stands on: one
+//!   axum route that reads the body and sends it with reqwest, and answers with reqwest's
+//!   response body as it comes. No access check, no metering, no timeouts. What it adds above
+//!   `floor` is the stack's own work; what a gateway on that stack adds above `stack` is its own.
 
+use std::future::Future;
 use std::net::SocketAddr;
 
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::oneshot;
 
-/// The running relay; dropping it stops the relay and waits for its thread.
+/// A running reference relay; dropping it stops the relay and waits for its thread.
 pub struct Floor {
     pub addr: SocketAddr,
     stop: Option<oneshot::Sender<()>>,
@@ -26,8 +32,40 @@ impl Drop for Floor {
     }
 }
 
-/// Starts the relay on a free local port, forwarding to `upstream`.
+/// Starts the byte relay (`floor`) on a free local port, forwarding to `upstream`.
 pub fn start(upstream: SocketAddr) -> std::io::Result<Floor> {
+    on_own_thread("floor-relay", move |listener| {
+        accept_loop(listener, upstream)
+    })
+}
+
+/// Starts the stack's least relay (`stack`) on a free local port, forwarding to `upstream`.
+pub fn start_stack(upstream: SocketAddr) -> std::io::Result<Floor> {
+    // reqwest is built without a TLS provider of its own (as in Switchboard); the calls here are
+    // plain HTTP, but building a client needs one. Another part of the run may have set it.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let client = reqwest::Client::builder()
+        .no_proxy()
+        .tcp_nodelay(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .map_err(std::io::Error::other)?;
+    let base = format!("http://{upstream}");
+    on_own_thread("stack-relay", move |listener| async move {
+        let app = axum::Router::new()
+            .fallback(axum::routing::post(stack_relay))
+            .with_state(StackRelay { client, base });
+        let _ = axum::serve(listener, app).await;
+    })
+}
+
+/// Runs `serve` on a thread of its own with a single-threaded runtime, until the [`Floor`] it
+/// returns is dropped.
+fn on_own_thread<F, Fut>(name: &str, serve: F) -> std::io::Result<Floor>
+where
+    F: FnOnce(TcpListener) -> Fut + Send + 'static,
+    Fut: Future<Output = ()>,
+{
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
@@ -37,7 +75,7 @@ pub fn start(upstream: SocketAddr) -> std::io::Result<Floor> {
     let addr = listener.local_addr()?;
     let (stop, stopped) = oneshot::channel::<()>();
     let thread = std::thread::Builder::new()
-        .name("floor-relay".into())
+        .name(name.into())
         .spawn(move || {
             runtime.block_on(async move {
                 let Ok(listener) = TcpListener::from_std(listener) else {
@@ -45,7 +83,7 @@ pub fn start(upstream: SocketAddr) -> std::io::Result<Floor> {
                 };
                 tokio::select! {
                     _ = stopped => {}
-                    () = accept_loop(listener, upstream) => {}
+                    () = serve(listener) => {}
                 }
             });
         })?;
@@ -54,6 +92,48 @@ pub fn start(upstream: SocketAddr) -> std::io::Result<Floor> {
         stop: Some(stop),
         thread: Some(thread),
     })
+}
+
+#[derive(Clone)]
+struct StackRelay {
+    client: reqwest::Client,
+    /// `http://<mock>`; the request's path is appended as it came.
+    base: String,
+}
+
+/// One call through the stack: what any relay on it does, and nothing else.
+async fn stack_relay(
+    axum::extract::State(relay): axum::extract::State<StackRelay>,
+    req: axum::extract::Request,
+) -> axum::response::Response {
+    use axum::http::{StatusCode, header};
+    use axum::response::IntoResponse;
+
+    let (parts, body) = req.into_parts();
+    let Ok(body) = axum::body::to_bytes(body, 1 << 20).await else {
+        return StatusCode::BAD_REQUEST.into_response();
+    };
+    let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+    let mut call = relay
+        .client
+        .post(format!("{}{path}", relay.base))
+        .body(body);
+    for name in [header::AUTHORIZATION, header::CONTENT_TYPE] {
+        if let Some(v) = parts.headers.get(&name) {
+            call = call.header(name, v);
+        }
+    }
+    let Ok(answer) = call.send().await else {
+        return StatusCode::BAD_GATEWAY.into_response();
+    };
+    let answer = axum::http::Response::<reqwest::Body>::from(answer);
+    let (head, body) = answer.into_parts();
+    let mut res = axum::response::Response::new(axum::body::Body::new(body));
+    *res.status_mut() = head.status;
+    if let Some(v) = head.headers.get(header::CONTENT_TYPE) {
+        res.headers_mut().insert(header::CONTENT_TYPE, v.clone());
+    }
+    res
 }
 
 async fn accept_loop(listener: TcpListener, upstream: SocketAddr) {

@@ -109,8 +109,9 @@ struct Args {
     /// figures stay plain HTTP, so "added" includes the TLS.
     #[arg(long, value_enum, default_value = "http")]
     upstream: tls_front::UpstreamMode,
-    /// Also measure a byte relay in front of the mock (column `floor`): what any relay adds on
-    /// this machine at the least. Latency and throughput only; its CPU is not measured.
+    /// Also measure two reference relays in front of the mock: a byte relay (column `floor`),
+    /// what any relay adds on this machine at the least, and the least relay axum and reqwest
+    /// make (column `stack`). Latency and throughput only; their CPU is not measured.
     #[arg(long)]
     floor: bool,
 }
@@ -139,9 +140,8 @@ fn parse_header(
 
 fn parse_peer(value: &str) -> Result<(String, String), String> {
     match value.split_once('=') {
-        Some((report::FLOOR, _)) => Err(format!(
-            "the name {:?} is the byte relay's (--floor); give the peer another",
-            report::FLOOR
+        Some((name, _)) if report::REFERENCES.contains(&name) => Err(format!(
+            "the name {name:?} is a reference relay's (--floor); give the peer another"
         )),
         Some((name, url)) if !name.is_empty() && url.starts_with("http://") => {
             Ok((name.to_owned(), url.trim_end_matches('/').to_owned()))
@@ -547,20 +547,25 @@ async fn run(args: Args) -> anyhow::Result<()> {
         targets.push(target);
         pids.push(pid);
     }
-    let _floor = if args.floor {
-        let floor = floor::start(direct.addr).context("starting the byte relay (--floor)")?;
-        let base = format!("http://{}", floor.addr);
-        targets.push(Target::new(
-            report::FLOOR,
-            &base,
-            "/api/v1/chat/completions",
-            Some(MOCK_KEY),
-        )?);
-        pids.push(None);
-        Some(floor)
-    } else {
-        None
-    };
+    let mut references = Vec::new();
+    if args.floor {
+        let started = [
+            (report::FLOOR, floor::start(direct.addr)),
+            (report::STACK, floor::start_stack(direct.addr)),
+        ];
+        for (name, relay) in started {
+            let relay = relay.with_context(|| format!("starting the {name} relay (--floor)"))?;
+            let base = format!("http://{}", relay.addr);
+            targets.push(Target::new(
+                name,
+                &base,
+                "/api/v1/chat/completions",
+                Some(MOCK_KEY),
+            )?);
+            pids.push(None);
+            references.push(relay);
+        }
+    }
     // Every target must answer the fast request before anything is timed.
     for target in &targets {
         let mut conn = connect(target.addr).await?;
@@ -609,8 +614,8 @@ async fn run(args: Args) -> anyhow::Result<()> {
         let mut row = Vec::new();
         for (i, (target, pid)) in targets.iter().zip(&pids).enumerate() {
             // Streams go through the proxy route (the NextChat path); the gateway relays the same way.
-            // The floor measures the hops of a relay, not how it holds many streams.
-            if i == 2 || target.name == report::FLOOR {
+            // The reference relays measure the hops of a relay, not how it holds many streams.
+            if i == 2 || report::REFERENCES.contains(&target.name.as_str()) {
                 row.push(None);
                 continue;
             }
@@ -776,12 +781,14 @@ mod tests {
     use super::parse_peer;
 
     #[test]
-    fn a_peer_cannot_take_the_floors_name() {
+    fn a_peer_cannot_take_a_reference_relays_name() {
         assert_eq!(
             parse_peer("crabllm=http://127.0.0.1:5632/"),
             Ok(("crabllm".into(), "http://127.0.0.1:5632".into()))
         );
-        let refused = parse_peer("floor=http://127.0.0.1:5632").unwrap_err();
-        assert!(refused.contains("--floor"), "{refused}");
+        for name in ["floor", "stack"] {
+            let refused = parse_peer(&format!("{name}=http://127.0.0.1:5632")).unwrap_err();
+            assert!(refused.contains("--floor"), "{refused}");
+        }
     }
 }

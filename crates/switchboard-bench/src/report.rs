@@ -16,8 +16,11 @@ const PROXY: usize = 1;
 const GATEWAY: usize = 2;
 /// Peers start at this column.
 const FIRST_PEER: usize = 3;
-/// The name of the byte relay's column (`--floor`), after the peers; not a peer.
+/// The names of the reference relays' columns (`--floor`), after the peers; not peers. `floor`
+/// is the byte relay, `stack` the least relay axum and reqwest make.
 pub const FLOOR: &str = "floor";
+pub const STACK: &str = "stack";
+pub const REFERENCES: [&str; 2] = [FLOOR, STACK];
 
 fn us(nanos: u64) -> f64 {
     round1(nanos as f64 / 1_000.0)
@@ -98,14 +101,17 @@ pub fn json(r: &Results) -> Value {
     let largest_k = r.streams.last().map(|(k, _)| *k);
 
     let mut peers = Map::new();
-    let mut floor = Value::Null;
+    let mut references = Map::new();
     for (i, name) in r.targets.iter().enumerate().skip(FIRST_PEER) {
-        if name == FLOOR {
-            floor = json!({
-                "overhead_p50_us": over(i, |l| l.p50),
-                "overhead_p99_us": over(i, |l| l.p99),
-                "rps_c32": load_of(r, 32, i).map(|l| round1(l.rps)),
-            });
+        if REFERENCES.contains(&name.as_str()) {
+            references.insert(
+                name.clone(),
+                json!({
+                    "overhead_p50_us": over(i, |l| l.p50),
+                    "overhead_p99_us": over(i, |l| l.p99),
+                    "rps_c32": load_of(r, 32, i).map(|l| round1(l.rps)),
+                }),
+            );
             continue;
         }
         peers.insert(
@@ -199,7 +205,8 @@ pub fn json(r: &Results) -> Value {
         "stream_phases": stream_phases,
         "chat": chat,
         "peers": peers,
-        "floor": floor,
+        "floor": references.get(FLOOR).cloned().unwrap_or(Value::Null),
+        "stack": references.get(STACK).cloned().unwrap_or(Value::Null),
         "nofile_limit": r.nofile,
         "machine": r.machine,
         "command": r.command,
@@ -611,26 +618,34 @@ mod tests {
             "only peers are peers"
         );
         assert_eq!(v["floor"], Value::Null, "no --floor, no floor: {v:#}");
+        assert_eq!(v["stack"], Value::Null, "no --floor, no stack: {v:#}");
     }
 
     #[test]
-    fn the_floor_is_its_own_key_not_a_peer() {
+    fn the_reference_relays_are_their_own_keys_not_peers() {
         let mut r = results();
         r.targets.push(FLOOR.into());
         r.latency.push(latency(140, 260, 500));
         r.loads[0].1.push(load(32, 45_000.0, 13.0));
-        r.loads[1].1.push(None);
+        r.targets.push(STACK.into());
+        r.latency.push(latency(190, 330, 700));
+        r.loads[0].1.push(load(32, 30_000.0, 25.0));
+        r.loads[1].1.extend([None, None]);
         for (_, row) in &mut r.streams {
-            row.push(None);
+            row.extend([None, None]);
         }
         let v = json(&r);
         assert_eq!(v["floor"]["overhead_p50_us"], json!(40.0), "{v:#}");
         assert_eq!(v["floor"]["overhead_p99_us"], json!(60.0), "{v:#}");
         assert_eq!(v["floor"]["rps_c32"], json!(45_000.0), "{v:#}");
+        assert_eq!(v["stack"]["overhead_p50_us"], json!(90.0), "{v:#}");
+        assert_eq!(v["stack"]["overhead_p99_us"], json!(130.0), "{v:#}");
+        assert_eq!(v["stack"]["rps_c32"], json!(30_000.0), "{v:#}");
         assert_eq!(v["peers"].as_object().unwrap().len(), 1, "{v:#}");
+        let table = table(&r);
         assert!(
-            table(&r).contains(FLOOR),
-            "the table shows the floor's column"
+            table.contains(FLOOR) && table.contains(STACK),
+            "the table shows both columns: {table}"
         );
     }
 }
