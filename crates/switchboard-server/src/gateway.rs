@@ -24,7 +24,6 @@ use crate::auth::{CredentialStyle, Gate, admit};
 use crate::catalog::ModelCatalog;
 use crate::error::ApiError;
 use crate::extract::read_body;
-use crate::models::RequestedModels;
 use crate::relay::{UpstreamRequest, relay};
 use crate::state::AppState;
 
@@ -44,12 +43,12 @@ async fn chat_completions(
     let principal = admit(state.gate(), &headers, peer.ip(), CredentialStyle::Gateway).await?;
     crate::spend::check_budget(&state, &principal).await?;
     let body = read_body(&headers, body, state.settings().max_body_bytes).await?;
-    let requested = RequestedModels::parse(&body)?;
+    let requested = CompletionRequest::parse(&body)?;
     let raw_model = requested
         .model
         .as_deref()
         .ok_or_else(|| ApiError::bad_request("`model` is required"))?;
-    check_shape(&requested, &body)?;
+    check_shape(&requested)?;
     let model_ref = ModelRef::parse(raw_model).map_err(|e| ApiError::bad_request(e.to_string()))?;
     let table = state.catalog().table();
     let provider = match &model_ref.provider {
@@ -104,15 +103,82 @@ async fn chat_completions(
 /// The longest model id the gateway relays; real ids are well under 100 characters.
 pub const MAX_MODEL_ID_CHARS: usize = 256;
 
-/// Only the message count of a completion request, for [`check_shape`].
+/// What the gateway reads of a completion request, in one pass over the body (a conversation
+/// can be megabytes); the body itself goes up untouched.
 #[derive(serde::Deserialize)]
-struct MessageCount {
-    messages: Option<Vec<serde::de::IgnoredAny>>,
+struct CompletionRequest {
+    model: Option<String>,
+    #[serde(default)]
+    models: Vec<String>,
+    #[serde(default)]
+    messages: Messages,
+}
+
+impl CompletionRequest {
+    fn parse(body: &[u8]) -> Result<CompletionRequest, ApiError> {
+        serde_json::from_slice(body)
+            .map_err(|e| ApiError::bad_request(format!("request body is not valid JSON: {e}")))
+    }
+}
+
+/// What `messages` is, counted without keeping any of it. Any JSON value is accepted here, so a
+/// wrong one is refused by [`check_shape`] with its own message, not as invalid JSON.
+#[derive(Debug, Default, PartialEq)]
+enum Messages {
+    /// Absent or `null`.
+    #[default]
+    Missing,
+    NotAnArray,
+    Count(usize),
+}
+
+impl<'de> serde::Deserialize<'de> for Messages {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Messages, D::Error> {
+        use serde::de::{IgnoredAny, MapAccess, SeqAccess, Visitor};
+
+        struct Shape;
+        impl<'de> Visitor<'de> for Shape {
+            type Value = Messages;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("any JSON value")
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Messages, A::Error> {
+                let mut n = 0;
+                while seq.next_element::<IgnoredAny>()?.is_some() {
+                    n += 1;
+                }
+                Ok(Messages::Count(n))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Messages, A::Error> {
+                while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+                Ok(Messages::NotAnArray)
+            }
+            fn visit_unit<E>(self) -> Result<Messages, E> {
+                Ok(Messages::Missing)
+            }
+            fn visit_bool<E>(self, _: bool) -> Result<Messages, E> {
+                Ok(Messages::NotAnArray)
+            }
+            fn visit_i64<E>(self, _: i64) -> Result<Messages, E> {
+                Ok(Messages::NotAnArray)
+            }
+            fn visit_u64<E>(self, _: u64) -> Result<Messages, E> {
+                Ok(Messages::NotAnArray)
+            }
+            fn visit_f64<E>(self, _: f64) -> Result<Messages, E> {
+                Ok(Messages::NotAnArray)
+            }
+            fn visit_str<E>(self, _: &str) -> Result<Messages, E> {
+                Ok(Messages::NotAnArray)
+            }
+        }
+        d.deserialize_any(Shape)
+    }
 }
 
 /// Refuse what no provider would answer usefully before it costs an upstream call: an oversized
 /// model id (one of 100,000 characters was relayed) or no messages.
-fn check_shape(requested: &RequestedModels, body: &[u8]) -> Result<(), ApiError> {
+fn check_shape(requested: &CompletionRequest) -> Result<(), ApiError> {
     let ids = requested.model.iter().chain(requested.models.iter());
     if let Some(long) = ids
         .into_iter()
@@ -123,10 +189,11 @@ fn check_shape(requested: &RequestedModels, body: &[u8]) -> Result<(), ApiError>
             long.chars().count()
         )));
     }
-    let count: MessageCount = serde_json::from_slice(body)
-        .map_err(|_| ApiError::bad_request("`messages` must be an array of messages"))?;
-    match count.messages {
-        Some(m) if !m.is_empty() => Ok(()),
+    match requested.messages {
+        Messages::Count(n) if n > 0 => Ok(()),
+        Messages::NotAnArray => Err(ApiError::bad_request(
+            "`messages` must be an array of messages",
+        )),
         _ => Err(ApiError::bad_request(
             "`messages` must be a non-empty array of messages",
         )),
@@ -167,4 +234,43 @@ async fn models(
         })
         .collect();
     Ok(Json(json!({"object": "list", "data": data})).into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn shape(body: &str) -> Result<(), String> {
+        CompletionRequest::parse(body.as_bytes())
+            .and_then(|r| check_shape(&r))
+            .map_err(|e| e.message.into_owned())
+    }
+
+    #[test]
+    fn messages_are_checked_in_the_same_pass_as_the_model() {
+        let parsed = CompletionRequest::parse(
+            br#"{"messages": [{"role": "user", "content": "hi"}, {"x": [1, {"y": null}]}], "model": "a/b", "models": ["c/d"]}"#,
+        )
+        .unwrap();
+        assert_eq!(parsed.messages, Messages::Count(2));
+        assert_eq!(parsed.model.as_deref(), Some("a/b"));
+        assert_eq!(parsed.models, ["c/d"]);
+        assert_eq!(shape(r#"{"model": "a/b", "messages": [{}]}"#), Ok(()));
+        for (body, refusal) in [
+            (r#"{"model": "a/b"}"#, "non-empty array"),
+            (r#"{"model": "a/b", "messages": null}"#, "non-empty array"),
+            (r#"{"model": "a/b", "messages": []}"#, "non-empty array"),
+            (r#"{"model": "a/b", "messages": "hi"}"#, "must be an array"),
+            (
+                r#"{"model": "a/b", "messages": {"role": "user"}}"#,
+                "must be an array",
+            ),
+            (r#"{"model": "a/b", "messages": 3}"#, "must be an array"),
+            (r#"{"model": "a/b", "messages": [}"#, "not valid JSON"),
+            (r#"{"model": 7, "messages": [{}]}"#, "not valid JSON"),
+        ] {
+            let got = shape(body).unwrap_err();
+            assert!(got.contains(refusal), "{body}: {got}");
+        }
+    }
 }

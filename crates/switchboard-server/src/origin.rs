@@ -14,7 +14,7 @@
 
 use std::net::{IpAddr, SocketAddr};
 
-use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
+use axum::http::{HeaderMap, HeaderName, Method, StatusCode, Uri, header};
 use switchboard_core::settings::{AllowedHosts, CorsOrigins, Settings};
 
 use crate::error::ApiError;
@@ -91,7 +91,11 @@ struct Forwarded {
 
 impl Forwarded {
     fn parse(headers: &HeaderMap) -> Forwarded {
-        let last = |name: &str| {
+        // Names as constants: a `&str` name is parsed again on every lookup.
+        const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+        const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+        const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+        let last = |name: HeaderName| {
             headers
                 .get_all(name)
                 .iter()
@@ -101,7 +105,7 @@ impl Forwarded {
                 .rfind(|v| !v.is_empty())
                 .map(str::to_string)
         };
-        if let Some(element) = last("forwarded") {
+        if let Some(element) = last(header::FORWARDED) {
             let mut f = Forwarded::default();
             for pair in element.split(';') {
                 let Some((k, v)) = pair.trim().split_once('=') else {
@@ -118,9 +122,9 @@ impl Forwarded {
             return f;
         }
         Forwarded {
-            host: last("x-forwarded-host"),
-            proto: last("x-forwarded-proto"),
-            client: last("x-forwarded-for").as_deref().and_then(parse_node),
+            host: last(X_FORWARDED_HOST),
+            proto: last(X_FORWARDED_PROTO),
+            client: last(X_FORWARDED_FOR).as_deref().and_then(parse_node),
         }
     }
 }
