@@ -50,11 +50,13 @@ pub fn start_stack(upstream: SocketAddr) -> std::io::Result<Floor> {
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .map_err(std::io::Error::other)?;
-    let base = format!("http://{upstream}");
+    let url = format!("http://{upstream}{MOCK_CHAT_PATH}")
+        .parse()
+        .map_err(std::io::Error::other)?;
     on_own_thread("stack-relay", move |listener| async move {
         let app = axum::Router::new()
-            .fallback(axum::routing::post(stack_relay))
-            .with_state(StackRelay { client, base });
+            .route(MOCK_CHAT_PATH, axum::routing::post(stack_relay))
+            .with_state(StackRelay { client, url });
         let _ = axum::serve(listener, app).await;
     })
 }
@@ -94,11 +96,14 @@ where
     })
 }
 
+/// The one route the harness sends to a reference relay: the mock's chat completions.
+pub const MOCK_CHAT_PATH: &str = "/api/v1/chat/completions";
+
 #[derive(Clone)]
 struct StackRelay {
     client: reqwest::Client,
-    /// `http://<mock>`; the request's path is appended as it came.
-    base: String,
+    /// The mock's chat completions, parsed once (as a relay that knows its upstream does).
+    url: reqwest::Url,
 }
 
 /// One call through the stack: what any relay on it does, and nothing else.
@@ -113,11 +118,7 @@ async fn stack_relay(
     let Ok(body) = axum::body::to_bytes(body, 1 << 20).await else {
         return StatusCode::BAD_REQUEST.into_response();
     };
-    let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
-    let mut call = relay
-        .client
-        .post(format!("{}{path}", relay.base))
-        .body(body);
+    let mut call = relay.client.post(relay.url.clone()).body(body);
     for name in [header::AUTHORIZATION, header::CONTENT_TYPE] {
         if let Some(v) = parts.headers.get(&name) {
             call = call.header(name, v);

@@ -559,7 +559,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
             targets.push(Target::new(
                 name,
                 &base,
-                "/api/v1/chat/completions",
+                floor::MOCK_CHAT_PATH,
                 Some(MOCK_KEY),
             )?);
             pids.push(None);
