@@ -17,13 +17,13 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::oneshot;
 
 /// A running reference relay; dropping it stops the relay and waits for its thread.
-pub struct Floor {
+pub struct ReferenceRelay {
     pub addr: SocketAddr,
     stop: Option<oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
-impl Drop for Floor {
+impl Drop for ReferenceRelay {
     fn drop(&mut self) {
         drop(self.stop.take());
         if let Some(thread) = self.thread.take() {
@@ -33,14 +33,14 @@ impl Drop for Floor {
 }
 
 /// Starts the byte relay (`floor`) on a free local port, forwarding to `upstream`.
-pub fn start(upstream: SocketAddr) -> std::io::Result<Floor> {
+pub fn start(upstream: SocketAddr) -> std::io::Result<ReferenceRelay> {
     on_own_thread("floor-relay", move |listener| {
         accept_loop(listener, upstream)
     })
 }
 
 /// Starts the stack's least relay (`stack`) on a free local port, forwarding to `upstream`.
-pub fn start_stack(upstream: SocketAddr) -> std::io::Result<Floor> {
+pub fn start_stack(upstream: SocketAddr) -> std::io::Result<ReferenceRelay> {
     // reqwest is built without a TLS provider of its own (as in Switchboard); the calls here are
     // plain HTTP, but building a client needs one. Another part of the run may have set it.
     let _ = rustls::crypto::ring::default_provider().install_default();
@@ -61,9 +61,9 @@ pub fn start_stack(upstream: SocketAddr) -> std::io::Result<Floor> {
     })
 }
 
-/// Runs `serve` on a thread of its own with a single-threaded runtime, until the [`Floor`] it
+/// Runs `serve` on a thread of its own with a single-threaded runtime, until the [`ReferenceRelay`] it
 /// returns is dropped.
-fn on_own_thread<F, Fut>(name: &str, serve: F) -> std::io::Result<Floor>
+fn on_own_thread<F, Fut>(name: &str, serve: F) -> std::io::Result<ReferenceRelay>
 where
     F: FnOnce(TcpListener) -> Fut + Send + 'static,
     Fut: Future<Output = ()>,
@@ -89,7 +89,7 @@ where
                 }
             });
         })?;
-    Ok(Floor {
+    Ok(ReferenceRelay {
         addr,
         stop: Some(stop),
         thread: Some(thread),

@@ -45,8 +45,8 @@ pub struct UpstreamRequest {
     pub body: Bytes,
 }
 
-/// `{base}/{path}[?{query}]` from the provider's base URL, parsed once at start: a request pays
-/// only for parsing its path and query, not the host again.
+/// `{base}/{path}[?{query}]` from the provider's parsed base URL. Called at start for each allowed
+/// path (see `Upstream::url_of`), so a request parses nothing of its upstream URL but its query.
 pub fn upstream_url(base: &reqwest::Url, path: &str, query: Option<&str>) -> reqwest::Url {
     let mut url = base.clone();
     let base_path = base.path().trim_end_matches('/');
