@@ -61,8 +61,8 @@ pub fn start_stack(upstream: SocketAddr) -> std::io::Result<ReferenceRelay> {
     })
 }
 
-/// Runs `serve` on a thread of its own with a single-threaded runtime, until the [`ReferenceRelay`] it
-/// returns is dropped.
+/// Runs `serve` on a thread of its own with a single-threaded runtime, until the
+/// [`ReferenceRelay`] it returns is dropped.
 fn on_own_thread<F, Fut>(name: &str, serve: F) -> std::io::Result<ReferenceRelay>
 where
     F: FnOnce(TcpListener) -> Fut + Send + 'static,
