@@ -116,14 +116,15 @@ impl RequestedModels {
 }
 
 /// Refuse a completion request whose `model` or any `models[]` entry is not available on
-/// `provider` (403), when `CUSTOM_MODELS` restricts the list.
+/// `provider` (403), when `CUSTOM_MODELS` restricts the list. The models read, when the body had
+/// to be read for them (`None` without a restriction: the body was not parsed).
 pub fn check_request_models(
     state: &AppState,
     provider: &ProviderId,
     body: &[u8],
-) -> Result<(), ApiError> {
+) -> Result<Option<RequestedModels>, ApiError> {
     if state.settings().custom_model_rules.is_empty() {
-        return Ok(());
+        return Ok(None);
     }
     let req = RequestedModels::parse(body)?;
     for m in req.model.iter().chain(req.models.iter()) {
@@ -131,7 +132,7 @@ pub fn check_request_models(
             return Err(ApiError::model_not_available(m));
         }
     }
-    Ok(())
+    Ok(Some(req))
 }
 
 #[derive(Deserialize, Default)]

@@ -115,9 +115,13 @@ async fn proxy(state: &AppState, call: ProxyCall, body: Body) -> Result<Response
     } else {
         bytes::Bytes::new()
     };
-    if call.method == Method::POST && (path.ends_with("completions") || path == "v1/responses") {
-        crate::models::check_request_models(state, &call.provider, &body)?;
-    }
+    let checked = if call.method == Method::POST
+        && (path.ends_with("completions") || path == "v1/responses")
+    {
+        crate::models::check_request_models(state, &call.provider, &body)?
+    } else {
+        None
+    };
     if call.method == Method::GET
         && path == "v1/models"
         && !state.settings().custom_model_rules.is_empty()
@@ -131,7 +135,13 @@ async fn proxy(state: &AppState, call: ProxyCall, body: Body) -> Result<Response
             ledger: state.chats().ledger().clone(),
             workspace: principal.workspace(),
             entry: "proxy",
-            asked: crate::relay::AskedModel::InRequest(body.clone()),
+            // Already read when `CUSTOM_MODELS` had it checked; else read only if need be.
+            asked: match checked {
+                Some(models) => models.model.map_or(crate::relay::AskedModel::Unknown, |m| {
+                    crate::relay::AskedModel::Named(m)
+                }),
+                None => crate::relay::AskedModel::InRequest(body.clone()),
+            },
             lookup: upstream.generation_lookup(state.http(), &authorization),
         }
     });

@@ -547,14 +547,25 @@ async fn an_answer_without_its_model_is_recorded_under_the_model_asked_for() {
         std::fs::write(&path, body).unwrap();
         fixtures.push((model.to_string(), path));
     }
-    let app = crate::helpers::spawn_app_with_mock(
-        mock_openrouter::MockConfig {
-            fixtures,
-            ..mock_openrouter::MockConfig::default()
-        },
-        &[],
-    )
-    .await;
+    // Without a model restriction the body is read for the model only at the end; with one
+    // (`CUSTOM_MODELS`) it was read before sending, and that reading is kept.
+    for env in [
+        &[][..],
+        &[("CUSTOM_MODELS", "-all,+fx/plain,+fx/streamed")][..],
+    ] {
+        let app = crate::helpers::spawn_app_with_mock(
+            mock_openrouter::MockConfig {
+                fixtures: fixtures.clone(),
+                ..mock_openrouter::MockConfig::default()
+            },
+            env,
+        )
+        .await;
+        answer_twice_without_a_model(&app).await;
+    }
+}
+
+async fn answer_twice_without_a_model(app: &crate::helpers::TestApp) {
     for (model, stream) in [("fx/plain", false), ("fx/streamed", true)] {
         // The model is not the body's first field, as the OpenAI SDKs send it.
         let res = app
@@ -574,7 +585,7 @@ async fn an_answer_without_its_model_is_recorded_under_the_model_asked_for() {
             "the fixture names no model: {text}"
         );
     }
-    let rows = ledger_rows(&app, 2).await;
+    let rows = ledger_rows(app, 2).await;
     let mut models: Vec<Option<&str>> = rows.iter().map(|r| r.2.as_deref()).collect();
     models.sort();
     assert_eq!(models, [Some("fx/plain"), Some("fx/streamed")], "{rows:?}");
