@@ -32,16 +32,16 @@ fn code_workspace(code_hash: &[u8; 32]) -> String {
     hash_name("code-", code_hash)
 }
 
-/// `prefix` and the hex of the hash's first half. Written out by hand: every metered request
-/// names its workspace, and `format!` with `hex::encode` cost ten times as many instructions.
+/// `prefix` and the hex of the hash's first half. Encoded into a buffer rather than with
+/// `format!` and `hex::encode`: every metered request names its workspace, and those cost ten
+/// times as many instructions.
 fn hash_name(prefix: &str, hash: &[u8; 32]) -> String {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    let mut name = String::with_capacity(prefix.len() + 32);
+    let mut hex = [0u8; 32];
+    // 16 bytes always fit 32 hex digits, which are ASCII.
+    let _ = hex::encode_to_slice(&hash[..16], &mut hex);
+    let mut name = String::with_capacity(prefix.len() + hex.len());
     name.push_str(prefix);
-    for &b in &hash[..16] {
-        name.push(char::from(HEX[usize::from(b >> 4)]));
-        name.push(char::from(HEX[usize::from(b & 0xf)]));
-    }
+    name.push_str(std::str::from_utf8(&hex).unwrap_or_default());
     name
 }
 

@@ -104,7 +104,8 @@ async fn chat_completions(
 pub const MAX_MODEL_ID_CHARS: usize = 256;
 
 /// What the gateway reads of a completion request, in one pass over the body (a conversation
-/// can be megabytes); the body itself goes up untouched.
+/// can be megabytes): [`crate::models::RequestedModels`]'s fields and the shape of `messages`.
+/// The body itself goes up untouched.
 #[derive(serde::Deserialize)]
 struct CompletionRequest {
     model: Option<String>,
@@ -116,8 +117,7 @@ struct CompletionRequest {
 
 impl CompletionRequest {
     fn parse(body: &[u8]) -> Result<CompletionRequest, ApiError> {
-        serde_json::from_slice(body)
-            .map_err(|e| ApiError::bad_request(format!("request body is not valid JSON: {e}")))
+        crate::models::parse_request(body)
     }
 }
 

@@ -110,9 +110,15 @@ pub struct RequestedModels {
 
 impl RequestedModels {
     pub fn parse(body: &[u8]) -> Result<RequestedModels, ApiError> {
-        serde_json::from_slice(body)
-            .map_err(|e| ApiError::bad_request(format!("request body is not valid JSON: {e}")))
+        parse_request(body)
     }
+}
+
+/// A JSON request body read into `T` (the fields an entry point looks at); 400 naming the JSON
+/// error otherwise.
+pub fn parse_request<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    serde_json::from_slice(body)
+        .map_err(|e| ApiError::bad_request(format!("request body is not valid JSON: {e}")))
 }
 
 /// Refuse a completion request whose `model` or any `models[]` entry is not available on

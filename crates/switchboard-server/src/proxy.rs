@@ -137,9 +137,10 @@ async fn proxy(state: &AppState, call: ProxyCall, body: Body) -> Result<Response
             entry: "proxy",
             // Already read when `CUSTOM_MODELS` had it checked; else read only if need be.
             asked: match checked {
-                Some(models) => models.model.map_or(crate::relay::AskedModel::Unknown, |m| {
-                    crate::relay::AskedModel::Named(m)
-                }),
+                Some(models) => models.model.map_or(
+                    crate::relay::AskedModel::Unknown,
+                    crate::relay::AskedModel::Named,
+                ),
                 None => crate::relay::AskedModel::InRequest(body.clone()),
             },
             lookup: upstream.generation_lookup(state.http(), &authorization),
