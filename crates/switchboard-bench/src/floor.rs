@@ -1,5 +1,6 @@
-//! `--floor`: two reference relays in front of the mock, measured beside the gateways, each on one
-//! thread with a single-threaded tokio runtime.
+//! `--floor`: two reference relays in front of the mock, measured beside the gateways, each a
+//! process of its own (this binary with `--reference-relay`) on one thread with a
+//! single-threaded tokio runtime.
 //! - `floor`, a byte relay. It parses nothing and decides nothing: it copies each connection's
 //!   bytes to its own connection to the mock and back. Every relay makes at least its hops (wait
 //!   for the client, send upstream, wait for the upstream, answer), so what this one adds is the
@@ -9,40 +10,56 @@
 //!   response body as it comes. No access check, no metering, no timeouts. What it adds above
 //!   `floor` is the stack's own work; what a gateway on that stack adds above `stack` is its own.
 
-use std::future::Future;
+use std::io::Write;
 use std::net::SocketAddr;
 
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::oneshot;
 
-/// A running reference relay; dropping it stops the relay and waits for its thread.
-pub struct ReferenceRelay {
-    pub addr: SocketAddr,
-    stop: Option<oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
+/// Which reference relay a process serves (`switchboard-bench --reference-relay`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Reference {
+    Floor,
+    Stack,
 }
 
-impl Drop for ReferenceRelay {
-    fn drop(&mut self) {
-        drop(self.stop.take());
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
+impl Reference {
+    /// Its column in the table and key in `--json`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Reference::Floor => crate::report::FLOOR,
+            Reference::Stack => crate::report::STACK,
         }
     }
 }
 
-/// Starts the byte relay (`floor`) on a free local port, forwarding to `upstream`.
-pub fn start(upstream: SocketAddr) -> std::io::Result<ReferenceRelay> {
-    on_own_thread("floor-relay", move |listener| {
-        accept_loop(listener, upstream)
+/// Serves `reference` on a free local port until the process is killed, forwarding to
+/// `upstream`, after printing `listening on <url>` as Switchboard does.
+///
+/// A process of its own, as every gateway it is compared with runs in one: a thread of the
+/// harness's own process would switch to and from the harness's client threads without
+/// changing address spaces, which the gateways cannot.
+pub fn serve(reference: Reference, upstream: SocketAddr) -> std::io::Result<()> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async move {
+        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        let mut out = std::io::stdout();
+        writeln!(out, "listening on http://{}", listener.local_addr()?)?;
+        out.flush()?;
+        match reference {
+            Reference::Floor => accept_loop(listener, upstream).await,
+            Reference::Stack => stack(listener, upstream).await?,
+        }
+        Ok(())
     })
 }
 
-/// Starts the stack's least relay (`stack`) on a free local port, forwarding to `upstream`.
-pub fn start_stack(upstream: SocketAddr) -> std::io::Result<ReferenceRelay> {
+/// The stack's least relay: one axum route, one reqwest client.
+async fn stack(listener: TcpListener, upstream: SocketAddr) -> std::io::Result<()> {
     // reqwest is built without a TLS provider of its own (as in Switchboard); the calls here are
-    // plain HTTP, but building a client needs one. Another part of the run may have set it.
+    // plain HTTP, but building a client needs one.
     let _ = rustls::crypto::ring::default_provider().install_default();
     let client = reqwest::Client::builder()
         .no_proxy()
@@ -53,47 +70,10 @@ pub fn start_stack(upstream: SocketAddr) -> std::io::Result<ReferenceRelay> {
     let url = format!("http://{upstream}{MOCK_CHAT_PATH}")
         .parse()
         .map_err(std::io::Error::other)?;
-    on_own_thread("stack-relay", move |listener| async move {
-        let app = axum::Router::new()
-            .route(MOCK_CHAT_PATH, axum::routing::post(stack_relay))
-            .with_state(StackRelay { client, url });
-        let _ = axum::serve(listener, app).await;
-    })
-}
-
-/// Runs `serve` on a thread of its own with a single-threaded runtime, until the
-/// [`ReferenceRelay`] it returns is dropped.
-fn on_own_thread<F, Fut>(name: &str, serve: F) -> std::io::Result<ReferenceRelay>
-where
-    F: FnOnce(TcpListener) -> Fut + Send + 'static,
-    Fut: Future<Output = ()>,
-{
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
-    // Bound here, so the caller knows the port; registered with the relay's own runtime there.
-    let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
-    listener.set_nonblocking(true)?;
-    let addr = listener.local_addr()?;
-    let (stop, stopped) = oneshot::channel::<()>();
-    let thread = std::thread::Builder::new()
-        .name(name.into())
-        .spawn(move || {
-            runtime.block_on(async move {
-                let Ok(listener) = TcpListener::from_std(listener) else {
-                    return;
-                };
-                tokio::select! {
-                    _ = stopped => {}
-                    () = serve(listener) => {}
-                }
-            });
-        })?;
-    Ok(ReferenceRelay {
-        addr,
-        stop: Some(stop),
-        thread: Some(thread),
-    })
+    let app = axum::Router::new()
+        .route(MOCK_CHAT_PATH, axum::routing::post(stack_relay))
+        .with_state(StackRelay { client, url });
+    axum::serve(listener, app).await
 }
 
 /// The one route the harness sends to a reference relay: the mock's chat completions.

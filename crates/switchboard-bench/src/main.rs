@@ -111,9 +111,17 @@ struct Args {
     upstream: tls_front::UpstreamMode,
     /// Also measure two reference relays in front of the mock: a byte relay (column `floor`),
     /// what any relay adds on this machine at the least, and the least relay axum and reqwest
-    /// make (column `stack`). Latency and throughput only; their CPU is not measured.
+    /// make (column `stack`), each in a process of its own. Latency, throughput and CPU per
+    /// request; not streams.
     #[arg(long)]
     floor: bool,
+    /// Serve one reference relay and nothing else (how `--floor` starts each in a process of
+    /// its own).
+    #[arg(long, value_enum, hide = true, requires = "reference_upstream")]
+    reference_relay: Option<floor::Reference>,
+    /// The mock's address for `--reference-relay`.
+    #[arg(long, hide = true)]
+    reference_upstream: Option<std::net::SocketAddr>,
 }
 
 /// Where Switchboard sends upstream calls, and the CA it must trust there.
@@ -224,6 +232,10 @@ pub struct Results {
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    if let (Some(reference), Some(upstream)) = (args.reference_relay, args.reference_upstream) {
+        return floor::serve(reference, upstream)
+            .with_context(|| format!("serving the {} relay", reference.name()));
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -549,20 +561,25 @@ async fn run(args: Args) -> anyhow::Result<()> {
     }
     let mut references = Vec::new();
     if args.floor {
-        let started = [
-            (report::FLOOR, floor::start(direct.addr)),
-            (report::STACK, floor::start_stack(direct.addr)),
-        ];
-        for (name, relay) in started {
-            let relay = relay.with_context(|| format!("starting the {name} relay (--floor)"))?;
-            let base = format!("http://{}", relay.addr);
+        let harness = std::env::current_exe().context("locating this binary")?;
+        for reference in [floor::Reference::Floor, floor::Reference::Stack] {
+            let name = reference.name();
+            let mut command = Command::new(&harness);
+            command
+                .arg("--reference-relay")
+                .arg(name)
+                .arg("--reference-upstream")
+                .arg(direct.addr.to_string());
+            let relay = procs::start(command, &tmp.path().join(format!("{name}.log")))
+                .await
+                .with_context(|| format!("starting the {name} relay (--floor)"))?;
             targets.push(Target::new(
                 name,
-                &base,
+                &relay.url,
                 floor::MOCK_CHAT_PATH,
                 Some(MOCK_KEY),
             )?);
-            pids.push(None);
+            pids.push(Some(relay.pid));
             references.push(relay);
         }
     }

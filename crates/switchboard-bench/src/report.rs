@@ -110,6 +110,7 @@ pub fn json(r: &Results) -> Value {
                     "overhead_p50_us": over(i, |l| l.p50),
                     "overhead_p99_us": over(i, |l| l.p99),
                     "rps_c32": load_of(r, 32, i).map(|l| round1(l.rps)),
+                    "cpu_us_per_req": load_of(r, 32, i).and_then(|l| l.cpu_us_per_req).map(round1),
                 }),
             );
             continue;
