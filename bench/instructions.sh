@@ -4,12 +4,15 @@
 # builds can be compared without sharing a run (docs/benchmarks.md, "the stack's own floor").
 #
 #   bench/instructions.sh [SWITCHBOARD_BIN [REQUESTS]]
+#   bench/instructions.sh stack [REQUESTS]
 #
 # Starts mock-openrouter (from target/release) with the harness's fixture, then Switchboard under
 # callgrind, warms it up, and counts REQUESTS (default 500) non-streamed proxy calls sent one after
 # another over one keep-alive connection (curl). Switchboard is set up as the harness sets it up (no
 # access code); with CODE=<code> in the environment it requires that code and the calls send it.
-# Needs valgrind and curl. Under valgrind, sha2 uses its portable SHA-256 (~3.5k instructions per
+# With `stack` instead of a binary it counts the harness's `stack` reference relay (the least relay
+# axum and reqwest make; `switchboard-bench --reference-relay stack`) the same way, for the count
+# Switchboard's is compared with. Needs valgrind and curl. Under valgrind, sha2 uses its portable SHA-256 (~3.5k instructions per
 # hash) where the machine may have SHA-NI.
 set -euo pipefail
 
@@ -33,25 +36,43 @@ trap cleanup EXIT
 pids+=($!)
 code=${CODE:-}
 auth=()
-[ -n "$code" ] && auth=(-H "Authorization: Bearer nk-$code")
-CODE=$code SWITCHBOARD_ADDR=127.0.0.1:$sb_port \
-    OPENROUTER_URL=http://127.0.0.1:$mock_port/api OPENROUTER_API_KEY=sk-or-bench \
-    DATABASE_URL=sqlite://$work/bench.db \
+path=/api/openrouter/v1/chat/completions
+if [ "$sb" = stack ]; then
+    # The relay passes the caller's key on, as it is: the mock's.
+    auth=(-H "Authorization: Bearer sk-or-bench")
+    path=/api/v1/chat/completions
     valgrind --tool=callgrind --instr-atstart=no --separate-threads=yes \
-    --callgrind-out-file="$work/cg.out" "$sb" >"$work/valgrind.log" 2>&1 &
-vg=$!
-pids+=($vg)
-
-# Up when /healthz answers (valgrind starts a binary slowly).
-for _ in $(seq 120); do
-    curl -sf -o /dev/null "http://127.0.0.1:$sb_port/healthz" && break
-    sleep 0.5
-done
+        --callgrind-out-file="$work/cg.out" "$root/target/release/switchboard-bench" \
+        --reference-relay stack --reference-upstream "127.0.0.1:$mock_port" \
+        >"$work/relay.out" 2>"$work/valgrind.log" &
+    vg=$!
+    pids+=($vg)
+    for _ in $(seq 120); do
+        grep -q '^listening on ' "$work/relay.out" 2>/dev/null && break
+        sleep 0.5
+    done
+    base=$(sed -n 's/^listening on //p' "$work/relay.out")
+else
+    [ -n "$code" ] && auth=(-H "Authorization: Bearer nk-$code")
+    CODE=$code SWITCHBOARD_ADDR=127.0.0.1:$sb_port \
+        OPENROUTER_URL=http://127.0.0.1:$mock_port/api OPENROUTER_API_KEY=sk-or-bench \
+        DATABASE_URL=sqlite://$work/bench.db \
+        valgrind --tool=callgrind --instr-atstart=no --separate-threads=yes \
+        --callgrind-out-file="$work/cg.out" "$sb" >"$work/valgrind.log" 2>&1 &
+    vg=$!
+    pids+=($vg)
+    base=http://127.0.0.1:$sb_port
+    # Up when /healthz answers (valgrind starts a binary slowly).
+    for _ in $(seq 120); do
+        curl -sf -o /dev/null "$base/healthz" && break
+        sleep 0.5
+    done
+fi
 
 body='{"model":"bench/fast","messages":[{"role":"user","content":"Say hello in five words."}]}'
 calls() {
     for _ in $(seq "$1"); do
-        echo "url = \"http://127.0.0.1:$sb_port/api/openrouter/v1/chat/completions\""
+        echo "url = \"$base$path\""
         echo 'output = "/dev/null"'
     done >"$work/urls"
     curl -s -K "$work/urls" "${auth[@]}" \
