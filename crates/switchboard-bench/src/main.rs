@@ -808,4 +808,19 @@ mod tests {
             assert!(refused.contains("--floor"), "{refused}");
         }
     }
+
+    #[test]
+    fn each_reference_relay_is_started_under_its_column_name() {
+        use super::{floor::Reference, report::REFERENCES};
+        use clap::ValueEnum;
+        let names: Vec<&str> = Reference::value_variants()
+            .iter()
+            .map(|r| r.name())
+            .collect();
+        assert_eq!(names, REFERENCES);
+        // `--floor` passes the column's name to `--reference-relay`.
+        for reference in Reference::value_variants() {
+            assert_eq!(Reference::from_str(reference.name(), false), Ok(*reference));
+        }
+    }
 }
