@@ -46,6 +46,9 @@ pub struct Upstream {
     generation_url: Option<String>,
 }
 
+/// Where OpenRouter keeps what a generation cost, below its API's base URL.
+const GENERATION_PATH: &str = "v1/generation";
+
 impl Upstream {
     fn new(config: ProviderConfig) -> anyhow::Result<Upstream> {
         let server_auth = config
@@ -59,13 +62,16 @@ impl Upstream {
                 config.base_url
             )
         })?;
-        let urls = config
+        let urls: Vec<(&'static str, reqwest::Url)> = config
             .allowed_paths()
             .iter()
             .map(|&path| (path, crate::relay::upstream_url(&base, path, None)))
             .collect();
-        let generation_url = (config.id == switchboard_core::provider::ProviderId::OpenRouter)
-            .then(|| format!("{}/v1/generation", config.base_url));
+        // Only OpenRouter has generation records, and so the path among its allowed ones.
+        let generation_url = urls
+            .iter()
+            .find(|(path, _)| *path == GENERATION_PATH)
+            .map(|(_, url)| url.to_string());
         Ok(Upstream {
             config,
             rotation: KeyRotation::default(),
