@@ -12,8 +12,8 @@
 # access code); with CODE=<code> in the environment it requires that code and the calls send it.
 # With `stack` instead of a binary it counts the harness's `stack` reference relay (the least relay
 # axum and reqwest make; `switchboard-bench --reference-relay stack`) the same way, for the count
-# Switchboard's is compared with. Needs valgrind and curl. Under valgrind, sha2 uses its portable SHA-256 (~3.5k instructions per
-# hash) where the machine may have SHA-NI.
+# Switchboard's is compared with. Needs valgrind and curl. Under valgrind, sha2 uses its portable
+# SHA-256 (~3.5k instructions per hash) where the machine may have SHA-NI.
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -34,6 +34,9 @@ trap cleanup EXIT
 "$mock" --port "$mock_port" --delta-ms 20 \
     --fixture "bench/fast=$root/crates/switchboard-bench/fixtures/fast.json" >/dev/null 2>&1 &
 pids+=($!)
+# Counting starts only when the calls are sent (callgrind_control below), one file per thread.
+callgrind=(valgrind --tool=callgrind --instr-atstart=no --separate-threads=yes
+    --callgrind-out-file="$work/cg.out")
 code=${CODE:-}
 auth=()
 path=/api/openrouter/v1/chat/completions
@@ -41,8 +44,7 @@ if [ "$sb" = stack ]; then
     # The relay passes the caller's key on, as it is: the mock's.
     auth=(-H "Authorization: Bearer sk-or-bench")
     path=/api/v1/chat/completions
-    valgrind --tool=callgrind --instr-atstart=no --separate-threads=yes \
-        --callgrind-out-file="$work/cg.out" "$root/target/release/switchboard-bench" \
+    "${callgrind[@]}" "$root/target/release/switchboard-bench" \
         --reference-relay stack --reference-upstream "127.0.0.1:$mock_port" \
         >"$work/relay.out" 2>"$work/valgrind.log" &
     vg=$!
@@ -52,13 +54,17 @@ if [ "$sb" = stack ]; then
         sleep 0.5
     done
     base=$(sed -n 's/^listening on //p' "$work/relay.out")
+    if [ -z "$base" ]; then
+        echo "the stack relay did not start:" >&2
+        tail -5 "$work/valgrind.log" >&2
+        exit 1
+    fi
 else
     [ -n "$code" ] && auth=(-H "Authorization: Bearer nk-$code")
     CODE=$code SWITCHBOARD_ADDR=127.0.0.1:$sb_port \
         OPENROUTER_URL=http://127.0.0.1:$mock_port/api OPENROUTER_API_KEY=sk-or-bench \
         DATABASE_URL=sqlite://$work/bench.db \
-        valgrind --tool=callgrind --instr-atstart=no --separate-threads=yes \
-        --callgrind-out-file="$work/cg.out" "$sb" >"$work/valgrind.log" 2>&1 &
+        "${callgrind[@]}" "$sb" >"$work/valgrind.log" 2>&1 &
     vg=$!
     pids+=($vg)
     base=http://127.0.0.1:$sb_port

@@ -562,7 +562,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let mut references = Vec::new();
     if args.floor {
         let harness = std::env::current_exe().context("locating this binary")?;
-        for reference in [floor::Reference::Floor, floor::Reference::Stack] {
+        for &reference in <floor::Reference as clap::ValueEnum>::value_variants() {
             let name = reference.name();
             let mut command = Command::new(&harness);
             command

@@ -642,6 +642,8 @@ mod tests {
         assert_eq!(v["stack"]["overhead_p50_us"], json!(90.0), "{v:#}");
         assert_eq!(v["stack"]["overhead_p99_us"], json!(130.0), "{v:#}");
         assert_eq!(v["stack"]["rps_c32"], json!(30_000.0), "{v:#}");
+        assert_eq!(v["floor"]["cpu_us_per_req"], json!(13.0), "{v:#}");
+        assert_eq!(v["stack"]["cpu_us_per_req"], json!(25.0), "{v:#}");
         assert_eq!(v["peers"].as_object().unwrap().len(), 1, "{v:#}");
         let table = table(&r);
         assert!(
