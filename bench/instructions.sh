@@ -37,6 +37,12 @@ pids+=($!)
 # Counting starts only when the calls are sent (callgrind_control below), one file per thread.
 callgrind=(valgrind --tool=callgrind --instr-atstart=no --separate-threads=yes
     --callgrind-out-file="$work/cg.out")
+# A relay that is not up would be counted doing nothing: stop, with valgrind's last lines.
+not_started() {
+    echo "$1 did not start:" >&2
+    tail -5 "$work/valgrind.log" >&2
+    exit 1
+}
 code=${CODE:-}
 auth=()
 path=/api/openrouter/v1/chat/completions
@@ -54,11 +60,7 @@ if [ "$sb" = stack ]; then
         sleep 0.5
     done
     base=$(sed -n 's/^listening on //p' "$work/relay.out")
-    if [ -z "$base" ]; then
-        echo "the stack relay did not start:" >&2
-        tail -5 "$work/valgrind.log" >&2
-        exit 1
-    fi
+    [ -n "$base" ] || not_started "the stack relay"
 else
     [ -n "$code" ] && auth=(-H "Authorization: Bearer nk-$code")
     CODE=$code SWITCHBOARD_ADDR=127.0.0.1:$sb_port \
@@ -73,6 +75,7 @@ else
         curl -sf -o /dev/null "$base/healthz" && break
         sleep 0.5
     done
+    curl -sf -o /dev/null "$base/healthz" || not_started "$sb"
 fi
 
 body='{"model":"bench/fast","messages":[{"role":"user","content":"Say hello in five words."}]}'
